@@ -1,0 +1,56 @@
+"""The command line: build + info on built-in data and files, errors as one clear line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tokentree.cli import main
+from tokentree.storage import load_tree
+
+
+def test_build_then_info_on_builtin_corpus(tmp_path, capsys):
+    out = tmp_path / "pydoc.npz"
+    assert main(["build", "--builtin", "pydoc", "--depth", "4", "-o", str(out)]) == 0
+    tree = load_tree(out)
+    assert tree.depth == 4 and tree.vocab_size == 50257
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert info["nodes"] == tree.n_nodes and info["layers"]["nodes"][0] == 1
+    assert len(info["layers"]["entropy_bits"]) == 5
+
+
+def test_build_from_jsonl_with_bad_lines(tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "hello there"}\nnot json\n{"text": "general kenobi"}\n')
+    out = tmp_path / "t.npz"
+    assert main(["build", str(data), "--depth", "2", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "d.jsonl:2" in err and "--skip-bad-lines" in err and not out.exists()
+    assert main(["build", str(data), "--depth", "2", "-o", str(out), "--skip-bad-lines"]) == 0
+    assert "skipped 1 bad lines" in capsys.readouterr().err
+    assert load_tree(out).info.n_sequences == 2
+
+
+def test_train_bpe_option_and_python_dash_m(tmp_path):
+    data = tmp_path / "a.txt"
+    data.write_text("\n".join(f"line number {i} of the corpus" for i in range(200)))
+    out = tmp_path / "t.npz"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tokentree", "build", str(data), "--train-bpe", "300", "--depth", "3",
+         "--mode", "window", "-o", str(out)],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert 256 < load_tree(out).vocab_size <= 300  # the trainer stops when no pair repeats
+    info = subprocess.run([sys.executable, "-m", "tokentree", "info", str(out)], capture_output=True, text=True)
+    assert info.returncode == 0 and "entropy (bits)" in info.stdout
+
+
+def test_bad_tree_file_is_one_clear_line(tmp_path, capsys):
+    bad = tmp_path / "x.npz"
+    bad.write_bytes(b"junk")
+    assert main(["info", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tokentree info: error:") and "\n" not in err

@@ -1,0 +1,80 @@
+"""TokenTree: queries, statistics, iteration, exports, equality, immutability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+from tests.strategies import depths, modes, token_sequences
+from tokentree import InputError, TokenTree, build_tree
+from tokentree.reference import reference_occurrences
+
+
+def small_tree():
+    return build_tree([[0, 1], [0, 1], [0, 1, 2], [1]], depth=3, mode="prefix")
+
+
+@given(token_sequences(), depths, modes)
+def test_count_of_any_prefix_matches_a_scan(seqs, depth, mode):
+    tree = build_tree(seqs, depth=depth, mode=mode)
+    occ = reference_occurrences(seqs, depth, mode)
+    for path in [p.path for p in tree.iter_paths()][:20] + [(0, 0, 0), (9,)]:
+        expected = sum(1 for piece, _, _ in occ if piece[: len(path)] == path)
+        assert tree.count(path) == expected
+
+
+@given(token_sequences(), depths, modes)
+def test_iter_paths_visits_every_node_once_in_lexicographic_order(seqs, depth, mode):
+    tree = build_tree(seqs, depth=depth, mode=mode)
+    paths = [p.path for p in tree.iter_paths()]
+    assert len(paths) == tree.n_nodes - 1
+    assert paths == sorted(paths)
+    assert all(tree.find(p) >= 0 for p in paths)
+
+
+def test_layer_stats_by_hand():
+    stats = small_tree().layer_stats()
+    assert stats.nodes.tolist() == [1, 2, 1, 1]
+    assert stats.mass.tolist() == [4, 4, 3, 1]
+    assert stats.eos_mass.tolist() == [0, 1, 2, 1]
+    # depth 1: prefixes a (3) and b (1) -> H(3/4, 1/4)
+    h = -(0.75 * np.log2(0.75) + 0.25 * np.log2(0.25))
+    assert stats.entropy_bits[1] == pytest.approx(h, rel=1e-12)
+    assert stats.entropy_bits[0] == 0.0 and stats.entropy_bits[2] == 0.0
+
+
+def test_to_networkx_has_every_node_and_edge_with_attributes():
+    tree = small_tree()
+    g = tree.to_networkx()
+    assert g.number_of_nodes() == tree.n_nodes and g.number_of_edges() == tree.n_nodes - 1
+    assert g.nodes[1] == {"token": 0, "count": 3, "eos": 0, "depth": 1}
+
+
+def test_trees_are_immutable_and_compare_exactly():
+    tree = small_tree()
+    with pytest.raises(AttributeError, match="immutable"):
+        tree.foo = 1
+    with pytest.raises(ValueError, match="read-only"):
+        tree.counts[0] = 7
+    with pytest.raises(TypeError, match="build_tree"):
+        TokenTree()
+    assert tree == small_tree() and hash(tree) == hash(small_tree())
+    assert tree != build_tree([[0, 1], [0, 1], [0, 1, 2], [2]], depth=3, mode="prefix")
+    assert tree != build_tree([[0, 1], [0, 1], [0, 1, 2], [1]], depth=3, mode="chunk")
+
+
+def test_prune_rejects_deeper_or_invalid_depths():
+    with pytest.raises(InputError, match="prune only to depths 1..3"):
+        small_tree().prune(4)
+    with pytest.raises(InputError, match="depth must be >= 1"):
+        small_tree().prune(0)
+
+
+def test_memory_is_about_16_bytes_per_node_resident():
+    """int32 token + int32 parent + int64 count; deepest-level EOS counts are stored sparsely."""
+    from tokentree.synthetic import zipf_corpus
+
+    tree = build_tree(zipf_corpus(200_000, rng=0), depth=8, mode="window")
+    assert tree.n_nodes > 1_000_000
+    assert tree.nbytes / tree.n_nodes <= 16.05

@@ -1,0 +1,39 @@
+"""tokentree: token trees, Huffman codes and the elasticity of joint compression.
+
+Implements the compression model of Ji et al., "Language Models Resist Alignment:
+Evidence From Data Compression" (ACL 2025). Heavy or optional dependencies (torch,
+sympy, matplotlib, numba) are imported only by the modules that need them.
+"""
+
+from __future__ import annotations
+
+from tokentree.build import build_tree
+from tokentree.errors import (
+    InputError,
+    InputTypeError,
+    MemoryEstimateError,
+    TextInputError,
+    TreeFileError,
+)
+from tokentree.sequences import TokenSequences, as_token_sequences, binary_expand
+from tokentree.tree import LayerStats, PathCount, Symbols, TokenTree, TreeInfo
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "InputError",
+    "InputTypeError",
+    "LayerStats",
+    "MemoryEstimateError",
+    "PathCount",
+    "Symbols",
+    "TextInputError",
+    "TokenSequences",
+    "TokenTree",
+    "TreeFileError",
+    "TreeInfo",
+    "__version__",
+    "as_token_sequences",
+    "binary_expand",
+    "build_tree",
+]

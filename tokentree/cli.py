@@ -1,0 +1,146 @@
+"""The ``tokentree`` command line (also ``python -m tokentree``).
+
+Subcommands:
+
+* ``tokentree build``: tokenize text (files, folders, JSONL or a built-in corpus) and
+  write its token tree to an ``.npz`` file;
+* ``tokentree info``: describe a tree file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tokentree.errors import InputError, InputTypeError, MemoryEstimateError
+
+__all__ = ["main", "describe_tree"]
+
+
+def _add_build(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("build", help="build a token tree from text and save it (.npz)")
+    p.add_argument("inputs", nargs="*", help="text/JSONL files or folders")
+    p.add_argument("--builtin", metavar="NAME", help="use a built-in corpus instead of files (e.g. pydoc)")
+    p.add_argument("-o", "--output", required=True, help="output tree file (.npz)")
+    p.add_argument("--tokenizer", default="gpt2", help="'gpt2' or a tokenizer.json path (default: gpt2)")
+    p.add_argument("--train-bpe", type=int, metavar="VOCAB", help="train a byte-level BPE of this size instead")
+    p.add_argument("--depth", type=int, default=8, help="capacity depth d (default 8)")
+    p.add_argument("--mode", choices=("chunk", "prefix", "window"), default="chunk")
+    p.add_argument("--weight", choices=("sequences", "tokens"), default="sequences")
+    p.add_argument("--alphabet", choices=("token", "binary"), default="token")
+    p.add_argument("--field", default="text", help="JSONL field with the text (default: text)")
+    p.add_argument("--split", choices=("line", "paragraph", "file"), default="line")
+    p.add_argument("--skip-bad-lines", action="store_true", help="skip and count bad JSONL lines")
+    p.add_argument("--force", action="store_true", help="build even if the memory estimate is too high")
+    p.add_argument("--compress", action="store_true", help="write a compressed .npz")
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("info", help="describe a tree file")
+    p.add_argument("tree", help="tree file (.npz)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tokentree", description="Token trees, Huffman codes and the elasticity of joint compression."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_build(sub)
+    _add_info(sub)
+    return parser
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from tokentree.build import build_tree
+    from tokentree.storage import save_tree
+    from tokentree.text import ReadStats, builtin_texts, encode_texts, load_tokenizer, read_responses, train_bpe
+
+    if bool(args.inputs) == bool(args.builtin):
+        raise InputError("give input files/folders or --builtin NAME (exactly one of them)")
+    stats = ReadStats()
+
+    def texts():  # type: ignore[no-untyped-def]
+        if args.builtin:
+            return iter(builtin_texts(args.builtin))
+        return read_responses(args.inputs, field=args.field, split=args.split,
+                              skip_bad_lines=args.skip_bad_lines, stats=stats)
+
+    if args.train_bpe:
+        tokenizer = train_bpe(texts(), args.train_bpe)
+    else:
+        tokenizer = load_tokenizer(args.tokenizer)
+    seqs = encode_texts(texts(), tokenizer)
+    if args.train_bpe:  # the second read counted the lines again
+        stats.skipped //= 2
+    tree = build_tree(
+        seqs,
+        depth=args.depth,
+        mode=args.mode,
+        vocab_size=tokenizer.get_vocab_size(),
+        weight=args.weight,
+        alphabet=args.alphabet,
+        force=args.force,
+    )
+    path = save_tree(tree, args.output, compress=args.compress)
+    if stats.skipped:
+        print(f"skipped {stats.skipped} bad lines (first: {', '.join(stats.skipped_at[:3])})", file=sys.stderr)
+    print(f"wrote {path}: {tree}")
+    return 0
+
+
+def describe_tree(tree) -> dict:  # type: ignore[no-untyped-def]
+    """The numbers ``tokentree info`` prints, as a JSON-ready dict."""
+    stats = tree.layer_stats()
+    symbols = tree.symbols()
+    return {
+        "info": tree.info.to_dict(),
+        "nodes": tree.n_nodes,
+        "total_mass": tree.total_mass,
+        "symbols": len(symbols),
+        "memory_bytes": tree.nbytes,
+        "layers": stats.to_dict(),
+    }
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from tokentree.storage import load_tree
+
+    tree = load_tree(args.tree)
+    d = describe_tree(tree)
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    i = d["info"]
+    print(f"{args.tree}")
+    print(f"  sequences {i['n_sequences']:,}   tokens {i['n_tokens']:,}   vocab {i['vocab_size']:,}")
+    print(f"  mode {i['mode']}   depth {i['depth']}   weight {i['weighting']}   alphabet {i['alphabet']}")
+    print(f"  nodes {d['nodes']:,}   symbols {d['symbols']:,}   mass {d['total_mass']:,}   "
+          f"memory {d['memory_bytes'] / 2**20:.1f} MiB")
+    print(f"  {'depth':>5} {'nodes':>12} {'mass':>12} {'eos':>10} {'entropy (bits)':>15}")
+    layers = d["layers"]
+    for j in range(len(layers["nodes"])):
+        print(f"  {j:>5} {layers['nodes'][j]:>12,} {layers['mass'][j]:>12,} {layers['eos_mass'][j]:>10,} "
+              f"{layers['entropy_bits'][j]:>15.4f}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for bad input, with a one-line message)."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "build":
+            return _run_build(args)
+        if args.command == "info":
+            return _run_info(args)
+    except (InputError, InputTypeError, MemoryEstimateError) as exc:
+        print(f"tokentree {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    raise AssertionError(args.command)  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Progress bars that stay quiet when nobody is watching."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+__all__ = ["progress", "progress_enabled"]
+
+T = TypeVar("T")
+
+
+def progress_enabled(show: bool | None = None) -> bool:
+    """True when a bar should be drawn: ``show`` if given, else whether stderr is a terminal."""
+    if show is not None:
+        return show
+    return sys.stderr.isatty()
+
+
+def progress(
+    iterable: Iterable[T], *, desc: str, total: int | None = None, show: bool | None = None, unit: str = "it"
+) -> Iterator[T]:
+    """Wrap ``iterable`` in a tqdm bar on a terminal; a plain pass-through otherwise."""
+    if not progress_enabled(show):
+        yield from iterable
+        return
+    from tqdm.auto import tqdm
+
+    yield from tqdm(iterable, desc=desc, total=total, unit=unit, leave=False, file=sys.stderr)

