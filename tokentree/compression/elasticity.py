@@ -1,0 +1,501 @@
+"""Joint compression, perturbation sweeps and the Hooke identity (THEORY.md sections 4-7).
+
+Setting (Theorem 4.2). Pre-training data D_p (optionally given as parts D_1, D_2, D_3
+with shares beta), alignment data D_a and perturbation data D_t, as distributions on
+one shared symbol set, with sizes |D_p| = k, |D_a| = 1 and |D_t| = l (in units of
+|D_a|). The model is their mixture
+
+.. math:: q(l) = (k P_p + P_a + l P_t) / (k + 1 + l),
+
+and every dataset X is compressed at gamma_X = CE(P_X, q) / L_X per token, where L_X is
+its mean symbol length in tokens.
+
+Derivatives are analytic. With sizes n_Y, N = sum n_Y and N q = sum_Y n_Y P_Y,
+
+.. math:: d gamma_X / dl = sum_s P_t(s) Delta_X(s) / (N q(s)) / (N L_X),
+          \\quad Delta_X = sum_Y n_Y (P_Y - P_X),
+
+in nats (divided by ln 2 for bits). This is THEORY.md's
+[1 - sum_s P_X P_t / q] / ((k + 1 + l) d) written without the cancellation of
+"1 - (something close to 1)" that ruins it for large k: Delta_X is a difference of
+distributions, never of numbers of size k. Because sum_X n_X Delta_X = 0 identically,
+
+.. math:: sum_X n_X L_X d gamma_X / dl = 0 \\quad (exact),
+
+the series-spring law: d gamma_a/dl = -k (L_p/L_a) d gamma_p/dl - l (L_t/L_a) d gamma_t/dl.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.special import rel_entr, xlogy
+
+from tokentree.compression.huffman import huffman_code
+from tokentree.errors import InputError
+
+__all__ = [
+    "JointCompression",
+    "joint_compression",
+    "PerturbationSetting",
+    "perturbation_setting",
+    "PerturbationResult",
+    "simulate_perturbation",
+    "rate_derivatives",
+    "DisjointClosedForm",
+    "disjoint_closed_form",
+    "l_star_disjoint",
+    "ratio_disjoint",
+    "finite_step_identity",
+]
+
+LN2 = math.log(2.0)
+
+
+def _distribution(v: Any, name: str) -> np.ndarray:
+    a = np.asarray(v, dtype=np.float64)
+    if a.ndim != 1 or a.shape[0] == 0:
+        raise InputError(f"{name} must be a non-empty 1-D array of masses; got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise InputError(f"{name} has NaN or infinite masses; masses must be finite")
+    if np.any(a < 0):
+        raise InputError(f"{name} has negative masses; masses must be >= 0")
+    total = a.sum()
+    if not total > 0:
+        raise InputError(f"{name} has zero total mass")
+    return a / total
+
+
+def _check_positive(x: float, name: str, *, allow_zero: bool = False) -> float:
+    x = float(x)
+    if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
+        raise InputError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}; got {x}")
+    return x
+
+
+# ----------------------------------------------------------------------------- joint compression
+@dataclass(frozen=True, eq=False)
+class JointCompression:
+    """Every dataset's rate under the model jointly trained on all of them (bits).
+
+    Attributes
+    ----------
+    mixture : float array
+        q on the shared symbols.
+    rate_bits_per_token, huffman_rate_bits_per_token : float arrays
+        Ideal and Huffman rate of each dataset under q.
+    rate_bits_per_symbol, huffman_rate_bits_per_symbol : float arrays
+    entropy_bits_per_symbol, kl_bits_per_symbol : float arrays
+        H(P_i) and KL(P_i || q): rate_per_symbol = H + KL.
+    mean_symbol_tokens : float array
+    """
+
+    mixture: np.ndarray
+    rate_bits_per_token: np.ndarray
+    huffman_rate_bits_per_token: np.ndarray
+    rate_bits_per_symbol: np.ndarray
+    huffman_rate_bits_per_symbol: np.ndarray
+    entropy_bits_per_symbol: np.ndarray
+    kl_bits_per_symbol: np.ndarray
+    mean_symbol_tokens: np.ndarray
+
+
+def joint_compression(
+    distributions: Sequence[Any] | np.ndarray,
+    sizes: Sequence[float] | np.ndarray,
+    symbol_lengths: Sequence[int] | np.ndarray,
+) -> JointCompression:
+    """Compress several datasets with the code of their size-weighted mixture (THEORY.md section 4).
+
+    ``distributions`` are count or probability vectors on one shared symbol set (e.g.
+    ``align_symbols(trees).masses``); ``sizes`` are |D_i|.
+
+    >>> jc = joint_compression([[1, 0], [0, 1]], sizes=[3, 1], symbol_lengths=[1, 1])
+    >>> [round(x, 6) for x in jc.rate_bits_per_token.tolist()]
+    [0.415037, 2.0]
+    """
+    ps = np.array([_distribution(d, f"distributions[{i}]") for i, d in enumerate(distributions)])
+    n = np.array([_check_positive(s, f"sizes[{i}]", allow_zero=True) for i, s in enumerate(sizes)])
+    if n.shape[0] != ps.shape[0] or n.sum() <= 0:
+        raise InputError(f"need one size per dataset ({ps.shape[0]}), not all zero; got {n.tolist()}")
+    lengths = np.asarray(symbol_lengths, dtype=np.float64)
+    if lengths.shape != ps.shape[1:]:
+        raise InputError(f"symbol_lengths has {lengths.shape} entries for {ps.shape[1]} symbols")
+    q = n @ ps / n.sum()
+    with np.errstate(divide="ignore"):
+        ce = -xlogy(ps, q[None, :]).sum(axis=1) / LN2
+    h = -xlogy(ps, ps).sum(axis=1) / LN2
+    kl = rel_entr(ps, q[None, :]).sum(axis=1) / LN2
+    huff_len = huffman_code(q).lengths if q.shape[0] > 1 else np.ones(1, dtype=np.int64)
+    covered = np.where(q > 0, huff_len, np.inf)
+    with np.errstate(invalid="ignore"):
+        huff = np.where(ps > 0, ps * covered[None, :], 0.0).sum(axis=1)
+    mean_len = ps @ lengths
+    return JointCompression(
+        mixture=q,
+        rate_bits_per_token=ce / mean_len,
+        huffman_rate_bits_per_token=huff / mean_len,
+        rate_bits_per_symbol=ce,
+        huffman_rate_bits_per_symbol=huff,
+        entropy_bits_per_symbol=h,
+        kl_bits_per_symbol=kl,
+        mean_symbol_tokens=mean_len,
+    )
+
+
+# ----------------------------------------------------------------------------- the setting
+@dataclass(frozen=True, eq=False)
+class PerturbationSetting:
+    """D_p (whole or in parts), D_a, D_t on a shared symbol set, with k = |D_p| / |D_a|.
+
+    Attributes
+    ----------
+    pretrain : float array
+        P_p (the shares-weighted mixture of the parts when parts are given).
+    align, perturb : float arrays
+        P_a and P_t.
+    k : float
+        |D_p| / |D_a|.
+    symbol_lengths : float array
+        Tokens per symbol (EOS excluded).
+    depth : int
+        The capacity depth d (for the Theorem 3.4 estimate and normalisation).
+    parts, betas : optional
+        P_1..P_m and their shares beta_i of D_p (for the behaviour proxy: part 2 is
+        "aligned-like", part 3 "perturbation-like").
+    """
+
+    pretrain: np.ndarray
+    align: np.ndarray
+    perturb: np.ndarray
+    k: float
+    symbol_lengths: np.ndarray
+    depth: int
+    parts: np.ndarray | None = None
+    betas: np.ndarray | None = None
+
+
+def perturbation_setting(
+    pretrain: Any,
+    align: Any,
+    perturb: Any,
+    *,
+    k: float,
+    symbol_lengths: Any = None,
+    depth: int = 1,
+    betas: Sequence[float] | None = None,
+) -> PerturbationSetting:
+    """Validate and normalise a Theorem 4.2 setting.
+
+    ``pretrain`` is P_p as one mass vector, or (with ``betas``) a list of the parts'
+    mass vectors P_1, P_2, P_3. ``k`` must be > 0 (|D_p| = k |D_a|).
+    """
+    k = _check_positive(k, "k")
+    p_a = _distribution(align, "align")
+    p_t = _distribution(perturb, "perturb")
+    parts = beta_arr = None
+    if betas is not None:
+        beta_arr = np.asarray(betas, dtype=np.float64)
+        if beta_arr.ndim != 1 or np.any(beta_arr < 0) or not math.isclose(beta_arr.sum(), 1.0, rel_tol=1e-12):
+            raise InputError(f"betas must be non-negative shares summing to 1; got {beta_arr.tolist()}")
+        parts = np.array([_distribution(p, f"pretrain part {i}") for i, p in enumerate(pretrain)])
+        if parts.shape[0] != beta_arr.shape[0]:
+            raise InputError(f"{parts.shape[0]} pre-training parts but {beta_arr.shape[0]} betas")
+        p_p = beta_arr @ parts
+    else:
+        p_p = _distribution(pretrain, "pretrain")
+    n = p_p.shape[0]
+    if p_a.shape[0] != n or p_t.shape[0] != n:
+        raise InputError(
+            f"pretrain, align and perturb must share one symbol set; got {n}, {p_a.shape[0]}, {p_t.shape[0]} "
+            "symbols. Align them with tokentree.combine.align_symbols"
+        )
+    lengths = np.full(n, float(depth)) if symbol_lengths is None else np.asarray(symbol_lengths, np.float64)
+    if lengths.shape != (n,) or np.any(lengths <= 0):
+        raise InputError(f"symbol_lengths must be {n} positive numbers")
+    return PerturbationSetting(p_p, p_a, p_t, k, lengths, int(depth), parts, beta_arr)
+
+
+def _sizes(setting: PerturbationSetting, l: float) -> np.ndarray:
+    return np.array([setting.k, 1.0, l])
+
+
+def rate_derivatives(setting: PerturbationSetting, l: float) -> np.ndarray:
+    """d gamma_X / dl for X = p, a, t at ``l``, in bits per token per unit of l.
+
+    Uses the cancellation-free form of the module docstring; the limit l -> 0+ on
+    symbols only D_t has is taken analytically (their term is P_t(s) for X = p, a).
+    """
+    l = _check_positive(l, "l", allow_zero=True)
+    ps = np.stack([setting.pretrain, setting.align, setting.perturb])
+    n = _sizes(setting, l)
+    total = n.sum()
+    nq = n @ ps  # N q(s)
+    mean_len = ps @ setting.symbol_lengths
+    out = np.empty(3)
+    covered = nq > 0
+    r = np.zeros_like(nq)
+    r[covered] = setting.perturb[covered] / nq[covered]
+    for x in range(3):
+        delta = n @ (ps - ps[x][None, :])  # sum_Y n_Y (P_Y - P_X)
+        value = float((r * delta)[covered].sum())
+        uncovered = ~covered & (setting.perturb > 0)
+        if uncovered.any():
+            if np.any(ps[x][uncovered] > 0):
+                value = -math.inf
+            else:
+                value += float(setting.perturb[uncovered].sum())
+        out[x] = value / (total * mean_len[x]) / LN2
+    return out
+
+
+def _rates(setting: PerturbationSetting, l: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ideal and Huffman rates (bits/token) of p, a, t, and the model q, at ``l``."""
+    ps = np.stack([setting.pretrain, setting.align, setting.perturb])
+    n = _sizes(setting, l)
+    q = n @ ps / n.sum()
+    mean_len = ps @ setting.symbol_lengths
+    with np.errstate(divide="ignore"):
+        ce = -xlogy(ps, q[None, :]).sum(axis=1) / LN2
+    support = q > 0
+    lengths = np.full(q.shape[0], np.inf)
+    if support.sum() > 1:
+        lengths[support] = huffman_code(q[support]).lengths
+    else:
+        lengths[support] = 1.0
+    with np.errstate(invalid="ignore"):
+        huff = np.where(ps > 0, ps * lengths[None, :], 0.0).sum(axis=1)
+    return ce / mean_len, huff / mean_len, q
+
+
+# ----------------------------------------------------------------------------- sweeps
+@dataclass(frozen=True, eq=False)
+class PerturbationResult:
+    """A perturbation sweep over l = |D_t| / |D_a| (THEORY.md sections 5 and 7).
+
+    Every array has one entry per value of ``l``; rates are bits per token.
+
+    Attributes
+    ----------
+    l : float array
+    k : float
+    rate_pretrain, rate_align, rate_perturb : float arrays
+        Ideal rates gamma_p, gamma_a, gamma_t.
+    huffman_rate_pretrain, huffman_rate_align, huffman_rate_perturb : float arrays
+    d_rate_pretrain, d_rate_align, d_rate_perturb : float arrays
+        Analytic d gamma_X / dl.
+    identity_residual : float array
+        |sum_X n_X L_X d gamma_X/dl| / max_X |n_X L_X d gamma_X/dl|.
+    ratio : float array
+        R(l) = (d gamma_a/dl) / (d gamma_p/dl).
+    minus_k_scaled : float
+        -k L_p / L_a: the exact value of R(0) (-k when all symbols have length d).
+    l_star : float
+        Where d gamma_p/dl = 0 (gamma_p is smallest), found by bisection on the
+        analytic derivative; nan if gamma_p never turns within the l range tried.
+    kl_pretrained_to_current_bits : float array
+        KL(P_p || q(l)): how far the current model is from the pre-trained one.
+    behaviour_proxy : float array or None
+        w_3 / (w_2 + w_3), the mixture share of perturbation-like vs aligned-like data
+        (needs the pre-training parts).
+    """
+
+    l: np.ndarray
+    k: float
+    rate_pretrain: np.ndarray
+    rate_align: np.ndarray
+    rate_perturb: np.ndarray
+    huffman_rate_pretrain: np.ndarray
+    huffman_rate_align: np.ndarray
+    huffman_rate_perturb: np.ndarray
+    d_rate_pretrain: np.ndarray
+    d_rate_align: np.ndarray
+    d_rate_perturb: np.ndarray
+    identity_residual: np.ndarray
+    ratio: np.ndarray
+    minus_k_scaled: float
+    l_star: float
+    kl_pretrained_to_current_bits: np.ndarray
+    behaviour_proxy: np.ndarray | None = field(default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (lists and floats; inf/nan as strings)."""
+
+        def clean(v: Any) -> Any:
+            if isinstance(v, np.ndarray):
+                return [clean(x) for x in v.tolist()]
+            if isinstance(v, float) and not math.isfinite(v):
+                return str(v)
+            return v
+
+        return {k: clean(v) for k, v in asdict(self).items()}
+
+
+def _find_l_star(setting: PerturbationSetting, l_max: float) -> float:
+    """Bisection for d gamma_p/dl = 0 on (0, l_max]; nan if no sign change."""
+    lo, hi = 0.0, l_max
+    f_lo, f_hi = rate_derivatives(setting, lo)[0], rate_derivatives(setting, hi)[0]
+    if not (f_lo < 0 < f_hi):
+        return math.nan
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        f = rate_derivatives(setting, mid)[0]
+        if f < 0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-15 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+def simulate_perturbation(
+    setting: PerturbationSetting, l_values: Sequence[float] | np.ndarray, *, l_star_search_max: float = 1e6
+) -> PerturbationResult:
+    """Sweep l = |D_t| / |D_a| and return rates, analytic derivatives, the identity and the ratio.
+
+    >>> s = perturbation_setting([[1, 0, 0], [0, 1, 0], [0, 0, 1]], [0, 1, 0], [0, 0, 1],
+    ...                          k=100.0, betas=[0.5, 0.3, 0.2])
+    >>> r = simulate_perturbation(s, [0.0, 0.1])
+    >>> round(float(r.ratio[0]), 9), float(r.identity_residual.max()) < 1e-12
+    (-100.0, True)
+    """
+    ls = np.asarray(l_values, dtype=np.float64)
+    if ls.ndim != 1 or ls.shape[0] == 0 or not np.all(np.isfinite(ls)) or np.any(ls < 0):
+        raise InputError(f"l_values must be a non-empty list of finite numbers >= 0; got {ls.tolist()}")
+    rows = {name: np.empty(ls.shape[0]) for name in (
+        "rp", "ra", "rt", "hp", "ha", "ht", "dp", "da", "dt", "res", "ratio", "kl")}
+    proxy = np.empty(ls.shape[0]) if setting.betas is not None and setting.betas.shape[0] >= 3 else None
+    mean_len = np.stack([setting.pretrain, setting.align, setting.perturb]) @ setting.symbol_lengths
+    for i, l in enumerate(ls):
+        ideal, huff, q = _rates(setting, float(l))
+        d = rate_derivatives(setting, float(l))
+        terms = _sizes(setting, float(l)) * mean_len * d
+        biggest = np.max(np.abs(terms[np.isfinite(terms)])) if np.isfinite(terms).any() else math.nan
+        rows["rp"][i], rows["ra"][i], rows["rt"][i] = ideal
+        rows["hp"][i], rows["ha"][i], rows["ht"][i] = huff
+        rows["dp"][i], rows["da"][i], rows["dt"][i] = d
+        finite = np.isfinite(terms)
+        rows["res"][i] = abs(terms[finite].sum()) / biggest if biggest and finite.all() else math.nan
+        rows["ratio"][i] = d[1] / d[0] if d[0] != 0 else math.copysign(math.inf, d[1])
+        with np.errstate(divide="ignore"):
+            rows["kl"][i] = float(rel_entr(setting.pretrain, q).sum()) / LN2
+        if proxy is not None:
+            assert setting.betas is not None
+            w2 = setting.betas[1] * setting.k + 1.0
+            w3 = setting.betas[2] * setting.k + float(l)
+            proxy[i] = w3 / (w2 + w3)
+    return PerturbationResult(
+        l=ls,
+        k=setting.k,
+        rate_pretrain=rows["rp"], rate_align=rows["ra"], rate_perturb=rows["rt"],
+        huffman_rate_pretrain=rows["hp"], huffman_rate_align=rows["ha"], huffman_rate_perturb=rows["ht"],
+        d_rate_pretrain=rows["dp"], d_rate_align=rows["da"], d_rate_perturb=rows["dt"],
+        identity_residual=rows["res"],
+        ratio=rows["ratio"],
+        minus_k_scaled=-setting.k * float(mean_len[0] / mean_len[1]),
+        l_star=_find_l_star(setting, l_star_search_max),
+        kl_pretrained_to_current_bits=rows["kl"],
+        behaviour_proxy=proxy,
+    )
+
+
+def finite_step_identity(setting: PerturbationSetting, l0: float, l1: float) -> tuple[float, float]:
+    """Both sides of sum_X n_X(l0) L_X [gamma_X(l1) - gamma_X(l0)] = N0 KL(q0 || q1) (bits).
+
+    Returns ``(left, right)``; the right side is >= 0.
+    """
+    r0, _, q0 = _rates(setting, l0)
+    r1, _, q1 = _rates(setting, l1)
+    n0 = _sizes(setting, l0)
+    mean_len = np.stack([setting.pretrain, setting.align, setting.perturb]) @ setting.symbol_lengths
+    with np.errstate(invalid="ignore"):
+        left = float(np.nansum(n0 * mean_len * (r1 - r0)))
+    right = float(n0.sum() * rel_entr(q0, q1).sum() / LN2)
+    return left, right
+
+
+# ----------------------------------------------------------------------------- closed forms
+@dataclass(frozen=True, eq=False)
+class DisjointClosedForm:
+    """Closed-form rates of the disjoint-component model (THEORY.md section 5), nats per token.
+
+    Attributes: ``l``, ``rate_align``, ``rate_perturb``, ``rate_pretrain`` (arrays),
+    their derivatives ``d_rate_*``, ``ratio`` R(l), and ``l_star``.
+    """
+
+    l: np.ndarray
+    rate_align: np.ndarray
+    rate_perturb: np.ndarray
+    rate_pretrain: np.ndarray
+    d_rate_align: np.ndarray
+    d_rate_perturb: np.ndarray
+    d_rate_pretrain: np.ndarray
+    ratio: np.ndarray
+    l_star: float
+
+
+def _betas(betas: Sequence[float]) -> np.ndarray:
+    b = np.asarray(betas, dtype=np.float64)
+    if b.shape != (3,) or np.any(b < 0) or not math.isclose(b.sum(), 1.0, rel_tol=1e-12):
+        raise InputError(f"betas must be three non-negative shares summing to 1; got {list(betas)}")
+    return b
+
+
+def ratio_disjoint(k: float, betas: Sequence[float], l: Any) -> np.ndarray:
+    """R(l) = -(beta_3 k + l) / (beta_3 (1 + l) - l); R(0) = -k.
+
+    >>> float(ratio_disjoint(1000.0, [0.5, 0.3, 0.2], 0.0))
+    -1000.0
+    """
+    b3 = _betas(betas)[2]
+    ll = np.asarray(l, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return -(b3 * _check_positive(k, "k") + ll) / (b3 * (1 + ll) - ll)
+
+
+def l_star_disjoint(betas: Sequence[float]) -> float:
+    """l* = beta_3 / (1 - beta_3): gamma_p is smallest there, and R changes sign.
+
+    >>> l_star_disjoint([0.5, 0.3, 0.2])
+    0.25
+    """
+    b3 = _betas(betas)[2]
+    if b3 >= 1:
+        raise InputError("beta_3 = 1 leaves no room for D_1 and D_2; l* is infinite")
+    return float(b3 / (1 - b3))
+
+
+def disjoint_closed_form(
+    k: float, betas: Sequence[float], entropies_nats: Sequence[float], l: Any, *, depth: int = 1
+) -> DisjointClosedForm:
+    """Rates and derivatives when D_1, D_2, D_3 have disjoint symbol sets (entropies H_i in nats).
+
+    >>> cf = disjoint_closed_form(10.0, [0.5, 0.3, 0.2], [1.0, 1.0, 1.0], [0.0])
+    >>> round(float(cf.ratio[0]), 12)
+    -10.0
+    """
+    k = _check_positive(k, "k")
+    b = _betas(betas)
+    h = np.asarray(entropies_nats, dtype=np.float64)
+    ll = np.asarray(l, dtype=np.float64)
+    if np.any(ll < 0):
+        raise InputError("l must be >= 0")
+    total = k + 1 + ll
+    m = np.stack([b[0] * k / total, (b[1] * k + 1) / total, (b[2] * k + ll) / total])
+    with np.errstate(divide="ignore"):
+        rate_a = (h[1] - np.log(m[1])) / depth
+        rate_t = (h[2] - np.log(m[2])) / depth
+        rate_p = (b @ h - np.sum(xlogy(b[:, None], m), axis=0)) / depth
+        d_a = 1 / total / depth
+        d_t = (1 / total - 1 / (b[2] * k + ll)) / depth
+        d_p = (1 / total - b[2] / (b[2] * k + ll)) / depth
+    return DisjointClosedForm(
+        l=ll, rate_align=rate_a, rate_perturb=rate_t, rate_pretrain=rate_p,
+        d_rate_align=d_a, d_rate_perturb=d_t, d_rate_pretrain=d_p,
+        ratio=ratio_disjoint(k, b, ll), l_star=l_star_disjoint(b),
+    )

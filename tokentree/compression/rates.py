@@ -1,0 +1,272 @@
+"""Entropy, cross-entropy, KL, code lengths and compression rates (THEORY.md section 3).
+
+All quantities are in bits unless ``base=`` says otherwise. A dataset ``p`` and a
+model ``q`` are distributions (or unnormalised non-negative weights) on one shared
+symbol set, e.g. the rows of :class:`tokentree.combine.AlignedSymbols`.
+
+A symbol the dataset has but the model gives zero mass has an infinite code length:
+functions return ``inf`` and warn (:class:`ZeroModelMassWarning`), or raise with
+``on_zero="raise"``; ``smoothing=alpha`` adds alpha to every model weight first.
+Never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.special import rel_entr, xlogy
+
+from tokentree.compression.huffman import check_weights, huffman_code
+from tokentree.errors import InputError
+
+__all__ = [
+    "ZeroModelMassWarning",
+    "normalise",
+    "entropy",
+    "cross_entropy",
+    "kl_divergence",
+    "ideal_code_lengths",
+    "theorem_3_4_length",
+    "CodeLengths",
+    "code_lengths",
+    "CompressionRate",
+    "compression_rate",
+]
+
+
+class ZeroModelMassWarning(RuntimeWarning):
+    """The data has a symbol the model gives zero mass: its code length is infinite."""
+
+
+def normalise(weights: np.ndarray | list[float], name: str = "weights") -> np.ndarray:
+    """Validated weights scaled to sum 1."""
+    w = check_weights(weights, name)
+    return w / w.sum()
+
+
+def _model(q: np.ndarray | list[float], smoothing: float) -> np.ndarray:
+    w = check_weights(q, "model")
+    if smoothing:
+        if not (math.isfinite(smoothing) and smoothing > 0):
+            raise InputError(f"smoothing must be a positive finite number; got {smoothing}")
+        w = w / w.sum() + smoothing
+    return w / w.sum()
+
+
+def _pair(p: np.ndarray | list[float], q: np.ndarray | list[float], smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    pp = normalise(p, "data")
+    qq = _model(q, smoothing)
+    if pp.shape != qq.shape:
+        raise InputError(
+            f"data has {pp.shape[0]} symbols but the model has {qq.shape[0]}; align them on a shared "
+            "symbol set first (tokentree.combine.align_symbols)"
+        )
+    return pp, qq
+
+
+def _zero_mass(p: np.ndarray, q: np.ndarray, on_zero: str) -> bool:
+    missing = (p > 0) & (q == 0)
+    if not missing.any():
+        return False
+    msg = (
+        f"{int(missing.sum())} symbols with data mass {float(p[missing].sum()):.3g} have zero model mass: "
+        "their code length is infinite. Pass smoothing=alpha to give every symbol some mass"
+    )
+    if on_zero == "raise":
+        raise InputError(msg)
+    if on_zero != "inf":
+        raise InputError(f"on_zero must be 'inf' or 'raise'; got {on_zero!r}")
+    warnings.warn(msg, ZeroModelMassWarning, stacklevel=3)
+    return True
+
+
+def entropy(p: np.ndarray | list[float], *, base: float = 2.0) -> float:
+    """Shannon entropy H(P) (0 log 0 = 0).
+
+    >>> entropy([0.5, 0.25, 0.25])
+    1.5
+    """
+    pp = normalise(p, "data")
+    return float(-xlogy(pp, pp).sum() / math.log(base)) + 0.0
+
+
+def cross_entropy(
+    p: np.ndarray | list[float],
+    q: np.ndarray | list[float],
+    *,
+    base: float = 2.0,
+    smoothing: float = 0.0,
+    on_zero: str = "inf",
+) -> float:
+    """Cross-entropy CE(P, q) = -sum_s P(s) log q(s): the ideal code length per symbol.
+
+    >>> cross_entropy([0.5, 0.5], [0.25, 0.75]) > entropy([0.5, 0.5])
+    True
+    """
+    pp, qq = _pair(p, q, smoothing)
+    if _zero_mass(pp, qq, on_zero):
+        return math.inf
+    with np.errstate(divide="ignore"):
+        return float(-xlogy(pp, qq).sum() / math.log(base)) + 0.0
+
+
+def kl_divergence(
+    p: np.ndarray | list[float],
+    q: np.ndarray | list[float],
+    *,
+    base: float = 2.0,
+    smoothing: float = 0.0,
+    on_zero: str = "inf",
+) -> float:
+    """KL(P || q) = sum_s P(s) log(P(s)/q(s)) >= 0.
+
+    >>> kl_divergence([0.5, 0.5], [0.5, 0.5])
+    0.0
+    """
+    pp, qq = _pair(p, q, smoothing)
+    if _zero_mass(pp, qq, on_zero):
+        return math.inf
+    return float(rel_entr(pp, qq).sum() / math.log(base)) + 0.0
+
+
+def ideal_code_lengths(q: np.ndarray | list[float], *, base: float = 2.0) -> np.ndarray:
+    """-log q(s) for every symbol (inf where q is zero)."""
+    qq = normalise(q, "model")
+    with np.errstate(divide="ignore"):
+        return -np.log(qq) / math.log(base)
+
+
+def theorem_3_4_length(n_tokens: float, depth: int, entropy_bits: float) -> float:
+    """The paper's Theorem 3.4 estimate E[L(x)] = ceil(|x|/d) * ceil(H) bits.
+
+    >>> theorem_3_4_length(10, 4, 2.2)
+    9.0
+    """
+    return float(math.ceil(n_tokens / depth) * math.ceil(entropy_bits))
+
+
+@dataclass(frozen=True, eq=False)
+class CodeLengths:
+    """Per-symbol code lengths of one model, side by side (bits).
+
+    Attributes
+    ----------
+    ideal_bits : float array
+        -log2 q(s) (Shannon).
+    huffman_bits : int array
+        Exact Huffman codeword lengths of the code built from q (0 where q is 0).
+    theorem_3_4_bits : float array
+        ceil(|s|/d) * ceil(H(q)): the paper's estimate, the same for every full symbol.
+    """
+
+    ideal_bits: np.ndarray
+    huffman_bits: np.ndarray
+    theorem_3_4_bits: np.ndarray
+
+
+def code_lengths(q: np.ndarray | list[float], symbol_lengths: np.ndarray, depth: int) -> CodeLengths:
+    """Ideal, Huffman and Theorem 3.4 code lengths of every symbol under model ``q``."""
+    qq = normalise(q, "model")
+    lengths = np.asarray(symbol_lengths, dtype=np.int64)
+    h = entropy(qq)
+    return CodeLengths(
+        ideal_bits=ideal_code_lengths(qq),
+        huffman_bits=huffman_code(qq).lengths,
+        theorem_3_4_bits=np.ceil(np.maximum(lengths, 1) / depth) * math.ceil(h),
+    )
+
+
+@dataclass(frozen=True)
+class CompressionRate:
+    """How well a model compresses a dataset (bits unless ``base`` says otherwise).
+
+    Attributes
+    ----------
+    rate_per_token : float
+        Ideal code length per token: CE(P, q) / E_P[|s|] (the paper's gamma).
+    rate_per_symbol : float
+        CE(P, q).
+    huffman_rate_per_token, huffman_rate_per_symbol : float
+        The same with the exact Huffman lengths of q's code.
+    theorem_3_4_rate_per_token : float
+        ceil(E|s|/d) * ceil(H(q)) / E|s|: the paper's estimate.
+    ratio_to_raw : float
+        Ideal compressed size over raw size (|s| log V per symbol): "compressed / original".
+    normalised_rate_per_token, normalised_rate_per_symbol : float
+        Rate minus log M / d (per token) or log M (per symbol), M = symbols with mass in q.
+    entropy, kl : float
+        H(P) and KL(P || q) per symbol.
+    mean_symbol_tokens : float
+        E_P[|s|].
+    base : float
+        Logarithm base of every figure (2: bits).
+    """
+
+    rate_per_token: float
+    rate_per_symbol: float
+    huffman_rate_per_token: float
+    huffman_rate_per_symbol: float
+    theorem_3_4_rate_per_token: float
+    ratio_to_raw: float
+    normalised_rate_per_token: float
+    normalised_rate_per_symbol: float
+    entropy: float
+    kl: float
+    mean_symbol_tokens: float
+    base: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def compression_rate(
+    p: np.ndarray | list[float],
+    q: np.ndarray | list[float],
+    symbol_lengths: np.ndarray | list[int],
+    *,
+    depth: int,
+    vocab_size: int,
+    base: float = 2.0,
+    smoothing: float = 0.0,
+    on_zero: str = "inf",
+) -> CompressionRate:
+    """Compression rate of dataset ``p`` under model ``q`` on a shared symbol set.
+
+    ``symbol_lengths`` are the symbols' lengths in tokens (EOS excluded).
+
+    >>> r = compression_rate([1, 1], [1, 1], [2, 2], depth=2, vocab_size=4)
+    >>> r.rate_per_token, r.ratio_to_raw
+    (0.5, 0.125)
+    """
+    pp, qq = _pair(p, q, smoothing)
+    lengths = np.asarray(symbol_lengths, dtype=np.float64)
+    if lengths.shape != pp.shape:
+        raise InputError(f"symbol_lengths has {lengths.shape[0]} entries for {pp.shape[0]} symbols")
+    log_base = math.log(base)
+    mean_len = float(pp @ lengths)
+    ce = cross_entropy(pp, qq, base=base, on_zero=on_zero)
+    code = huffman_code(qq)
+    huff_bits = code.expected_length(pp) if pp.shape[0] > 1 else 1.0
+    huff = huff_bits * math.log(2) / log_base
+    h_q = entropy(qq)
+    m = int((qq > 0).sum())
+    log_m = math.log(m) / log_base
+    raw = mean_len * math.log(vocab_size) / log_base
+    t34_bits = math.ceil(mean_len / depth) * math.ceil(h_q)
+    return CompressionRate(
+        rate_per_token=ce / mean_len,
+        rate_per_symbol=ce,
+        huffman_rate_per_token=huff / mean_len,
+        huffman_rate_per_symbol=huff,
+        theorem_3_4_rate_per_token=t34_bits * math.log(2) / log_base / mean_len,
+        ratio_to_raw=ce / raw if raw > 0 else math.inf,
+        normalised_rate_per_token=ce / mean_len - log_m / depth,
+        normalised_rate_per_symbol=ce - log_m,
+        entropy=entropy(pp, base=base),
+        kl=kl_divergence(pp, qq, base=base, on_zero=on_zero),
+        mean_symbol_tokens=mean_len,
+        base=base,
+    )
