@@ -87,3 +87,27 @@ def reference_tree_arrays(
         "eos_counts": np.array(eos, dtype=np.int64),
         "level_sizes": np.array(level_sizes, dtype=np.int64),
     }
+
+
+def heapq_huffman_lengths(weights: Sequence[float]) -> list[int]:
+    """Huffman code lengths with a binary heap (the textbook algorithm; benchmark baseline).
+
+    >>> heapq_huffman_lengths([0.4, 0.3, 0.2, 0.1])
+    [1, 2, 3, 3]
+    """
+    import heapq
+
+    if len(weights) == 1:
+        return [1]
+    heap = [(float(w), i, (i,)) for i, w in enumerate(weights)]
+    heapq.heapify(heap)
+    lengths = [0] * len(weights)
+    counter = len(weights)
+    while len(heap) > 1:
+        w1, _, s1 = heapq.heappop(heap)
+        w2, _, s2 = heapq.heappop(heap)
+        for s in s1 + s2:
+            lengths[s] += 1
+        heapq.heappush(heap, (w1 + w2, counter, s1 + s2))
+        counter += 1
+    return lengths

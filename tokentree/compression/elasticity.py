@@ -12,13 +12,15 @@ its mean symbol length in tokens.
 
 Derivatives are analytic. With sizes n_Y, N = sum n_Y and N q = sum_Y n_Y P_Y,
 
-.. math:: d gamma_X / dl = sum_s P_t(s) Delta_X(s) / (N q(s)) / (N L_X),
-          \\quad Delta_X = sum_Y n_Y (P_Y - P_X),
+.. math:: d gamma_X / dl = -sum_s Delta_t(s) Delta_X(s) / (N q(s)) / (N^2 L_X),
+          \\quad Delta_X = sum_Y n_Y (P_Y - P_X) = N (q - P_X),
 
 in nats (divided by ln 2 for bits). This is THEORY.md's
-[1 - sum_s P_X P_t / q] / ((k + 1 + l) d) written without the cancellation of
-"1 - (something close to 1)" that ruins it for large k: Delta_X is a difference of
-distributions, never of numbers of size k. Because sum_X n_X Delta_X = 0 identically,
+[1 - sum_s P_X P_t / q] / ((k + 1 + l) d) after subtracting sum_s Delta_X(s) / N, which
+is zero because every P_Y sums to one. The rewriting matters: "1 - (something close
+to 1)" loses all precision for large k, and even sum_s P_t Delta_X / (N q) sums O(1)
+terms to an O(1/k) result; the product of two differences has neither cancellation.
+Because sum_X n_X Delta_X = 0 identically,
 
 .. math:: sum_X n_X L_X d gamma_X / dl = 0 \\quad (exact),
 
@@ -227,30 +229,36 @@ def _sizes(setting: PerturbationSetting, l: float) -> np.ndarray:
 def rate_derivatives(setting: PerturbationSetting, l: float) -> np.ndarray:
     """d gamma_X / dl for X = p, a, t at ``l``, in bits per token per unit of l.
 
-    Uses the cancellation-free form of the module docstring; the limit l -> 0+ on
-    symbols only D_t has is taken analytically (their term is P_t(s) for X = p, a).
+    Uses the cancellation-free form of the module docstring. At l = 0, on symbols only
+    D_t has, the limit l -> 0+ is taken analytically: their term is P_t(s) for X = p, a,
+    and gamma_t's derivative is -inf.
     """
+    return _derivatives_and_terms(setting, l)[0]
+
+
+def _derivatives_and_terms(setting: PerturbationSetting, l: float) -> tuple[np.ndarray, np.ndarray]:
+    """The derivatives, and the identity's terms n_X L_X d gamma_X/dl (finite limits at l = 0)."""
     l = _check_positive(l, "l", allow_zero=True)
     ps = np.stack([setting.pretrain, setting.align, setting.perturb])
     n = _sizes(setting, l)
     total = n.sum()
     nq = n @ ps  # N q(s)
     mean_len = ps @ setting.symbol_lengths
-    out = np.empty(3)
     covered = nq > 0
-    r = np.zeros_like(nq)
-    r[covered] = setting.perturb[covered] / nq[covered]
+    unseen = ~covered & (setting.perturb > 0)  # only possible at l = 0
+    unseen_mass = float(setting.perturb[unseen].sum())
+    delta_t = n @ (ps - ps[2][None, :])
+    derivative, term = np.empty(3), np.empty(3)
     for x in range(3):
-        delta = n @ (ps - ps[x][None, :])  # sum_Y n_Y (P_Y - P_X)
-        value = float((r * delta)[covered].sum())
-        uncovered = ~covered & (setting.perturb > 0)
-        if uncovered.any():
-            if np.any(ps[x][uncovered] > 0):
-                value = -math.inf
-            else:
-                value += float(setting.perturb[uncovered].sum())
-        out[x] = value / (total * mean_len[x]) / LN2
-    return out
+        if unseen_mass and np.any(ps[x][unseen] > 0):  # X = t at l = 0: gamma_t is infinite
+            derivative[x] = -math.inf
+            term[x] = -unseen_mass / LN2
+            continue
+        delta_x = n @ (ps - ps[x][None, :])  # sum_Y n_Y (P_Y - P_X)
+        value = -float((delta_t[covered] * delta_x[covered] / nq[covered]).sum()) / total + unseen_mass
+        derivative[x] = value / (total * mean_len[x]) / LN2
+        term[x] = n[x] * value / total / LN2
+    return derivative, term
 
 
 def _rates(setting: PerturbationSetting, l: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -289,7 +297,8 @@ class PerturbationResult:
     d_rate_pretrain, d_rate_align, d_rate_perturb : float arrays
         Analytic d gamma_X / dl.
     identity_residual : float array
-        |sum_X n_X L_X d gamma_X/dl| / max_X |n_X L_X d gamma_X/dl|.
+        |sum_X n_X L_X d gamma_X/dl| / max_X |n_X L_X d gamma_X/dl| (terms taken as their
+        finite limits at l = 0 when D_t has symbols nothing else has).
     ratio : float array
         R(l) = (d gamma_a/dl) / (d gamma_p/dl).
     minus_k_scaled : float
@@ -373,14 +382,12 @@ def simulate_perturbation(
     mean_len = np.stack([setting.pretrain, setting.align, setting.perturb]) @ setting.symbol_lengths
     for i, l in enumerate(ls):
         ideal, huff, q = _rates(setting, float(l))
-        d = rate_derivatives(setting, float(l))
-        terms = _sizes(setting, float(l)) * mean_len * d
-        biggest = np.max(np.abs(terms[np.isfinite(terms)])) if np.isfinite(terms).any() else math.nan
+        d, terms = _derivatives_and_terms(setting, float(l))
+        biggest = float(np.max(np.abs(terms)))
         rows["rp"][i], rows["ra"][i], rows["rt"][i] = ideal
         rows["hp"][i], rows["ha"][i], rows["ht"][i] = huff
         rows["dp"][i], rows["da"][i], rows["dt"][i] = d
-        finite = np.isfinite(terms)
-        rows["res"][i] = abs(terms[finite].sum()) / biggest if biggest and finite.all() else math.nan
+        rows["res"][i] = abs(float(terms.sum())) / biggest if biggest > 0 else 0.0
         rows["ratio"][i] = d[1] / d[0] if d[0] != 0 else math.copysign(math.inf, d[1])
         with np.errstate(divide="ignore"):
             rows["kl"][i] = float(rel_entr(setting.pretrain, q).sum()) / LN2

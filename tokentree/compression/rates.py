@@ -239,7 +239,7 @@ def compression_rate(
 
     >>> r = compression_rate([1, 1], [1, 1], [2, 2], depth=2, vocab_size=4)
     >>> r.rate_per_token, r.ratio_to_raw
-    (0.5, 0.125)
+    (0.5, 0.25)
     """
     pp, qq = _pair(p, q, smoothing)
     lengths = np.asarray(symbol_lengths, dtype=np.float64)
