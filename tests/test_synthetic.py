@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tokentree.synthetic import markov_corpus, pareto_entropy_nats, pareto_masses, pareto_tree_source, zipf_corpus
+from tokentree.synthetic import (
+    markov_corpus,
+    pareto_entropy_nats,
+    pareto_masses,
+    pareto_tree_source,
+    zipf_corpus,
+)
 
 
 def test_same_seed_same_bytes():

@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from tokentree.errors import InputError, InputTypeError, MemoryEstimateError
 
@@ -57,7 +56,14 @@ def _parser() -> argparse.ArgumentParser:
 def _run_build(args: argparse.Namespace) -> int:
     from tokentree.build import build_tree
     from tokentree.storage import save_tree
-    from tokentree.text import ReadStats, builtin_texts, encode_texts, load_tokenizer, read_responses, train_bpe
+    from tokentree.text import (
+        ReadStats,
+        builtin_texts,
+        encode_texts,
+        load_tokenizer,
+        read_responses,
+        train_bpe,
+    )
 
     if bool(args.inputs) == bool(args.builtin):
         raise InputError("give input files/folders or --builtin NAME (exactly one of them)")
