@@ -291,9 +291,7 @@ def build_from_occurrences(
         )
         n_nodes += n_level
         level_offsets[j + 1] = n_nodes
-    leaf_eos = leaf_eos[: n_nodes - int(level_offsets[depth])].copy()
-    if leaf_eos.shape[0] != n_nodes - level_offsets[depth]:
-        leaf_eos = np.zeros(int(n_nodes - level_offsets[depth]), dtype=np.int64)
+    leaf_eos = leaf_eos[: n_nodes - int(level_offsets[depth])].copy()  # empty if depth d was never reached
     # Shrink the buffers in place (realloc, no copy of the kept part).
     for a in (node_token, node_parent, node_count):
         a.resize((n_nodes,), refcheck=False)

@@ -69,19 +69,14 @@ def _run_build(args: argparse.Namespace) -> int:
         raise InputError("give input files/folders or --builtin NAME (exactly one of them)")
     stats = ReadStats()
 
-    def texts():  # type: ignore[no-untyped-def]
+    def texts(counted: ReadStats | None = None):  # type: ignore[no-untyped-def]
         if args.builtin:
             return iter(builtin_texts(args.builtin))
         return read_responses(args.inputs, field=args.field, split=args.split,
-                              skip_bad_lines=args.skip_bad_lines, stats=stats)
+                              skip_bad_lines=args.skip_bad_lines, stats=counted)
 
-    if args.train_bpe:
-        tokenizer = train_bpe(texts(), args.train_bpe)
-    else:
-        tokenizer = load_tokenizer(args.tokenizer)
-    seqs = encode_texts(texts(), tokenizer)
-    if args.train_bpe:  # the second read counted the lines again
-        stats.skipped //= 2
+    tokenizer = train_bpe(texts(), args.train_bpe) if args.train_bpe else load_tokenizer(args.tokenizer)
+    seqs = encode_texts(texts(stats), tokenizer)  # only this read is counted
     tree = build_tree(
         seqs,
         depth=args.depth,

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -180,6 +181,16 @@ class PerturbationSetting:
     parts: np.ndarray | None = None
     betas: np.ndarray | None = None
 
+    @cached_property
+    def stacked(self) -> np.ndarray:
+        """P_p, P_a, P_t as the rows of one (3, n_symbols) array."""
+        return np.stack([self.pretrain, self.align, self.perturb])
+
+    @cached_property
+    def mean_symbol_tokens(self) -> np.ndarray:
+        """L_p, L_a, L_t: each dataset's mean symbol length in tokens."""
+        return self.stacked @ self.symbol_lengths
+
 
 def perturbation_setting(
     pretrain: Any,
@@ -239,11 +250,11 @@ def rate_derivatives(setting: PerturbationSetting, l: float) -> np.ndarray:
 def _derivatives_and_terms(setting: PerturbationSetting, l: float) -> tuple[np.ndarray, np.ndarray]:
     """The derivatives, and the identity's terms n_X L_X d gamma_X/dl (finite limits at l = 0)."""
     l = _check_positive(l, "l", allow_zero=True)
-    ps = np.stack([setting.pretrain, setting.align, setting.perturb])
+    ps = setting.stacked
     n = _sizes(setting, l)
     total = n.sum()
     nq = n @ ps  # N q(s)
-    mean_len = ps @ setting.symbol_lengths
+    mean_len = setting.mean_symbol_tokens
     covered = nq > 0
     unseen = ~covered & (setting.perturb > 0)  # only possible at l = 0
     unseen_mass = float(setting.perturb[unseen].sum())
@@ -263,10 +274,10 @@ def _derivatives_and_terms(setting: PerturbationSetting, l: float) -> tuple[np.n
 
 def _rates(setting: PerturbationSetting, l: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ideal and Huffman rates (bits/token) of p, a, t, and the model q, at ``l``."""
-    ps = np.stack([setting.pretrain, setting.align, setting.perturb])
+    ps = setting.stacked
     n = _sizes(setting, l)
     q = n @ ps / n.sum()
-    mean_len = ps @ setting.symbol_lengths
+    mean_len = setting.mean_symbol_tokens
     with np.errstate(divide="ignore"):
         ce = -xlogy(ps, q[None, :]).sum(axis=1) / LN2
     support = q > 0
@@ -379,7 +390,7 @@ def simulate_perturbation(
     rows = {name: np.empty(ls.shape[0]) for name in (
         "rp", "ra", "rt", "hp", "ha", "ht", "dp", "da", "dt", "res", "ratio", "kl")}
     proxy = np.empty(ls.shape[0]) if setting.betas is not None and setting.betas.shape[0] >= 3 else None
-    mean_len = np.stack([setting.pretrain, setting.align, setting.perturb]) @ setting.symbol_lengths
+    mean_len = setting.mean_symbol_tokens
     for i, l in enumerate(ls):
         ideal, huff, q = _rates(setting, float(l))
         d, terms = _derivatives_and_terms(setting, float(l))
@@ -419,7 +430,7 @@ def finite_step_identity(setting: PerturbationSetting, l0: float, l1: float) -> 
     r0, _, q0 = _rates(setting, l0)
     r1, _, q1 = _rates(setting, l1)
     n0 = _sizes(setting, l0)
-    mean_len = np.stack([setting.pretrain, setting.align, setting.perturb]) @ setting.symbol_lengths
+    mean_len = setting.mean_symbol_tokens
     with np.errstate(invalid="ignore"):
         left = float(np.nansum(n0 * mean_len * (r1 - r0)))
     right = float(n0.sum() * rel_entr(q0, q1).sum() / LN2)
