@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import dataclasses
 import math
 
@@ -170,3 +171,15 @@ def test_failed_run_leaves_earlier_output_untouched(tmp_path):
     write_output_folder(out, lambda d: (d / "result.json").write_text("second"))
     assert (out / "result.json").read_text() == "second"
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_depth_pareto_on_real_text(tmp_path):
+    """E1: real pruned trees have fitted Pareto tails; the ideal-code ratio is exact at every depth."""
+    assert main(["run", "depth-pareto", "--quick", "--out", str(tmp_path / "dp")]) == 0
+    result = json.loads((tmp_path / "dp" / "result.json").read_text())
+    rows = result["rows"]
+    assert {r["depth"] for r in rows} == {1, 2, 4}
+    assert all(abs(r["ratio_normalised"] - 1) < 1e-9 for r in rows)
+    assert all(0.5 < r["fitted_alpha"] < 5 and r["ks_statistic"] < 0.3 for r in rows)
+    assert all(r["entropy_minus_log_m_nats"] < 0 for r in rows)  # H <= ln M, equality only if uniform
+    assert (tmp_path / "dp" / "alpha_vs_depth.png").stat().st_size > 10_000
