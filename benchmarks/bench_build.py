@@ -61,7 +61,7 @@ def case(kind: str, n_tokens: int, depth: int, mode: str) -> dict:
     peak = peak_rss_gib()
     del tree
     t0 = time.perf_counter()
-    tree = build_tree(corpus, depth=depth, mode=mode, vocab_size=32_000)
+    build_tree(corpus, depth=depth, mode=mode, vocab_size=32_000)
     second = time.perf_counter() - t0
     return {"seconds": first, "seconds_second_build": second, "nodes": nodes,
             "bytes_per_node": nbytes / nodes, "peak_rss_gib": peak, "rss_before_gib": rss_before}

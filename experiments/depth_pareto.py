@@ -28,7 +28,6 @@ from tokentree.compression.hooke import inputs_from_sequences
 from tokentree.compression.pareto import fit_pareto
 from tokentree.errors import InputError
 from tokentree.progress import progress
-from tokentree.runs import dumps_json
 from tokentree.sequences import TokenSequences
 
 __all__ = ["Config", "Result", "run"]
@@ -84,9 +83,11 @@ class Result:
         return {"experiment": "depth-pareto", "config": asdict(self.config), "rows": self.rows}
 
     def terminal_summary(self) -> str:
-        lines = ["depth-pareto: fitted Pareto alpha, normalised entropy and the l -> 0 ratio against depth",
-                 f"  {'d':>2} {'corpus':<18} {'M':>8} {'alpha':>7} {'KS':>6} {'H-lnM':>8} {'lemma':>8} "
-                 f"{'R(0)/-kLp/La':>13} {'Huffman R/-k':>13}"]
+        lines = [
+            "depth-pareto: fitted Pareto alpha, normalised entropy and the l -> 0 ratio against depth",
+            f"  {'d':>2} {'corpus':<18} {'M':>8} {'alpha':>7} {'KS':>6} {'H-lnM':>8} {'lemma':>8} "
+            f"{'R(0)/-kLp/La':>13} {'Huffman R/-k':>13}",
+        ]
         for r in self.rows:
             lines.append(
                 f"  {r['depth']:>2} {r['corpus']:<18} {r['n_symbols']:>8} {r['fitted_alpha']:>7.3f} "
@@ -98,21 +99,25 @@ class Result:
     def summary_markdown(self) -> str:
         c = self.config
         out = [
-            "# depth-pareto: capacity depth and the Pareto normalisation (real text)", "",
+            "# depth-pareto: capacity depth and the Pareto normalisation (real text)",
+            "",
             f"Corpora {list(c.corpora)} ({c.tokenizer} tokens), k = {c.k:g}, betas {list(c.betas)}, seed {c.seed}. "
-            f"Run time {self.seconds:.1f} s.", "",
+            f"Run time {self.seconds:.1f} s.",
+            "",
             "alpha: maximum-likelihood Pareto exponent of the pruned tree's symbol masses (tail chosen by KS "
             "distance). Lemma: ln(alpha/(alpha-1)) - 1/(alpha-1) at that alpha. Ratios are normalised by the exact "
             "ideal-code value -k L_p/L_a; the Huffman ratio is a finite difference over l = 0 -> "
             f"{c.huffman_step:g}, infinite where D_p's Huffman rate did not move at all (its code lengths are "
-            "piecewise constant in l).", "",
+            "piecewise constant in l).",
+            "",
             "| d | corpus | symbols M | alpha | KS | H - ln M (nats) | lemma (nats) | ideal R(0)/(-k L_p/L_a) | "
             "Huffman ratio/(-k L_p/L_a) | d * d gamma_a/dl (bits) |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in self.rows:
             out.append(
-                f"| {r['depth']} | {r['corpus']} | {r['n_symbols']} | {r['fitted_alpha']:.3f} | {r['ks_statistic']:.3f} "
+                f"| {r['depth']} | {r['corpus']} | {r['n_symbols']} | {r['fitted_alpha']:.3f} | "
+                f"{r['ks_statistic']:.3f} "
                 f"| {r['entropy_minus_log_m_nats']:.3f} | {r['lemma_nats']:.3f} | {r['ratio_normalised']:.12f} | "
                 f"{r['huffman_ratio_normalised']:.4g} | {r['depth_times_d_rate_align']:.4g} |"
             )
@@ -127,8 +132,12 @@ class Result:
             rows = [r for r in self.rows if r["corpus"] == name]
             d = [r["depth"] for r in rows]
             left.plot(d, [r["fitted_alpha"] for r in rows], "o-", color=COLOURS[i], label=name)
-            right.plot(d, [r["entropy_minus_log_m_nats"] for r in rows], "o-", color=COLOURS[i], label=f"{name}: H - ln M")
-            right.plot(d, [r["lemma_nats"] for r in rows], "x:", color=COLOURS[i], label=f"{name}: lemma at fitted alpha")
+            right.plot(
+                d, [r["entropy_minus_log_m_nats"] for r in rows], "o-", color=COLOURS[i], label=f"{name}: H - ln M"
+            )
+            right.plot(
+                d, [r["lemma_nats"] for r in rows], "x:", color=COLOURS[i], label=f"{name}: lemma at fitted alpha"
+            )
         left.axhline(1, color="0.3", lw=1, ls="--", label="alpha = 1: the lemma's normalisation breaks")
         right.set_ylim(-6, 0.5)
         left.set_xlabel("capacity depth d")
@@ -145,8 +154,13 @@ class Result:
         rows = [r for r in self.rows if r["corpus"] == self.config.corpora[0]]
         d = [r["depth"] for r in rows]
         left.plot(d, [r["ratio_normalised"] for r in rows], "o-", color=COLOURS[0], label="ideal codes (analytic)")
-        left.plot(d, [r["huffman_ratio_normalised"] for r in rows], "s--", color=COLOURS[1],
-                  label=f"Huffman codes (finite difference, l = 0 -> {self.config.huffman_step:g})")
+        left.plot(
+            d,
+            [r["huffman_ratio_normalised"] for r in rows],
+            "s--",
+            color=COLOURS[1],
+            label=f"Huffman codes (finite difference, l = 0 -> {self.config.huffman_step:g})",
+        )
         left.axhline(1, color="0.3", lw=1, ls=":", label="theory: 1")
         left.set_ylabel("ratio / (-k L_p / L_a)")
         right.plot(d, [r["depth_times_d_rate_align"] for r in rows], "o-", color=COLOURS[0])
@@ -158,24 +172,14 @@ class Result:
         fig.suptitle(f"The l -> 0 ratio and its magnitude against depth (real text, k = {self.config.k:g})")
         fig.savefig(folder / "ratio_vs_depth.png")
 
-    def write(self, folder: Path) -> None:
-        (folder / "result.json").write_text(dumps_json(self.to_dict()), encoding="utf-8")
-        (folder / "summary.md").write_text(self.summary_markdown(), encoding="utf-8")
-        self.plot(folder)
-
 
 def _pools(config: Config, show_progress: bool | None) -> tuple[list[TokenSequences], int]:
-    from tokentree.text import builtin_texts, encode_texts, load_tokenizer
+    from tokentree.text import encode_builtin_corpora, load_tokenizer
 
     tokenizer = load_tokenizer(config.tokenizer)
-    pools = []
-    for i, name in enumerate(config.corpora):
-        texts = builtin_texts(name)
-        if config.max_responses and len(texts) > config.max_responses:
-            keep = np.sort(np.random.default_rng([config.seed, 100, i]).choice(len(texts), config.max_responses,
-                                                                                   replace=False))
-            texts = [texts[j] for j in keep]
-        pools.append(encode_texts(texts, tokenizer, show_progress=show_progress))
+    pools = encode_builtin_corpora(
+        config.corpora, tokenizer, max_responses=config.max_responses, seed=config.seed, show_progress=show_progress
+    )
     return pools, tokenizer.get_vocab_size()
 
 
@@ -199,14 +203,21 @@ def run(config: Config, *, show_progress: bool | None = None) -> Result:
             fit = fit_pareto(masses)
             p = masses / masses.sum()
             a = fit.alpha
-            rows.append({
-                "depth": int(d), "corpus": name, "n_symbols": int(masses.shape[0]),
-                "fitted_alpha": a, "ks_statistic": fit.ks_statistic, "n_tail": fit.n_tail,
-                "entropy_minus_log_m_nats": float(entr(p).sum()) - math.log(masses.shape[0]),
-                "lemma_nats": math.log(a / (a - 1)) - 1 / (a - 1) if a > 1 else math.nan,
-                "ratio_normalised": float(res.ratio[0]) / exact,
-                "huffman_ratio_normalised": huff_ratio / exact,
-                "huffman_step_align_bits": d_huff_a, "huffman_step_pretrain_bits": d_huff_p,
-                "depth_times_d_rate_align": d * float(res.d_rate_align[0]),
-            })
+            rows.append(
+                {
+                    "depth": int(d),
+                    "corpus": name,
+                    "n_symbols": int(masses.shape[0]),
+                    "fitted_alpha": a,
+                    "ks_statistic": fit.ks_statistic,
+                    "n_tail": fit.n_tail,
+                    "entropy_minus_log_m_nats": float(entr(p).sum()) - math.log(masses.shape[0]),
+                    "lemma_nats": math.log(a / (a - 1)) - 1 / (a - 1) if a > 1 else math.nan,
+                    "ratio_normalised": float(res.ratio[0]) / exact,
+                    "huffman_ratio_normalised": huff_ratio / exact,
+                    "huffman_step_align_bits": d_huff_a,
+                    "huffman_step_pretrain_bits": d_huff_p,
+                    "depth_times_d_rate_align": d * float(res.d_rate_align[0]),
+                }
+            )
     return Result(config, rows, seconds=time.perf_counter() - start)

@@ -39,7 +39,6 @@ from tokentree.compression.hooke import (
 )
 from tokentree.errors import InputError
 from tokentree.progress import progress
-from tokentree.runs import dumps_json
 from tokentree.scenario import scenario_sources
 from tokentree.sequences import TokenSequences
 from tokentree.synthetic import markov_corpus
@@ -77,7 +76,23 @@ class Config:
     seed: int = 0
     k_values: tuple[float, ...] = (10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
     l_values: tuple[float, ...] = (
-        0.0, 0.001, 0.01, 0.03, 0.06, 0.09, 0.12, 0.16, 0.2, 0.24, 0.27, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0,
+        0.0,
+        0.001,
+        0.01,
+        0.03,
+        0.06,
+        0.09,
+        0.12,
+        0.16,
+        0.2,
+        0.24,
+        0.27,
+        0.35,
+        0.5,
+        0.75,
+        1.0,
+        1.5,
+        2.0,
     )
     depths: tuple[int, ...] = (3, 4, 6, 8)
     alphas: tuple[float, ...] = (1.5, 2.0, 3.0)
@@ -125,9 +140,18 @@ class Config:
     def quick(cls) -> Config:
         """A small grid for tests and a first look (a few seconds)."""
         return cls(
-            k_values=(10.0, 1e3, 1e6), depths=(3, 4), alphas=(2.0,), betas=((0.5, 0.3, 0.2),),
-            l_values=(0.0, 0.01, 0.1, 0.2, 0.3, 0.5, 1.0), n_leaves=100, split_depths=(1, 2, 4, 8),
-            split_pool_size=1000, n_align=200, n_perturb=200, pareto_sizes=(100, 1000, 10000), pareto_seeds=3,
+            k_values=(10.0, 1e3, 1e6),
+            depths=(3, 4),
+            alphas=(2.0,),
+            betas=((0.5, 0.3, 0.2),),
+            l_values=(0.0, 0.01, 0.1, 0.2, 0.3, 0.5, 1.0),
+            n_leaves=100,
+            split_depths=(1, 2, 4, 8),
+            split_pool_size=1000,
+            n_align=200,
+            n_perturb=200,
+            pareto_sizes=(100, 1000, 10000),
+            pareto_seeds=3,
             max_responses=1500,
         )
 
@@ -179,9 +203,16 @@ class Result:
         rows = []
         for r in self._select(l=0.0, **ref):
             worst = max(x["identity_residual"] for x in self._select(k=r["k"], **ref))
-            rows.append({"k": r["k"], "ratio": float(r["ratio"]), "normalised": float(r["ratio"]) / r["ratio_l0_exact"],
-                         "l_star": float(r["l_star"]), "l_star_closed_form": r["l_star_closed_form"],
-                         "max_residual": worst})
+            rows.append(
+                {
+                    "k": r["k"],
+                    "ratio": float(r["ratio"]),
+                    "normalised": float(r["ratio"]) / r["ratio_l0_exact"],
+                    "l_star": float(r["l_star"]),
+                    "l_star_closed_form": r["l_star_closed_form"],
+                    "max_residual": worst,
+                }
+            )
         return rows
 
     def summary_markdown(self) -> str:
@@ -210,20 +241,36 @@ class Result:
             "| k | R(0) | R(0) / (-k L_p/L_a) | l* | l* closed form | max identity residual |",
             "|---|---|---|---|---|---|",
         ]
-        out += [f"| {r['k']:g} | {r['ratio']:.10g} | {r['normalised']:.12f} | {r['l_star']:.6g} | "
-                f"{r['l_star_closed_form']:.6g} | {r['max_residual']:.1e} |" for r in self.ratio_table()]
-        out += ["", "## Finite samples (item 8)", "",
-                "| depth | symbols | D_t mass on D_3 leaves (independent) | R(0)/(-k L_p/L_a) independent | resampled |",
-                "|---|---|---|---|---|"]
+        out += [
+            f"| {r['k']:g} | {r['ratio']:.10g} | {r['normalised']:.12f} | {r['l_star']:.6g} | "
+            f"{r['l_star_closed_form']:.6g} | {r['max_residual']:.1e} |"
+            for r in self.ratio_table()
+        ]
+        out += [
+            "",
+            "## Finite samples (item 8)",
+            "",
+            "| depth | symbols | D_t mass on D_3 leaves (independent) | R(0)/(-k L_p/L_a) independent | resampled |",
+            "|---|---|---|---|---|",
+        ]
         for r in self.controls["split"]:
-            out.append(f"| {r['depth']} | {r['n_symbols']} | {r['shared_mass_independent']:.4f} | "
-                       f"{float(r['ratio_l0_independent']) / r['ratio_l0_exact_independent']:.4g} | "
-                       f"{float(r['ratio_l0_resampled']) / r['ratio_l0_exact_resampled']:.9f} |")
-        out += ["", "## Pareto lemma (section 6)", "", "| alpha | M | H - ln M (nats) | spread | lemma | error |",
-                "|---|---|---|---|---|---|"]
+            out.append(
+                f"| {r['depth']} | {r['n_symbols']} | {r['shared_mass_independent']:.4f} | "
+                f"{float(r['ratio_l0_independent']) / r['ratio_l0_exact_independent']:.4g} | "
+                f"{float(r['ratio_l0_resampled']) / r['ratio_l0_exact_resampled']:.9f} |"
+            )
+        out += [
+            "",
+            "## Pareto lemma (section 6)",
+            "",
+            "| alpha | M | H - ln M (nats) | spread | lemma | error |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in self.pareto:
-            out.append(f"| {r['alpha']:g} | {r['n_leaves']} | {r['entropy_minus_log_m_nats']:.4f} | "
-                       f"{r['spread_nats']:.4f} | {float(r['lemma_nats']):.4f} | {float(r['error_nats']):+.4f} |")
+            out.append(
+                f"| {r['alpha']:g} | {r['n_leaves']} | {r['entropy_minus_log_m_nats']:.4f} | "
+                f"{r['spread_nats']:.4f} | {float(r['lemma_nats']):.4f} | {float(r['error_nats']):+.4f} |"
+            )
         out += ["", "## Plots", ""]
         out += [f"![{name}]({name}.png)" for name in PLOTS]
         return "\n".join(out) + "\n"
@@ -239,14 +286,19 @@ class Result:
         alpha = "" if ref["alpha"] is None else f", alpha {ref['alpha']}"
         label = f"{c.data}{alpha}, d = {ref['depth']}, betas {ref['betas']}, k = {k_ref:g}"
         plots.plot_rates_vs_l(
-            [r["l"] for r in sweep], [float(r["rate_align"]) for r in sweep],
-            [float(r["rate_pretrain"]) for r in sweep], l_star=l_star, title=label,
+            [r["l"] for r in sweep],
+            [float(r["rate_align"]) for r in sweep],
+            [float(r["rate_pretrain"]) for r in sweep],
+            l_star=l_star,
+            title=label,
             path=folder / "rates_vs_l.png",
         )
         groups = []
         for d in c.depths:
             rows = sorted(self._select(l=0.0, depth=d, alpha=ref["alpha"], betas=ref["betas"]), key=lambda r: r["k"])
-            groups.append({"label": f"d = {d}", "k": [r["k"] for r in rows], "ratio": [float(r["ratio"]) for r in rows]})
+            groups.append(
+                {"label": f"d = {d}", "k": [r["k"] for r in rows], "ratio": [float(r["ratio"]) for r in rows]}
+            )
         slope = float(np.polyfit(np.log(groups[0]["k"]), np.log(np.abs(groups[0]["ratio"])), 1)[0])
         plots.plot_ratio_vs_k(groups, slope=slope, path=folder / "ratio_vs_k.png")
         series = []
@@ -255,27 +307,38 @@ class Result:
         dense = np.concatenate([dense[dense < l_cf - 1e-3], [np.nan], dense[dense > l_cf + 1e-3]])  # break at l*
         for k in sorted({c.k_values[0], k_ref, c.k_values[-1]}):
             rows = sorted(self._select(k=k, **ref), key=lambda r: r["l"])
-            series.append({"label": f"k = {k:g}", "l": [r["l"] for r in rows], "ratio": [float(r["ratio"]) for r in rows],
-                           "l_dense": dense, "ratio_dense": ratio_disjoint(k, ref["betas"], dense)})
+            series.append(
+                {
+                    "label": f"k = {k:g}",
+                    "l": [r["l"] for r in rows],
+                    "ratio": [float(r["ratio"]) for r in rows],
+                    "l_dense": dense,
+                    "ratio_dense": ratio_disjoint(k, ref["betas"], dense),
+                }
+            )
         disjoint = all(r["disjoint"] for r in sweep)
-        title = ("R(l) against the closed form: elastic (negative) below l*, positive beyond" if disjoint else
-                 f"R(l) against the disjoint closed form, which does not apply here\n(overlapping symbol sets; "
-                 f"measured l* = {l_star:.3g})")
-        plots.plot_ratio_vs_closed_form(series, l_star=l_cf, title=title,
-                                        path=folder / "ratio_vs_closed_form.png")
+        title = (
+            "R(l) against the closed form: elastic (negative) below l*, positive beyond"
+            if disjoint
+            else f"R(l) against the disjoint closed form, which does not apply here\n(overlapping symbol sets; "
+            f"measured l* = {l_star:.3g})"
+        )
+        plots.plot_ratio_vs_closed_form(series, l_star=l_cf, title=title, path=folder / "ratio_vs_closed_form.png")
         prof = mean_rate_profile(self.records, k=k_ref, betas=ref["betas"], alpha=ref["alpha"])
-        plots.plot_rates_vs_depth(prof["depth"], prof["ideal"], prof["huffman"], prof["theorem_3_4"],
-                                  title=f"Code lengths against depth ({c.data}, k = {k_ref:g}, l = 0)",
-                                  path=folder / "rates_vs_depth.png")
-        plots.plot_split_control(self.controls["split"], title=f"Finite samples: independent vs resampled D_t ({c.data})",
-                                 path=folder / "split_control.png")
+        plots.plot_rates_vs_depth(
+            prof["depth"],
+            prof["ideal"],
+            prof["huffman"],
+            prof["theorem_3_4"],
+            title=f"Code lengths against depth ({c.data}, k = {k_ref:g}, l = 0)",
+            path=folder / "rates_vs_depth.png",
+        )
+        plots.plot_split_control(
+            self.controls["split"],
+            title=f"Finite samples: independent vs resampled D_t ({c.data})",
+            path=folder / "split_control.png",
+        )
         plots.plot_pareto_normalisation(self.pareto, path=folder / "pareto.png")
-
-    def write(self, folder: Path) -> None:
-        """result.json, summary.md and the PNG plots into ``folder``."""
-        (folder / "result.json").write_text(dumps_json(self.to_dict()), encoding="utf-8")
-        (folder / "summary.md").write_text(self.summary_markdown(), encoding="utf-8")
-        self.plot(folder)
 
 
 def _cell(text: str) -> str:
@@ -292,16 +355,12 @@ def _rng(seed: int, *path: int) -> np.random.Generator:
 
 
 def _real_pools(config: Config, show_progress: bool | None) -> tuple[list[TokenSequences], int]:
-    from tokentree.text import builtin_texts, encode_texts, load_tokenizer
+    from tokentree.text import encode_builtin_corpora, load_tokenizer
 
     tokenizer = load_tokenizer(config.tokenizer)
-    pools = []
-    for i, name in enumerate(config.corpora):
-        texts = builtin_texts(name)
-        if config.max_responses and len(texts) > config.max_responses:
-            keep = np.sort(_rng(config.seed, 100, i).choice(len(texts), config.max_responses, replace=False))
-            texts = [texts[j] for j in keep]
-        pools.append(encode_texts(texts, tokenizer, show_progress=show_progress))
+    pools = encode_builtin_corpora(
+        config.corpora, tokenizer, max_responses=config.max_responses, seed=config.seed, show_progress=show_progress
+    )
     return pools, tokenizer.get_vocab_size()
 
 
@@ -316,8 +375,13 @@ def _synthetic_inputs(config: Config) -> list[tuple[Any, HookeInputs]]:
     for i, a in enumerate(config.alphas):
         for d in config.depths:
             sources = scenario_sources(
-                betas=config.betas[0], depth=d, alpha=a, n_leaves=config.n_leaves,
-                vocab_size=config.vocab_per_component, disjoint=True, rng=_rng(config.seed, 1, i),
+                betas=config.betas[0],
+                depth=d,
+                alpha=a,
+                n_leaves=config.n_leaves,
+                vocab_size=config.vocab_per_component,
+                disjoint=True,
+                rng=_rng(config.seed, 1, i),
             )
             out.append((a, inputs_from_sources(sources)))
     return out
@@ -328,8 +392,10 @@ def _real_inputs(config: Config, pools: list[TokenSequences], vocab: int) -> lis
     align = pools[1].select(gen.integers(0, pools[1].n_sequences, size=config.n_align))
     perturb = pools[2].select(gen.integers(0, pools[2].n_sequences, size=config.n_perturb))
     like_align = pools[1].select(gen.integers(0, pools[1].n_sequences, size=config.n_perturb))
-    return [(None, inputs_from_sequences(pools, align, perturb, like_align, depth=d, vocab_size=vocab))
-            for d in config.depths]
+    return [
+        (None, inputs_from_sequences(pools, align, perturb, like_align, depth=d, vocab_size=vocab))
+        for d in config.depths
+    ]
 
 
 # ----------------------------------------------------------------------------- run
@@ -353,14 +419,26 @@ def run(config: Config, *, show_progress: bool | None = None) -> Result:
         controls["overlap"].append({**labels, **overlap_control(inp, k=config.control_k, betas=betas)})
         l_star = l_star_disjoint(betas)
         controls["huffman_steps"].append(
-            {**labels, **huffman_step_control(inp, k=config.control_k, betas=betas, l_max=0.01 * l_star)})
-        controls["finite_step"] += [{**labels, **row} for row in finite_step_control(
-            inp, k=config.finite_step_k, betas=betas, steps=[(0.0, l_star / 2), (l_star / 2, 2 * l_star)])]
+            {**labels, **huffman_step_control(inp, k=config.control_k, betas=betas, l_max=0.01 * l_star)}
+        )
+        controls["finite_step"] += [
+            {**labels, **row}
+            for row in finite_step_control(
+                inp, k=config.finite_step_k, betas=betas, steps=[(0.0, l_star / 2), (l_star / 2, 2 * l_star)]
+            )
+        ]
     controls["split"] = split_sample_control(
-        pools, depths=config.split_depths, k=config.control_k, betas=config.betas[0],
-        n_align=config.n_align, n_perturb=config.n_perturb, vocab_size=vocab, rng=_rng(config.seed, 400),
+        pools,
+        depths=config.split_depths,
+        k=config.control_k,
+        betas=config.betas[0],
+        n_align=config.n_align,
+        n_perturb=config.n_perturb,
+        vocab_size=vocab,
+        rng=_rng(config.seed, 400),
     )
-    pareto = pareto_normalisation(config.pareto_alphas, config.pareto_sizes, n_seeds=config.pareto_seeds,
-                                  rng=_rng(config.seed, 500))
+    pareto = pareto_normalisation(
+        config.pareto_alphas, config.pareto_sizes, n_seeds=config.pareto_seeds, rng=_rng(config.seed, 500)
+    )
     verdicts = judge(records, controls, pareto)
     return Result(config, records, controls, pareto, verdicts, seconds=time.perf_counter() - start)

@@ -82,7 +82,7 @@ def test_pruned_chunk_tree_keeps_the_first_tokens_of_each_block(seqs, depth):
     pruned = build_tree(seqs, depth=big, mode="chunk").prune(depth)
     # A block that continues its response must not end in EOS: give it a marker tail.
     marker = 99
-    as_prefix = [b if e else b + [marker] * (depth + 1) for b, e in zip(blocks, ends)]
+    as_prefix = [b if e else b + [marker] * (depth + 1) for b, e in zip(blocks, ends, strict=False)]
     expected = build_tree(as_prefix, depth=depth, mode="prefix")
     assert pruned.symbols().total_mass == expected.total_mass
     np.testing.assert_array_equal(pruned.counts, expected.counts)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-import json
 import dataclasses
+import json
 import math
 
 import pytest
@@ -16,8 +16,16 @@ from tokentree.errors import InputError
 from tokentree.runs import config_to_toml, dumps_json, resolve_config, write_output_folder
 
 EXPECTED_SYNTHETIC = {
-    "5.1": HOLDS, "5.2": HOLDS, "5.3": HOLDS, "5.cf": HOLDS, "5.4": FAILS_AS_PREDICTED,
-    "5.5": FAILS_AS_PREDICTED, "5.6": HOLDS, "5.7": HOLDS, "5.8": FAILS_AS_PREDICTED, "6": HOLDS,
+    "5.1": HOLDS,
+    "5.2": HOLDS,
+    "5.3": HOLDS,
+    "5.cf": HOLDS,
+    "5.4": FAILS_AS_PREDICTED,
+    "5.5": FAILS_AS_PREDICTED,
+    "5.6": HOLDS,
+    "5.7": HOLDS,
+    "5.8": FAILS_AS_PREDICTED,
+    "6": HOLDS,
 }
 
 
@@ -111,8 +119,17 @@ def test_cli_run_writes_every_output_and_reruns_identically(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "5.2" in printed and "fails as predicted" in printed
     names = {p.name for p in out.iterdir()}
-    assert {"config.toml", "result.json", "summary.md", "rates_vs_l.png", "ratio_vs_k.png",
-            "ratio_vs_closed_form.png", "rates_vs_depth.png", "split_control.png", "pareto.png"} <= names
+    assert {
+        "config.toml",
+        "result.json",
+        "summary.md",
+        "rates_vs_l.png",
+        "ratio_vs_k.png",
+        "ratio_vs_closed_form.png",
+        "rates_vs_depth.png",
+        "split_control.png",
+        "pareto.png",
+    } <= names
     first = (out / "result.json").read_bytes()
     summary = (out / "summary.md").read_text()
     assert "| 5.4 | **fails as predicted** |" in summary
@@ -141,14 +158,17 @@ def test_config_round_trips_through_toml(tmp_path):
     assert resolve_config(Config, toml_path=path) == config
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("k_values = 3\n", "k_values must be a list"),
-    ("betas = [[0.5, 0.5, 0.5]]\n", "three positive shares summing to 1"),
-    ("l_values = [0.1, 0.2]\n", "include 0"),
-    ("data = 'web'\n", "data must be one of"),
-    ("seed = 'x'\n", "seed must be a int"),
-    ("depths = [1]\n", "do not fit"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("k_values = 3\n", "k_values must be a list"),
+        ("betas = [[0.5, 0.5, 0.5]]\n", "three positive shares summing to 1"),
+        ("l_values = [0.1, 0.2]\n", "include 0"),
+        ("data = 'web'\n", "data must be one of"),
+        ("seed = 'x'\n", "seed must be a int"),
+        ("depths = [1]\n", "do not fit"),
+    ],
+)
 def test_bad_config_is_rejected_with_the_fix(tmp_path, text, message):
     path = tmp_path / "c.toml"
     path.write_text(text)

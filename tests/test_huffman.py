@@ -23,7 +23,7 @@ def brute_force_optimal_length(p):
     best = math.inf
     for lengths in itertools.product(range(1, n), repeat=n):
         if sum(Fraction(1, 2**ln) for ln in lengths) <= 1:
-            best = min(best, sum(pi * li for pi, li in zip(p, lengths)))
+            best = min(best, sum(pi * li for pi, li in zip(p, lengths, strict=False)))
     return best
 
 

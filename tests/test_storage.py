@@ -43,7 +43,7 @@ def test_truncated_file(tmp_path, tree):
     path = save_tree(tree, tmp_path / "t.npz")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(TreeFileError, match="truncated, corrupt or not an .npz"):
+    with pytest.raises(TreeFileError, match=r"truncated, corrupt or not an \.npz"):
         load_tree(path)
 
 
@@ -78,7 +78,7 @@ def _header(**changes):
 def test_newer_version(tmp_path, tree):
     path = save_tree(tree, tmp_path / "t.npz")
     _rewrite(path, header=_header(version=FORMAT_VERSION + 1))
-    with pytest.raises(TreeFileError, match="newer tokentree .* upgrade"):
+    with pytest.raises(TreeFileError, match=r"newer tokentree .* upgrade"):
         load_tree(path)
 
 

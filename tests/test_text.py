@@ -30,7 +30,7 @@ def test_tokenizer_json_round_trip(tmp_path):
     path = tmp_path / "tokenizer.json"
     gpt2_tokenizer().save(str(path))
     assert load_tokenizer(path).encode("Hello world").ids == [15496, 995]
-    with pytest.raises(InputError, match="neither 'gpt2' nor an existing tokenizer.json"):
+    with pytest.raises(InputError, match=r"neither 'gpt2' nor an existing tokenizer\.json"):
         load_tokenizer(tmp_path / "missing.json")
 
 

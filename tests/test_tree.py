@@ -19,7 +19,7 @@ def small_tree():
 def test_count_of_any_prefix_matches_a_scan(seqs, depth, mode):
     tree = build_tree(seqs, depth=depth, mode=mode)
     occ = reference_occurrences(seqs, depth, mode)
-    for path in [p.path for p in tree.iter_paths()][:20] + [(0, 0, 0), (9,)]:
+    for path in [*[p.path for p in tree.iter_paths()][:20], (0, 0, 0), (9,)]:
         expected = sum(1 for piece, _, _ in occ if piece[: len(path)] == path)
         assert tree.count(path) == expected
 
@@ -65,7 +65,7 @@ def test_trees_are_immutable_and_compare_exactly():
 
 
 def test_prune_rejects_deeper_or_invalid_depths():
-    with pytest.raises(InputError, match="prune only to depths 1..3"):
+    with pytest.raises(InputError, match=r"prune only to depths 1\.\.3"):
         small_tree().prune(4)
     with pytest.raises(InputError, match="depth must be >= 1"):
         small_tree().prune(0)

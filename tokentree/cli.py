@@ -150,10 +150,10 @@ def _run_experiment(args: argparse.Namespace) -> int:
 
     from tokentree.runs import (
         available_experiments,
-        config_to_toml,
         load_experiment,
         resolve_config,
         write_output_folder,
+        write_run_outputs,
     )
 
     if args.list:
@@ -172,11 +172,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = module.run(config)
 
-    def write(folder: Path) -> None:
-        (folder / "config.toml").write_text(config_to_toml(config), encoding="utf-8")
-        result.write(folder)
-
-    write_output_folder(out, write)
+    write_output_folder(out, lambda folder: write_run_outputs(folder, config, result))
     print(result.terminal_summary())
     print(f"wrote {out}/ (config.toml, result.json, summary.md, plots) in {time.perf_counter() - start:.1f} s")
     return 0

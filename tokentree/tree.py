@@ -412,7 +412,7 @@ class TokenTree:
         """The tokens of symbol ``index``, with a trailing ``"EOS"`` when it ends the response."""
         s = self.symbols() if symbols is None else symbols
         p = self.path(int(s.node[index]))
-        return p + ("EOS",) if s.ends[index] else p
+        return (*p, "EOS") if s.ends[index] else p
 
     # ---------------------------------------------------------- statistics
     def layer_stats(self) -> LayerStats:
@@ -459,7 +459,7 @@ class TokenTree:
             node, path = stack.pop()
             yield PathCount(path, int(self._counts[node]), int(eos[node]))
             for c in range(int(co[node + 1]) - 1, int(co[node]) - 1, -1):
-                stack.append((c, path + (int(self._tokens[c]),)))
+                stack.append((c, (*path, int(self._tokens[c]))))
 
     def to_networkx(self) -> networkx.DiGraph:
         """A ``networkx.DiGraph`` of the tree: node i has attributes token, count, eos, depth."""
@@ -475,7 +475,7 @@ class TokenTree:
                 eos=int(eos[i]),
                 depth=int(self.depths[i]),
             )
-        g.add_edges_from(zip(self._parents[1:].tolist(), range(1, self.n_nodes)))
+        g.add_edges_from(zip(self._parents[1:].tolist(), range(1, self.n_nodes), strict=False))
         return g
 
 

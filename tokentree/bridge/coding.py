@@ -27,7 +27,8 @@ def _constriction():  # type: ignore[no-untyped-def]
         import constriction
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "entropy coding needs the 'constriction' package: pip install 'tokentree[torch]' or pip install constriction"
+            "entropy coding needs the 'constriction' package: "
+            "pip install 'tokentree[torch]' or pip install constriction"
         ) from exc
     return constriction
 

@@ -146,7 +146,7 @@ def load_causal_lm(source: str | os.PathLike[str]) -> tuple[Any, Any]:
         where: str | Path = path.parent
     elif path.is_dir():
         kw, where = {}, path
-    elif path.exists() or os.sep in str(source) and not str(source).count("/") == 1:
+    elif path.exists() or (os.sep in str(source) and not str(source).count("/") == 1):
         raise InputError(f"{os.fspath(path)!r} is neither a model folder nor a .gguf file")
     else:
         if os.environ.get("HF_HUB_OFFLINE") == "1":

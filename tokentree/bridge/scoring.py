@@ -124,6 +124,10 @@ def measure_rate(scorer: TokenScorer, sequences: object, *, texts: Sequence[str]
     n_tokens = sum(s.shape[0] for s in seqs)
     n_bytes = None if texts is None else sum(len(t.encode("utf-8")) for t in texts)
     return MeasuredRate(
-        n_sequences=len(seqs), n_tokens=n_tokens, n_bytes=n_bytes, total_bits=total,
-        bits_per_token=total / n_tokens, bits_per_byte=total / n_bytes if n_bytes else math.nan,
+        n_sequences=len(seqs),
+        n_tokens=n_tokens,
+        n_bytes=n_bytes,
+        total_bits=total,
+        bits_per_token=total / n_tokens,
+        bits_per_byte=total / n_bytes if n_bytes else math.nan,
     )

@@ -27,8 +27,8 @@ from functools import cached_property
 
 import numpy as np
 
-from tokentree.build import build_tree
 from tokentree.bridge.scoring import checked_sequences
+from tokentree.build import build_tree
 from tokentree.errors import InputError
 from tokentree.tree import TokenTree
 
@@ -47,8 +47,9 @@ def fit_tree_model(sequences: object, *, depth: int, vocab_size: int, discount: 
     if not 0 <= discount < 1:
         raise InputError(f"discount must be in [0, 1); got {discount}")
     seqs = checked_sequences(sequences, vocab_size)
-    tree = build_tree(_padded(seqs, depth, vocab_size), depth=depth, mode="window",
-                      vocab_size=vocab_size + max(depth - 1, 1))
+    tree = build_tree(
+        _padded(seqs, depth, vocab_size), depth=depth, mode="window", vocab_size=vocab_size + max(depth - 1, 1)
+    )
     return TreeModel(tree=tree, size=vocab_size, discount=float(discount))
 
 
@@ -132,7 +133,7 @@ class TreeModel:
         p = np.full(self.size, 1.0 / self.size)
         for j in range(d):
             node = 0
-            for t in padded[len(padded) - j:] if j else []:
+            for t in padded[len(padded) - j :] if j else []:
                 node = int(self._child(np.array([node]), np.array([int(t)]))[0])
                 if node < 0:
                     break

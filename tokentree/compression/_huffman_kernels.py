@@ -61,7 +61,9 @@ def minimum_redundancy_lengths(a: np.ndarray) -> None:  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def encode_bits(codes: np.ndarray, lengths: np.ndarray, symbols: np.ndarray, total_bits: int) -> np.ndarray:  # pragma: no cover
+def encode_bits(  # pragma: no cover
+    codes: np.ndarray, lengths: np.ndarray, symbols: np.ndarray, total_bits: int
+) -> np.ndarray:
     """Pack the codewords of ``symbols`` MSB-first into bytes."""
     out = np.zeros((total_bits + 7) // 8, np.uint8)
     bit = 0

@@ -112,8 +112,13 @@ class HookeInputs:
     def setting(self, k: float, betas: Sequence[float], perturb: np.ndarray | None = None) -> PerturbationSetting:
         """The Theorem 4.2 setting with weight k on D_p (and another perturbation if given)."""
         return perturbation_setting(
-            list(self.parts), self.align, self.perturb if perturb is None else perturb,
-            k=k, betas=betas, symbol_lengths=self.symbol_lengths, depth=self.depth,
+            list(self.parts),
+            self.align,
+            self.perturb if perturb is None else perturb,
+            k=k,
+            betas=betas,
+            symbol_lengths=self.symbol_lengths,
+            depth=self.depth,
         )
 
 
@@ -145,8 +150,13 @@ def inputs_from_sources(sources: ScenarioSources) -> HookeInputs:
         rows[i] = np.bincount(idx, weights=comp.probabilities, minlength=n_symbols)
     parts = _normalised(rows)
     return HookeInputs(
-        depth=sources.depth, parts=parts, align=parts[1], perturb=parts[2], perturb_like_align=parts[1],
-        symbol_lengths=tree.symbols().length.astype(np.float64), vocab_size=sources.vocab_size,
+        depth=sources.depth,
+        parts=parts,
+        align=parts[1],
+        perturb=parts[2],
+        perturb_like_align=parts[1],
+        symbol_lengths=tree.symbols().length.astype(np.float64),
+        vocab_size=sources.vocab_size,
     )
 
 
@@ -168,8 +178,13 @@ def inputs_from_sequences(
     aligned = align_symbols(trees)
     rows = _normalised(aligned.masses)
     return HookeInputs(
-        depth=depth, parts=rows[:3], align=rows[3], perturb=rows[4], perturb_like_align=rows[5],
-        symbol_lengths=aligned.symbols.length.astype(np.float64), vocab_size=vocab_size,
+        depth=depth,
+        parts=rows[:3],
+        align=rows[3],
+        perturb=rows[4],
+        perturb_like_align=rows[5],
+        symbol_lengths=aligned.symbols.length.astype(np.float64),
+        vocab_size=vocab_size,
     )
 
 
@@ -206,7 +221,11 @@ def sweep_records(
         t34 = np.ceil(mean_len / d) * math.ceil(h_q - 1e-12) / mean_len
         rec: dict[str, Any] = dict(labels or {})
         rec.update(
-            depth=d, k=float(k), betas=[float(b) for b in betas], l=l, disjoint=inputs.disjoint,
+            depth=d,
+            k=float(k),
+            betas=[float(b) for b in betas],
+            l=l,
+            disjoint=inputs.disjoint,
             n_symbols=int(setting.pretrain.shape[0]),
             mean_symbol_tokens=[float(x) for x in mean_len],
         )
@@ -243,14 +262,21 @@ def novel_control(inputs: HookeInputs, *, k: float, betas: Sequence[float]) -> d
     lengths = np.concatenate([inputs.symbol_lengths, inputs.symbol_lengths])
     padded = [np.concatenate([p, zeros]) for p in inputs.parts]
     setting = perturbation_setting(
-        padded, np.concatenate([inputs.align, zeros]), np.concatenate([zeros, inputs.perturb]),
-        k=k, betas=betas, symbol_lengths=lengths, depth=inputs.depth,
+        padded,
+        np.concatenate([inputs.align, zeros]),
+        np.concatenate([zeros, inputs.perturb]),
+        k=k,
+        betas=betas,
+        symbol_lengths=lengths,
+        depth=inputs.depth,
     )
     res = simulate_perturbation(setting, [0.0], l_star_search_max=0.0)
     mean_len = setting.mean_symbol_tokens
     return {
-        "depth": inputs.depth, "k": float(k),
-        "ratio_l0": float(res.ratio[0]), "predicted_ratio_l0": float(mean_len[0] / mean_len[1]),
+        "depth": inputs.depth,
+        "k": float(k),
+        "ratio_l0": float(res.ratio[0]),
+        "predicted_ratio_l0": float(mean_len[0] / mean_len[1]),
         "identity_residual": float(res.identity_residual[0]),
     }
 
@@ -265,7 +291,8 @@ def overlap_control(inputs: HookeInputs, *, k: float, betas: Sequence[float]) ->
     b2 = float(betas[1])
     predicted = (1 - (k + 1) / (b2 * k + 1)) / ((k + 1) * inputs.depth * LN2) if inputs.disjoint else None
     return {
-        "depth": inputs.depth, "k": float(k),
+        "depth": inputs.depth,
+        "k": float(k),
         "d_rate_align_l0": float(res.d_rate_align[0]),
         "d_rate_align_l0_closed_form": predicted,
         "identity_residual": float(res.identity_residual[0]),
@@ -279,7 +306,10 @@ def huffman_step_control(
     ls = np.linspace(0.0, l_max, n_steps + 1)
     res = simulate_perturbation(inputs.setting(k, betas), ls, l_star_search_max=0.0)
     return {
-        "depth": inputs.depth, "k": float(k), "l_max": float(l_max), "n_steps": n_steps,
+        "depth": inputs.depth,
+        "k": float(k),
+        "l_max": float(l_max),
+        "n_steps": n_steps,
         "ideal_steps_changed": int(np.count_nonzero(np.diff(res.rate_align))),
         "huffman_steps_changed": int(np.count_nonzero(np.diff(res.huffman_rate_align))),
     }
@@ -293,8 +323,16 @@ def finite_step_control(
     out = []
     for l0, l1 in steps:
         left, right = finite_step_identity(setting, l0, l1)
-        out.append({"depth": inputs.depth, "k": float(k), "l0": float(l0), "l1": float(l1),
-                    "left_bits": left, "right_bits": right})
+        out.append(
+            {
+                "depth": inputs.depth,
+                "k": float(k),
+                "l0": float(l0),
+                "l1": float(l1),
+                "left_bits": left,
+                "right_bits": right,
+            }
+        )
     return out
 
 
@@ -330,7 +368,13 @@ def split_sample_control(
     out = []
     for d in depths:
         inp = inputs_from_sequences(
-            (pool1, pool2, part3), align, independent, resampled, depth=d, vocab_size=vocab_size, mode=mode,
+            (pool1, pool2, part3),
+            align,
+            independent,
+            resampled,
+            depth=d,
+            vocab_size=vocab_size,
+            mode=mode,
         )
         row: dict[str, Any] = {"depth": int(d), "k": float(k), "n_symbols": int(inp.parts.shape[1])}
         for name, p_t in (("independent", inp.perturb), ("resampled", inp.perturb_like_align)):
@@ -359,13 +403,17 @@ def pareto_normalisation(
             draws = [pareto_masses(int(m), a, rng=gen) for _ in range(n_seeds)]
             gaps = np.array([float(entr(p).sum()) - math.log(m) for p in draws])
             fit = fit_pareto(draws[0] * m) if m >= 1000 else None
-            rows.append({
-                "alpha": float(a), "n_leaves": int(m),
-                "entropy_minus_log_m_nats": float(gaps.mean()), "spread_nats": float(gaps.std(ddof=1)),
-                "lemma_nats": _json_float(predicted),
-                "error_nats": _json_float(gaps.mean() - predicted),
-                "fitted_alpha": None if fit is None else fit.alpha,
-            })
+            rows.append(
+                {
+                    "alpha": float(a),
+                    "n_leaves": int(m),
+                    "entropy_minus_log_m_nats": float(gaps.mean()),
+                    "spread_nats": float(gaps.std(ddof=1)),
+                    "lemma_nats": _json_float(predicted),
+                    "error_nats": _json_float(gaps.mean() - predicted),
+                    "fitted_alpha": None if fit is None else fit.alpha,
+                }
+            )
     return rows
 
 
@@ -398,15 +446,18 @@ def _verdict(ok: bool, passing: str = HOLDS) -> str:
 
 
 def _judge_identity(records: list[dict], controls: dict) -> Verdict:
-    residuals = _finite([r["identity_residual"] for r in records]
-                        + [c["identity_residual"] for c in controls["novel"] + controls["overlap"]])
+    residuals = _finite(
+        [r["identity_residual"] for r in records]
+        + [c["identity_residual"] for c in controls["novel"] + controls["overlap"]]
+    )
     worst = float(residuals.max())
     steps = controls["finite_step"]
     step_err = max(abs(s["left_bits"] - s["right_bits"]) / max(abs(s["right_bits"]), 1e-300) for s in steps)
     step_min = min(s["right_bits"] for s in steps)
     ok = worst <= IDENTITY_TOLERANCE and step_err <= 1e-6 and step_min >= 0
     return Verdict(
-        "5.1", "sum_X |D_X| L_X d gamma_X/dl = 0 exactly; finite steps give N0 KL(q0||q1)/d >= 0",
+        "5.1",
+        "sum_X |D_X| L_X d gamma_X/dl = 0 exactly; finite steps give N0 KL(q0||q1)/d >= 0",
         _verdict(ok),
         f"max relative residual {worst:.1e} over {residuals.size} points; finite-step sides agree to "
         f"{step_err:.1e}, smallest right side {step_min:.3g} bits",
@@ -439,7 +490,8 @@ def _judge_ratio(records: list[dict]) -> Verdict:
     slope_err = max(abs(s - 1) for s in slopes) if slopes else math.nan
     ok = float(err.max()) <= RATIO_TOLERANCE and slope_err <= RATIO_TOLERANCE
     return Verdict(
-        "5.2", "the l -> 0 ratio (d gamma_a/dl)/(d gamma_p/dl) is -k (log-log slope 1)",
+        "5.2",
+        "the l -> 0 ratio (d gamma_a/dl)/(d gamma_p/dl) is -k (log-log slope 1)",
         _verdict(ok),
         f"k = {ks[0]:g} .. {ks[-1]:g}: max |R(0)/(-k L_p/L_a) - 1| = {float(err.max()):.1e} "
         f"(against -k itself: {float(err_k.max()):.1e}); fitted slopes within {slope_err:.1e} of 1",
@@ -464,10 +516,13 @@ def _judge_signs(records: list[dict]) -> Verdict:
     shrink = ""
     if near:
         worst = max(near, key=lambda r: float(r["ratio"]) / -r["k"] if r["k"] >= 1e3 else -1)
-        shrink = (f"; away from 0 the ratio is no longer -k: R/(-k) = {float(worst['ratio']) / -worst['k']:.3g} "
-                  f"at l = {worst['l']:g} (l* = {worst['l_star_closed_form']:.3g}, k = {worst['k']:g})")
+        shrink = (
+            f"; away from 0 the ratio is no longer -k: R/(-k) = {float(worst['ratio']) / -worst['k']:.3g} "
+            f"at l = {worst['l']:g} (l* = {worst['l_star_closed_form']:.3g}, k = {worst['k']:g})"
+        )
     return Verdict(
-        "5.3", "gamma_p falls and gamma_a rises only while l < l*; beyond l* both rise (R > 0)",
+        "5.3",
+        "gamma_p falls and gamma_a rises only while l < l*; beyond l* both rise (R > 0)",
         _verdict(bad == 0 and after > 0),
         f"{before} points below l* and {after} above; {bad} with the wrong signs{shrink}",
     )
@@ -479,7 +534,8 @@ def _judge_closed_form(records: list[dict]) -> Verdict:
         shared = [r for r in records if 0 < r["l"] < 0.5 * r["l_star_closed_form"]]
         err = _rel(_finite([r["ratio"] for r in shared]), _finite([r["ratio_closed_form"] for r in shared]))
         return Verdict(
-            "5.cf", "closed form of the disjoint-component model (applies only to disjoint symbol sets)",
+            "5.cf",
+            "closed form of the disjoint-component model (applies only to disjoint symbol sets)",
             "not applicable",
             f"these symbol sets overlap; R(l) departs from the disjoint closed form by up to "
             f"{float(err.max()) if err.size else math.nan:.2g} (relative) below l*/2",
@@ -489,13 +545,15 @@ def _judge_closed_form(records: list[dict]) -> Verdict:
     rates = []
     for name in ("pretrain", "align", "perturb"):
         pts = [r for r in disjoint if math.isfinite(float(r[f"rate_{name}"]))]
-        rates.append(_rel(_finite([r[f"rate_{name}"] for r in pts]),
-                          _finite([r[f"rate_{name}_closed_form"] for r in pts])))
+        rates.append(
+            _rel(_finite([r[f"rate_{name}"] for r in pts]), _finite([r[f"rate_{name}_closed_form"] for r in pts]))
+        )
     err_rates = float(max(e.max() for e in rates))
     err_ls = _rel(_finite([r["l_star"] for r in disjoint]), _finite([r["l_star_closed_form"] for r in disjoint]))
     worst = max(float(err_r.max()), err_rates, float(err_ls.max()))
     return Verdict(
-        "5.cf", "disjoint components: rates, R(l) = -(b3 k + l)/(b3(1 + l) - l) and l* = b3/(1 - b3)",
+        "5.cf",
+        "disjoint components: rates, R(l) = -(b3 k + l)/(b3(1 + l) - l) and l* = b3/(1 - b3)",
         _verdict(worst <= CLOSED_FORM_TOLERANCE),
         f"max relative error: R(l) {float(err_r.max()):.1e}, rates {err_rates:.1e}, "
         f"l* {float(err_ls.max()):.1e} over {len(disjoint)} points",
@@ -507,7 +565,8 @@ def _judge_novel(controls: dict) -> Verdict:
     err = _rel(_finite([c["ratio_l0"] for c in rows]), _finite([c["predicted_ratio_l0"] for c in rows]))
     values = sorted({round(float(c["ratio_l0"]), 6) for c in rows})
     return Verdict(
-        "5.4", "novel perturbation (absent from D_p): ratio +L_p/L_a (+1), no elasticity",
+        "5.4",
+        "novel perturbation (absent from D_p): ratio +L_p/L_a (+1), no elasticity",
         _verdict(float(err.max()) <= CLOSED_FORM_TOLERANCE, FAILS_AS_PREDICTED),
         f"R(0) = {', '.join(f'{v:g}' for v in values[:4])} in {len(rows)} cases; "
         f"max error against +L_p/L_a {float(err.max()):.1e}",
@@ -517,8 +576,11 @@ def _judge_novel(controls: dict) -> Verdict:
 def _judge_overlap(controls: dict) -> Verdict:
     rows = controls["overlap"]
     values = _finite([c["d_rate_align_l0"] for c in rows])
-    closed = [(c["d_rate_align_l0"], c["d_rate_align_l0_closed_form"]) for c in rows
-              if c["d_rate_align_l0_closed_form"] is not None]
+    closed = [
+        (c["d_rate_align_l0"], c["d_rate_align_l0_closed_form"])
+        for c in rows
+        if c["d_rate_align_l0_closed_form"] is not None
+    ]
     extra = ""
     if closed:
         err = _rel(_finite([a for a, _ in closed]), _finite([b for _, b in closed]))
@@ -528,7 +590,8 @@ def _judge_overlap(controls: dict) -> Verdict:
         ok_closed = True
     n_neg = int((values < 0).sum())
     return Verdict(
-        "5.5", "perturbation overlapping D_a (drawn like D_2): d gamma_a/dl turns negative",
+        "5.5",
+        "perturbation overlapping D_a (drawn like D_2): d gamma_a/dl turns negative",
         _verdict(n_neg == values.size and ok_closed, FAILS_AS_PREDICTED),
         f"d gamma_a/dl(0) < 0 in {n_neg} of {values.size} cases (largest {float(values.max()):.3g} "
         f"bits/token per unit l){extra}",
@@ -551,10 +614,13 @@ def _judge_depth(records: list[dict]) -> Verdict:
     if any(r["disjoint"] for r in records):
         magnitudes = f"d * d gamma_a/dl spread {mag_spread:.1e} (relative)"
     else:
-        magnitudes = ("magnitudes not compared: these symbol sets overlap, so d gamma_a/dl depends on the "
-                      "distribution at each depth, not on d alone")
+        magnitudes = (
+            "magnitudes not compared: these symbol sets overlap, so d gamma_a/dl depends on the "
+            "distribution at each depth, not on d alone"
+        )
     return Verdict(
-        "5.6", "with ideal codes the l -> 0 ratio does not depend on d; magnitudes scale as 1/d",
+        "5.6",
+        "with ideal codes the l -> 0 ratio does not depend on d; magnitudes scale as 1/d",
         _verdict(ok),
         f"depths {depths}: R(0)/(-k L_p/L_a) spread {ratio_spread:.1e}; {magnitudes}",
     )
@@ -566,7 +632,8 @@ def _judge_huffman(controls: dict) -> Verdict:
     huff = sum(c["huffman_steps_changed"] for c in rows)
     steps = sum(c["n_steps"] for c in rows)
     return Verdict(
-        "5.7", "Huffman lengths are piecewise constant in q: small steps in l often change nothing",
+        "5.7",
+        "Huffman lengths are piecewise constant in q: small steps in l often change nothing",
         _verdict(ideal == steps and huff < steps),
         f"over {steps} small steps of l the ideal rate of D_a moved {ideal} times, the Huffman rate {huff} times",
     )
@@ -576,14 +643,12 @@ def _judge_split(controls: dict) -> Verdict:
     rows = controls["split"]
     deepest, shallowest = rows[-1], rows[0]
     norm_deep = float(deepest["ratio_l0_independent"]) / deepest["ratio_l0_exact_independent"]
-    resampled_err = max(
-        abs(float(r["ratio_l0_resampled"]) / r["ratio_l0_exact_resampled"] - 1) for r in rows
-    )
+    resampled_err = max(abs(float(r["ratio_l0_resampled"]) / r["ratio_l0_exact_resampled"] - 1) for r in rows)
     broke = norm_deep < 0.5
     ok = broke and resampled_err <= RATIO_TOLERANCE
     return Verdict(
-        "5.8", "finite samples: deep trees make D_t's leaves disjoint from D_3's and the effect breaks; "
-        "resampling fixes it",
+        "5.8",
+        "finite samples: deep trees make D_t's leaves disjoint from D_3's and the effect breaks; resampling fixes it",
         _verdict(ok, FAILS_AS_PREDICTED),
         f"independent D_t: share of its mass on D_3's leaves {shallowest['shared_mass_independent']:.3f} at d = "
         f"{shallowest['depth']} -> {deepest['shared_mass_independent']:.3f} at d = {deepest['depth']}, "
@@ -608,7 +673,8 @@ def _judge_pareto(rows: list[dict]) -> Verdict:
     if slow and fast:
         ok &= min(abs(float(r["error_nats"])) for r in slow) > max(abs(float(r["error_nats"])) for r in fast)
     return Verdict(
-        "6", "Pareto leaves: H - ln M -> ln(alpha/(alpha-1)) - 1/(alpha-1), independent of M; slow for alpha <= 1.5",
+        "6",
+        "Pareto leaves: H - ln M -> ln(alpha/(alpha-1)) - 1/(alpha-1), independent of M; slow for alpha <= 1.5",
         _verdict(ok),
         f"|error| in nats, M = {smallest} -> {largest}: " + "; ".join(msgs),
     )

@@ -28,6 +28,7 @@ References
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -157,7 +158,7 @@ class HuffmanCode:
     def is_prefix_free(self) -> bool:
         """Check by brute force that no codeword is a prefix of another (for tests; O(n log n))."""
         words = sorted(self.codeword(i) for i in np.flatnonzero(self.lengths > 0))
-        return all(not b.startswith(a) for a, b in zip(words, words[1:]))
+        return all(not b.startswith(a) for a, b in itertools.pairwise(words))
 
     def expected_length(self, weights: np.ndarray | list[float]) -> float:
         """Mean codeword length in bits under the distribution proportional to ``weights``."""
@@ -237,7 +238,7 @@ def huffman_code(weights: np.ndarray | list[float]) -> HuffmanCode:
     if int(lengths.max()) <= MAX_CODEWORD_BITS:
         # Canonical codes: the r-th codeword of length L is first_code[L] + r.
         order = _canonical_order(lengths)
-        count, first_index, first_code = _canonical_tables(lengths)
+        _count, first_index, first_code = _canonical_tables(lengths)
         ls = lengths[order]
         rank = np.arange(order.shape[0], dtype=np.int64) - first_index[ls]
         codes[order] = first_code[ls] + rank.astype(np.uint64)

@@ -46,9 +46,9 @@ def derive_identity(n_symbols: int = 3) -> Derivation:
         row[-1] = 1 - sum(row[:-1])
     sizes = [k, sp.Integer(1), l]
     total = k + 1 + l
-    q = [sum(n * row[s] for n, row in zip(sizes, p)) / total for s in range(n_symbols)]
+    q = [sum(n * row[s] for n, row in zip(sizes, p, strict=False)) / total for s in range(n_symbols)]
     ce = [-sum(row[s] * sp.log(q[s]) for s in range(n_symbols)) for row in p]
-    expr = sp.simplify(sum(n * sp.diff(c, l) for n, c in zip(sizes, ce)))
+    expr = sp.simplify(sum(n * sp.diff(c, l) for n, c in zip(sizes, ce, strict=False)))
     args = (k, l, *[v for row in p for v in row[:-1]])
     return Derivation(expr, args, sp.lambdify(args, expr, "numpy"))
 
@@ -83,7 +83,7 @@ def derive_l_star() -> Derivation:
     >>> derive_l_star().expression
     -beta_3/(beta_3 - 1)
     """
-    sp, k, l, b2, b3, _, gamma_p = _disjoint_rates()
+    sp, _k, l, _b2, b3, _, gamma_p = _disjoint_rates()
     (solution,) = sp.solve(sp.Eq(sp.diff(gamma_p, l), 0), l)
     expr = sp.simplify(solution)
     return Derivation(expr, (b3,), sp.lambdify((b3,), expr, "numpy"))

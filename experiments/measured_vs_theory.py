@@ -1,0 +1,246 @@
+"""E3 measured-vs-theory: a real model's bits per token against the token-tree rates (EXPERIMENTS.md E3).
+
+D_p (generic text: Python's pydoc paragraphs and chatterbot dialogues), D_a (positive
+tweets) and D_t (negative tweets), tokenized with the model's own tokenizer and split
+into a training part and held-out texts. On the held-out texts: the measured bits per
+token of the model (SmolLM2-135M-Instruct by default), and the bits per token of the
+token tree of each dataset's training part used as an order-(d-1) context model with
+interpolated absolute discounting, d = 1..8. A range coder then turns the model's
+probabilities into a real bitstream for a few held-out texts and decodes it back.
+
+    tokentree run measured-vs-theory              # a few minutes on 2 cores (SmolLM2 scoring)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokentree.bridge.coding import decode_tokens, encode_tokens
+from tokentree.bridge.scoring import measure_rate
+from tokentree.bridge.tree_model import fit_tree_model
+from tokentree.errors import InputError
+from tokentree.progress import progress
+from tokentree.sequences import TokenSequences, as_token_sequences
+
+__all__ = ["Config", "Result", "run"]
+
+DATASETS = {
+    "D_p": ("pydoc-paragraphs", "chatterbot"),
+    "D_a": ("tweets-positive",),
+    "D_t": ("tweets-negative",),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of ``tokentree run measured-vs-theory``.
+
+    model
+        "smollm2" (built in, offline), a local model folder, a .gguf file, or a hub name.
+    depths, discount
+        Context depths of the tree models and their absolute discount.
+    n_train, n_heldout
+        Texts per dataset for the trees and for scoring (drawn without overlap, seeded).
+    n_coded
+        Held-out texts per dataset put through the range coder with the model.
+    max_context, stride, batch_size, threads
+        Scoring options of the model.
+    """
+
+    seed: int = 0
+    model: str = "smollm2"
+    depths: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
+    discount: float = 0.75
+    n_train: int = 3000
+    n_heldout: int = 60
+    n_coded: int = 2
+    max_context: int = 1024
+    stride: int = 512
+    batch_size: int = 8
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.depths or min(self.depths) < 1:
+            raise InputError("depths must be integers >= 1")
+        if min(self.n_train, self.n_heldout) < 1 or self.n_coded < 0:
+            raise InputError("n_train and n_heldout must be >= 1, n_coded >= 0")
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(depths=(1, 2, 3), n_train=300, n_heldout=6, n_coded=1)
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    config: Config
+    rows: list[dict[str, Any]]
+    coding: list[dict[str, Any]]
+    seconds: float = field(default=0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": "measured-vs-theory",
+            "config": asdict(self.config),
+            "rows": self.rows,
+            "coding": self.coding,
+        }
+
+    def _table(self) -> list[str]:
+        depths = self.config.depths
+        head = (
+            "| dataset | held-out tokens | model bits/token | model bits/byte | "
+            + " | ".join(f"tree d={d}" for d in depths)
+            + " |"
+        )
+        lines = [head, "|" + "---|" * (4 + len(depths))]
+        for r in self.rows:
+            lines.append(
+                f"| {r['dataset']} | {r['n_tokens']} | {r['model_bits_per_token']:.3f} | "
+                f"{r['model_bits_per_byte']:.3f} | "
+                + " | ".join(f"{r['tree_bits_per_token'][str(d)]:.3f}" for d in depths)
+                + " |"
+            )
+        return lines
+
+    def terminal_summary(self) -> str:
+        lines = [f"measured-vs-theory ({self.config.model}): held-out bits per token", *self._table()]
+        for c in self.coding:
+            lines.append(
+                f"range coding {c['dataset']}: {c['n_tokens']} tokens, {c['n_bits']} bits vs ideal "
+                f"{c['ideal_bits']:.1f} (+{c['n_bits'] - c['ideal_bits']:.1f}); decoded exactly: "
+                f"{c['decoded_exactly']}"
+            )
+        return "\n".join(lines)
+
+    def summary_markdown(self) -> str:
+        c = self.config
+        out = [
+            "# measured-vs-theory: a real model against token-tree context models",
+            "",
+            f"Model {c.model}; trees fitted on {c.n_train} training texts per dataset, everything scored on "
+            f"{c.n_heldout} held-out texts per dataset (seed {c.seed}); tree models use interpolated absolute "
+            f"discounting (D = {c.discount}). Run time {self.seconds:.0f} s.",
+            "",
+        ]
+        out += self._table()
+        out += [
+            "",
+            "Range coding with the model's probabilities (one bitstream per dataset):",
+            "",
+            "| dataset | tokens | bits | ideal bits | overhead | decoded exactly |",
+            "|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {x['dataset']} | {x['n_tokens']} | {x['n_bits']} | {x['ideal_bits']:.1f} | "
+            f"{x['n_bits'] - x['ideal_bits']:.1f} | {x['decoded_exactly']} |"
+            for x in self.coding
+        ]
+        out += ["", "![bits per token against depth](bits_vs_depth.png)"]
+        return "\n".join(out) + "\n"
+
+    def plot(self, folder: Path) -> None:
+        from tokentree.plots import COLOURS, _figure
+
+        fig, ax = _figure()
+        for i, r in enumerate(self.rows):
+            depths = [int(d) for d in r["tree_bits_per_token"]]
+            ax.plot(
+                depths,
+                list(r["tree_bits_per_token"].values()),
+                "o-",
+                color=COLOURS[i],
+                label=f"{r['dataset']}: token tree (order d-1 context model)",
+            )
+            ax.axhline(
+                r["model_bits_per_token"],
+                color=COLOURS[i],
+                ls="--",
+                lw=1.2,
+                label=f"{r['dataset']}: {self.config.model} (measured)",
+            )
+        ax.set_xlabel("tree depth d (context of d - 1 tokens)")
+        ax.set_ylabel("bits per token on held-out text")
+        ax.set_title("A pretrained model against token-tree context models")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.savefig(folder / "bits_vs_depth.png")
+
+
+def _load_model(config: Config) -> tuple[Any, Any]:
+    from tokentree.bridge.hf import HFScorer, load_causal_lm, load_smollm2
+
+    model, tokenizer = load_smollm2() if config.model == "smollm2" else load_causal_lm(config.model)
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if bos is None:
+        raise InputError(f"{config.model}: its tokenizer has neither a BOS nor an EOS token to start sequences with")
+    scorer = HFScorer(
+        model,
+        bos_token_id=int(bos),
+        max_context=config.max_context,
+        stride=config.stride,
+        batch_size=config.batch_size,
+        threads=config.threads,
+    )
+    return scorer, tokenizer
+
+
+def _split(config: Config, name: str, index: int) -> tuple[list[str], list[str]]:
+    from tokentree.text import builtin_texts
+
+    texts = [t for corpus in DATASETS[name] for t in builtin_texts(corpus)]
+    order = np.random.default_rng([config.seed, index]).permutation(len(texts))
+    if len(texts) < config.n_heldout + 1:
+        raise InputError(f"{name} has {len(texts)} texts; n_heldout = {config.n_heldout} leaves none to train on")
+    held = [texts[i] for i in order[: config.n_heldout]]
+    train = [texts[i] for i in order[config.n_heldout : config.n_heldout + config.n_train]]
+    return train, held
+
+
+def _encode(tokenizer: Any, texts: list[str]) -> TokenSequences:
+    return as_token_sequences([np.asarray(tokenizer(t)["input_ids"], dtype=np.int64) for t in texts])
+
+
+def run(config: Config, *, show_progress: bool | None = None) -> Result:
+    start = time.perf_counter()
+    scorer, tokenizer = _load_model(config)
+    rows, coding = [], []
+    for index, name in enumerate(progress(list(DATASETS), desc="datasets", show=show_progress)):
+        train_texts, held_texts = _split(config, name, index)
+        train, held = _encode(tokenizer, train_texts), _encode(tokenizer, held_texts)
+        measured = measure_rate(scorer, held, texts=held_texts)
+        tree_rates = {}
+        for d in config.depths:
+            model = fit_tree_model(train, depth=d, vocab_size=scorer.vocab_size, discount=config.discount)
+            tree_rates[str(d)] = measure_rate(model, held).bits_per_token
+        rows.append(
+            {
+                "dataset": name,
+                "corpora": list(DATASETS[name]),
+                "n_tokens": measured.n_tokens,
+                "n_bytes": measured.n_bytes,
+                "model_bits_per_token": measured.bits_per_token,
+                "model_bits_per_byte": measured.bits_per_byte,
+                "tree_bits_per_token": tree_rates,
+                "raw_bits_per_token": math.log2(scorer.vocab_size),
+            }
+        )
+        if config.n_coded:
+            sample = held.select(np.arange(config.n_coded))
+            coded = encode_tokens(scorer, sample)
+            decoded = decode_tokens(scorer, coded)
+            coding.append(
+                {
+                    "dataset": name,
+                    "n_tokens": int(sample.n_tokens),
+                    "n_bits": coded.n_bits,
+                    "ideal_bits": coded.ideal_bits,
+                    "decoded_exactly": all(np.array_equal(a, b) for a, b in zip(decoded, sample, strict=True)),
+                }
+            )
+    return Result(config, rows, coding, seconds=time.perf_counter() - start)
