@@ -28,7 +28,9 @@ from tokentree.compression.hooke import inputs_from_sequences
 from tokentree.compression.pareto import fit_pareto
 from tokentree.errors import InputError
 from tokentree.progress import progress
-from tokentree.sequences import TokenSequences
+from tokentree.scenario import sample_from_pools
+from tokentree.synthetic import pareto_entropy_gap_nats
+from tokentree.text import encode_builtin_corpora, load_tokenizer
 
 __all__ = ["Config", "Result", "run"]
 
@@ -125,9 +127,9 @@ class Result:
         return "\n".join(out) + "\n"
 
     def plot(self, folder: Path) -> None:
-        from tokentree.plots import COLOURS, _figure
+        from tokentree.plots import COLOURS, new_figure
 
-        fig, (left, right) = _figure(1, 2, size=(10.0, 4.2))
+        fig, (left, right) = new_figure(1, 2, size=(10.0, 4.2))
         for i, name in enumerate(self.config.corpora):
             rows = [r for r in self.rows if r["corpus"] == name]
             d = [r["depth"] for r in rows]
@@ -150,7 +152,7 @@ class Result:
         fig.suptitle("Pareto shape of real pruned trees against depth")
         fig.savefig(folder / "alpha_vs_depth.png")
 
-        fig, (left, right) = _figure(1, 2, size=(10.0, 4.2))
+        fig, (left, right) = new_figure(1, 2, size=(10.0, 4.2))
         rows = [r for r in self.rows if r["corpus"] == self.config.corpora[0]]
         d = [r["depth"] for r in rows]
         left.plot(d, [r["ratio_normalised"] for r in rows], "o-", color=COLOURS[0], label="ideal codes (analytic)")
@@ -173,25 +175,19 @@ class Result:
         fig.savefig(folder / "ratio_vs_depth.png")
 
 
-def _pools(config: Config, show_progress: bool | None) -> tuple[list[TokenSequences], int]:
-    from tokentree.text import encode_builtin_corpora, load_tokenizer
-
+def run(config: Config, *, show_progress: bool | None = None) -> Result:
+    start = time.perf_counter()
     tokenizer = load_tokenizer(config.tokenizer)
     pools = encode_builtin_corpora(
         config.corpora, tokenizer, max_responses=config.max_responses, seed=config.seed, show_progress=show_progress
     )
-    return pools, tokenizer.get_vocab_size()
-
-
-def run(config: Config, *, show_progress: bool | None = None) -> Result:
-    start = time.perf_counter()
-    pools, vocab = _pools(config, show_progress)
-    gen = np.random.default_rng([config.seed, 300])
-    align = pools[1].select(gen.integers(0, pools[1].n_sequences, size=config.n_align))
-    perturb = pools[2].select(gen.integers(0, pools[2].n_sequences, size=config.n_perturb))
+    vocab = tokenizer.get_vocab_size()
+    sample = sample_from_pools(
+        pools, n_align=config.n_align, n_perturb=config.n_perturb, rng=np.random.default_rng([config.seed, 300])
+    )
     rows = []
     for d in progress(config.depths, desc="depths", show=show_progress):
-        inputs = inputs_from_sequences(pools, align, perturb, perturb, depth=d, vocab_size=vocab)
+        inputs = inputs_from_sequences(pools, sample.align, sample.perturb, sample.perturb, depth=d, vocab_size=vocab)
         setting = inputs.setting(config.k, config.betas)
         res = simulate_perturbation(setting, [0.0, config.huffman_step], l_star_search_max=0.0)
         exact = float(res.minus_k_scaled)
@@ -212,7 +208,7 @@ def run(config: Config, *, show_progress: bool | None = None) -> Result:
                     "ks_statistic": fit.ks_statistic,
                     "n_tail": fit.n_tail,
                     "entropy_minus_log_m_nats": float(entr(p).sum()) - math.log(masses.shape[0]),
-                    "lemma_nats": math.log(a / (a - 1)) - 1 / (a - 1) if a > 1 else math.nan,
+                    "lemma_nats": pareto_entropy_gap_nats(a) if a > 1 else math.nan,
                     "ratio_normalised": float(res.ratio[0]) / exact,
                     "huffman_ratio_normalised": huff_ratio / exact,
                     "huffman_step_align_bits": d_huff_a,

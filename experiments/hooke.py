@@ -39,9 +39,10 @@ from tokentree.compression.hooke import (
 )
 from tokentree.errors import InputError
 from tokentree.progress import progress
-from tokentree.scenario import scenario_sources
+from tokentree.scenario import sample_from_pools, scenario_sources
 from tokentree.sequences import TokenSequences
 from tokentree.synthetic import markov_corpus
+from tokentree.text import encode_builtin_corpora, load_tokenizer
 
 __all__ = ["Config", "Result", "run"]
 
@@ -354,16 +355,6 @@ def _rng(seed: int, *path: int) -> np.random.Generator:
     return np.random.default_rng([seed, *path])
 
 
-def _real_pools(config: Config, show_progress: bool | None) -> tuple[list[TokenSequences], int]:
-    from tokentree.text import encode_builtin_corpora, load_tokenizer
-
-    tokenizer = load_tokenizer(config.tokenizer)
-    pools = encode_builtin_corpora(
-        config.corpora, tokenizer, max_responses=config.max_responses, seed=config.seed, show_progress=show_progress
-    )
-    return pools, tokenizer.get_vocab_size()
-
-
 def _markov_pools(config: Config) -> tuple[list[TokenSequences], int]:
     vocab = 32
     pools = [markov_corpus(config.split_pool_size, vocab_size=vocab, rng=_rng(config.seed, 200, i)) for i in range(3)]
@@ -388,12 +379,9 @@ def _synthetic_inputs(config: Config) -> list[tuple[Any, HookeInputs]]:
 
 
 def _real_inputs(config: Config, pools: list[TokenSequences], vocab: int) -> list[tuple[Any, HookeInputs]]:
-    gen = _rng(config.seed, 300)
-    align = pools[1].select(gen.integers(0, pools[1].n_sequences, size=config.n_align))
-    perturb = pools[2].select(gen.integers(0, pools[2].n_sequences, size=config.n_perturb))
-    like_align = pools[1].select(gen.integers(0, pools[1].n_sequences, size=config.n_perturb))
+    s = sample_from_pools(pools, n_align=config.n_align, n_perturb=config.n_perturb, rng=_rng(config.seed, 300))
     return [
-        (None, inputs_from_sequences(pools, align, perturb, like_align, depth=d, vocab_size=vocab))
+        (None, inputs_from_sequences(pools, s.align, s.perturb, s.perturb_like_align, depth=d, vocab_size=vocab))
         for d in config.depths
     ]
 
@@ -403,7 +391,11 @@ def run(config: Config, *, show_progress: bool | None = None) -> Result:
     """Sweep, run the controls, check the Pareto lemma, and judge (see the module docstring)."""
     start = time.perf_counter()
     if config.data == "real":
-        pools, vocab = _real_pools(config, show_progress)
+        tokenizer = load_tokenizer(config.tokenizer)
+        pools = encode_builtin_corpora(
+            config.corpora, tokenizer, max_responses=config.max_responses, seed=config.seed, show_progress=show_progress
+        )
+        vocab = tokenizer.get_vocab_size()
         inputs = _real_inputs(config, pools, vocab)
     else:
         pools, vocab = _markov_pools(config)

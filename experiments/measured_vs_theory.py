@@ -145,9 +145,9 @@ class Result:
         return "\n".join(out) + "\n"
 
     def plot(self, folder: Path) -> None:
-        from tokentree.plots import COLOURS, _figure
+        from tokentree.plots import COLOURS, new_figure
 
-        fig, ax = _figure()
+        fig, ax = new_figure()
         for i, r in enumerate(self.rows):
             depths = [int(d) for d in r["tree_bits_per_token"]]
             ax.plot(

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "COLOURS",
+    "new_figure",
     "plot_rates_vs_l",
     "plot_ratio_vs_k",
     "plot_ratio_vs_closed_form",
@@ -28,7 +30,10 @@ __all__ = [
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 
 
-def _figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] = (6.4, 4.4), **kw: Any) -> tuple[Figure, Any]:
+def new_figure(
+    nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] = (6.4, 4.4), **kw: Any
+) -> tuple[Figure, Any]:
+    """A Figure with constrained layout and its axes (matplotlib's object API, no pyplot state)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=size, dpi=110, layout="constrained")
@@ -51,7 +56,7 @@ def plot_rates_vs_l(
     path: str | os.PathLike[str] | None = None,
 ) -> Figure:
     """gamma_a (top) and gamma_p (bottom) in bits per token against l, with l* marked."""
-    fig, (top, bottom) = _figure(2, 1, size=(6.4, 6.0), sharex=True)
+    fig, (top, bottom) = new_figure(2, 1, size=(6.4, 6.0), sharex=True)
     top.plot(l, rate_align, "o-", ms=3, color=COLOURS[1], label="gamma_a: alignment data D_a")
     bottom.plot(l, rate_pretrain, "o-", ms=3, color=COLOURS[0], label="gamma_p: pre-training data D_p")
     for ax in (top, bottom):
@@ -70,7 +75,7 @@ def plot_ratio_vs_k(
     groups: Sequence[dict[str, Any]], *, slope: float, path: str | os.PathLike[str] | None = None
 ) -> Figure:
     """|R(l -> 0)| against k on log-log axes with the line y = k; each group: ``label``, ``k``, ``ratio``."""
-    fig, ax = _figure()
+    fig, ax = new_figure()
     all_k = np.concatenate([np.asarray(g["k"], dtype=float) for g in groups])
     line = np.geomspace(all_k.min(), all_k.max(), 50)
     ax.plot(line, line, color="0.3", lw=1, label="y = k (theory: R(0) = -k)")
@@ -104,7 +109,7 @@ def plot_ratio_vs_closed_form(
 ) -> Figure:
     """R(l) measured (markers) against the closed form (lines); each: ``label``, ``l``, ``ratio``,
     ``l_dense``, ``ratio_dense``."""
-    fig, ax = _figure()
+    fig, ax = new_figure()
     for i, s in enumerate(series):
         colour = COLOURS[i % len(COLOURS)]
         ax.plot(s["l_dense"], s["ratio_dense"], "-", lw=1, color=colour, label=f"closed form, {s['label']}")
@@ -130,7 +135,7 @@ def plot_rates_vs_depth(
     path: str | os.PathLike[str] | None = None,
 ) -> Figure:
     """Rate of D_p per token against capacity depth: ideal, Huffman and the Theorem 3.4 estimate."""
-    fig, ax = _figure()
+    fig, ax = new_figure()
     ax.plot(depth, ideal, "o-", color=COLOURS[0], label="ideal (cross-entropy / symbol length)")
     ax.plot(depth, huffman, "s--", color=COLOURS[1], label="exact Huffman code")
     ax.plot(depth, theorem_3_4, "^:", color=COLOURS[2], label="Theorem 3.4: ceil(|x|/d) ceil(H) / |x|")
@@ -147,7 +152,7 @@ def plot_split_control(
     rows: Sequence[dict[str, Any]], *, title: str, path: str | os.PathLike[str] | None = None
 ) -> Figure:
     """Item 8: shared leaf mass and the normalised l -> 0 ratio against depth, independent vs resampled D_t."""
-    fig, (left, right) = _figure(1, 2, size=(9.6, 4.0))
+    fig, (left, right) = new_figure(1, 2, size=(9.6, 4.0))
     depth = [r["depth"] for r in rows]
     for i, name in enumerate(("independent", "resampled")):
         colour = COLOURS[i]
@@ -170,7 +175,7 @@ def plot_split_control(
 
 def plot_pareto_normalisation(rows: Sequence[dict[str, Any]], *, path: str | os.PathLike[str] | None = None) -> Figure:
     """H - ln M of Pareto leaf masses against M, with the lemma's constant for each alpha."""
-    fig, ax = _figure()
+    fig, ax = new_figure()
     for i, a in enumerate(sorted({r["alpha"] for r in rows})):
         sel = sorted((r for r in rows if r["alpha"] == a), key=lambda r: r["n_leaves"])
         colour = COLOURS[i % len(COLOURS)]

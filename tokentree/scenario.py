@@ -18,7 +18,14 @@ from tokentree.errors import InputError
 from tokentree.sequences import TokenSequences
 from tokentree.synthetic import PrefixTreeSource, as_generator, pareto_tree_source
 
-__all__ = ["ScenarioSources", "scenario_sources", "ScenarioSample", "sample_scenario"]
+__all__ = [
+    "ScenarioSources",
+    "scenario_sources",
+    "ScenarioSample",
+    "sample_scenario",
+    "PoolSample",
+    "sample_from_pools",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,8 +60,12 @@ def scenario_sources(
     gen = as_generator(rng)
     comps = tuple(
         pareto_tree_source(
-            n_leaves, depth=depth, vocab_size=vocab_size, alpha=alpha,
-            token_offset=i * vocab_size if disjoint else 0, rng=gen,
+            n_leaves,
+            depth=depth,
+            vocab_size=vocab_size,
+            alpha=alpha,
+            token_offset=i * vocab_size if disjoint else 0,
+            rng=gen,
         )
         for i in range(3)
     )
@@ -91,3 +102,37 @@ def sample_scenario(
     align = sources.components[1].sample(n_align, rng=gen)
     perturb = sources.components[2].sample(n_perturb, rng=gen)
     return ScenarioSample(parts, align, perturb)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, eq=False)
+class PoolSample:
+    """D_a drawn from the D_2 pool, D_t from the D_3 pool, and a second draw from D_2
+    (the perturbation of the overlap control)."""
+
+    align: TokenSequences
+    perturb: TokenSequences
+    perturb_like_align: TokenSequences
+
+
+def sample_from_pools(
+    pools: tuple[TokenSequences, ...] | list[TokenSequences],
+    *,
+    n_align: int,
+    n_perturb: int,
+    rng: int | np.random.Generator | None = None,
+) -> PoolSample:
+    """Draw D_a, D_t and the overlap control's perturbation with replacement from pools D_2 and D_3.
+
+    >>> from tokentree import as_token_sequences
+    >>> pools = [as_token_sequences([[1]]), as_token_sequences([[2], [3]]), as_token_sequences([[4]])]
+    >>> s = sample_from_pools(pools, n_align=2, n_perturb=1, rng=0)
+    >>> s.align.n_sequences, s.perturb.tokens.tolist()
+    (2, [4])
+    """
+    if len(pools) != 3 or min(p.n_sequences for p in pools) < 1:
+        raise InputError("need three non-empty pools: D_1, D_2 and D_3")
+    gen = as_generator(rng)
+    align = pools[1].select(gen.integers(0, pools[1].n_sequences, size=n_align))
+    perturb = pools[2].select(gen.integers(0, pools[2].n_sequences, size=n_perturb))
+    like_align = pools[1].select(gen.integers(0, pools[1].n_sequences, size=n_perturb))
+    return PoolSample(align, perturb, like_align)

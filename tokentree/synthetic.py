@@ -98,6 +98,19 @@ def pareto_masses(
     return masses / masses.sum()
 
 
+def pareto_entropy_gap_nats(alpha: float) -> float:
+    """H - ln M of Pareto(alpha) leaf masses for large M: ln(alpha/(alpha-1)) - 1/(alpha-1) nats.
+
+    THEORY.md section 6 (paper Appendix A.7); needs alpha > 1.
+
+    >>> round(pareto_entropy_gap_nats(2.0), 6)
+    -0.306853
+    """
+    if not alpha > 1:
+        raise InputError(f"the Pareto entropy lemma needs alpha > 1; got {alpha}")
+    return float(np.log(alpha / (alpha - 1)) - 1 / (alpha - 1))
+
+
 def pareto_entropy_nats(n_leaves: int, alpha: float) -> float:
     """Large-M entropy of Pareto leaf masses: ln M + ln(alpha/(alpha-1)) - 1/(alpha-1) nats.
 
@@ -106,9 +119,7 @@ def pareto_entropy_nats(n_leaves: int, alpha: float) -> float:
     >>> round(pareto_entropy_nats(1000, 2.0) - float(np.log(1000)), 6)
     -0.306853
     """
-    if not alpha > 1:
-        raise InputError(f"the Pareto entropy lemma needs alpha > 1; got {alpha}")
-    return float(np.log(n_leaves) + np.log(alpha / (alpha - 1)) - 1 / (alpha - 1))
+    return float(np.log(n_leaves) + pareto_entropy_gap_nats(alpha))
 
 
 @dataclass(frozen=True, eq=False)

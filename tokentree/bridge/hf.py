@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,6 @@ class HFScorer:
     batch_size: int = 8
     threads: int = 1
     show_progress: bool | None = None
-    _vocab: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         torch = _torch()
@@ -65,11 +64,11 @@ class HFScorer:
             raise InputError(f"stride must be in 1..max_context-1 ({self.max_context - 1}); got {self.stride}")
         torch.set_num_threads(self.threads)
         self.model.eval()
-        self._vocab = int(self.model.get_output_embeddings().weight.shape[0])
 
     @property
     def vocab_size(self) -> int:
-        return self._vocab
+        """Rows of the output layer: the ids the model can score."""
+        return int(self.model.get_output_embeddings().weight.shape[0])
 
     def _windows(self, seq: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
         """(input ids, first scored position in the window, its position in the text) covering every token once."""
@@ -139,6 +138,8 @@ def load_causal_lm(source: str | os.PathLike[str]) -> tuple[Any, Any]:
 
     torch = _torch()
     path = Path(source)
+    text = str(source)
+    looks_like_path = os.sep in text and text.count("/") != 1  # a hub name is "owner/name" or "name"
     if path.suffix == ".gguf":
         if not path.is_file():
             raise InputError(f"model file {os.fspath(path)!r} does not exist")
@@ -146,7 +147,7 @@ def load_causal_lm(source: str | os.PathLike[str]) -> tuple[Any, Any]:
         where: str | Path = path.parent
     elif path.is_dir():
         kw, where = {}, path
-    elif path.exists() or (os.sep in str(source) and not str(source).count("/") == 1):
+    elif path.exists() or looks_like_path:
         raise InputError(f"{os.fspath(path)!r} is neither a model folder nor a .gguf file")
     else:
         if os.environ.get("HF_HUB_OFFLINE") == "1":

@@ -40,7 +40,7 @@ from tokentree.compression.pareto import fit_pareto
 from tokentree.errors import InputError
 from tokentree.scenario import ScenarioSources
 from tokentree.sequences import TokenSequences
-from tokentree.synthetic import as_generator, pareto_masses
+from tokentree.synthetic import as_generator, pareto_entropy_gap_nats, pareto_masses
 
 __all__ = [
     "HookeInputs",
@@ -398,7 +398,7 @@ def pareto_normalisation(
     gen = as_generator(rng)
     rows = []
     for a in alphas:
-        predicted = math.log(a / (a - 1)) - 1 / (a - 1) if a > 1 else math.nan
+        predicted = pareto_entropy_gap_nats(a) if a > 1 else math.nan
         for m in sizes:
             draws = [pareto_masses(int(m), a, rng=gen) for _ in range(n_seeds)]
             gaps = np.array([float(entr(p).sum()) - math.log(m) for p in draws])
@@ -503,10 +503,7 @@ def _judge_signs(records: list[dict]) -> Verdict:
     for r in records:
         ls = float(r["l_star"])
         dp, da = float(r["d_rate_pretrain"]), float(r["d_rate_align"])
-        if not math.isfinite(ls):
-            bad += dp >= 0 or da <= 0
-            before += 1
-        elif r["l"] < ls:
+        if not math.isfinite(ls) or r["l"] < ls:  # no turning point in range: all "before"
             before += 1
             bad += not (dp < 0 < da)
         elif r["l"] > ls:
@@ -515,7 +512,8 @@ def _judge_signs(records: list[dict]) -> Verdict:
     near = [r for r in records if r["disjoint"] and 0 < r["l"] <= 0.5 * r["l_star_closed_form"]]
     shrink = ""
     if near:
-        worst = max(near, key=lambda r: float(r["ratio"]) / -r["k"] if r["k"] >= 1e3 else -1)
+        large_k = [r for r in near if r["k"] >= 1e3]
+        worst = max(large_k, key=lambda r: float(r["ratio"]) / -r["k"]) if large_k else near[0]
         shrink = (
             f"; away from 0 the ratio is no longer -k: R/(-k) = {float(worst['ratio']) / -worst['k']:.3g} "
             f"at l = {worst['l']:g} (l* = {worst['l_star_closed_form']:.3g}, k = {worst['k']:g})"
