@@ -268,7 +268,7 @@ def build_from_occurrences(
     n = int(start.shape[0])
     pos = start.astype(np.int64, copy=True)
     has_w = weights is not None
-    w = weights.astype(np.int64, copy=True) if has_w else np.zeros(1, dtype=np.int64)
+    w = weights.astype(np.int64, copy=True) if weights is not None else np.zeros(1, dtype=np.int64)
     group = np.zeros(n, dtype=index_dtype)  # level-local index of the node reached at depth j - 1
     leaf_eos = np.zeros(0, dtype=np.int64)
     n_nodes = 1
@@ -308,7 +308,7 @@ def build_from_occurrences(
 def _marked_tokens(seqs: TokenSequences, vocab_size: int) -> np.ndarray:
     """``2 * token + is_last_of_its_response`` for every token (see :mod:`tokentree._kernels`)."""
     dtype = np.int32 if vocab_size < 2**30 else np.int64
-    marked = seqs.tokens.astype(dtype) << 1
+    marked = np.left_shift(seqs.tokens.astype(dtype), 1)
     last = seqs.offsets[1:] - 1
     marked[last[seqs.lengths > 0]] |= 1
     return marked

@@ -21,7 +21,7 @@ from tokentree.errors import InputError, InputTypeError, MemoryEstimateError
 __all__ = ["main", "describe_tree"]
 
 
-def _add_build(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_build(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build", help="build a token tree from text and save it (.npz)")
     p.add_argument("inputs", nargs="*", help="text/JSONL files or folders")
     p.add_argument("--builtin", metavar="NAME", help="use a built-in corpus instead of files (e.g. pydoc)")
@@ -39,13 +39,13 @@ def _add_build(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--compress", action="store_true", help="write a compressed .npz")
 
 
-def _add_info(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="describe a tree file")
     p.add_argument("tree", help="tree file (.npz)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run an experiment (tokentree run --list shows them)")
     p.add_argument("name", nargs="?", help="experiment name, e.g. hooke")
     p.add_argument("--list", action="store_true", help="list the registered experiments and exit")
@@ -83,7 +83,7 @@ def _run_build(args: argparse.Namespace) -> int:
         raise InputError("give input files/folders or --builtin NAME (exactly one of them)")
     stats = ReadStats()
 
-    def texts(counted: ReadStats | None = None):  # type: ignore[no-untyped-def]
+    def texts(counted: ReadStats | None = None):
         if args.builtin:
             return iter(builtin_texts(args.builtin))
         return read_responses(args.inputs, field=args.field, split=args.split,
@@ -107,7 +107,7 @@ def _run_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe_tree(tree) -> dict:  # type: ignore[no-untyped-def]
+def describe_tree(tree) -> dict:
     """The numbers ``tokentree info`` prints, as a JSON-ready dict."""
     stats = tree.layer_stats()
     symbols = tree.symbols()
@@ -157,9 +157,9 @@ def _run_experiment(args: argparse.Namespace) -> int:
     )
 
     if args.list:
-        for name, module in available_experiments().items():
+        for name, where in available_experiments().items():
             doc = (load_experiment(name).__doc__ or "").strip().splitlines()
-            print(f"{name:<22} {doc[0] if doc else module}")
+            print(f"{name:<22} {doc[0] if doc else where}")
         return 0
     if not args.name:
         raise InputError("name an experiment (e.g. `tokentree run hooke`) or use --list")

@@ -99,7 +99,7 @@ def heapq_huffman_lengths(weights: Sequence[float]) -> list[int]:
 
     if len(weights) == 1:
         return [1]
-    heap = [(float(w), i, (i,)) for i, w in enumerate(weights)]
+    heap: list[tuple[float, int, tuple[int, ...]]] = [(float(w), i, (i,)) for i, w in enumerate(weights)]
     heapq.heapify(heap)
     lengths = [0] * len(weights)
     counter = len(weights)

@@ -79,7 +79,7 @@ def _coerce(default: Any, value: Any, where: str) -> Any:
 
 
 def resolve_config(
-    config_cls: type,
+    config_cls: Any,
     *,
     toml_path: str | os.PathLike[str] | None = None,
     quick: bool = False,

@@ -71,7 +71,7 @@ def save_tree(tree: TokenTree, path: str | os.PathLike[str], *, compress: bool =
         "level_offsets": tree.level_offsets,
     }
     saver = np.savez_compressed if compress else np.savez
-    return atomic_write(path, lambda f: saver(f, **arrays))
+    return atomic_write(path, lambda f: saver(f, **arrays))  # type: ignore[arg-type]
 
 
 def load_tree(path: str | os.PathLike[str]) -> TokenTree:

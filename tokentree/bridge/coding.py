@@ -22,7 +22,7 @@ from tokentree.errors import InputError
 __all__ = ["CodedTokens", "encode_tokens", "decode_tokens"]
 
 
-def _constriction():  # type: ignore[no-untyped-def]
+def _constriction():
     try:
         import constriction
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -33,7 +33,7 @@ def _constriction():  # type: ignore[no-untyped-def]
     return constriction
 
 
-def _categorical(probs: np.ndarray):  # type: ignore[no-untyped-def]
+def _categorical(probs: np.ndarray):
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 1 or not np.all(np.isfinite(p)) or np.any(p < 0) or not p.sum() > 0:
         raise InputError("the model returned an invalid next-token distribution (negative, NaN or all zero)")

@@ -48,7 +48,9 @@ def _torch() -> Any:
 @dataclass(eq=False)
 class HFScorer:
     """A causal LM as a scorer. ``bos_token_id`` is put before every sequence so its first
-    token is scored too; ``max_context`` is the longest window the model sees."""
+    token is scored too; ``max_context`` is the longest window the model sees;
+    ``n_scored_tokens`` limits the ids accepted in a sequence (for models whose last output
+    rows are special tokens that are never predicted)."""
 
     model: Any
     bos_token_id: int
@@ -57,6 +59,7 @@ class HFScorer:
     batch_size: int = 8
     threads: int = 1
     show_progress: bool | None = None
+    n_scored_tokens: int | None = None
 
     def __post_init__(self) -> None:
         torch = _torch()
@@ -67,7 +70,9 @@ class HFScorer:
 
     @property
     def vocab_size(self) -> int:
-        """Rows of the output layer: the ids the model can score."""
+        """The ids the model can score: ``n_scored_tokens`` if given, else the rows of its output layer."""
+        if self.n_scored_tokens is not None:
+            return self.n_scored_tokens
         return int(self.model.get_output_embeddings().weight.shape[0])
 
     def _windows(self, seq: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
@@ -110,7 +115,7 @@ class HFScorer:
         ids = np.concatenate([[self.bos_token_id], np.asarray(prefix, dtype=np.int64)])[-self.max_context :]
         with torch.inference_mode():
             logits = self.model(input_ids=torch.from_numpy(ids)[None, :]).logits[0, -1].double()
-        p = torch.softmax(logits, dim=-1).numpy()
+        p = torch.softmax(logits, dim=-1).numpy()[: self.vocab_size]
         return p / p.sum()
 
 

@@ -457,14 +457,14 @@ class DisjointClosedForm:
     l_star: float
 
 
-def _betas(betas: Sequence[float]) -> np.ndarray:
+def _betas(betas: Sequence[float] | np.ndarray) -> np.ndarray:
     b = np.asarray(betas, dtype=np.float64)
     if b.shape != (3,) or np.any(b < 0) or not math.isclose(b.sum(), 1.0, rel_tol=1e-12):
         raise InputError(f"betas must be three non-negative shares summing to 1; got {list(betas)}")
     return b
 
 
-def ratio_disjoint(k: float, betas: Sequence[float], l: Any) -> np.ndarray:
+def ratio_disjoint(k: float, betas: Sequence[float] | np.ndarray, l: Any) -> np.ndarray:
     """R(l) = -(beta_3 k + l) / (beta_3 (1 + l) - l); R(0) = -k.
 
     >>> float(ratio_disjoint(1000.0, [0.5, 0.3, 0.2], 0.0))
@@ -476,7 +476,7 @@ def ratio_disjoint(k: float, betas: Sequence[float], l: Any) -> np.ndarray:
         return -(b3 * _check_positive(k, "k") + ll) / (b3 * (1 + ll) - ll)
 
 
-def l_star_disjoint(betas: Sequence[float]) -> float:
+def l_star_disjoint(betas: Sequence[float] | np.ndarray) -> float:
     """l* = beta_3 / (1 - beta_3): gamma_p is smallest there, and R changes sign.
 
     >>> l_star_disjoint([0.5, 0.3, 0.2])
@@ -489,7 +489,12 @@ def l_star_disjoint(betas: Sequence[float]) -> float:
 
 
 def disjoint_closed_form(
-    k: float, betas: Sequence[float], entropies_nats: Sequence[float], l: Any, *, depth: int = 1
+    k: float,
+    betas: Sequence[float] | np.ndarray,
+    entropies_nats: Sequence[float] | np.ndarray,
+    l: Any,
+    *,
+    depth: int = 1,
 ) -> DisjointClosedForm:
     """Rates and derivatives when D_1, D_2, D_3 have disjoint symbol sets (entropies H_i in nats).
 

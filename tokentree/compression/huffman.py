@@ -157,7 +157,7 @@ class HuffmanCode:
 
     def is_prefix_free(self) -> bool:
         """Check by brute force that no codeword is a prefix of another (for tests; O(n log n))."""
-        words = sorted(self.codeword(i) for i in np.flatnonzero(self.lengths > 0))
+        words = sorted(self.codeword(int(i)) for i in np.flatnonzero(self.lengths > 0))
         return all(not b.startswith(a) for a, b in itertools.pairwise(words))
 
     def expected_length(self, weights: np.ndarray | list[float]) -> float:
