@@ -293,6 +293,11 @@ def _one_seed(config: Config, seed: int, show_progress: bool | None) -> list[dic
         n_align = max(1, round(pretrain.n_sequences / k))
         align = _head(data.align, n_align)
         sizes = [max(1, round(l * n_align)) for l in config.l_values]
+        if any(b <= a for a, b in itertools.pairwise(sizes)):
+            raise InputError(
+                f"at k = {k:g}, |D_a| = {n_align} responses and l_values {list(config.l_values)} round to the D_t "
+                f"sizes {sizes}, which do not grow; spread the l values or raise n_pretrain"
+            )
         perturb = _head(data.perturb, sizes[-1])
         evals = {"pretrain": eval_p, "align": align, "perturb": perturb}
         tuned = Trainer(model=copy.deepcopy(base.model), seed=seed, lr=config.lr_finetune, threads=config.threads)

@@ -177,3 +177,11 @@ def test_hooke_trained_rejects_bad_configs(change, message):
 
     with pytest.raises(InputError, match=message):
         Config(**change)
+
+
+def test_hooke_trained_refuses_perturbation_steps_that_do_not_grow():
+    from experiments.hooke_trained import Config, run
+
+    config = Config(data="synthetic", **{**SMALL, "k_values": (100.0,), "l_values": (0.25, 0.3)})
+    with pytest.raises(InputError, match="which do not grow"):
+        run(config, show_progress=False)

@@ -29,6 +29,7 @@ References
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -46,6 +47,9 @@ def check_weights(weights: np.ndarray | list[float], name: str = "weights") -> n
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or w.shape[0] == 0:
         raise InputError(f"{name} must be a non-empty 1-D array; got shape {w.shape}")
+    low, high = float(w.min()), float(w.max())
+    if low > 0 and high < math.inf:  # the common case, in two passes: all positive and finite
+        return w
     bad = ~np.isfinite(w)
     if bad.any():
         i = int(np.argmax(bad))
@@ -68,45 +72,48 @@ def huffman_lengths(weights: np.ndarray | list[float]) -> np.ndarray:
     """
     w = check_weights(weights)
     lengths = np.zeros(w.shape[0], dtype=np.int64)
-    positive = np.flatnonzero(w > 0)
-    if positive.shape[0] == 1:
-        lengths[positive] = 1
-        return lengths
-    order = positive[_order_by_weight_then_index(w[positive])]
-    work = w[order]
+    if w.min() > 0 and w.shape[0] > 1:  # the common case: no need to pick out the positive weights
+        order, work = _order_by_weight_then_index(w)
+    else:
+        positive = np.flatnonzero(w > 0)
+        if positive.shape[0] == 1:
+            lengths[positive] = 1
+            return lengths
+        order, work = _order_by_weight_then_index(w[positive])
+        order = positive[order]
     from tokentree.compression import _huffman_kernels
 
-    _huffman_kernels.minimum_redundancy_lengths(work)
-    lengths[order] = work.astype(np.int64)
+    _huffman_kernels.minimum_redundancy_lengths(work)  # in place: sorted weights become lengths
+    lengths[order] = work
     return lengths
 
 
-def _order_by_weight_then_index(w: np.ndarray) -> np.ndarray:
-    """Indices sorting ``w`` ascending, ties by index: a SIMD argsort, then ties re-sorted.
+def _order_by_weight_then_index(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices sorting ``w`` ascending, ties by index (a SIMD argsort, then ties re-sorted),
+    and the sorted weights.
 
-    Same result as ``np.argsort(w, kind="stable")``, about 3x faster.
+    Same order as ``np.argsort(w, kind="stable")``, about 3x faster.
     """
     n = w.shape[0]
     order = np.argsort(w)
     ws = w[order]
+    if not (ws[1:] == ws[:-1]).any():  # no ties
+        return order, ws
     new_run = np.empty(n, dtype=bool)
     new_run[0] = True
     np.not_equal(ws[1:], ws[:-1], out=new_run[1:])
     run = np.cumsum(new_run) - 1
-    if run[-1] == n - 1:  # no ties
-        return order
     key = run * n + order
     key.sort()
-    return key % n
+    order = key % n
+    return order, w[order]
 
 
 def _canonical_order(lengths: np.ndarray) -> np.ndarray:
     """Symbols with a codeword, ordered by (length, index)."""
-    n = lengths.shape[0]
-    key = lengths * n + np.arange(n, dtype=np.int64)
-    key = key[lengths > 0]
-    key.sort()
-    return key % n
+    narrow = lengths.astype(np.uint8) if int(lengths.max()) < 256 else lengths
+    order = np.argsort(narrow, kind="stable")  # a radix sort on small integers; ties stay by index
+    return order[lengths[order] > 0]
 
 
 @dataclass(frozen=True, eq=False)
