@@ -17,16 +17,15 @@ import importlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from tokentree.errors import InputError
+from tokentree.storage import write_output_folder
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -145,27 +144,3 @@ def write_run_outputs(folder: Path, config: Any, result: Any) -> None:
     (folder / "result.json").write_text(dumps_json(result.to_dict()), encoding="utf-8")
     (folder / "summary.md").write_text(result.summary_markdown(), encoding="utf-8")
     result.plot(folder)
-
-
-def write_output_folder(out: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a fresh temporary folder, then put it in place of ``out``.
-
-    If ``write`` raises, the temporary folder is removed and ``out`` is left as it was.
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        write(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        old.rmdir()
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
-    return out

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ import numpy as np
 from tokentree.errors import TreeFileError
 from tokentree.tree import MODES, WEIGHTINGS, TokenTree, TreeInfo
 
-__all__ = ["save_tree", "load_tree", "FORMAT_NAME", "FORMAT_VERSION", "atomic_write"]
+__all__ = ["save_tree", "load_tree", "FORMAT_NAME", "FORMAT_VERSION", "atomic_write", "write_output_folder"]
 
 FORMAT_NAME = "tokentree.TokenTree"
 FORMAT_VERSION = 1
@@ -46,6 +48,30 @@ def atomic_write(path: str | os.PathLike[str], write: Any, *, suffix: str = "") 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_output_folder(out: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a fresh temporary folder, then put it in place of ``out``.
+
+    If ``write`` raises, the temporary folder is removed and ``out`` is left as it was.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        old.rmdir()
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+    return out
 
 
 def save_tree(tree: TokenTree, path: str | os.PathLike[str], *, compress: bool = False) -> Path:

@@ -16,8 +16,6 @@ cached (``$TOKENTREE_CACHE`` or ``~/.cache/tokentree``) and reloaded in seconds.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 from tokentree.bridge.scoring import checked_sequences
 from tokentree.errors import InputError
 from tokentree.progress import progress
+from tokentree.storage import write_output_folder
 
 __all__ = ["HFScorer", "load_causal_lm", "load_smollm2", "smollm2_gguf_path", "cache_dir"]
 
@@ -175,17 +174,13 @@ def load_smollm2(*, cache: str | os.PathLike[str] | None = None) -> tuple[Any, A
         gguf = smollm2_gguf_path()
         model, tokenizer = load_causal_lm(gguf)
         state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-        try:
+
+        def write(tmp: Path) -> None:
             save_file(state, tmp / "model.safetensors")
             model.config.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            shutil.rmtree(folder, ignore_errors=True)
-            tmp.rename(folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+
+        write_output_folder(folder, write)
         return model, tokenizer
     config = AutoConfig.from_pretrained(folder)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)

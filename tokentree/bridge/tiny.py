@@ -15,8 +15,8 @@ if it had never stopped. :func:`tiny_scorer` turns a model into a
 :class:`~tokentree.bridge.hf.HFScorer` (windows with a stride for texts longer than the
 context), so it is scored exactly like any other causal LM.
 
-On the 2-core development machine a 2-layer, width-128 model with a 2k vocabulary trains
-at roughly 10k tokens per second on one thread (``benchmarks`` has no timed claims on it).
+On the 2-core development machine a 2-layer, width-128 model with a 2k vocabulary trained
+at about 7.5k tokens per second on one thread and scored about 38k tokens per second.
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ import json
 import math
 import os
 import pickle
-import shutil
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -41,6 +39,7 @@ from tokentree.bridge.hf import HFScorer
 from tokentree.bridge.scoring import checked_sequences
 from tokentree.errors import InputError
 from tokentree.progress import progress
+from tokentree.storage import write_output_folder
 
 __all__ = ["TinyConfig", "TinyLM", "Trainer", "training_windows", "tiny_scorer", "load_checkpoint"]
 
@@ -207,13 +206,9 @@ class Trainer:
         sequences: object,
         *,
         batch_size: int = 16,
-        after_step: Callable[[int], None] | None = None,
         show_progress: bool | None = None,
     ) -> float:
-        """One pass over ``sequences`` in a seeded random order; returns the mean loss (nats per token).
-
-        ``after_step(number of sequences' windows trained on so far)`` runs after each step.
-        """
+        """One pass over ``sequences`` in a seeded random order; returns the mean loss (nats per token)."""
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1; got {batch_size}")
         seqs = checked_sequences(sequences, self.config.vocab_size)
@@ -225,19 +220,14 @@ class Trainer:
             n = sum(w.shape[0] - 1 for w in batch)
             total += self.step(batch) * n
             tokens += n
-            if after_step is not None:
-                after_step(self.steps_done)
         self.epochs_done += 1
         return total / tokens
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Write a checkpoint folder atomically (temporary folder, then rename)."""
+        """Write a checkpoint folder atomically (an earlier checkpoint there survives a failure)."""
         from safetensors.torch import save_file
 
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-        try:
+        def write(tmp: Path) -> None:
             state = {k: v.detach().contiguous() for k, v in self.model.state_dict().items() if k != "head.weight"}
             save_file(state, tmp / WEIGHTS)
             meta = {
@@ -248,12 +238,8 @@ class Trainer:
             }
             (tmp / SHAPE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
             torch.save(self.optimizer.state_dict(), tmp / OPTIMISER)
-            shutil.rmtree(folder, ignore_errors=True)
-            tmp.rename(folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return folder
+
+        return write_output_folder(folder, write)
 
 
 def load_checkpoint(
