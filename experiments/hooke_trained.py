@@ -213,37 +213,46 @@ def _head(seqs: TokenSequences, n: int) -> TokenSequences:
     return seqs.select(np.arange(n))
 
 
-def _mixture(
-    parts: tuple[TokenSequences, ...],
-    evals: dict[str, TokenSequences],
-    k: float,
-    ls: list[float],
-    config: Config,
-    vocab_size: int,
-) -> dict[str, Any]:
-    """Theorem 4.2's mixture on the same data, with components that generalise.
-
-    Each part D_1, D_2, D_3 of D_p becomes a token tree of depth ``theory_depth`` used as a
-    smoothed context model P_i (:mod:`tokentree.bridge.tree_model`). As in the theorem, D_a
-    is distributed like D_2 and D_t like D_3, so the model after l is the mixture of
-    whole-sequence probabilities q = (k b1 P_1 + (k b2 + 1) P_2 + (k b3 + l) P_3)/(k + 1 + l),
-    and gamma_X is D_X's bits per token under q. Returns the changes from l = 0, their
-    ratios, and the analytic l -> 0 ratio (d/dl log q = P_3/S - 1/(k + 1), S = (k + 1) q at l = 0).
-    """
-    from scipy.special import logsumexp
-
+def _component_log_probs(
+    parts: tuple[TokenSequences, ...], evals: dict[str, TokenSequences], config: Config, vocab_size: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per evaluated sequence: its natural-log probability under the depth-``theory_depth``
+    tree model of each part of D_p (shape (3, n)), and its length in tokens."""
     from tokentree.bridge.tree_model import fit_tree_model
 
-    betas = np.array([p.n_sequences for p in parts], dtype=np.float64)
-    betas /= betas.sum()
     models = [
         fit_tree_model(p, depth=config.theory_depth, vocab_size=vocab_size, discount=config.theory_discount)
         for p in parts
     ]
+    return {
+        name: (np.array([[lp.sum() for lp in m.token_log_probs(list(seqs))] for m in models]), seqs.lengths)
+        for name, seqs in evals.items()
+    }
+
+
+def _mixture(
+    scored: dict[str, tuple[np.ndarray, np.ndarray]],
+    n_scored: dict[str, int],
+    k: float,
+    ls: list[float],
+    betas: np.ndarray,
+) -> dict[str, Any]:
+    """Theorem 4.2's mixture on the same data, with components that generalise.
+
+    Each part D_1, D_2, D_3 of D_p is a smoothed context model P_i (its token tree used as
+    in :mod:`tokentree.bridge.tree_model`; ``scored`` holds the first ``n_scored[name]``
+    sequences' log-probabilities). As in the theorem, D_a is distributed like D_2 and D_t like
+    D_3, so the model after l is the mixture of whole-sequence probabilities
+    q = (k b1 P_1 + (k b2 + 1) P_2 + (k b3 + l) P_3)/(k + 1 + l), and gamma_X is D_X's bits per
+    token under q. Returns the changes from l = 0, their ratios, and the analytic l -> 0
+    ratio (d/dl log q = P_3/S - 1/(k + 1), S = (k + 1) q at l = 0).
+    """
+    from scipy.special import logsumexp
+
     rates, slopes = {}, {}
-    for name, seqs in evals.items():
-        logp = np.array([[lp.sum() for lp in m.token_log_probs(list(seqs))] for m in models])  # (3, n)
-        tokens = seqs.n_tokens * LN2
+    for name, n in n_scored.items():
+        logp = scored[name][0][:, :n]
+        tokens = float(scored[name][1][:n].sum()) * LN2
         rates[name] = []
         for l in [0.0, *ls]:
             log_w = np.log((k * betas + np.array([0.0, 1.0, l])) / (k + 1.0 + l))
@@ -288,6 +297,9 @@ def _one_seed(config: Config, seed: int, show_progress: bool | None) -> list[dic
     eval_p = TokenSequences.concatenate(
         _head(p, min(p.n_sequences, max(1, round(b * config.n_eval)))) for p, b in zip(data.parts, shares, strict=True)
     )
+    scored = _component_log_probs(
+        data.parts, {"pretrain": eval_p, "align": data.align, "perturb": data.perturb}, config, data.vocab_size
+    )
     records = []
     for k in config.k_values:
         n_align = max(1, round(pretrain.n_sequences / k))
@@ -306,9 +318,8 @@ def _one_seed(config: Config, seed: int, show_progress: bool | None) -> list[dic
         start = _rates(tuned.model, evals, config.threads)
         before = _rates(base.model, evals, config.threads)
         shock = Trainer(model=tuned.model, seed=seed + 10_000, lr=config.lr_finetune, threads=config.threads)
-        theory = _mixture(
-            data.parts, evals, pretrain.n_sequences / n_align, [n / n_align for n in sizes], config, data.vocab_size
-        )
+        n_scored = {name: seqs.n_sequences for name, seqs in evals.items()}
+        theory = _mixture(scored, n_scored, pretrain.n_sequences / n_align, [n / n_align for n in sizes], shares)
         done = 0
         for j, n in enumerate(sizes):
             shock.epoch(data.perturb.select(np.arange(done, n)), batch_size=config.batch_size)
