@@ -13,6 +13,7 @@ import torch
 from tokentree.bridge.coding import decode_tokens, encode_tokens
 from tokentree.bridge.scoring import NextTokenModel, measure_rate
 from tokentree.bridge.tiny import TinyConfig, Trainer, load_checkpoint, tiny_scorer
+from tokentree.compression.elasticity import disjoint_closed_form
 from tokentree.errors import InputError
 from tokentree.synthetic import markov_corpus
 
@@ -130,6 +131,11 @@ def test_hooke_trained_records_and_mixture_comparison(synthetic_run):
         # Theorem 4.2's mixture on the same data: disjoint components and a stratified D_p sample give
         # R(0) = -k, up to the little mass the smoothed components leak onto each other's tokens
         assert r["mixture_ratio_l0"] == pytest.approx(-r["k"], rel=1e-6)
+        # and its finite changes are the closed form's (the entropies cancel in a difference)
+        closed = disjoint_closed_form(r["k"], (0.6, 0.2, 0.2), (0.0, 0.0, 0.0), [0.0, r["l"]], depth=4)
+        for key, name in (("mixture_delta_align", "rate_align"), ("mixture_delta_pretrain", "rate_pretrain")):
+            expected = float(np.diff(getattr(closed, name))[0]) / math.log(2)
+            assert r[key] == pytest.approx(expected, rel=1e-6)
     assert [r["k"] for r in synthetic_run.rows] == [10.0, 10.0, 40.0, 40.0]
     mean = np.mean([r["ratio"] for r in records if r["k_requested"] == 10.0 and r["step"] == 0])
     assert synthetic_run.rows[0]["ratio_mean"] == pytest.approx(mean)
