@@ -6,15 +6,17 @@ import networkx as nx
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
+import tokentree.build
 from tests.strategies import depths, modes, token_sequences, weights
 from tokentree import InputError, InputTypeError, MemoryEstimateError, build_tree
 from tokentree.reference import reference_occurrences, reference_tree_arrays
 from tokentree.synthetic import zipf_corpus
 
 
-def assert_matches_reference(seqs, depth, mode, weight="sequences"):
-    tree = build_tree(seqs, depth=depth, mode=mode, weight=weight)
+def assert_matches_reference(seqs, depth, mode, weight="sequences", vocab_size=None):
+    tree = build_tree(seqs, depth=depth, mode=mode, weight=weight, vocab_size=vocab_size)
     ref = reference_tree_arrays(seqs, depth, mode, weight)
     np.testing.assert_array_equal(tree.tokens, ref["tokens"])
     np.testing.assert_array_equal(tree.parents, ref["parents"])
@@ -27,6 +29,41 @@ def assert_matches_reference(seqs, depth, mode, weight="sequences"):
 @given(token_sequences(), depths, modes, weights)
 def test_every_mode_equals_the_naive_reference(seqs, depth, mode, weight):
     assert_matches_reference(seqs, depth, mode, weight)
+
+
+@given(token_sequences(), st.integers(1, 9), modes, weights)
+def test_windows_longer_than_one_sort_key_equal_the_reference(seqs, depth, mode, weight):
+    """A 2**31-token alphabet packs two tokens per 64-bit key, so deep windows span five keys."""
+    assert_matches_reference(seqs, depth, mode, weight, vocab_size=2**31)
+
+
+def test_long_runs_of_equal_keys_equal_the_reference():
+    """Three ids under a 2**31 vocabulary: runs of hundreds of windows share each key word,
+    so the tie-breaking sort recurses through every word of a depth-12 window."""
+    rng = np.random.default_rng(5)
+    seqs = [rng.integers(0, 3, size=int(n)).tolist() for n in rng.integers(1, 60, size=100)]
+    for mode in ("prefix", "chunk", "window"):
+        assert_matches_reference(seqs, 12, mode, vocab_size=2**31)
+    assert_matches_reference([[1] * 40] * 30, 12, "window", vocab_size=2**31)  # one run of 1200
+
+
+@given(token_sequences(), depths, modes, weights, st.integers(2, 9))
+def test_a_build_cut_into_parallel_chunks_equals_the_reference(seqs, depth, mode, weight, n_chunks):
+    """The sort and the emit pass split the windows into chunks (one per thread on big builds);
+    forcing up to 9 chunks on small inputs also covers chunks left empty."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tokentree.build, "_n_chunks", lambda n: n_chunks)
+        assert_matches_reference(seqs, depth, mode, weight)
+
+
+def test_chunked_and_single_chunk_builds_are_identical():
+    corpus = zipf_corpus(200_000, vocab_size=5_000, rng=4)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tokentree.build, "_n_chunks", lambda n: 1)
+        single = build_tree(corpus, depth=6, mode="window")
+        mp.setattr(tokentree.build, "_n_chunks", lambda n: 7)
+        chunked = build_tree(corpus, depth=6, mode="window")
+    assert chunked == single and chunked.digest() == single.digest()
 
 
 def test_large_random_corpus_equals_reference():
@@ -158,6 +195,8 @@ def test_flat_array_with_offsets_and_list_of_arrays_agree():
         ([[1], []], {}, InputError, "1 of 2 sequences are empty"),
         ([[1, -2]], {}, InputError, "must be >= 0; sequence 0 has id -2 at position 1"),
         ([[1, 7]], {"vocab_size": 5}, InputError, "must be < vocab_size = 5; sequence 0 has id 7"),
+        ([[1, 2**33]], {}, InputError, r"must be < 2\*\*31 .* sequence 0 has id 8589934592 at position 1"),
+        ([[1]], {"vocab_size": 2**31 + 1}, InputError, r"vocab_size must be an integer from 1 to 2\*\*31"),
         ([np.array([1.0, 2.0])], {}, InputTypeError, "dtype float64; token ids must be an integer"),
         ([np.array([1, "a"], dtype=object)], {}, InputTypeError, "dtype object"),
         ([[1, 2]], {"depth": 0}, InputError, "depth must be >= 1"),
@@ -178,3 +217,10 @@ def test_a_build_over_the_memory_estimate_is_refused_unless_forced():
         build_tree(seqs, depth=4, mode="window", memory_limit_bytes=1000)
     forced = build_tree(seqs, depth=4, mode="window", memory_limit_bytes=1000, force=True)
     assert forced.total_mass == 400
+
+
+def test_progress_bar_is_drawn_only_when_asked(capsys):
+    build_tree([[1, 2, 3]], depth=2, mode="window", show_progress=False)
+    assert capsys.readouterr().err == ""
+    build_tree([[1, 2, 3]], depth=2, mode="window", show_progress=True)
+    assert "building tree" in capsys.readouterr().err

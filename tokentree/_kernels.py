@@ -1,130 +1,405 @@
 """Compiled inner loops of the tree builder (numba, imported lazily by :mod:`tokentree.build`).
 
-The builder works on *marked tokens*: ``marked[p] = 2 * token[p] + is_last[p]`` where
-``is_last`` flags the last token of each response. An occurrence starting at ``p`` then
-needs no other state: it continues past depth ``j`` unless ``marked[p + j - 1]`` is a
-last token, and it ends in EOS at depth ``j`` exactly when it is.
+The builder sorts the symbol occurrences (windows ``tokens[start : start + length]``)
+lexicographically, a shorter window before its extensions, and then writes the whole
+tree in one pass over them (see :mod:`tokentree.build`).
 
-Each kernel is one fused pass over a level's occurrences; they are cached on disk
-(``cache=True``), so only the first build on a machine pays the compile time.
+Windows are compared through *keys*: ``q`` consecutive symbols packed into a uint64,
+``b`` bits each, the first symbol in the highest bits. A symbol is ``token + 1``, and 0
+stands for "the window has ended", so comparing keys compares windows with shorter
+first. Word ``w`` of a window's key holds its symbols ``w * q`` to ``w * q + q - 1``.
+
+The rest of what the passes need about a window is packed in one uint64, its *place*:
+``start << info_bits | 2 * length + ends_in_eos``. Sorting moves only the key and the
+window's index; one gather then lays the places out in sorted order, so every later
+pass reads in order.
+
+The passes over all windows run on ``n_chunks`` threads (numba ``prange``): each
+chunk owns a disjoint slice of every array it writes, so the result does not depend
+on the number of threads. Every kernel is cached on disk (``cache=True``), so only the
+first build on a machine pays the compile time.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+TOP_BITS = 12  # the most significant digit, sorted first over all keys (4096 buckets)
+DIGIT_BITS = 8  # the digits sorted inside a bucket (buckets are mostly cache-sized)
+SMALL_RUN = 16  # runs of keys up to this size are insertion-sorted
 
 
 @njit(cache=True, nogil=True)
-def segment_keys(
-    marked: np.ndarray,
-    pos: np.ndarray,
-    seg_start: np.ndarray,
-    seg_end: np.ndarray,
-    shift: int,
-    token_bits: int,
-    index_bits: int,
+def word_key(tokens: np.ndarray, start: int, length: int, word: int, q: int, b: int) -> np.uint64:  # pragma: no cover
+    """Key word ``word`` of the window ``tokens[start : start + length]``."""
+    key = np.uint64(0)
+    for s in range(word * q, word * q + q):
+        symbol = np.uint64(tokens[start + s] + 1) if s < length else np.uint64(0)
+        key = (key << np.uint64(b)) | symbol
+    return key
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def first_keys(
+    tokens: np.ndarray, start: np.ndarray, length: np.ndarray, eos: np.ndarray, q: int, b: int, info_bits: int
 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-    """Sort keys ``(segment, token, index)`` packed in a uint64, and the slot of every index."""
-    total = 0
-    for s in range(seg_start.shape[0]):
-        total += seg_end[s] - seg_start[s]
-    keys = np.empty(total, np.uint64)
-    slots = np.empty(total, np.int64)
-    m = 0
-    for s in range(seg_start.shape[0]):
-        high = np.uint64(s) << np.uint64(token_bits + index_bits)
-        for i in range(seg_start[s], seg_end[s]):
-            tok = np.uint64(marked[pos[i] + shift] >> 1)
-            keys[m] = high | (tok << np.uint64(index_bits)) | np.uint64(m)
-            slots[m] = i
-            m += 1
-    return keys, slots
+    """Key word 0 and the place of every window."""
+    n = start.shape[0]
+    keys = np.empty(n, np.uint64)
+    places = np.empty(n, np.uint64)
+    for i in prange(n):
+        keys[i] = word_key(tokens, start[i], length[i], 0, q, b)
+        places[i] = (np.uint64(start[i]) << np.uint64(info_bits)) | np.uint64(2 * length[i] + eos[i])
+    return keys, places
 
 
 @njit(cache=True, nogil=True)
-def apply_sorted(
-    keys: np.ndarray, index_mask: np.uint64, slots: np.ndarray, pos: np.ndarray, w: np.ndarray, has_w: bool
+def unpack(place: np.uint64, info_bits: int) -> tuple[int, int, bool]:  # pragma: no cover
+    """(start, length, ends_in_eos) of a window's place."""
+    info = int(np.int64(place & np.uint64((1 << info_bits) - 1)))  # int64, not uint64: uint64 + int64 is a float
+    return int(np.int64(place >> np.uint64(info_bits))), info >> 1, bool(info & 1)
+
+
+@njit(cache=True, nogil=True)
+def sort_run(
+    keys: np.ndarray, order: np.ndarray, key_buffer: np.ndarray, order_buffer: np.ndarray, n_bits: int
 ) -> None:  # pragma: no cover
-    """Move the occurrence named by ``keys[a] & index_mask`` into slot ``slots[a]``."""
-    m = keys.shape[0]
-    tp = np.empty(m, pos.dtype)
-    tw = np.empty(m if has_w else 0, w.dtype)
-    for a in range(m):
-        src = slots[np.int64(keys[a] & index_mask)]
-        tp[a] = pos[src]
-        if has_w:
-            tw[a] = w[src]
-    for a in range(m):
-        pos[slots[a]] = tp[a]
-        if has_w:
-            w[slots[a]] = tw[a]
+    """Sort ``keys`` (their low ``n_bits`` bits) in place, stably, applying the same moves to ``order``.
+
+    Insertion sort for a few keys; otherwise an LSD radix sort on ``DIGIT_BITS``-bit
+    digits that skips a digit shared by every key. The buffers are scratch space of
+    the same sizes.
+    """
+    n = keys.shape[0]
+    if n <= SMALL_RUN:
+        for a in range(1, n):
+            k, o = keys[a], order[a]
+            c = a - 1
+            while c >= 0 and keys[c] > k:
+                keys[c + 1] = keys[c]
+                order[c + 1] = order[c]
+                c -= 1
+            keys[c + 1] = k
+            order[c + 1] = o
+        return
+    n_buckets = 1 << DIGIT_BITS
+    mask = np.uint64(n_buckets - 1)
+    n_passes = (n_bits + DIGIT_BITS - 1) // DIGIT_BITS
+    histogram = np.zeros((n_passes, n_buckets), np.int64)
+    for i in range(n):
+        x = keys[i]
+        for p in range(n_passes):
+            histogram[p, np.int64((x >> np.uint64(p * DIGIT_BITS)) & mask)] += 1
+    src_k, src_o, dst_k, dst_o = keys, order, key_buffer, order_buffer
+    in_buffer = False
+    for p in range(n_passes):
+        slot = histogram[p]
+        if slot.max() == n:
+            continue
+        total = 0
+        for d in range(n_buckets):
+            size = slot[d]
+            slot[d] = total
+            total += size
+        shift = np.uint64(p * DIGIT_BITS)
+        for i in range(n):
+            x = src_k[i]
+            digit = np.int64((x >> shift) & mask)
+            at = slot[digit]
+            slot[digit] = at + 1
+            dst_k[at] = x
+            dst_o[at] = src_o[i]
+        src_k, dst_k = dst_k, src_k
+        src_o, dst_o = dst_o, src_o
+        in_buffer = not in_buffer
+    if in_buffer:
+        keys[:] = src_k
+        order[:] = src_o
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sort_keys(keys: np.ndarray, order: np.ndarray, n_bits: int, n_chunks: int) -> None:  # pragma: no cover
+    """Sort all keys (their low ``n_bits`` bits) stably in place, applying the same moves to ``order``.
+
+    One pass distributes the keys by their top ``TOP_BITS`` bits; the buckets, in
+    ``n_chunks`` groups of about equal size, are then sorted by the remaining bits in
+    parallel, each with :func:`sort_run`.
+    """
+    n = keys.shape[0]
+    low_bits = max(n_bits - TOP_BITS, 0)
+    n_top = 1 << (n_bits - low_bits)
+    low = np.uint64(low_bits)
+    bucket_start = np.zeros(n_top + 1, np.int64)
+    for i in range(n):
+        bucket_start[np.int64(keys[i] >> low) + 1] += 1
+    for d in range(n_top):
+        bucket_start[d + 1] += bucket_start[d]
+    slot = bucket_start[:-1].copy()
+    key_buffer = np.empty_like(keys)
+    order_buffer = np.empty_like(order)
+    for i in range(n):
+        x = keys[i]
+        top = np.int64(x >> low)
+        at = slot[top]
+        slot[top] = at + 1
+        key_buffer[at] = x
+        order_buffer[at] = order[i]
+    group = np.searchsorted(bucket_start[:-1], np.arange(n_chunks + 1) * n // n_chunks)
+    group[-1] = n_top
+    for t in prange(n_chunks):
+        for d in range(group[t], group[t + 1]):
+            lo, hi = bucket_start[d], bucket_start[d + 1]
+            if hi - lo >= 2 and low_bits > 0:
+                sort_run(key_buffer[lo:hi], order_buffer[lo:hi], keys[lo:hi], order[lo:hi], low_bits)
+    for i in prange(n):
+        keys[i] = key_buffer[i]
+        order[i] = order_buffer[i]
 
 
 @njit(cache=True, nogil=True)
-def emit_level(
-    marked: np.ndarray,
-    pos: np.ndarray,
-    w: np.ndarray,
-    has_w: bool,
-    group: np.ndarray,
-    n: int,
-    j: int,
-    last_level: bool,
-    parent_offset: int,
+def refine_ties(
+    keys: np.ndarray,
+    order: np.ndarray,
+    tokens: np.ndarray,
+    places: np.ndarray,
+    info_bits: int,
+    depth: int,
+    q: int,
+    b: int,
+) -> None:  # pragma: no cover
+    """Finish the sort: order every run of windows with equal key words by their next word.
+
+    ``keys`` (word 0, sorted, left unchanged) and ``order`` come from :func:`sort_keys`.
+    A run needs refining only while its windows go on past the word (its last symbol is
+    not 0) and the depth has symbols left. Runs are refined depth-first from a stack.
+    """
+    n = keys.shape[0]
+    last_symbol = np.uint64((1 << b) - 1)
+    stack_lo = [0][:0]
+    stack_hi = [0][:0]
+    stack_word = [0][:0]
+    longest = 0
+    if q < depth:
+        i = 0
+        while i < n:
+            j = i + 1
+            while j < n and keys[j] == keys[i]:
+                j += 1
+            if j - i >= 2 and keys[i] & last_symbol:
+                stack_lo.append(i)
+                stack_hi.append(j)
+                stack_word.append(1)
+                longest = max(longest, j - i)
+            i = j
+    run_keys = np.empty(longest, np.uint64)
+    run_order = np.empty(longest, order.dtype)
+    key_buffer = np.empty(longest, np.uint64)
+    order_buffer = np.empty(longest, order.dtype)
+    while len(stack_lo):
+        lo = stack_lo.pop()
+        word = stack_word.pop()
+        m = stack_hi.pop() - lo
+        for a in range(m):
+            o = order[lo + a]
+            start, length, _ = unpack(places[o], info_bits)
+            run_keys[a] = word_key(tokens, start, length, word, q, b)
+            run_order[a] = o
+        sort_run(run_keys[:m], run_order[:m], key_buffer[:m], order_buffer[:m], q * b)
+        order[lo : lo + m] = run_order[:m]
+        if (word + 1) * q >= depth:
+            continue
+        a = 0
+        while a < m:
+            c = a + 1
+            while c < m and run_keys[c] == run_keys[a]:
+                c += 1
+            if c - a >= 2 and run_keys[a] & last_symbol:
+                stack_lo.append(lo + a)
+                stack_hi.append(lo + c)
+                stack_word.append(word + 1)
+            a = c
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def gather(values: np.ndarray, order: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """``values[order]``, on all threads."""
+    out = np.empty(order.shape[0], values.dtype)
+    for i in prange(order.shape[0]):
+        out[i] = values[order[i]]
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def zero(a: np.ndarray, n_chunks: int) -> None:  # pragma: no cover
+    """Fill ``a`` with zeros in ``n_chunks`` contiguous parts at once."""
+    n = a.shape[0]
+    for t in prange(n_chunks):
+        a[n * t // n_chunks : n * (t + 1) // n_chunks] = 0
+
+
+@njit(cache=True, nogil=True)
+def shared_prefix(
+    keys: np.ndarray, sorted_places: np.ndarray, info_bits: int, tokens: np.ndarray, i: int, q: int, b: int
+) -> int:  # pragma: no cover
+    """Tokens that sorted window ``i`` has in common with window ``i - 1`` (0 for the first)."""
+    if i == 0:
+        return 0
+    start, length, _ = unpack(sorted_places[i], info_bits)
+    prev_start, prev_length, _ = unpack(sorted_places[i - 1], info_bits)
+    x = keys[i - 1] ^ keys[i]
+    c = 0
+    if x == 0:  # equal first words: compare tokens from there on
+        c = q
+        while c < length and c < prev_length and tokens[start + c] == tokens[prev_start + c]:
+            c += 1
+    else:
+        symbol_mask = np.uint64((1 << b) - 1)
+        while ((x >> np.uint64(b * (q - 1 - c))) & symbol_mask) == 0:
+            c += 1
+    return min(c, length, prev_length)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def common_prefixes(
+    keys: np.ndarray,
+    sorted_places: np.ndarray,
+    info_bits: int,
+    tokens: np.ndarray,
+    depth: int,
+    q: int,
+    b: int,
+    shared: np.ndarray,
+    n_chunks: int,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """Fill ``shared`` (see :func:`shared_prefix`) and cut the windows into chunks for :func:`emit_nodes`.
+
+    Chunks start where a window shares no token with the one before, so no node spans
+    two chunks. Returns the chunk bounds (``n_chunks + 1`` indices) and the nodes every
+    chunk opens at every depth (row t, column j): window i opens one node at each depth
+    from ``shared[i] + 1`` to its length.
+    """
+    n = keys.shape[0]
+    for t in prange(n_chunks):
+        for i in range(n * t // n_chunks, n * (t + 1) // n_chunks):
+            shared[i] = shared_prefix(keys, sorted_places, info_bits, tokens, i, q, b)
+    bounds = np.empty(n_chunks + 1, np.int64)
+    bounds[0], bounds[n_chunks] = 0, n
+    for t in range(1, n_chunks):
+        i = max(n * t // n_chunks, bounds[t - 1])
+        while i < n and shared[i] != 0:
+            i += 1
+        bounds[t] = i
+    nodes = np.zeros((n_chunks, depth + 2), np.int64)
+    for t in prange(n_chunks):
+        row = nodes[t]
+        for i in range(bounds[t], bounds[t + 1]):
+            row[shared[i] + 1] += 1
+            row[(np.int64(sorted_places[i] & np.uint64((1 << info_bits) - 1)) >> 1) + 1] -= 1
+        for j in range(1, depth + 2):
+            row[j] += row[j - 1]
+    return bounds, nodes
+
+
+@njit(cache=True, nogil=True)
+def emit_chunk(
+    lo: int,
+    hi: int,
+    first_node: np.ndarray,
+    keys: np.ndarray,
+    shared: np.ndarray,
+    sorted_places: np.ndarray,
+    info_bits: int,
+    sorted_weights: np.ndarray,
+    has_weights: bool,
+    tokens: np.ndarray,
+    depth: int,
+    q: int,
+    b: int,
+    deepest: int,
     node_token: np.ndarray,
     node_parent: np.ndarray,
     node_count: np.ndarray,
-    lo: int,
     leaf_eos: np.ndarray,
-) -> tuple[int, int, np.ndarray, np.ndarray]:  # pragma: no cover
-    """Write the nodes of depth ``j`` and compact the occurrences that go deeper, in place.
+) -> None:  # pragma: no cover
+    """Write the nodes of sorted windows ``lo:hi``; the chunk's first node of depth j goes to ``first_node[j]``.
 
-    Occurrences arrive sorted by (group, token); a node starts wherever either changes.
-    Returns ``(nodes written, occurrences kept, seg_start, seg_end)``; the segments are
-    the kept occurrences of every node that keeps two or more: the groups the next
-    level must sort.
+    Each level keeps one open node: the prefix of that length that the current window
+    passes through. Window i keeps the open nodes of depths 1..shared[i], closes the
+    deeper ones, and opens new nodes at depths shared[i] + 1..length, each the child of
+    the open node one level up. Sorted order is lexicographic order, so every level's
+    nodes come out sorted by (parent, token), the order the tree stores. A node's count
+    is the weight of the windows passed while it was open.
     """
-    seg_start = np.empty(n // 2 + 1, np.int64)
-    seg_end = np.empty(n // 2 + 1, np.int64)
-    n_seg = 0
-    k = lo - 1
-    m = 0
-    kept_from = 0
-    prev_g = -1
-    prev_t = -1
-    for i in range(n):
-        p = pos[i]
-        mt = marked[p + j - 1]
-        t = mt >> 1
-        g = group[i]
-        if g != prev_g or t != prev_t:
-            if m - kept_from >= 2:
-                seg_start[n_seg] = kept_from
-                seg_end[n_seg] = m
-                n_seg += 1
-            kept_from = m
-            k += 1
-            node_token[k] = t
-            node_parent[k] = g + parent_offset
-            node_count[k] = 0
-            if last_level:
-                leaf_eos[k - lo] = 0
-            prev_g = g
-            prev_t = t
-        wi = w[i] if has_w else 1
-        node_count[k] += wi
-        if last_level:
-            if mt & 1:
-                leaf_eos[k - lo] += wi
-        elif not mt & 1:
-            pos[m] = p
-            if has_w:
-                w[m] = wi
-            group[m] = k - lo
-            m += 1
-    if m - kept_from >= 2:
-        seg_start[n_seg] = kept_from
-        seg_end[n_seg] = m
-        n_seg += 1
-    return k + 1 - lo, m, seg_start[:n_seg], seg_end[:n_seg]
+    symbol_mask = np.uint64((1 << b) - 1)
+    current = first_node[: depth + 1] - 1
+    current[0] = 0
+    opened_at = np.zeros(depth + 1, np.int64)  # weight before the open node's first window
+    total = 0
+    prev_length = 0
+    for i in range(lo, hi):
+        start, length, ends = unpack(sorted_places[i], info_bits)
+        c = shared[i]
+        for j in range(c + 1, prev_length + 1):
+            node_count[current[j]] = total - opened_at[j]
+        key = keys[i]
+        parent = current[c]
+        for j in range(c + 1, min(length, q) + 1):  # the first q tokens are in the key
+            k = current[j] + 1
+            current[j] = k
+            node_token[k] = np.int64((key >> np.uint64(b * (q - j))) & symbol_mask) - 1
+            node_parent[k] = parent
+            parent = k
+            opened_at[j] = total
+        for j in range(max(c, q) + 1, length + 1):
+            k = current[j] + 1
+            current[j] = k
+            node_token[k] = tokens[start + j - 1]
+            node_parent[k] = parent
+            parent = k
+            opened_at[j] = total
+        w = sorted_weights[i] if has_weights else 1
+        if length == depth:
+            at = current[depth] - deepest
+            if c < depth:
+                leaf_eos[at] = 0
+            if ends:
+                leaf_eos[at] += w
+        total += w
+        prev_length = length
+    for j in range(1, prev_length + 1):
+        node_count[current[j]] = total - opened_at[j]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def emit_nodes(
+    keys: np.ndarray,
+    shared: np.ndarray,
+    sorted_places: np.ndarray,
+    info_bits: int,
+    sorted_weights: np.ndarray,
+    has_weights: bool,
+    tokens: np.ndarray,
+    depth: int,
+    q: int,
+    b: int,
+    level_offsets: np.ndarray,
+    bounds: np.ndarray,
+    chunk_nodes: np.ndarray,
+    node_token: np.ndarray,
+    node_parent: np.ndarray,
+    node_count: np.ndarray,
+    leaf_eos: np.ndarray,
+) -> None:  # pragma: no cover
+    """Write every node but the root's token and parent, the chunks from :func:`common_prefixes` in parallel."""
+    n_chunks = bounds.shape[0] - 1
+    first_node = np.empty((n_chunks, depth + 2), np.int64)
+    first_node[0] = level_offsets
+    for t in range(1, n_chunks):
+        first_node[t] = first_node[t - 1] + chunk_nodes[t - 1]
+    for t in prange(n_chunks):
+        emit_chunk(
+            bounds[t], bounds[t + 1], first_node[t], keys, shared, sorted_places, info_bits, sorted_weights,
+            has_weights, tokens, depth, q, b, level_offsets[depth], node_token, node_parent, node_count, leaf_eos,
+        )
+    node_count[0] = sorted_weights.sum() if has_weights else keys.shape[0]

@@ -17,32 +17,40 @@ An occurrence that reaches the end of its response ends in EOS.
 
 Algorithm
 ---------
-Exact and level-wise. Every occurrence keeps the index of the node it has reached at
-depth j - 1; the nodes of depth j are its distinct (parent, next token) pairs, which in
-lexicographic order are exactly the breadth-first order the tree stores. Occurrences
-are kept sorted by node, so only groups of two or more occurrences sharing a parent
-need re-sorting; a singleton stays where it is. The sort packs (group, token,
-position) into one uint64 key and uses ``np.sort`` (a SIMD sort, about 10x faster than
-``argsort``); sizes too large for 64 bits fall back to a stable ``argsort``.
+Exact, by sorting. The occurrences (windows of the token array) are sorted
+lexicographically, a window before its extensions: a radix sort on their first
+``64 // b`` tokens packed in a uint64 (``b`` bits per token), then runs of equal keys
+refined by the next tokens. In that order the distinct prefixes of depth j, the
+nodes of level j, appear sorted by (parent, token), exactly the breadth-first order
+the tree stores. One pass then writes every level at once: a window shares its first
+``c`` tokens with the window before it, keeps the open nodes of depths 1..c and opens
+new ones below; a node's count is the weight of the windows it stayed open for. The
+number of nodes per level is counted first, so the arrays are allocated at their
+exact sizes and written once. Big builds split the sort and both passes into one
+chunk per numba thread (``NUMBA_NUM_THREADS``); the tree does not depend on how
+many. See :mod:`tokentree._kernels`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from tokentree.errors import InputError, MemoryEstimateError
-from tokentree.progress import progress
+from tokentree.progress import progress_steps
 from tokentree.sequences import TokenSequences, as_token_sequences, binary_expand
 from tokentree.tree import MODES, WEIGHTINGS, TokenTree, TreeInfo, _check_depth
 
-__all__ = ["build_tree", "estimate_build_bytes", "available_memory_bytes", "occurrences"]
+__all__ = ["build_tree", "estimate_build_bytes", "available_memory_bytes", "occurrences", "Occurrences"]
 
 ALPHABETS = ("token", "binary")
+MAX_VOCAB = 2**31  # node tokens are int32
+PARALLEL_FROM = 2**16  # occurrences from which the build uses all of numba's threads
 BYTES_PER_NODE = 16  # int32 token + int32 parent + int64 count
-BYTES_PER_OCCURRENCE = 72  # working arrays per occurrence during the build
+BYTES_PER_OCCURRENCE = 48  # working arrays per occurrence while sorting (at most 44 B)
 
 
 def available_memory_bytes() -> int:
@@ -61,22 +69,42 @@ def estimate_build_bytes(n_occurrences: int, total_length: int) -> int:
     """Upper bound on the peak memory of a build, in bytes.
 
     The tree has at most one node per occurrence per level (``total_length`` nodes
-    plus the root); the working arrays cost about 72 bytes per occurrence.
+    plus the root); the working arrays cost at most 48 bytes per occurrence.
     """
     return BYTES_PER_NODE * (total_length + 1) + BYTES_PER_OCCURRENCE * n_occurrences
 
 
-def occurrences(
-    seqs: TokenSequences, depth: int, mode: str, weight: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Where each symbol occurrence starts, its length, and its weight.
+def _occurrence_sizes(lengths: np.ndarray, depth: int, mode: str) -> tuple[int, int]:
+    """How many occurrences ``mode`` cuts from responses of ``lengths``, and their total length.
 
-    Returns ``(start, length, weights)``; ``weights`` is None when every occurrence
-    counts 1. An occurrence ends in EOS exactly when it reaches the end of its response.
+    >>> _occurrence_sizes(np.array([5]), 2, "window")  # lengths 2, 2, 2, 2, 1
+    (5, 9)
+    """
+    lengths = lengths.astype(np.int64)
+    if mode == "prefix":
+        return int(lengths.shape[0]), int(np.minimum(lengths, depth).sum())
+    if mode == "chunk":
+        return int((-(-lengths // depth)).sum()), int(lengths.sum())
+    short = np.minimum(lengths, depth)  # window: lengths min(depth, m) for m = 1..n
+    return int(lengths.sum()), int((short * (short + 1) // 2 + (lengths - short) * depth).sum())
+
+
+class Occurrences(NamedTuple):
+    """Where each symbol occurrence starts, its length, weight, and whether it ends in EOS."""
+
+    start: np.ndarray
+    length: np.ndarray
+    weights: np.ndarray | None  # None when every occurrence counts 1
+    eos: np.ndarray  # bool: the occurrence reaches the end of its response
+
+
+def occurrences(seqs: TokenSequences, depth: int, mode: str, weight: str) -> Occurrences:
+    """The symbol occurrences of ``mode`` at capacity ``depth`` (see the module docstring).
 
     >>> s = as_token_sequences([[1, 2, 3, 4, 5]])
-    >>> [a.tolist() for a in occurrences(s, 2, "chunk", "sequences")[:2]]
-    [[0, 2, 4], [2, 2, 1]]
+    >>> occ = occurrences(s, 2, "chunk", "sequences")
+    >>> occ.start.tolist(), occ.length.tolist(), occ.eos.tolist()
+    ([0, 2, 4], [2, 2, 1], [False, False, True])
     """
     lengths = seqs.lengths
     first = seqs.offsets[:-1]
@@ -95,11 +123,18 @@ def occurrences(
         weights = None  # each window stands for exactly one token
     else:  # pragma: no cover - checked by build_tree
         raise InputError(f"unknown mode {mode!r}")
-    end = np.repeat(seqs.offsets[1:], np.diff(np.searchsorted(start, seqs.offsets)))
-    length = np.minimum(end - start, depth)
+    left = np.repeat(seqs.offsets[1:], np.diff(np.searchsorted(start, seqs.offsets))) - start
+    length = np.minimum(left, depth)
     if mode == "chunk" and weight == "tokens":
         weights = length.copy()
-    return start, length, weights
+    return Occurrences(start, length, weights, left <= depth)
+
+
+def _first_flagged(seqs: TokenSequences, flagged: np.ndarray) -> tuple[int, int, int]:
+    """(sequence, position in it, id) of the first token flagged."""
+    pos = int(np.argmax(flagged))
+    seq = int(np.searchsorted(seqs.offsets, pos, side="right") - 1)
+    return seq, pos - int(seqs.offsets[seq]), int(seqs.tokens[pos])
 
 
 def _validate_ids(seqs: TokenSequences, vocab_size: int | None) -> int:
@@ -108,23 +143,27 @@ def _validate_ids(seqs: TokenSequences, vocab_size: int | None) -> int:
         raise InputError("every sequence is empty; there are no tokens to build a tree from")
     lo, hi = int(tokens.min()), int(tokens.max())
     if lo < 0:
-        pos = int(np.argmax(tokens < 0))
-        seq = int(np.searchsorted(seqs.offsets, pos, side="right") - 1)
+        seq, at, bad = _first_flagged(seqs, tokens < 0)
         raise InputError(
-            f"token ids must be >= 0; sequence {seq} has id {int(tokens[pos])} at position "
-            f"{pos - int(seqs.offsets[seq])}. Map special or padding ids to real ids, or drop them."
+            f"token ids must be >= 0; sequence {seq} has id {bad} at position {at}. "
+            "Map special or padding ids to real ids, or drop them."
+        )
+    if hi >= MAX_VOCAB:
+        seq, at, bad = _first_flagged(seqs, tokens >= MAX_VOCAB)
+        raise InputError(
+            f"token ids must be < 2**31 (trees store them as int32); sequence {seq} has id {bad} "
+            f"at position {at}. Renumber the ids densely."
         )
     if vocab_size is None:
         return hi + 1
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
-        raise InputError(f"vocab_size must be a positive integer; got {vocab_size!r}")
+    is_integer = isinstance(vocab_size, (int, np.integer)) and not isinstance(vocab_size, bool)
+    if not is_integer or not 1 <= vocab_size <= MAX_VOCAB:
+        raise InputError(f"vocab_size must be an integer from 1 to 2**31 (ids are int32); got {vocab_size!r}")
     if hi >= vocab_size:
-        pos = int(np.argmax(tokens >= vocab_size))
-        seq = int(np.searchsorted(seqs.offsets, pos, side="right") - 1)
+        seq, at, bad = _first_flagged(seqs, tokens >= vocab_size)
         raise InputError(
-            f"token ids must be < vocab_size = {vocab_size}; sequence {seq} has id "
-            f"{int(tokens[pos])} at position {pos - int(seqs.offsets[seq])}. Pass the tokenizer's "
-            "full vocabulary size, or vocab_size=None to use max id + 1."
+            f"token ids must be < vocab_size = {vocab_size}; sequence {seq} has id {bad} at position "
+            f"{at}. Pass the tokenizer's full vocabulary size, or vocab_size=None to use max id + 1."
         )
     return int(vocab_size)
 
@@ -211,9 +250,7 @@ def build_tree(
     if alphabet == "binary":
         seqs = binary_expand(seqs, max(vocab, 2))
         vocab = 2
-    start, length, weights = occurrences(seqs, depth, mode, weight)
-    total_length = int(length.sum())
-    need = estimate_build_bytes(start.shape[0], total_length)
+    need = estimate_build_bytes(*_occurrence_sizes(seqs.lengths, depth, mode))
     limit = available_memory_bytes() if memory_limit_bytes is None else int(memory_limit_bytes)
     if need > limit and not force:
         raise MemoryEstimateError(
@@ -231,70 +268,74 @@ def build_tree(
         n_sequences=seqs.n_sequences,
         n_tokens=seqs.n_tokens,
     )
-    return build_from_occurrences(seqs, start, length, weights, info, show_progress=show_progress)
+    # The occurrences are passed, not kept: the builder frees them once sorted.
+    return build_from_occurrences(seqs, occurrences(seqs, depth, mode, weight), info, show_progress=show_progress)
+
+
+def _n_chunks(n_occurrences: int) -> int:
+    """Parts the build splits its passes into: one per numba thread, one for a small build."""
+    from numba import get_num_threads
+
+    return get_num_threads() if n_occurrences >= PARALLEL_FROM else 1
 
 
 def build_from_occurrences(
-    seqs: TokenSequences,
-    start: np.ndarray,
-    length: np.ndarray,
-    weights: np.ndarray | None,
-    info: TreeInfo,
-    *,
-    show_progress: bool | None = None,
+    seqs: TokenSequences, occ: Occurrences, info: TreeInfo, *, show_progress: bool | None = None
 ) -> TokenTree:
     """Count the occurrences ``tokens[start[i] : start[i] + length[i]]`` in a trie.
 
     The low-level entry point behind :func:`build_tree` (no input validation):
-    ``start`` is sorted, ``length[i] = min(depth, tokens left in the response)``;
-    occurrence ``i`` counts ``weights[i]`` (1 if ``weights`` is None) and ends in EOS
-    when it reaches the end of its response.
+    ``length[i] <= depth``; occurrence ``i`` counts ``weights[i]`` (1 if ``weights`` is
+    None) and ends in EOS when ``eos[i]``.
     """
     from tokentree import _kernels  # numba: compiled once, cached on disk
 
-    depth = info.depth
-    upper = int(length.sum()) + 1
-    index_dtype = np.int32 if upper < np.iinfo(np.int32).max else np.int64
-    node_token = np.empty(upper, dtype=np.int32)
-    node_parent = np.empty(upper, dtype=index_dtype)
-    node_count = np.empty(upper, dtype=np.int64)
-    total = int(start.shape[0]) if weights is None else int(weights.sum())
-    node_token[0], node_parent[0], node_count[0] = -1, -1, total
-    level_offsets = np.zeros(depth + 2, dtype=np.int64)
-    level_offsets[1] = 1
-    token_bits = max(int(info.vocab_size - 1).bit_length(), 1)
-
-    marked = _marked_tokens(seqs, info.vocab_size)
-    n = int(start.shape[0])
-    pos = start.astype(np.int64, copy=True)
-    has_w = weights is not None
-    w = weights.astype(np.int64, copy=True) if weights is not None else np.zeros(1, dtype=np.int64)
-    group = np.zeros(n, dtype=index_dtype)  # level-local index of the node reached at depth j - 1
-    leaf_eos = np.zeros(0, dtype=np.int64)
-    n_nodes = 1
-    seg_start = np.zeros(1 if n >= 2 else 0, dtype=np.int64)  # level 1: one group, the root
-    seg_end = np.full(seg_start.shape[0], n, dtype=np.int64)
-    for j in progress(range(1, depth + 1), desc="tree levels", show=show_progress):
-        if n == 0:
-            level_offsets[j + 1 :] = n_nodes
-            break
-        if seg_start.shape[0]:
-            # Sort the occurrences of every group of two or more by their next token.
-            keys, mask, slots = _segment_sort_keys(marked, pos, seg_start, seg_end, j - 1, token_bits)
-            _kernels.apply_sorted(keys, mask, slots, pos, w, has_w)
-            del keys, slots
-        if j == depth:
-            leaf_eos = np.empty(n, dtype=np.int64)
-        n_level, n, seg_start, seg_end = _kernels.emit_level(
-            marked, pos, w, has_w, group, n, j, j == depth,
-            int(level_offsets[j - 1]), node_token, node_parent, node_count, n_nodes, leaf_eos,
+    depth, tokens, n = info.depth, seqs.tokens, int(occ.start.shape[0])
+    b = max(int(info.vocab_size).bit_length(), 1)  # bits per symbol, token + 1 (0 = ended)
+    q = 64 // b  # symbols per key word
+    has_weights = occ.weights is not None
+    info_bits = int(2 * depth + 1).bit_length()
+    if seqs.n_tokens >= 2 ** (64 - info_bits):
+        raise InputError(
+            f"{seqs.n_tokens} tokens at depth {depth} overflow the builder's 64-bit window records; "
+            "lower the depth or split the dataset and add the trees with tokentree.sum_trees"
         )
-        n_nodes += n_level
-        level_offsets[j + 1] = n_nodes
-    leaf_eos = leaf_eos[: n_nodes - int(level_offsets[depth])].copy()  # empty if depth d was never reached
-    # Shrink the buffers in place (realloc, no copy of the kept part).
-    for a in (node_token, node_parent, node_count):
-        a.resize((n_nodes,), refcheck=False)
+    n_chunks = _n_chunks(n)
+    with progress_steps(3, desc="building tree", show=show_progress) as step:
+        keys, places = _kernels.first_keys(tokens, occ.start, occ.length, occ.eos, q, b, info_bits)
+        weights = occ.weights
+        del occ  # the caller passed it, not kept it: the places replace it
+        order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+        _kernels.sort_keys(keys, order, q * b, n_chunks)
+        _kernels.refine_ties(keys, order, tokens, places, info_bits, depth, q, b)
+        step()
+        sorted_places = _kernels.gather(places, order)
+        sorted_weights = _kernels.gather(weights, order) if weights is not None else np.zeros(1, dtype=np.int64)
+        del places, order, weights
+        shared = np.empty(n, dtype=np.min_scalar_type(depth))
+        bounds, chunk_nodes = _kernels.common_prefixes(
+            keys, sorted_places, info_bits, tokens, depth, q, b, shared, n_chunks
+        )
+        step()
+        level_offsets = np.ones(depth + 2, dtype=np.int64)
+        level_offsets[0] = 0
+        np.cumsum(chunk_nodes.sum(axis=0)[1 : depth + 1], out=level_offsets[2:])
+        level_offsets[2:] += 1
+        n_nodes = int(level_offsets[-1])
+        node_token = np.empty(n_nodes, dtype=np.int32)
+        node_parent = np.empty(n_nodes, dtype=np.int32 if n_nodes < 2**31 else np.int64)
+        node_count = np.empty(n_nodes, dtype=np.int64)
+        leaf_eos = np.empty(n_nodes - int(level_offsets[depth]), dtype=np.int64)
+        # Touch the pages in order first: first-touching them from the emit pass's
+        # depth + 1 interleaved write streams measured 2-3x slower on this VM.
+        for a in (node_token, node_parent, node_count, leaf_eos):
+            _kernels.zero(a, n_chunks)
+        node_token[0], node_parent[0] = -1, -1
+        _kernels.emit_nodes(
+            keys, shared, sorted_places, info_bits, sorted_weights, has_weights, tokens, depth, q, b,
+            level_offsets, bounds, chunk_nodes, node_token, node_parent, node_count, leaf_eos,
+        )
+        step()
     return TokenTree._from_arrays(
         tokens=node_token,
         parents=node_parent,
@@ -303,44 +344,3 @@ def build_from_occurrences(
         level_offsets=level_offsets,
         info=info,
     )
-
-
-def _marked_tokens(seqs: TokenSequences, vocab_size: int) -> np.ndarray:
-    """``2 * token + is_last_of_its_response`` for every token (see :mod:`tokentree._kernels`)."""
-    dtype = np.int32 if vocab_size < 2**30 else np.int64
-    marked = np.left_shift(seqs.tokens.astype(dtype), 1)
-    last = seqs.offsets[1:] - 1
-    marked[last[seqs.lengths > 0]] |= 1
-    return marked
-
-
-def _segment_sort_keys(
-    marked: np.ndarray,
-    pos: np.ndarray,
-    seg_start: np.ndarray,
-    seg_end: np.ndarray,
-    shift: int,
-    token_bits: int,
-) -> tuple[np.ndarray, np.uint64, np.ndarray]:
-    """Sorted keys naming, for every slot of the segments, the occurrence that goes there.
-
-    Packs (segment, next token, index) into one uint64 and sorts the keys themselves
-    with ``np.sort``, much faster than ``argsort``; when they do not fit in 64 bits,
-    falls back to a stable ``argsort`` whose result serves as the keys.
-    """
-    from tokentree import _kernels
-
-    n_multi = int((seg_end - seg_start).sum())
-    index_bits = max(int(n_multi - 1).bit_length(), 1)
-    segment_bits = max(int(seg_start.shape[0] - 1).bit_length(), 1)
-    if segment_bits + token_bits + index_bits <= 64:
-        keys, slots = _kernels.segment_keys(marked, pos, seg_start, seg_end, shift, token_bits, index_bits)
-        keys.sort()
-        return keys, np.uint64((1 << index_bits) - 1), slots
-    sizes = seg_end - seg_start
-    slots = np.repeat(seg_start - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes) + np.arange(n_multi)
-    segment = np.repeat(np.arange(seg_start.shape[0]), sizes)
-    tok = marked[pos[slots] + shift] >> 1
-    by_token = np.argsort(tok, kind="stable")
-    order = by_token[np.argsort(segment[by_token], kind="stable")]
-    return order.astype(np.uint64), np.uint64(2**64 - 1), slots

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
-__all__ = ["progress", "progress_enabled"]
+__all__ = ["progress", "progress_enabled", "progress_steps"]
 
 T = TypeVar("T")
 
@@ -28,3 +29,15 @@ def progress(
     from tqdm.auto import tqdm
 
     yield from tqdm(iterable, desc=desc, total=total, unit=unit, leave=False, file=sys.stderr)
+
+
+@contextmanager
+def progress_steps(total: int, *, desc: str, show: bool | None = None) -> Iterator[Callable[[], None]]:
+    """A bar over ``total`` steps of straight-line code: call the yielded function after each step."""
+    if not progress_enabled(show):
+        yield lambda: None
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc=desc, leave=False, file=sys.stderr) as bar:
+        yield bar.update

@@ -30,13 +30,12 @@ def symbol_indices(tree: TokenTree, sequences: object) -> np.ndarray:
     seqs = as_token_sequences(sequences)  # type: ignore[arg-type]
     symbols = tree.symbols()
     lookup = {(int(n), bool(e)): i for i, (n, e) in enumerate(zip(symbols.node, symbols.ends, strict=False))}
-    start, length, _ = occurrences(seqs, tree.depth, tree.mode, "sequences")
-    end = np.repeat(seqs.offsets[1:], np.diff(np.searchsorted(start, seqs.offsets)))
-    out = np.empty(start.shape[0], dtype=np.int64)
+    occ = occurrences(seqs, tree.depth, tree.mode, "sequences")
+    out = np.empty(occ.start.shape[0], dtype=np.int64)
     tokens = seqs.tokens
-    for i, (s, n, e) in enumerate(zip(start.tolist(), length.tolist(), end.tolist(), strict=False)):
+    for i, (s, n, e) in enumerate(zip(occ.start.tolist(), occ.length.tolist(), occ.eos.tolist(), strict=True)):
         node = tree.find(tokens[s : s + n].tolist())
-        out[i] = -1 if node < 0 else lookup.get((node, s + tree.depth >= e), -1)
+        out[i] = -1 if node < 0 else lookup.get((node, e), -1)
     return out
 
 
