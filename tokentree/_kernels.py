@@ -158,6 +158,37 @@ def sort_keys(keys: np.ndarray, order: np.ndarray, n_bits: int, n_chunks: int) -
 
 
 @njit(cache=True, nogil=True)
+def push_ties(
+    keys: np.ndarray,
+    offset: int,
+    word: int,
+    last_symbol: np.uint64,
+    stack_lo: list[int],
+    stack_hi: list[int],
+    stack_word: list[int],
+) -> int:  # pragma: no cover
+    """Push every run of two or more equal sorted ``keys`` that goes on past its word; return the longest.
+
+    A run's windows still tie while their last symbol is not 0 (none has ended); it is
+    pushed as ``(offset + start, offset + end, word)``, the word to compare next.
+    """
+    longest = 0
+    m = keys.shape[0]
+    a = 0
+    while a < m:
+        c = a + 1
+        while c < m and keys[c] == keys[a]:
+            c += 1
+        if c - a >= 2 and keys[a] & last_symbol:
+            stack_lo.append(offset + a)
+            stack_hi.append(offset + c)
+            stack_word.append(word)
+            longest = max(longest, c - a)
+        a = c
+    return longest
+
+
+@njit(cache=True, nogil=True)
 def refine_ties(
     keys: np.ndarray,
     order: np.ndarray,
@@ -174,24 +205,11 @@ def refine_ties(
     A run needs refining only while its windows go on past the word (its last symbol is
     not 0) and the depth has symbols left. Runs are refined depth-first from a stack.
     """
-    n = keys.shape[0]
     last_symbol = np.uint64((1 << b) - 1)
     stack_lo = [0][:0]
     stack_hi = [0][:0]
     stack_word = [0][:0]
-    longest = 0
-    if q < depth:
-        i = 0
-        while i < n:
-            j = i + 1
-            while j < n and keys[j] == keys[i]:
-                j += 1
-            if j - i >= 2 and keys[i] & last_symbol:
-                stack_lo.append(i)
-                stack_hi.append(j)
-                stack_word.append(1)
-                longest = max(longest, j - i)
-            i = j
+    longest = push_ties(keys, 0, 1, last_symbol, stack_lo, stack_hi, stack_word) if q < depth else 0
     run_keys = np.empty(longest, np.uint64)
     run_order = np.empty(longest, order.dtype)
     key_buffer = np.empty(longest, np.uint64)
@@ -209,16 +227,7 @@ def refine_ties(
         order[lo : lo + m] = run_order[:m]
         if (word + 1) * q >= depth:
             continue
-        a = 0
-        while a < m:
-            c = a + 1
-            while c < m and run_keys[c] == run_keys[a]:
-                c += 1
-            if c - a >= 2 and run_keys[a] & last_symbol:
-                stack_lo.append(lo + a)
-                stack_hi.append(lo + c)
-                stack_word.append(word + 1)
-            a = c
+        push_ties(run_keys[:m], lo, word + 1, last_symbol, stack_lo, stack_hi, stack_word)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -294,8 +303,9 @@ def common_prefixes(
     for t in prange(n_chunks):
         row = nodes[t]
         for i in range(bounds[t], bounds[t + 1]):
+            _, length, _ = unpack(sorted_places[i], info_bits)
             row[shared[i] + 1] += 1
-            row[(np.int64(sorted_places[i] & np.uint64((1 << info_bits) - 1)) >> 1) + 1] -= 1
+            row[length + 1] -= 1
         for j in range(1, depth + 2):
             row[j] += row[j - 1]
     return bounds, nodes

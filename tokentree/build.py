@@ -293,7 +293,6 @@ def build_from_occurrences(
     depth, tokens, n = info.depth, seqs.tokens, int(occ.start.shape[0])
     b = max(int(info.vocab_size).bit_length(), 1)  # bits per symbol, token + 1 (0 = ended)
     q = 64 // b  # symbols per key word
-    has_weights = occ.weights is not None
     info_bits = int(2 * depth + 1).bit_length()
     if seqs.n_tokens >= 2 ** (64 - info_bits):
         raise InputError(
@@ -310,6 +309,7 @@ def build_from_occurrences(
         _kernels.refine_ties(keys, order, tokens, places, info_bits, depth, q, b)
         step()
         sorted_places = _kernels.gather(places, order)
+        has_weights = weights is not None
         sorted_weights = _kernels.gather(weights, order) if weights is not None else np.zeros(1, dtype=np.int64)
         del places, order, weights
         shared = np.empty(n, dtype=np.min_scalar_type(depth))
