@@ -27,8 +27,9 @@ test: setup
 	$(PY) -m pytest
 
 lint: setup
-	$(VENV)/bin/ruff check tokentree tests experiments benchmarks
+	$(VENV)/bin/ruff check tokentree tests benchmarks
 	$(VENV)/bin/mypy tokentree
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(PY) benchmarks/bench_build.py

@@ -25,11 +25,10 @@
 # alphabet.
 #
 # **How long.** About 15 seconds on a 2-core laptop. Figures are saved under
-# `$TOKENTREE_FIGURES` (default `runs/notebooks/`).
+# `$TOKENTREE_FIGURES` (default
+# `~/.cache/tokentree/figures/notebooks/`, never the source tree).
 
 # %%
-import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import networkx as nx
@@ -37,9 +36,9 @@ import numpy as np
 
 from tokentree import build_tree
 from tokentree.text import builtin_texts, encode_texts, gpt2_tokenizer
+from tokentree.plots import figure_folder
 
-FIGURES = Path(os.environ.get("TOKENTREE_FIGURES", "runs/notebooks"))
-FIGURES.mkdir(parents=True, exist_ok=True)
+FIGURES = figure_folder()
 DEPTH = 8  # capacity depth d: change it and rerun
 
 # %% [markdown]

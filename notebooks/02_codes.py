@@ -21,12 +21,10 @@
 # Huffman lengths are piecewise constant when the model moves a little, which is why the
 # derivatives in notebook 03 use ideal lengths.
 #
-# **How long.** About 20 seconds on a 2-core laptop. Figures go to `$TOKENTREE_FIGURES`
-# (default `runs/notebooks/`).
+# **How long.** About 20 seconds on a 2-core laptop. Figures go to `$TOKENTREE_FIGURES` (default
+# `~/.cache/tokentree/figures/notebooks/`, never the source tree).
 
 # %%
-import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -35,18 +33,17 @@ from tokentree import build_tree
 from tokentree.combine import align_symbols
 from tokentree.compression import (
     compression_rate,
-    decode_dataset,
-    encode_dataset,
     entropy,
     huffman_code,
     perturbation_setting,
     simulate_perturbation,
 )
+from tokentree.dataset_codes import decode_dataset, encode_dataset
 from tokentree.synthetic import zipf_corpus
 from tokentree.text import builtin_texts, encode_texts, gpt2_tokenizer
+from tokentree.plots import figure_folder
 
-FIGURES = Path(os.environ.get("TOKENTREE_FIGURES", "runs/notebooks"))
-FIGURES.mkdir(parents=True, exist_ok=True)
+FIGURES = figure_folder()
 DEPTHS = range(1, 9)
 SEED = 0
 
@@ -78,8 +75,8 @@ for name, (data, vocab) in datasets.items():
     for d in DEPTHS:
         symbols = build_tree(data, depth=d, mode="chunk", vocab_size=vocab).symbols()
         r = compression_rate(symbols.mass, symbols.mass, symbols.length, depth=d, vocab_size=vocab)
-        out.append((d, r.rate_per_token, r.huffman_rate_per_token, r.theorem_3_4_rate_per_token, r.rate_per_symbol,
-                    r.huffman_rate_per_symbol, r.ratio_to_raw))
+        out.append((d, r.rate_bits_per_token, r.huffman_rate_bits_per_token, r.theorem_3_4_rate_bits_per_token,
+                    r.rate_bits_per_symbol, r.huffman_rate_bits_per_symbol, r.ratio_to_raw))
     rows[name] = np.array(out)
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
@@ -138,8 +135,8 @@ setting = perturbation_setting(al.masses[0], al.masses[1], al.masses[2], k=1000.
 ls = np.linspace(0, 20, 101)
 sweep = simulate_perturbation(setting, ls, l_star_search_max=0.0)
 fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
-ax.plot(ls, sweep.rate_align - sweep.rate_align[0], "-", label="ideal rate of D_a")
-ax.step(ls, sweep.huffman_rate_align - sweep.huffman_rate_align[0], where="post", label="Huffman rate of D_a")
+ax.plot(ls, sweep.rate_align_bits - sweep.rate_align_bits[0], "-", label="ideal rate of D_a")
+ax.step(ls, sweep.huffman_rate_align_bits - sweep.huffman_rate_align_bits[0], where="post", label="Huffman rate of D_a")
 ax.set_xlabel("l = |D_t| / |D_a|")
 ax.set_ylabel("change from l = 0 (bits per token)")
 ax.set_title("Ideal lengths move smoothly; Huffman lengths jump")
@@ -147,8 +144,8 @@ ax.grid(alpha=0.3)
 ax.legend()
 fig.savefig(FIGURES / "02_huffman_steps.png", dpi=110)
 plt.show()
-moved_ideal = int(np.count_nonzero(np.diff(sweep.rate_align)))
-moved_huffman = int(np.count_nonzero(np.diff(sweep.huffman_rate_align)))
+moved_ideal = int(np.count_nonzero(np.diff(sweep.rate_align_bits)))
+moved_huffman = int(np.count_nonzero(np.diff(sweep.huffman_rate_align_bits)))
 print(f"of 100 steps, the ideal rate moved {moved_ideal} times, the Huffman rate {moved_huffman} times")
 
 # %% [markdown]

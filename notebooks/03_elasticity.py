@@ -23,7 +23,8 @@
 # the two controls where elasticity must fail, and check the Pareto lemma with sympy.
 #
 # **Change the parameters in the next cell and rerun.** About 15 seconds on a 2-core
-# laptop. Figures go to `$TOKENTREE_FIGURES` (default `runs/notebooks/`).
+# laptop. Figures go to `$TOKENTREE_FIGURES` (default
+# `~/.cache/tokentree/figures/notebooks/`, never the source tree).
 
 # %%
 K = 1000.0  # |D_p| / |D_a|
@@ -35,32 +36,33 @@ SEED = 0
 
 # %%
 import math
-import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
 from tokentree.compression import (
+    Shares,
     disjoint_closed_form,
+    entropy,
     l_star_disjoint,
     ratio_disjoint,
     simulate_perturbation,
+    theorem_4_2_sizes,
 )
-from tokentree.compression.hooke import inputs_from_sources, novel_control, overlap_control
 from tokentree.compression.symbolic import derive_identity, derive_pareto_entropy
+from tokentree.plots import figure_folder
 from tokentree.scenario import scenario_sources
 from tokentree.synthetic import pareto_masses
+from tokentree.verification import inputs_from_sources, novel_control, overlap_control
 
-FIGURES = Path(os.environ.get("TOKENTREE_FIGURES", "runs/notebooks"))
-FIGURES.mkdir(parents=True, exist_ok=True)
+FIGURES = figure_folder()
 
 # %% [markdown]
 # ## 1. The data and the mixture
 #
 # Three synthetic sources with Pareto(alpha) leaf masses on disjoint token ranges (so the
-# closed form of THEORY.md section 5 applies exactly). The model trained on D_p, D_a and
+# closed form of docs/theory.md §5 applies exactly). The model trained on D_p, D_a and
 # D_t is q(l) = (k P_p + P_a + l P_t) / (k + 1 + l): the weights of the three components
 # move with l.
 
@@ -70,8 +72,7 @@ inputs = inputs_from_sources(sources)
 setting = inputs.setting(K, BETAS)
 L_STAR = l_star_disjoint(BETAS)
 ls = np.linspace(0, 4 * L_STAR, 81)
-b = np.array(BETAS)
-weights = np.stack([b[0] * K + 0 * ls, b[1] * K + 1 + 0 * ls, b[2] * K + ls]) / (K + 1 + ls)
+weights = (theorem_4_2_sizes(K, ls, Shares.of(BETAS)) / (K + 1 + ls)[:, None]).T  # one row per component
 fig, ax = plt.subplots(figsize=(6.4, 3.8), constrained_layout=True)
 ax.stackplot(ls, weights, labels=["D_1 (generic)", "D_2 + D_a (aligned-like)", "D_3 + D_t (perturbation-like)"],
              alpha=0.8)
@@ -93,9 +94,9 @@ plt.show()
 # %%
 sweep = simulate_perturbation(setting, ls)
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), constrained_layout=True)
-for ax, (name, rate) in zip(axes, [("gamma_a (alignment)", sweep.rate_align),
-                                    ("gamma_p (pre-training)", sweep.rate_pretrain),
-                                    ("gamma_t (perturbation)", sweep.rate_perturb)]):
+for ax, (name, rate) in zip(axes, [("gamma_a (alignment)", sweep.rate_align_bits),
+                                    ("gamma_p (pre-training)", sweep.rate_pretrain_bits),
+                                    ("gamma_t (perturbation)", sweep.rate_perturb_bits)]):
     ax.plot(ls, rate, "-")
     ax.axvline(L_STAR, color="k", ls="--", lw=1)
     ax.set_title(name)
@@ -116,7 +117,7 @@ print(f"l* by bisection on the analytic derivative: {sweep.l_star:.12f}; closed 
 # Sympy confirms the identity for a generic mixture.
 
 # %%
-terms = np.stack([K * sweep.d_rate_pretrain, sweep.d_rate_align, ls * sweep.d_rate_perturb])
+terms = np.stack([K * sweep.d_rate_pretrain_bits, sweep.d_rate_align_bits, ls * sweep.d_rate_perturb_bits])
 print("symbolic sum_X n_X dCE_X/dl for a generic mixture:", derive_identity(3).expression)
 print(f"max relative residual over the sweep: {sweep.identity_residual.max():.2e}")
 print(f"R(0) = {sweep.ratio[0]:.12f}  (-k = {-K:g})")
@@ -149,8 +150,8 @@ for ax in (a, c):
     ax.grid(alpha=0.3, which="both")
 fig.savefig(FIGURES / "03_ratio.png", dpi=110)
 plt.show()
-closed = disjoint_closed_form(K, BETAS, inputs.entropies_nats, ls, depth=DEPTH)
-err_closed = float(np.max(np.abs(sweep.rate_align - closed.rate_align / math.log(2)) / sweep.rate_align))
+closed = disjoint_closed_form(K, BETAS, inputs.entropies_bits, ls, depth=DEPTH)
+err_closed = float(np.max(np.abs(sweep.rate_align_bits - closed.rate_align_bits) / sweep.rate_align_bits))
 print(f"gamma_a against the closed form: max relative error {err_closed:.1e}")
 
 # %% [markdown]
@@ -163,8 +164,8 @@ print(f"gamma_a against the closed form: max relative error {err_closed:.1e}")
 # %%
 l_small = 0.01 * L_STAR
 small = simulate_perturbation(setting, [0.0, l_small], l_star_search_max=0.0)
-stretch_p = -(small.rate_pretrain[1] - small.rate_pretrain[0])
-stretch_a = small.rate_align[1] - small.rate_align[0]
+stretch_p = -(small.rate_pretrain_bits[1] - small.rate_pretrain_bits[0])
+stretch_a = small.rate_align_bits[1] - small.rate_align_bits[0]
 
 
 def spring(ax, x0, x1, y, coils, colour, width=0.18):
@@ -207,9 +208,9 @@ print(f"stretch ratio {stretch_a / stretch_p:.2f} (k = {K:g}, finite step, so sl
 # %%
 novel = novel_control(inputs, k=K, betas=BETAS)
 overlap = overlap_control(inputs, k=K, betas=BETAS)
-print(f"novel D_t: R(0) = {novel['ratio_l0']:.12f}")
-print(f"D_t like D_2: d gamma_a/dl(0) = {overlap['d_rate_align_l0']:.6e} (closed form "
-      f"{overlap['d_rate_align_l0_closed_form']:.6e})")
+print(f"novel D_t: R(0) = {novel.ratio_l0:.12f}")
+print(f"D_t like D_2: d gamma_a/dl(0) = {overlap.d_rate_align_l0_bits:.6e} bits/token (closed form "
+      f"{overlap.d_rate_align_l0_closed_form_bits:.6e})")
 
 # %% [markdown]
 # ## 7. The Pareto lemma, symbolically and numerically
@@ -221,9 +222,8 @@ print(f"D_t like D_2: d gamma_a/dl(0) = {overlap['d_rate_align_l0']:.6e} (closed
 lemma = derive_pareto_entropy()
 print("H(M, alpha) =", lemma.expression)
 sizes = [100, 1000, 10_000, 100_000]
-from scipy.special import entr  # noqa: E402
-
-measured = [np.mean([entr(pareto_masses(m, ALPHA, rng=s)).sum() - np.log(m) for s in range(5)]) for m in sizes]
+measured = [np.mean([entropy(pareto_masses(m, ALPHA, rng=s), base=math.e) - np.log(m) for s in range(5)])
+            for m in sizes]
 predicted = float(lemma.function(1000, ALPHA) - np.log(1000))
 for m, h in zip(sizes, measured):
     print(f"M = {m:>7,}: H - ln M = {h:+.4f} nats; lemma {predicted:+.4f}")
@@ -239,10 +239,10 @@ assert abs(slope - 1) < 1e-9
 assert np.allclose(sweep.ratio[np.abs(ls - L_STAR) > 1e-3], ratio_disjoint(K, BETAS, ls[np.abs(ls - L_STAR) > 1e-3]),
                    rtol=1e-9)
 assert err_closed < 1e-12
-assert np.all(np.diff(sweep.rate_align) > 0)
-assert np.all(np.diff(sweep.rate_pretrain[ls < L_STAR]) < 0)
+assert np.all(np.diff(sweep.rate_align_bits) > 0)
+assert np.all(np.diff(sweep.rate_pretrain_bits[ls < L_STAR]) < 0)
 assert K < stretch_a / stretch_p < 1.01 * K
-assert abs(novel["ratio_l0"] - 1) < 1e-12 and overlap["d_rate_align_l0"] < 0
+assert abs(novel.ratio_l0 - 1) < 1e-12 and overlap.d_rate_align_l0_bits < 0
 assert abs(predicted - (math.log(ALPHA / (ALPHA - 1)) - 1 / (ALPHA - 1))) < 1e-12
 assert abs(measured[-1] - predicted) < 0.05
 print("all checks passed")

@@ -22,7 +22,8 @@
 # back exactly, a few bits above the ideal code length.
 #
 # **How long.** About 40 seconds on a 2-core laptop (the first run ever also converts the
-# model, about 20 s more). Figures go to `$TOKENTREE_FIGURES` (default `runs/notebooks/`).
+# model, about 20 s more). Figures go to `$TOKENTREE_FIGURES` (default
+# `~/.cache/tokentree/figures/notebooks/`, never the source tree).
 
 # %%
 N_TRAIN = 1500  # training texts per corpus for the trees
@@ -32,8 +33,6 @@ SEED = 0
 
 # %%
 import math
-import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -44,9 +43,9 @@ from tokentree.bridge.scoring import measure_rate
 from tokentree.bridge.tree_model import fit_tree_model
 from tokentree.sequences import as_token_sequences
 from tokentree.text import builtin_texts
+from tokentree.plots import figure_folder
 
-FIGURES = Path(os.environ.get("TOKENTREE_FIGURES", "runs/notebooks"))
-FIGURES.mkdir(parents=True, exist_ok=True)
+FIGURES = figure_folder()
 
 # %% [markdown]
 # ## The model and the data

@@ -9,3 +9,23 @@ from hypothesis import settings
 settings.register_profile("default", max_examples=60, deadline=None, derandomize=True)
 settings.register_profile("explore", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+import pytest  # noqa: E402
+
+#: Every registered experiment is run once with --quick through the command line, and the
+#: tests that check outputs (schema, dataframes, docs) read these folders.
+QUICK_EXPERIMENTS = ("hooke", "depth-pareto", "measured-vs-theory", "hooke-trained")
+
+
+@pytest.fixture(scope="session")
+def quick_runs(tmp_path_factory):
+    """{name: output folder} of `tokentree run NAME --quick` for every experiment."""
+    from tokentree.cli import main
+
+    root = tmp_path_factory.mktemp("quick-runs")
+    folders = {}
+    for name in QUICK_EXPERIMENTS:
+        folders[name] = root / name
+        assert main(["run", name, "--quick", "--out", str(folders[name])]) == 0
+    return folders

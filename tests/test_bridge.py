@@ -129,23 +129,20 @@ def test_vocabulary_mismatch_and_missing_model_file(smollm2, tmp_path):
         load_causal_lm("someone/some-model")
 
 
-def test_measured_vs_theory_runs_with_a_small_config(tmp_path):
+def test_measured_vs_theory_quick_run(quick_runs):
     """E3 in miniature: SmolLM2 and the tree models score the same held-out text; coding round-trips."""
-    import dataclasses
     import json
 
-    from experiments.measured_vs_theory import Config, run
-    from tokentree.runs import write_run_outputs
-
-    result = run(dataclasses.replace(Config.quick(), depths=(1, 2), n_heldout=4), show_progress=False)
-    write_run_outputs(tmp_path, result.config, result)
-    saved = json.loads((tmp_path / "result.json").read_text())
-    assert [r["dataset"] for r in saved["rows"]] == ["D_p", "D_a", "D_t"]
-    for r in saved["rows"]:
+    folder = quick_runs["measured-vs-theory"]
+    saved = json.loads((folder / "result.json").read_text())
+    rows = saved["records"]
+    assert [(r["dataset"], r["depth"]) for r in rows] == [(d, n) for d in ("D_p", "D_a", "D_t") for n in (1, 2, 3)]
+    for r in rows:
         assert 0 < r["model_bits_per_token"] < r["raw_bits_per_token"]
-        assert r["tree_bits_per_token"]["1"] > r["model_bits_per_token"]  # a unigram model is far worse
+        if r["depth"] == 1:
+            assert r["tree_bits_per_token"] > r["model_bits_per_token"]  # a unigram model is far worse
     assert all(
         c["decoded_exactly"] and 0 <= c["n_bits"] - c["ideal_bits"] <= 64 + 0.01 * c["ideal_bits"]
-        for c in saved["coding"]
+        for c in saved["tables"]["coding"]
     )
-    assert (tmp_path / "bits_vs_depth.png").stat().st_size > 10_000
+    assert (folder / "bits_vs_depth.png").stat().st_size > 10_000

@@ -135,7 +135,7 @@ def test_node_count_matches_networkx_prefix_tree(seqs, depth):
 
 
 def test_golden_prefix_tree_written_by_hand():
-    """Responses ab, ab, abc, b with a=0, b=1, c=2, depth 2 (THEORY.md section 2)."""
+    """Responses ab, ab, abc, b with a=0, b=1, c=2, depth 2 (docs/theory.md §2)."""
     tree = build_tree([[0, 1], [0, 1], [0, 1, 2], [1]], depth=2, mode="prefix")
     # root; depth 1: a(3) b(1); depth 2: ab(3)
     assert tree.tokens.tolist() == [-1, 0, 1, 1]

@@ -54,3 +54,47 @@ def test_bad_tree_file_is_one_clear_line(tmp_path, capsys):
     assert main(["info", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tokentree info: error:") and "\n" not in err
+
+
+def _options(parser):
+    """Every (subcommand, option action) of the parser."""
+    import argparse
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, child in sub.choices.items():
+        for action in child._actions:
+            if action.option_strings and action.dest != "help":
+                yield name, child, action
+
+
+def test_every_option_states_its_default_and_every_subcommand_has_examples():
+    from tokentree.cli import _parser
+
+    parser = _parser()
+    options = list(_options(parser))
+    assert len(options) > 15
+    for name, child, action in options:
+        assert "default" in (action.help or ""), f"tokentree {name} {action.option_strings[0]}: no default in help"
+        assert child.epilog and "examples:" in child.epilog, name
+
+
+def test_choices_come_from_the_code():
+    from tokentree.build import ALPHABETS
+    from tokentree.cli import _parser
+    from tokentree.text import BUILTIN_CORPORA, SPLITS
+    from tokentree.tree import MODES, WEIGHTINGS
+
+    choices = {action.dest: action.choices for _, _, action in _options(_parser()) if action.choices}
+    assert choices == {
+        "builtin": sorted(BUILTIN_CORPORA), "mode": MODES, "weight": WEIGHTINGS, "alphabet": ALPHABETS, "split": SPLITS,
+    }
+
+
+def test_version(capsys):
+    import pytest
+
+    from tokentree import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"tokentree {__version__}"

@@ -1,4 +1,4 @@
-"""Sums, scaling, shared symbol sets and mixtures (THEORY.md section 4)."""
+"""Sums, scaling, shared symbol sets and mixtures (docs/theory.md §4)."""
 
 from __future__ import annotations
 

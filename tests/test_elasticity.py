@@ -1,8 +1,6 @@
-"""Theorem 4.2: the Hooke identity, R(l), l*, the controls, and precision (THEORY.md section 5)."""
+"""Theorem 4.2: the Hooke identity, R(l), l*, the controls, and precision (docs/theory.md §5)."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
@@ -57,7 +55,7 @@ def test_ratio_at_l0_is_minus_k(k):
     s, _ = disjoint_setting(k)
     r = simulate_perturbation(s, [0.0])
     assert r.ratio[0] == pytest.approx(-k, rel=1e-6)
-    assert r.d_rate_pretrain[0] < 0 < r.d_rate_align[0]
+    assert r.d_rate_pretrain_bits[0] < 0 < r.d_rate_align_bits[0]
 
 
 @pytest.mark.parametrize("k", [10.0, 1e3, 1e6, 1e9])
@@ -80,14 +78,14 @@ def test_ratio_and_l_star_match_the_closed_form():
     r = simulate_perturbation(s, ls)
     np.testing.assert_allclose(r.ratio, ratio_disjoint(k, BETAS, ls), rtol=1e-9)
     assert r.l_star == pytest.approx(l_star_disjoint(BETAS), rel=1e-9)
-    entropies = [float(-(p[p > 0] * np.log(p[p > 0])).sum()) for p in parts]
+    entropies = [float(-(p[p > 0] * np.log2(p[p > 0])).sum()) for p in parts]  # bits
     cf = disjoint_closed_form(k, BETAS, entropies, ls, depth=2)
-    np.testing.assert_allclose(r.rate_align, cf.rate_align / math.log(2), rtol=1e-10)
-    np.testing.assert_allclose(r.rate_pretrain, cf.rate_pretrain / math.log(2), rtol=1e-10)
-    np.testing.assert_allclose(r.d_rate_pretrain, cf.d_rate_pretrain / math.log(2), rtol=1e-9, atol=1e-18)
+    np.testing.assert_allclose(r.rate_align_bits, cf.rate_align_bits, rtol=1e-10)
+    np.testing.assert_allclose(r.rate_pretrain_bits, cf.rate_pretrain_bits, rtol=1e-10)
+    np.testing.assert_allclose(r.d_rate_pretrain_bits, cf.d_rate_pretrain_bits, rtol=1e-9, atol=1e-18)
     # signs flip at l*: gamma_p falls before it and rises after
     before, after = ls < r.l_star, ls > r.l_star
-    assert np.all(r.d_rate_pretrain[before] < 0) and np.all(r.d_rate_pretrain[after] > 0)
+    assert np.all(r.d_rate_pretrain_bits[before] < 0) and np.all(r.d_rate_pretrain_bits[after] > 0)
     assert np.all(r.ratio[before] < 0) and np.all(r.ratio[after] > 0)
 
 
@@ -111,7 +109,7 @@ def test_novel_perturbation_gives_ratio_plus_one():
     t = np.array([0, 0, 0.3, 0.7])
     r = simulate_perturbation(perturbation_setting(p, a, t, k=100.0, depth=2), [0.0, 0.01, 1.0])
     np.testing.assert_allclose(r.ratio, 1.0, rtol=1e-12)
-    assert np.all(r.d_rate_pretrain > 0) and np.all(r.d_rate_align > 0)
+    assert np.all(r.d_rate_pretrain_bits > 0) and np.all(r.d_rate_align_bits > 0)
 
 
 def test_perturbation_overlapping_alignment_can_lower_gamma_a():
@@ -137,15 +135,15 @@ def test_ratio_is_independent_of_depth_with_ideal_codes():
     r1 = simulate_perturbation(perturbation_setting(parts, parts[1], parts[2], k=100.0, betas=BETAS, depth=1), [0.0])
     r4 = simulate_perturbation(perturbation_setting(parts, parts[1], parts[2], k=100.0, betas=BETAS, depth=4), [0.0])
     assert r1.ratio[0] == pytest.approx(r4.ratio[0], rel=1e-12)
-    assert r1.d_rate_align[0] == pytest.approx(4 * r4.d_rate_align[0], rel=1e-12)
+    assert r1.d_rate_align_bits[0] == pytest.approx(4 * r4.d_rate_align_bits[0], rel=1e-12)
 
 
 def test_huffman_rates_are_piecewise_constant():
     """Consequence 7: a small step in l changes ideal rates but often not Huffman ones."""
     s, _ = disjoint_setting(1000.0)
     r = simulate_perturbation(s, [0.0, 1e-4])
-    assert r.rate_align[0] != r.rate_align[1]
-    assert r.huffman_rate_align[0] == r.huffman_rate_align[1]
+    assert r.rate_align_bits[0] != r.rate_align_bits[1]
+    assert r.huffman_rate_align_bits[0] == r.huffman_rate_align_bits[1]
 
 
 def _empirical_setting(depth, seed=0):
@@ -164,8 +162,8 @@ def test_very_deep_sparse_empirical_trees_break_the_effect():
     the perturbation looks novel and gamma_p rises instead of falling."""
     shallow = simulate_perturbation(_empirical_setting(1), [0.01])
     deep = simulate_perturbation(_empirical_setting(12), [0.01])
-    assert shallow.d_rate_pretrain[0] < 0 < shallow.d_rate_align[0]
-    assert deep.d_rate_pretrain[0] > 0 and deep.ratio[0] > 0
+    assert shallow.d_rate_pretrain_bits[0] < 0 < shallow.d_rate_align_bits[0]
+    assert deep.d_rate_pretrain_bits[0] > 0 and deep.ratio[0] > 0
     assert deep.identity_residual[0] < 1e-9  # the identity itself still holds
 
 

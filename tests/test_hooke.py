@@ -1,19 +1,24 @@
-"""E0 hooke: Theorem 4.2 end to end (THEORY.md sections 5-6), its verdicts, outputs and CLI."""
+"""E0 hooke: Theorem 4.2 end to end (docs/theory.md §5-§6), its verdicts, outputs and CLI."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
 
 import pytest
 
-from experiments.hooke import Config, run
 from tokentree.cli import main
-from tokentree.compression.hooke import FAILS_AS_PREDICTED, HOLDS, UNEXPECTED, judge
 from tokentree.errors import InputError
-from tokentree.runs import config_to_toml, dumps_json, resolve_config, write_output_folder
+from tokentree.experiments.hooke import Config, run
+from tokentree.results import dumps_json
+from tokentree.runs import config_to_toml, resolve_config
+from tokentree.storage import write_output_folder
+from tokentree.verification import HookeControls, VerdictStatus, judge
+
+HOLDS, FAILS_AS_PREDICTED, UNEXPECTED = (
+    VerdictStatus.HOLDS, VerdictStatus.FAILS_AS_PREDICTED, VerdictStatus.UNEXPECTED
+)
 
 EXPECTED_SYNTHETIC = {
     "5.1": HOLDS,
@@ -40,43 +45,42 @@ def real():
 
 
 def _verdicts(result):
-    return {v.item: v.verdict for v in result.verdicts}
+    return {v.item: v.status for v in result.verdicts}
 
 
 def test_synthetic_verdicts_match_the_theory(synthetic):
-    """Every claim of THEORY.md section 5 holds, and every control fails where it must."""
+    """Every claim of docs/theory.md §5 holds, and every control fails where it must."""
     assert _verdicts(synthetic) == EXPECTED_SYNTHETIC
 
 
 def test_ratio_at_zero_is_minus_k_and_matches_the_closed_form(synthetic):
     """Theorem 4.2: R(0) = -k to 1e-6 relative; R(l) equals -(b3 k + l)/(b3(1 + l) - l)."""
-    zero = [r for r in synthetic.records if r["l"] == 0.0]
-    assert {r["k"] for r in zero} == {10.0, 1e3, 1e6}
+    zero = [r for r in synthetic.records if r.l == 0.0]
+    assert {r.k for r in zero} == {10.0, 1e3, 1e6}
     for r in zero:
-        assert abs(r["ratio"] / -r["k"] - 1) < 1e-6
+        assert abs(r.ratio / -r.k - 1) < 1e-6
     for r in synthetic.records:
-        assert math.isclose(float(r["ratio"]), float(r["ratio_closed_form"]), rel_tol=1e-9)
-        assert r["identity_residual"] < 1e-12
-        assert math.isclose(float(r["l_star"]), 0.25, rel_tol=1e-9)
+        assert math.isclose(r.ratio, r.ratio_closed_form, rel_tol=1e-9)
+        assert r.identity_residual < 1e-12
+        assert math.isclose(r.l_star, 0.25, rel_tol=1e-9)
 
 
 def test_controls_fail_exactly_as_predicted(synthetic):
     """Novel D_t gives R(0) = +1; D_t like D_2 makes d gamma_a/dl negative; deep samples break -k."""
-    assert all(abs(c["ratio_l0"] - 1) < 1e-12 for c in synthetic.controls["novel"])
-    assert all(c["d_rate_align_l0"] < 0 for c in synthetic.controls["overlap"])
-    split = synthetic.controls["split"]
-    assert split[0]["shared_mass_independent"] > 0.9 > 0.2 > split[-1]["shared_mass_independent"]
-    deepest = split[-1]
-    assert float(deepest["ratio_l0_independent"]) / deepest["ratio_l0_exact_independent"] < 0.5
-    assert all(abs(float(r["ratio_l0_resampled"]) / r["ratio_l0_exact_resampled"] - 1) < 1e-9 for r in split)
+    assert all(abs(c.ratio_l0 - 1) < 1e-12 for c in synthetic.controls.novel)
+    assert all(c.d_rate_align_l0_bits < 0 for c in synthetic.controls.overlap)
+    split = synthetic.controls.split
+    assert split[0].shared_mass_independent > 0.9 > 0.2 > split[-1].shared_mass_independent
+    assert split[-1].normalised("independent") < 0.5
+    assert all(abs(r.normalised("resampled") - 1) < 1e-9 for r in split)
 
 
 def test_huffman_rates_are_levels_between_ideal_and_ideal_plus_one(synthetic):
     for r in synthetic.records:
-        if r["l"] == 0.0:
-            ideal, huff = float(r["rate_pretrain"]), float(r["huffman_rate_pretrain"])
-            assert ideal - 1e-12 <= huff < ideal + 1 / r["depth"]
-            assert float(r["theorem_3_4_rate_pretrain"]) >= huff - 1 / r["depth"]
+        if r.l == 0.0:
+            ideal, huff = r.rate_pretrain_bits, r.huffman_rate_pretrain_bits
+            assert ideal - 1e-12 <= huff < ideal + 1 / r.depth
+            assert r.theorem_3_4_rate_pretrain_bits >= huff - 1 / r.depth
 
 
 def test_real_text_variant(real):
@@ -85,25 +89,27 @@ def test_real_text_variant(real):
     v = _verdicts(real)
     assert v["5.1"] == v["5.2"] == v["5.3"] == v["5.6"] == HOLDS
     assert v["5.4"] == v["5.5"] == v["5.8"] == FAILS_AS_PREDICTED
-    assert v["5.cf"] == "not applicable"
-    assert not any(r["disjoint"] for r in real.records)
-    zero = [r for r in real.records if r["l"] == 0.0]
-    assert all(abs(r["ratio"] / r["ratio_l0_exact"] - 1) < 1e-6 for r in zero)
-    assert any(abs(r["ratio_l0_exact"] / -r["k"] - 1) > 1e-3 for r in zero)  # chunks of unequal length
+    assert v["5.cf"] == VerdictStatus.NOT_APPLICABLE
+    assert not any(r.disjoint for r in real.records)
+    zero = [r for r in real.records if r.l == 0.0]
+    assert all(abs(r.ratio / r.ratio_l0_exact - 1) < 1e-6 for r in zero)
+    assert any(abs(r.ratio_l0_exact / -r.k - 1) > 1e-3 for r in zero)  # chunks of unequal length
 
 
 def test_verdicts_turn_unexpected_when_the_numbers_disagree(synthetic):
     """The judge reads the numbers: a ratio off by 1e-3 or a wrong sign is reported, not hidden."""
-    records = copy.deepcopy(synthetic.records)
-    first = next(r for r in records if r["l"] == 0.0)
-    first["ratio"] *= 1.001
-    beyond = next(r for r in records if r["l"] == 1.0)
-    beyond["d_rate_pretrain"] = -abs(float(beyond["d_rate_pretrain"]))
-    v = {x.item: x.verdict for x in judge(records, synthetic.controls, synthetic.pareto)}
+    records = list(synthetic.records)
+    first = next(i for i, r in enumerate(records) if r.l == 0.0)
+    records[first] = dataclasses.replace(records[first], ratio=records[first].ratio * 1.001)
+    beyond = next(i for i, r in enumerate(records) if r.l == 1.0)
+    wrong_sign = -abs(records[beyond].d_rate_pretrain_bits)
+    records[beyond] = dataclasses.replace(records[beyond], d_rate_pretrain_bits=wrong_sign)
+    v = {x.item: x.status for x in judge(records, synthetic.controls, synthetic.pareto)}
     assert v["5.2"] == v["5.3"] == UNEXPECTED
-    controls = copy.deepcopy(synthetic.controls)
-    controls["novel"][0]["ratio_l0"] = -5.0
-    assert {x.item: x.verdict for x in judge(synthetic.records, controls, synthetic.pareto)}["5.4"] == UNEXPECTED
+    novel = [dataclasses.replace(synthetic.controls.novel[0], ratio_l0=-5.0), *synthetic.controls.novel[1:]]
+    controls = dataclasses.replace(synthetic.controls, novel=novel)
+    assert isinstance(controls, HookeControls)
+    assert {x.item: x.status for x in judge(synthetic.records, controls, synthetic.pareto)}["5.4"] == UNEXPECTED
 
 
 def test_same_seed_same_bytes_and_a_new_seed_changes_them(synthetic):
@@ -122,6 +128,8 @@ def test_cli_run_writes_every_output_and_reruns_identically(tmp_path, capsys):
     assert {
         "config.toml",
         "result.json",
+        "records.csv",
+        "run.json",
         "summary.md",
         "rates_vs_l.png",
         "ratio_vs_k.png",
@@ -197,7 +205,7 @@ def test_depth_pareto_on_real_text(tmp_path):
     """E1: real pruned trees have fitted Pareto tails; the ideal-code ratio is exact at every depth."""
     assert main(["run", "depth-pareto", "--quick", "--out", str(tmp_path / "dp")]) == 0
     result = json.loads((tmp_path / "dp" / "result.json").read_text())
-    rows = result["rows"]
+    rows = result["records"]
     assert {r["depth"] for r in rows} == {1, 2, 4}
     assert all(abs(r["ratio_normalised"] - 1) < 1e-9 for r in rows)
     assert all(0.5 < r["fitted_alpha"] < 5 and r["ks_statistic"] < 0.3 for r in rows)

@@ -15,13 +15,12 @@ from tokentree.compression import (
     code_lengths,
     compression_rate,
     cross_entropy,
-    decode_dataset,
-    encode_dataset,
     entropy,
     fit_pareto,
     joint_compression,
     kl_divergence,
 )
+from tokentree.dataset_codes import decode_dataset, encode_dataset
 from tokentree.synthetic import pareto_masses
 from tokentree.text import builtin_texts, encode_texts, gpt2_tokenizer
 
@@ -52,9 +51,10 @@ def test_compression_rate_side_by_side():
     tree = build_tree(encode_texts(builtin_texts("pydoc")[:30], gpt2_tokenizer()), depth=4, vocab_size=50257)
     s = tree.symbols()
     r = compression_rate(s.mass, s.mass, s.length, depth=4, vocab_size=50257)
-    assert r.kl == 0.0 and r.rate_per_symbol == pytest.approx(r.entropy, rel=1e-12)
-    assert r.entropy <= r.huffman_rate_per_symbol < r.entropy + 1
-    assert r.theorem_3_4_rate_per_token >= r.huffman_rate_per_token - 1e-9
+    assert r.kl_bits_per_symbol == 0.0
+    assert r.rate_bits_per_symbol == pytest.approx(r.entropy_bits_per_symbol, rel=1e-12)
+    assert r.entropy_bits_per_symbol <= r.huffman_rate_bits_per_symbol < r.entropy_bits_per_symbol + 1
+    assert r.theorem_3_4_rate_bits_per_token >= r.huffman_rate_bits_per_token - 1e-9
     assert 0 < r.ratio_to_raw < 1
     lengths = code_lengths(s.mass, s.length, depth=4)
     assert lengths.huffman_bits.shape == lengths.ideal_bits.shape == (len(s),)

@@ -36,7 +36,7 @@ def test_zipf_corpus_lengths_and_frequencies():
 
 
 def test_pareto_entropy_matches_the_lemma_for_large_trees():
-    """THEORY.md section 6: H - ln M -> ln(alpha/(alpha-1)) - 1/(alpha-1) (alpha > 2 converges fast)."""
+    """docs/theory.md §6: H - ln M -> ln(alpha/(alpha-1)) - 1/(alpha-1) (alpha > 2 converges fast)."""
     m = 200_000
     p = pareto_masses(m, 3.0, rng=0)
     h = float(-(p * np.log(p)).sum())

@@ -1,6 +1,6 @@
 """Building token trees from token-id datasets.
 
-:func:`build_tree` cuts every response into symbol occurrences (THEORY.md section 2)
+:func:`build_tree` cuts every response into symbol occurrences (docs/theory.md §2)
 and counts them in a trie stored breadth-first (:class:`tokentree.TokenTree`).
 
 The modes differ only in where occurrences start and how long they are:

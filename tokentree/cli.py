@@ -6,7 +6,11 @@ Subcommands:
   write its token tree to an ``.npz`` file;
 * ``tokentree info``: describe a tree file;
 * ``tokentree run NAME``: run a registered experiment (``tokentree run --list``) and
-  write its config, result.json, summary.md and plots into an output folder.
+  write its config, result.json, records.csv, summary.md, plots and run.json into an
+  output folder (docs/experiments.md §schema).
+
+Every choice offered comes from the code's own constants, and every option's help
+states its default.
 """
 
 from __future__ import annotations
@@ -15,51 +19,113 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from tokentree.errors import InputError, InputTypeError, MemoryEstimateError
 
 __all__ = ["main", "describe_tree"]
 
+BUILD_EXAMPLES = """examples:
+  tokentree build notes.txt more_text/ --depth 8 --mode window -o tree.npz
+  tokentree build data.jsonl --field text --train-bpe 4000 -o tree.npz
+  tokentree build --builtin pydoc --depth 4 -o pydoc.npz"""
 
-def _add_build(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("build", help="build a token tree from text and save it (.npz)")
-    p.add_argument("inputs", nargs="*", help="text/JSONL files or folders")
-    p.add_argument("--builtin", metavar="NAME", help="use a built-in corpus instead of files (e.g. pydoc)")
-    p.add_argument("-o", "--output", required=True, help="output tree file (.npz)")
+INFO_EXAMPLES = """examples:
+  tokentree info tree.npz
+  tokentree info tree.npz --json > tree-info.json"""
+
+RUN_EXAMPLES = """examples:
+  tokentree run --list
+  tokentree run hooke                          # the main job, writes runs/hooke/
+  tokentree run hooke --quick --out runs/quick
+  tokentree run hooke --config experiments/hooke-paper.toml --seed 3
+  tokentree run hooke-trained --data real
+
+outputs (docs/experiments.md): config.toml, result.json, records.csv, summary.md, *.png, run.json"""
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def _add_build(sub: Any) -> None:
+    from tokentree.build import ALPHABETS
+    from tokentree.text import BUILTIN_CORPORA, SPLITS
+    from tokentree.tree import MODES, WEIGHTINGS
+
+    p = sub.add_parser(
+        "build", help="build a token tree from text and save it (.npz)", epilog=BUILD_EXAMPLES,
+        formatter_class=_formatter,
+    )
+    p.add_argument("inputs", nargs="*", help="text/JSONL files or folders (default: none; or use --builtin)")
+    p.add_argument(
+        "--builtin", metavar="NAME", choices=sorted(BUILTIN_CORPORA),
+        help=f"use a built-in corpus instead of files: {', '.join(sorted(BUILTIN_CORPORA))} (default: none)",
+    )
+    p.add_argument("-o", "--output", required=True, help="output tree file, .npz (required; no default)")
     p.add_argument("--tokenizer", default="gpt2", help="'gpt2' or a tokenizer.json path (default: gpt2)")
-    p.add_argument("--train-bpe", type=int, metavar="VOCAB", help="train a byte-level BPE of this size instead")
-    p.add_argument("--depth", type=int, default=8, help="capacity depth d (default 8)")
-    p.add_argument("--mode", choices=("chunk", "prefix", "window"), default="chunk")
-    p.add_argument("--weight", choices=("sequences", "tokens"), default="sequences")
-    p.add_argument("--alphabet", choices=("token", "binary"), default="token")
+    p.add_argument(
+        "--train-bpe", type=int, metavar="VOCAB",
+        help="train a byte-level BPE of this size on the inputs instead (default: off, use --tokenizer)",
+    )
+    p.add_argument("--depth", type=int, default=8, help="capacity depth d (default: 8)")
+    p.add_argument("--mode", choices=MODES, default="chunk", help="how responses become symbols (default: chunk)")
+    p.add_argument("--weight", choices=WEIGHTINGS, default="sequences", help="what a count counts (default: sequences)")
+    p.add_argument(
+        "--alphabet", choices=ALPHABETS, default="token", help="tree over ids or their bits (default: token)"
+    )
     p.add_argument("--field", default="text", help="JSONL field with the text (default: text)")
-    p.add_argument("--split", choices=("line", "paragraph", "file"), default="line")
-    p.add_argument("--skip-bad-lines", action="store_true", help="skip and count bad JSONL lines")
-    p.add_argument("--force", action="store_true", help="build even if the memory estimate is too high")
-    p.add_argument("--compress", action="store_true", help="write a compressed .npz")
+    p.add_argument(
+        "--split", choices=SPLITS, default="line", help="how a text file is cut into responses (default: line)"
+    )
+    p.add_argument("--skip-bad-lines", action="store_true", help="skip and count bad JSONL lines (default: stop)")
+    p.add_argument("--force", action="store_true", help="build even if the memory estimate is too high (default: off)")
+    p.add_argument("--compress", action="store_true", help="write a compressed .npz (default: uncompressed)")
 
 
-def _add_info(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="describe a tree file")
-    p.add_argument("tree", help="tree file (.npz)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+def _add_info(sub: Any) -> None:
+    p = sub.add_parser("info", help="describe a tree file", epilog=INFO_EXAMPLES, formatter_class=_formatter)
+    p.add_argument("tree", help="tree file, .npz (required)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: table)")
 
 
-def _add_run(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run an experiment (tokentree run --list shows them)")
-    p.add_argument("name", nargs="?", help="experiment name, e.g. hooke")
-    p.add_argument("--list", action="store_true", help="list the registered experiments and exit")
-    p.add_argument("--config", metavar="FILE.toml", help="TOML file overriding the experiment's defaults")
+def _add_run(sub: Any) -> None:
+    p = sub.add_parser(
+        "run", help="run an experiment (tokentree run --list shows them)", epilog=RUN_EXAMPLES,
+        formatter_class=_formatter,
+    )
+    p.add_argument("name", nargs="?", help="experiment name, e.g. hooke (required unless --list)")
+    p.add_argument("--list", action="store_true", help="list the registered experiments and exit (default: off)")
+    p.add_argument(
+        "--config", metavar="FILE.toml",
+        help="TOML file overriding the experiment's defaults, e.g. experiments/hooke-paper.toml (default: none)",
+    )
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/NAME)")
-    p.add_argument("--seed", type=int, help="random seed (overrides the config)")
-    p.add_argument("--quick", action="store_true", help="a small version of the experiment (seconds)")
-    p.add_argument("--data", help="data source, for experiments that have one (e.g. synthetic or real)")
+    p.add_argument("--seed", type=int, help="random seed (default: the config's, 0)")
+    p.add_argument("--quick", action="store_true", help="a small version of the experiment, seconds (default: off)")
+    p.add_argument(
+        "--data",
+        help="data source, for experiments that have one; `tokentree run NAME --data x` lists the choices "
+        "(default: the experiment's own, synthetic where there is one)",
+    )
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="show progress bars (default: only on a terminal)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
+    from tokentree import __version__
+
     parser = argparse.ArgumentParser(
-        prog="tokentree", description="Token trees, Huffman codes and the elasticity of joint compression."
+        prog="tokentree",
+        description="Token trees, Huffman codes and the elasticity of joint compression "
+        "(Ji et al., ACL 2025). Theory: docs/theory.md; experiments: docs/experiments.md.",
+        epilog="examples:\n  tokentree run hooke\n  tokentree build --builtin pydoc -o pydoc.npz\n"
+        "  tokentree info pydoc.npz",
+        formatter_class=_formatter,
     )
+    parser.add_argument("--version", action="version", version=f"tokentree {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_build(sub)
     _add_info(sub)
@@ -148,13 +214,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from tokentree.runs import (
-        available_experiments,
-        load_experiment,
-        resolve_config,
-        write_output_folder,
-        write_run_outputs,
-    )
+    from tokentree.runs import available_experiments, load_experiment, resolve_config, run_info, write_run_outputs
+    from tokentree.storage import write_output_folder
 
     if args.list:
         for name, where in available_experiments().items():
@@ -167,14 +228,17 @@ def _run_experiment(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, key) for key in ("seed", "data") if getattr(args, key) is not None}
     if "data" in overrides and "data" not in {f.name for f in dataclasses.fields(module.Config)}:
         raise InputError(f"experiment {args.name!r} has no data option")
-    config = resolve_config(module.Config, toml_path=args.config, quick=args.quick, overrides=overrides)
+    config = resolve_config(
+        module.Config, toml_path=args.config, quick=args.quick, overrides=overrides, experiment=args.name
+    )
     out = Path(args.out) if args.out else Path("runs") / args.name
     start = time.perf_counter()
-    result = module.run(config)
-
-    write_output_folder(out, lambda folder: write_run_outputs(folder, config, result))
+    result = module.run(config, show_progress=args.progress)
+    info = run_info(args.name, wall_seconds=time.perf_counter() - start)
+    write_output_folder(out, lambda folder: write_run_outputs(folder, config, result, info=info))
     print(result.terminal_summary())
-    print(f"wrote {out}/ (config.toml, result.json, summary.md, plots) in {time.perf_counter() - start:.1f} s")
+    print(f"wrote {out}/ (config.toml, result.json, records.csv, summary.md, plots, run.json) in "
+          f"{time.perf_counter() - start:.1f} s")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Combining trees: sums, integer scaling, and mixtures on a shared symbol set (THEORY.md section 4).
+"""Combining trees: sums, integer scaling, and mixtures on a shared symbol set (docs/theory.md §4).
 
 Datasets are compared symbol by symbol, so trees must share depth and mode. The
 union of several trees (every prefix any of them has) gives the shared symbol set;
@@ -13,7 +13,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from tokentree.compression.mixture import mix
 from tokentree.errors import InputError
+from tokentree.results import ArrayResult
 from tokentree.tree import Symbols, TokenTree
 
 __all__ = ["union_tree", "sum_trees", "scale_tree", "AlignedSymbols", "align_symbols", "Mixture", "mixture"]
@@ -133,8 +135,8 @@ def scale_tree(tree: TokenTree, factor: int) -> TokenTree:
     )
 
 
-@dataclass(frozen=True, eq=False)
-class AlignedSymbols:
+@dataclass(frozen=True, eq=False, repr=False)
+class AlignedSymbols(ArrayResult):
     """Several datasets' symbol masses on one shared symbol set.
 
     Attributes
@@ -178,9 +180,9 @@ def align_symbols(trees: Sequence[TokenTree]) -> AlignedSymbols:
     return AlignedSymbols(union=union, symbols=symbols, masses=masses)
 
 
-@dataclass(frozen=True, eq=False)
-class Mixture:
-    """The size-weighted mixture q = sum_i |D_i| P_i / sum_i |D_i| (THEORY.md section 4).
+@dataclass(frozen=True, eq=False, repr=False)
+class Mixture(ArrayResult):
+    """The size-weighted mixture q = sum_i |D_i| P_i / sum_i |D_i| (docs/theory.md §4).
 
     Attributes
     ----------
@@ -226,5 +228,5 @@ def mixture(trees: Sequence[TokenTree], sizes: Sequence[float] | np.ndarray | No
         if not np.all(np.isfinite(size_arr)) or np.any(size_arr < 0) or size_arr.sum() <= 0:
             raise InputError(f"sizes must be finite, non-negative and not all zero; got {size_arr.tolist()}")
     components = aligned.distributions()
-    q = size_arr @ components / size_arr.sum()
+    q = mix(components, size_arr)
     return Mixture(aligned=aligned, sizes=size_arr, components=components, probabilities=q)

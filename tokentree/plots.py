@@ -1,4 +1,4 @@
-"""Figures for the Hooke's-law verification (matplotlib, imported only here).
+"""Figures (matplotlib, imported only here) and where to save them.
 
 Every function takes plain numbers, draws one figure with matplotlib's object API (no
 pyplot state, no backend switch, so it works in scripts, tests and notebooks alike),
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +26,7 @@ __all__ = [
     "plot_rates_vs_depth",
     "plot_split_control",
     "plot_pareto_normalisation",
+    "figure_folder",
 ]
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
@@ -149,16 +151,23 @@ def plot_rates_vs_depth(
 
 
 def plot_split_control(
-    rows: Sequence[dict[str, Any]], *, title: str, path: str | os.PathLike[str] | None = None
+    depth: Sequence[int],
+    shared_mass: dict[str, Sequence[float]],
+    normalised_ratio: dict[str, Sequence[float]],
+    *,
+    title: str,
+    path: str | os.PathLike[str] | None = None,
 ) -> Figure:
-    """Item 8: shared leaf mass and the normalised l -> 0 ratio against depth, independent vs resampled D_t."""
+    """Finite samples (docs/theory.md §5.8): shared leaf mass and R(0)/(-k L_p/L_a) against depth.
+
+    ``shared_mass`` and ``normalised_ratio`` map a kind of D_t ("independent", "resampled")
+    to one value per depth.
+    """
     fig, (left, right) = new_figure(1, 2, size=(9.6, 4.0))
-    depth = [r["depth"] for r in rows]
-    for i, name in enumerate(("independent", "resampled")):
-        colour = COLOURS[i]
-        left.plot(depth, [r[f"shared_mass_{name}"] for r in rows], "o-", color=colour, label=f"D_t {name}")
-        norm = [float(r[f"ratio_l0_{name}"]) / r[f"ratio_l0_exact_{name}"] for r in rows]
-        right.plot(depth, norm, "o-", color=colour, label=f"D_t {name}")
+    for i, name in enumerate(shared_mass):
+        colour = COLOURS[i % len(COLOURS)]
+        left.plot(depth, shared_mass[name], "o-", color=colour, label=f"D_t {name}")
+        right.plot(depth, normalised_ratio[name], "o-", color=colour, label=f"D_t {name}")
     left.set_xlabel("depth d")
     left.set_ylabel("share of D_t's mass on leaves D_3 has")
     left.set_ylim(-0.03, 1.03)
@@ -173,24 +182,27 @@ def plot_split_control(
     return _finish(fig, path)
 
 
-def plot_pareto_normalisation(rows: Sequence[dict[str, Any]], *, path: str | os.PathLike[str] | None = None) -> Figure:
-    """H - ln M of Pareto leaf masses against M, with the lemma's constant for each alpha."""
+def plot_pareto_normalisation(
+    series: Sequence[dict[str, Any]], *, path: str | os.PathLike[str] | None = None
+) -> Figure:
+    """H - ln M of Pareto leaf masses against M, with the lemma's constant for each alpha.
+
+    Each series: ``alpha``, ``n_leaves``, ``gap_nats`` and ``spread_nats`` (one per M), ``lemma_nats``.
+    """
     fig, ax = new_figure()
-    for i, a in enumerate(sorted({r["alpha"] for r in rows})):
-        sel = sorted((r for r in rows if r["alpha"] == a), key=lambda r: r["n_leaves"])
+    for i, sel in enumerate(series):
         colour = COLOURS[i % len(COLOURS)]
-        m = [r["n_leaves"] for r in sel]
         ax.errorbar(
-            m,
-            [r["entropy_minus_log_m_nats"] for r in sel],
-            yerr=[r["spread_nats"] for r in sel],
+            sel["n_leaves"],
+            sel["gap_nats"],
+            yerr=sel["spread_nats"],
             fmt="o-",
             ms=4,
             capsize=3,
             color=colour,
-            label=f"alpha = {a:g}",
+            label=f"alpha = {sel['alpha']:g}",
         )
-        ax.axhline(float(sel[0]["lemma_nats"]), color=colour, ls=":", lw=1)
+        ax.axhline(sel["lemma_nats"], color=colour, ls=":", lw=1)
     ax.set_xscale("log")
     ax.set_xlabel("number of leaves M")
     ax.set_ylabel("H(P) - ln M  (nats)")
@@ -198,3 +210,14 @@ def plot_pareto_normalisation(rows: Sequence[dict[str, Any]], *, path: str | os.
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return _finish(fig, path)
+
+
+def figure_folder(name: str = "notebooks") -> Path:
+    """Where notebooks and scripts save figures: ``$TOKENTREE_FIGURES``, else ``~/.cache/tokentree/figures/NAME``.
+
+    Never inside the source tree. The folder is created if needed.
+    """
+    env = os.environ.get("TOKENTREE_FIGURES")
+    folder = Path(env) if env else Path.home() / ".cache" / "tokentree" / "figures" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

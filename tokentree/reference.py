@@ -1,7 +1,7 @@
 """Naive pure-Python reference implementations, used as test oracles and benchmark baselines.
 
 Deliberately simple and slow (a dict-of-dicts trie, about 0.3M tokens/s): every line
-can be checked by eye against THEORY.md section 2. Never used by the fast paths.
+can be checked by eye against docs/theory.md §2. Never used by the fast paths.
 """
 
 from __future__ import annotations

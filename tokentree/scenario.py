@@ -1,4 +1,4 @@
-"""The Theorem 4.2 scenario as seeded synthetic data (THEORY.md section 5).
+"""The Theorem 4.2 scenario as seeded synthetic data (docs/theory.md §5).
 
 Pre-training data D_p = D_1 u D_2 u D_3 with shares beta; alignment data D_a drawn like
 D_2; perturbation data D_t drawn like D_3. Each component is a
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tokentree.compression.mixture import Shares
 from tokentree.errors import InputError
 from tokentree.sequences import TokenSequences
 from tokentree.synthetic import PrefixTreeSource, as_generator, pareto_tree_source
@@ -30,17 +31,18 @@ __all__ = [
 
 @dataclass(frozen=True, eq=False)
 class ScenarioSources:
-    """The three component sources and the shares of D_p."""
+    """The three component sources, the shares of D_p, and the Pareto shape of the leaf masses."""
 
     components: tuple[PrefixTreeSource, PrefixTreeSource, PrefixTreeSource]
-    betas: np.ndarray
+    betas: Shares
     depth: int
     vocab_size: int
+    alpha: float
 
 
 def scenario_sources(
     *,
-    betas: tuple[float, float, float] = (0.5, 0.3, 0.2),
+    betas: tuple[float, ...] | Shares = (0.5, 0.3, 0.2),
     depth: int = 4,
     alpha: float = 2.0,
     n_leaves: int = 200,
@@ -54,9 +56,7 @@ def scenario_sources(
     >>> [c.paths.n_sequences for c in s.components], s.vocab_size
     ([20, 20, 20], 24)
     """
-    b = np.asarray(betas, dtype=np.float64)
-    if b.shape != (3,) or np.any(b < 0) or not np.isclose(b.sum(), 1.0):
-        raise InputError(f"betas must be three non-negative shares summing to 1; got {list(betas)}")
+    shares = Shares.of(betas)
     gen = as_generator(rng)
     comps = tuple(
         pareto_tree_source(
@@ -69,7 +69,7 @@ def scenario_sources(
         )
         for i in range(3)
     )
-    return ScenarioSources(comps, b, depth, vocab_size * (3 if disjoint else 1))  # type: ignore[arg-type]
+    return ScenarioSources(comps, shares, depth, vocab_size * (3 if disjoint else 1), float(alpha))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,7 +97,7 @@ def sample_scenario(
     if min(n_pretrain, n_align, n_perturb) < 1:
         raise InputError("every dataset needs at least one response")
     gen = as_generator(rng)
-    sizes = np.maximum(np.round(sources.betas * n_pretrain).astype(np.int64), 1)
+    sizes = np.maximum(np.round(sources.betas.array * n_pretrain).astype(np.int64), 1)
     parts = tuple(c.sample(int(n), rng=gen) for c, n in zip(sources.components, sizes, strict=False))
     align = sources.components[1].sample(n_align, rng=gen)
     perturb = sources.components[2].sample(n_perturb, rng=gen)

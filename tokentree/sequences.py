@@ -16,12 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokentree.errors import InputError, InputTypeError
+from tokentree.results import ArrayResult
 
 __all__ = ["TokenSequences", "as_token_sequences", "binary_expand", "bits_per_token"]
 
 
-@dataclass(frozen=True, eq=False)
-class TokenSequences:
+@dataclass(frozen=True, eq=False, repr=False)
+class TokenSequences(ArrayResult):
     """Responses stored as a flat token array plus offsets.
 
     Parameters

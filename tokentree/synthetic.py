@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokentree.errors import InputError
+from tokentree.results import ArrayResult
 from tokentree.sequences import TokenSequences, as_token_sequences
 
 __all__ = [
@@ -83,7 +84,7 @@ def zipf_corpus(
 def pareto_masses(
     n_leaves: int, alpha: float, *, rng: int | np.random.Generator | None = None
 ) -> np.ndarray:
-    """I.i.d. Pareto(alpha, x_m) leaf masses normalised to sum 1 (THEORY.md section 6).
+    """I.i.d. Pareto(alpha, x_m) leaf masses normalised to sum 1 (docs/theory.md §6).
 
     x_m = (alpha - 1)/(alpha M) makes the expected total 1 for alpha > 1; the returned
     masses are normalised exactly. Sorted in decreasing order.
@@ -101,7 +102,7 @@ def pareto_masses(
 def pareto_entropy_gap_nats(alpha: float) -> float:
     """H - ln M of Pareto(alpha) leaf masses for large M: ln(alpha/(alpha-1)) - 1/(alpha-1) nats.
 
-    THEORY.md section 6 (paper Appendix A.7); needs alpha > 1.
+    docs/theory.md §6 (paper Appendix A.7); needs alpha > 1.
 
     >>> round(pareto_entropy_gap_nats(2.0), 6)
     -0.306853
@@ -114,7 +115,7 @@ def pareto_entropy_gap_nats(alpha: float) -> float:
 def pareto_entropy_nats(n_leaves: int, alpha: float) -> float:
     """Large-M entropy of Pareto leaf masses: ln M + ln(alpha/(alpha-1)) - 1/(alpha-1) nats.
 
-    THEORY.md section 6 (paper Appendix A.7); needs alpha > 1.
+    docs/theory.md §6 (paper Appendix A.7); needs alpha > 1.
 
     >>> round(pareto_entropy_nats(1000, 2.0) - float(np.log(1000)), 6)
     -0.306853
@@ -122,8 +123,8 @@ def pareto_entropy_nats(n_leaves: int, alpha: float) -> float:
     return float(np.log(n_leaves) + pareto_entropy_gap_nats(alpha))
 
 
-@dataclass(frozen=True, eq=False)
-class PrefixTreeSource:
+@dataclass(frozen=True, eq=False, repr=False)
+class PrefixTreeSource(ArrayResult):
     """A distribution over responses given as explicit leaf paths and probabilities.
 
     ``paths`` is a TokenSequences with one response per leaf; ``probabilities`` sums to 1.

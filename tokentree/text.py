@@ -49,6 +49,8 @@ __all__ = [
 
 TEXT_SUFFIXES = (".txt", ".md", ".text")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+#: How a plain-text file is cut into responses.
+SPLITS = ("line", "paragraph", "file")
 
 
 def package_file(package: str, *parts: str) -> Path:
@@ -185,8 +187,8 @@ def read_responses(
     stats : ReadStats, optional
         Filled in as the read goes.
     """
-    if split not in ("line", "paragraph", "file"):
-        raise InputError(f"split must be 'line', 'paragraph' or 'file'; got {split!r}")
+    if split not in SPLITS:
+        raise InputError(f"split must be one of {SPLITS}; got {split!r}")
     stats = ReadStats() if stats is None else stats
     for path in _files(paths):
         if path.suffix.lower() in JSONL_SUFFIXES:

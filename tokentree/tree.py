@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from tokentree.errors import InputError
+from tokentree.results import ArrayResult
 
 if TYPE_CHECKING:
     import networkx
@@ -49,7 +50,7 @@ class TreeInfo:
     depth : int
         Capacity depth d (Assumption 3.2): the deepest level kept.
     mode : {"prefix", "chunk", "window"}
-        How responses were cut into symbols (THEORY.md section 2).
+        How responses were cut into symbols (docs/theory.md §2).
     vocab_size : int
         Size of the token alphabet the ids come from (2 for the binary alphabet).
     weighting : {"sequences", "tokens"}
@@ -89,9 +90,9 @@ class PathCount:
     eos_count: int
 
 
-@dataclass(frozen=True, eq=False)
-class Symbols:
-    """The symbols of a pruned tree (THEORY.md section 2) with their masses.
+@dataclass(frozen=True, eq=False, repr=False)
+class Symbols(ArrayResult):
+    """The symbols of a pruned tree (docs/theory.md §2) with their masses.
 
     Symbol ``i`` is the prefix ending at node ``node[i]``, followed by EOS when
     ``ends[i]`` is true, or continuing beyond the pruning depth otherwise (only
@@ -120,8 +121,8 @@ class Symbols:
         return self.mass / total
 
 
-@dataclass(frozen=True, eq=False)
-class LayerStats:
+@dataclass(frozen=True, eq=False, repr=False)
+class LayerStats(ArrayResult):
     """Per-layer statistics of a tree; index ``j`` is depth ``j`` (0 = root).
 
     Attributes
@@ -152,12 +153,10 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 
 def entropy_bits_of_counts(counts: np.ndarray) -> float:
-    """Entropy in bits of the distribution proportional to ``counts`` (0 log 0 = 0)."""
-    total = float(counts.sum())
-    if total <= 0:
-        return 0.0
-    p = counts[counts > 0] / total
-    return float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0 turns -0.0 into 0.0
+    """Entropy in bits of the distribution proportional to ``counts`` (0 for an empty layer)."""
+    from tokentree.compression.rates import entropy  # scipy, only when statistics are asked for
+
+    return entropy(counts) if counts.sum() > 0 else 0.0
 
 
 class TokenTree:

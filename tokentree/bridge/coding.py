@@ -18,6 +18,7 @@ import numpy as np
 
 from tokentree.bridge.scoring import NextTokenModel, checked_sequences
 from tokentree.errors import InputError
+from tokentree.results import ArrayResult
 
 __all__ = ["CodedTokens", "encode_tokens", "decode_tokens"]
 
@@ -40,8 +41,8 @@ def _categorical(probs: np.ndarray):
     return _constriction().stream.model.Categorical(p / p.sum(), perfect=False)
 
 
-@dataclass(frozen=True, eq=False)
-class CodedTokens:
+@dataclass(frozen=True, eq=False, repr=False)
+class CodedTokens(ArrayResult):
     """Range-coded token sequences, one bitstream for all of them.
 
     Attributes

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from tokentree.errors import InputError
+from tokentree.results import to_json_ready
 from tokentree.sequences import as_token_sequences
 
 __all__ = [
@@ -113,7 +114,9 @@ class MeasuredRate:
     bits_per_byte: float
 
     def to_dict(self) -> dict[str, float | int | None]:
-        return asdict(self)
+        """JSON-ready (non-finite numbers as None)."""
+        result: dict[str, float | int | None] = to_json_ready(self)
+        return result
 
 
 def measure_rate(scorer: TokenScorer, sequences: object, *, texts: Sequence[str] | None = None) -> MeasuredRate:

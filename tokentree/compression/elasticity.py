@@ -1,11 +1,13 @@
-"""Joint compression, perturbation sweeps and the Hooke identity (THEORY.md sections 4-7).
+"""Joint compression, perturbation sweeps and the Hooke identity (docs/theory.md §4, §5, §7).
 
 Setting (Theorem 4.2). Pre-training data D_p (optionally given as parts D_1, D_2, D_3
 with shares beta), alignment data D_a and perturbation data D_t, as distributions on
 one shared symbol set, with sizes |D_p| = k, |D_a| = 1 and |D_t| = l (in units of
 |D_a|). The model is their mixture
 
-.. math:: q(l) = (k P_p + P_a + l P_t) / (k + 1 + l),
+.. math:: q(l) = (k P_p + P_a + l P_t) / (k + 1 + l)
+
+(:func:`tokentree.compression.mixture.theorem_4_2_sizes`),
 
 and every dataset X is compressed at gamma_X = CE(P_X, q) / L_X per token, where L_X is
 its mean symbol length in tokens.
@@ -15,7 +17,7 @@ Derivatives are analytic. With sizes n_Y, N = sum n_Y and N q = sum_Y n_Y P_Y,
 .. math:: d gamma_X / dl = -sum_s Delta_t(s) Delta_X(s) / (N q(s)) / (N^2 L_X),
           \\quad Delta_X = sum_Y n_Y (P_Y - P_X) = N (q - P_X),
 
-in nats (divided by ln 2 for bits). This is THEORY.md's
+in nats (divided by ln 2 for bits). This is docs/theory.md §5's
 [1 - sum_s P_X P_t / q] / ((k + 1 + l) d) after subtracting sum_s Delta_X(s) / N, which
 is zero because every P_Y sums to one. The rewriting matters: "1 - (something close
 to 1)" loses all precision for large k, and even sum_s P_t Delta_X / (N q) sums O(1)
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -39,7 +41,10 @@ import numpy as np
 from scipy.special import rel_entr, xlogy
 
 from tokentree.compression.huffman import huffman_code
+from tokentree.compression.mixture import Shares, mix, theorem_4_2_sizes
+from tokentree.compression.rates import entropy, row_entropies
 from tokentree.errors import InputError
+from tokentree.results import ArrayResult
 
 __all__ = [
     "JointCompression",
@@ -81,8 +86,21 @@ def _check_positive(x: float, name: str, *, allow_zero: bool = False) -> float:
 
 
 # ----------------------------------------------------------------------------- joint compression
-@dataclass(frozen=True, eq=False)
-class JointCompression:
+def _rates_under(ps: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-entropy CE(P_i, q) and the expected Huffman length of q's code under every row P_i, in bits
+    per symbol (inf where a row has mass that q gives none)."""
+    with np.errstate(divide="ignore"):
+        ce = -xlogy(ps, q[None, :]).sum(axis=1) / LN2
+    support = q > 0
+    lengths = np.full(q.shape[0], np.inf)
+    lengths[support] = huffman_code(q[support]).lengths if support.sum() > 1 else 1.0
+    with np.errstate(invalid="ignore"):
+        huff = np.where(ps > 0, ps * lengths[None, :], 0.0).sum(axis=1)
+    return ce, huff
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class JointCompression(ArrayResult):
     """Every dataset's rate under the model jointly trained on all of them (bits).
 
     Attributes
@@ -96,6 +114,8 @@ class JointCompression:
         H(P_i) and KL(P_i || q): rate_per_symbol = H + KL.
     mean_symbol_tokens : float array
     """
+
+    ROW_FIELD = "rate_bits_per_token"
 
     mixture: np.ndarray
     rate_bits_per_token: np.ndarray
@@ -112,7 +132,7 @@ def joint_compression(
     sizes: Sequence[float] | np.ndarray,
     symbol_lengths: Sequence[int] | np.ndarray,
 ) -> JointCompression:
-    """Compress several datasets with the code of their size-weighted mixture (THEORY.md section 4).
+    """Compress several datasets with the code of their size-weighted mixture (docs/theory.md §4).
 
     ``distributions`` are count or probability vectors on one shared symbol set (e.g.
     ``align_symbols(trees).masses``); ``sizes`` are |D_i|.
@@ -128,15 +148,9 @@ def joint_compression(
     lengths = np.asarray(symbol_lengths, dtype=np.float64)
     if lengths.shape != ps.shape[1:]:
         raise InputError(f"symbol_lengths has {lengths.shape} entries for {ps.shape[1]} symbols")
-    q = n @ ps / n.sum()
-    with np.errstate(divide="ignore"):
-        ce = -xlogy(ps, q[None, :]).sum(axis=1) / LN2
-    h = -xlogy(ps, ps).sum(axis=1) / LN2
+    q = mix(ps, n)
+    ce, huff = _rates_under(ps, q)
     kl = rel_entr(ps, q[None, :]).sum(axis=1) / LN2
-    huff_len = huffman_code(q).lengths if q.shape[0] > 1 else np.ones(1, dtype=np.int64)
-    covered = np.where(q > 0, huff_len, np.inf)
-    with np.errstate(invalid="ignore"):
-        huff = np.where(ps > 0, ps * covered[None, :], 0.0).sum(axis=1)
     mean_len = ps @ lengths
     return JointCompression(
         mixture=q,
@@ -144,15 +158,15 @@ def joint_compression(
         huffman_rate_bits_per_token=huff / mean_len,
         rate_bits_per_symbol=ce,
         huffman_rate_bits_per_symbol=huff,
-        entropy_bits_per_symbol=h,
+        entropy_bits_per_symbol=row_entropies(ps),
         kl_bits_per_symbol=kl,
         mean_symbol_tokens=mean_len,
     )
 
 
 # ----------------------------------------------------------------------------- the setting
-@dataclass(frozen=True, eq=False)
-class PerturbationSetting:
+@dataclass(frozen=True, eq=False, repr=False)
+class PerturbationSetting(ArrayResult):
     """D_p (whole or in parts), D_a, D_t on a shared symbol set, with k = |D_p| / |D_a|.
 
     Attributes
@@ -170,7 +184,11 @@ class PerturbationSetting:
     parts, betas : optional
         P_1..P_m and their shares beta_i of D_p (for the behaviour proxy: part 2 is
         "aligned-like", part 3 "perturbation-like").
+
+    ``to_pandas()`` gives one row per symbol.
     """
+
+    ROW_FIELD = "pretrain"
 
     pretrain: np.ndarray
     align: np.ndarray
@@ -179,7 +197,7 @@ class PerturbationSetting:
     symbol_lengths: np.ndarray
     depth: int
     parts: np.ndarray | None = None
-    betas: np.ndarray | None = None
+    betas: Shares | None = None
 
     @cached_property
     def stacked(self) -> np.ndarray:
@@ -200,7 +218,7 @@ def perturbation_setting(
     k: float,
     symbol_lengths: Any = None,
     depth: int = 1,
-    betas: Sequence[float] | None = None,
+    betas: Sequence[float] | Shares | None = None,
 ) -> PerturbationSetting:
     """Validate and normalise a Theorem 4.2 setting.
 
@@ -210,15 +228,13 @@ def perturbation_setting(
     k = _check_positive(k, "k")
     p_a = _distribution(align, "align")
     p_t = _distribution(perturb, "perturb")
-    parts = beta_arr = None
+    parts = shares = None
     if betas is not None:
-        beta_arr = np.asarray(betas, dtype=np.float64)
-        if beta_arr.ndim != 1 or np.any(beta_arr < 0) or not math.isclose(beta_arr.sum(), 1.0, rel_tol=1e-12):
-            raise InputError(f"betas must be non-negative shares summing to 1; got {beta_arr.tolist()}")
+        shares = Shares.of(betas, count=None)
         parts = np.array([_distribution(p, f"pretrain part {i}") for i, p in enumerate(pretrain)])
-        if parts.shape[0] != beta_arr.shape[0]:
-            raise InputError(f"{parts.shape[0]} pre-training parts but {beta_arr.shape[0]} betas")
-        p_p = beta_arr @ parts
+        if parts.shape[0] != len(shares):
+            raise InputError(f"{parts.shape[0]} pre-training parts but {len(shares)} betas")
+        p_p = shares.array @ parts
     else:
         p_p = _distribution(pretrain, "pretrain")
     n = p_p.shape[0]
@@ -230,11 +246,12 @@ def perturbation_setting(
     lengths = np.full(n, float(depth)) if symbol_lengths is None else np.asarray(symbol_lengths, np.float64)
     if lengths.shape != (n,) or np.any(lengths <= 0):
         raise InputError(f"symbol_lengths must be {n} positive numbers")
-    return PerturbationSetting(p_p, p_a, p_t, k, lengths, int(depth), parts, beta_arr)
+    return PerturbationSetting(p_p, p_a, p_t, k, lengths, int(depth), parts, shares)
 
 
 def _sizes(setting: PerturbationSetting, l: float) -> np.ndarray:
-    return np.array([setting.k, 1.0, l])
+    sizes: np.ndarray = theorem_4_2_sizes(setting.k, l)
+    return sizes
 
 
 def rate_derivatives(setting: PerturbationSetting, l: float) -> np.ndarray:
@@ -274,38 +291,27 @@ def _derivatives_and_terms(setting: PerturbationSetting, l: float) -> tuple[np.n
 
 def _rates(setting: PerturbationSetting, l: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ideal and Huffman rates (bits/token) of p, a, t, and the model q, at ``l``."""
-    ps = setting.stacked
-    n = _sizes(setting, l)
-    q = n @ ps / n.sum()
-    mean_len = setting.mean_symbol_tokens
-    with np.errstate(divide="ignore"):
-        ce = -xlogy(ps, q[None, :]).sum(axis=1) / LN2
-    support = q > 0
-    lengths = np.full(q.shape[0], np.inf)
-    if support.sum() > 1:
-        lengths[support] = huffman_code(q[support]).lengths
-    else:
-        lengths[support] = 1.0
-    with np.errstate(invalid="ignore"):
-        huff = np.where(ps > 0, ps * lengths[None, :], 0.0).sum(axis=1)
-    return ce / mean_len, huff / mean_len, q
+    q = mix(setting.stacked, _sizes(setting, l))
+    ce, huff = _rates_under(setting.stacked, q)
+    return ce / setting.mean_symbol_tokens, huff / setting.mean_symbol_tokens, q
 
 
 # ----------------------------------------------------------------------------- sweeps
-@dataclass(frozen=True, eq=False)
-class PerturbationResult:
-    """A perturbation sweep over l = |D_t| / |D_a| (THEORY.md sections 5 and 7).
+@dataclass(frozen=True, eq=False, repr=False)
+class PerturbationResult(ArrayResult):
+    """A perturbation sweep over l = |D_t| / |D_a| (docs/theory.md §5 and §7).
 
-    Every array has one entry per value of ``l``; rates are bits per token.
+    Every array has one entry per value of ``l`` (``to_pandas()``: one row per l).
+    ``_bits`` fields are bits per token; derivatives are bits per token per unit of l.
 
     Attributes
     ----------
     l : float array
     k : float
-    rate_pretrain, rate_align, rate_perturb : float arrays
+    rate_pretrain_bits, rate_align_bits, rate_perturb_bits : float arrays
         Ideal rates gamma_p, gamma_a, gamma_t.
-    huffman_rate_pretrain, huffman_rate_align, huffman_rate_perturb : float arrays
-    d_rate_pretrain, d_rate_align, d_rate_perturb : float arrays
+    huffman_rate_pretrain_bits, huffman_rate_align_bits, huffman_rate_perturb_bits : float arrays
+    d_rate_pretrain_bits, d_rate_align_bits, d_rate_perturb_bits : float arrays
         Analytic d gamma_X / dl.
     identity_residual : float array
         |sum_X n_X L_X d gamma_X/dl| / max_X |n_X L_X d gamma_X/dl| (terms taken as their
@@ -318,41 +324,34 @@ class PerturbationResult:
         Where d gamma_p/dl = 0 (gamma_p is smallest), found by bisection on the
         analytic derivative; nan if gamma_p never turns within the l range tried.
     kl_pretrained_to_current_bits : float array
-        KL(P_p || q(l)): how far the current model is from the pre-trained one.
+        KL(P_p || q(l)) in bits per symbol: how far the current model is from the pre-trained one.
+    mixture_entropy_bits : float array
+        H(q(l)) in bits per symbol (what Theorem 3.4's estimate rounds up).
     behaviour_proxy : float array or None
         w_3 / (w_2 + w_3), the mixture share of perturbation-like vs aligned-like data
-        (needs the pre-training parts).
+        (needs the three pre-training parts).
     """
+
+    ROW_FIELD = "l"
 
     l: np.ndarray
     k: float
-    rate_pretrain: np.ndarray
-    rate_align: np.ndarray
-    rate_perturb: np.ndarray
-    huffman_rate_pretrain: np.ndarray
-    huffman_rate_align: np.ndarray
-    huffman_rate_perturb: np.ndarray
-    d_rate_pretrain: np.ndarray
-    d_rate_align: np.ndarray
-    d_rate_perturb: np.ndarray
+    rate_pretrain_bits: np.ndarray
+    rate_align_bits: np.ndarray
+    rate_perturb_bits: np.ndarray
+    huffman_rate_pretrain_bits: np.ndarray
+    huffman_rate_align_bits: np.ndarray
+    huffman_rate_perturb_bits: np.ndarray
+    d_rate_pretrain_bits: np.ndarray
+    d_rate_align_bits: np.ndarray
+    d_rate_perturb_bits: np.ndarray
     identity_residual: np.ndarray
     ratio: np.ndarray
     minus_k_scaled: float
     l_star: float
     kl_pretrained_to_current_bits: np.ndarray
+    mixture_entropy_bits: np.ndarray
     behaviour_proxy: np.ndarray | None = field(default=None)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (lists and floats; inf/nan as strings)."""
-
-        def clean(v: Any) -> Any:
-            if isinstance(v, np.ndarray):
-                return [clean(x) for x in v.tolist()]
-            if isinstance(v, float) and not math.isfinite(v):
-                return str(v)
-            return v
-
-        return {k: clean(v) for k, v in asdict(self).items()}
 
 
 def _find_l_star(setting: PerturbationSetting, l_max: float) -> float:
@@ -388,8 +387,8 @@ def simulate_perturbation(
     if ls.ndim != 1 or ls.shape[0] == 0 or not np.all(np.isfinite(ls)) or np.any(ls < 0):
         raise InputError(f"l_values must be a non-empty list of finite numbers >= 0; got {ls.tolist()}")
     rows = {name: np.empty(ls.shape[0]) for name in (
-        "rp", "ra", "rt", "hp", "ha", "ht", "dp", "da", "dt", "res", "ratio", "kl")}
-    proxy = np.empty(ls.shape[0]) if setting.betas is not None and setting.betas.shape[0] >= 3 else None
+        "rp", "ra", "rt", "hp", "ha", "ht", "dp", "da", "dt", "res", "ratio", "kl", "hq")}
+    proxy = np.empty(ls.shape[0]) if setting.betas is not None and len(setting.betas) == 3 else None
     mean_len = setting.mean_symbol_tokens
     for i, l in enumerate(ls):
         ideal, huff, q = _rates(setting, float(l))
@@ -402,22 +401,23 @@ def simulate_perturbation(
         rows["ratio"][i] = d[1] / d[0] if d[0] != 0 else math.copysign(math.inf, d[1])
         with np.errstate(divide="ignore"):
             rows["kl"][i] = float(rel_entr(setting.pretrain, q).sum()) / LN2
+        rows["hq"][i] = entropy(q)
         if proxy is not None:
-            assert setting.betas is not None
-            w2 = setting.betas[1] * setting.k + 1.0
-            w3 = setting.betas[2] * setting.k + float(l)
+            _, w2, w3 = theorem_4_2_sizes(setting.k, float(l), setting.betas)
             proxy[i] = w3 / (w2 + w3)
     return PerturbationResult(
         l=ls,
         k=setting.k,
-        rate_pretrain=rows["rp"], rate_align=rows["ra"], rate_perturb=rows["rt"],
-        huffman_rate_pretrain=rows["hp"], huffman_rate_align=rows["ha"], huffman_rate_perturb=rows["ht"],
-        d_rate_pretrain=rows["dp"], d_rate_align=rows["da"], d_rate_perturb=rows["dt"],
+        rate_pretrain_bits=rows["rp"], rate_align_bits=rows["ra"], rate_perturb_bits=rows["rt"],
+        huffman_rate_pretrain_bits=rows["hp"], huffman_rate_align_bits=rows["ha"],
+        huffman_rate_perturb_bits=rows["ht"],
+        d_rate_pretrain_bits=rows["dp"], d_rate_align_bits=rows["da"], d_rate_perturb_bits=rows["dt"],
         identity_residual=rows["res"],
         ratio=rows["ratio"],
         minus_k_scaled=-setting.k * float(mean_len[0] / mean_len[1]),
         l_star=_find_l_star(setting, l_star_search_max),
         kl_pretrained_to_current_bits=rows["kl"],
+        mixture_entropy_bits=rows["hq"],
         behaviour_proxy=proxy,
     )
 
@@ -438,51 +438,50 @@ def finite_step_identity(setting: PerturbationSetting, l0: float, l1: float) -> 
 
 
 # ----------------------------------------------------------------------------- closed forms
-@dataclass(frozen=True, eq=False)
-class DisjointClosedForm:
-    """Closed-form rates of the disjoint-component model (THEORY.md section 5), nats per token.
+@dataclass(frozen=True, eq=False, repr=False)
+class DisjointClosedForm(ArrayResult):
+    """Closed-form rates of the disjoint-component model (docs/theory.md §5.cf), in bits.
 
-    Attributes: ``l``, ``rate_align``, ``rate_perturb``, ``rate_pretrain`` (arrays),
-    their derivatives ``d_rate_*``, ``ratio`` R(l), and ``l_star``.
+    Every array has one entry per value of ``l``. ``_bits`` fields are bits per token;
+    derivatives are bits per token per unit of l.
+
+    Attributes: ``l``; ``rate_align_bits``, ``rate_perturb_bits``, ``rate_pretrain_bits``;
+    their derivatives ``d_rate_*_bits``; ``ratio`` R(l); and ``l_star``.
     """
 
+    ROW_FIELD = "l"
+
     l: np.ndarray
-    rate_align: np.ndarray
-    rate_perturb: np.ndarray
-    rate_pretrain: np.ndarray
-    d_rate_align: np.ndarray
-    d_rate_perturb: np.ndarray
-    d_rate_pretrain: np.ndarray
+    rate_align_bits: np.ndarray
+    rate_perturb_bits: np.ndarray
+    rate_pretrain_bits: np.ndarray
+    d_rate_align_bits: np.ndarray
+    d_rate_perturb_bits: np.ndarray
+    d_rate_pretrain_bits: np.ndarray
     ratio: np.ndarray
     l_star: float
 
 
-def _betas(betas: Sequence[float] | np.ndarray) -> np.ndarray:
-    b = np.asarray(betas, dtype=np.float64)
-    if b.shape != (3,) or np.any(b < 0) or not math.isclose(b.sum(), 1.0, rel_tol=1e-12):
-        raise InputError(f"betas must be three non-negative shares summing to 1; got {list(betas)}")
-    return b
-
-
-def ratio_disjoint(k: float, betas: Sequence[float] | np.ndarray, l: Any) -> np.ndarray:
+def ratio_disjoint(k: float, betas: Sequence[float] | np.ndarray | Shares, l: Any) -> np.ndarray:
     """R(l) = -(beta_3 k + l) / (beta_3 (1 + l) - l); R(0) = -k.
 
     >>> float(ratio_disjoint(1000.0, [0.5, 0.3, 0.2], 0.0))
     -1000.0
     """
-    b3 = _betas(betas)[2]
+    b3 = Shares.of(betas)[2]
     ll = np.asarray(l, dtype=np.float64)
     with np.errstate(divide="ignore"):
-        return -(b3 * _check_positive(k, "k") + ll) / (b3 * (1 + ll) - ll)
+        result: np.ndarray = -(b3 * _check_positive(k, "k") + ll) / (b3 * (1 + ll) - ll)
+    return result
 
 
-def l_star_disjoint(betas: Sequence[float] | np.ndarray) -> float:
+def l_star_disjoint(betas: Sequence[float] | np.ndarray | Shares) -> float:
     """l* = beta_3 / (1 - beta_3): gamma_p is smallest there, and R changes sign.
 
     >>> l_star_disjoint([0.5, 0.3, 0.2])
     0.25
     """
-    b3 = _betas(betas)[2]
+    b3 = Shares.of(betas)[2]
     if b3 >= 1:
         raise InputError("beta_3 = 1 leaves no room for D_1 and D_2; l* is infinite")
     return float(b3 / (1 - b3))
@@ -490,35 +489,41 @@ def l_star_disjoint(betas: Sequence[float] | np.ndarray) -> float:
 
 def disjoint_closed_form(
     k: float,
-    betas: Sequence[float] | np.ndarray,
-    entropies_nats: Sequence[float] | np.ndarray,
+    betas: Sequence[float] | np.ndarray | Shares,
+    entropies_bits: Sequence[float] | np.ndarray,
     l: Any,
     *,
     depth: int = 1,
 ) -> DisjointClosedForm:
-    """Rates and derivatives when D_1, D_2, D_3 have disjoint symbol sets (entropies H_i in nats).
+    """Rates and derivatives when D_1, D_2, D_3 have disjoint symbol sets (entropies H_i in bits per symbol).
+
+    With m_i(l) the mixture weights of the three components (sizes k b1, k b2 + 1, k b3 + l),
+    gamma_a = (H_2 - log2 m_2)/d, gamma_t = (H_3 - log2 m_3)/d and
+    gamma_p = sum_i b_i (H_i - log2 m_i)/d.
 
     >>> cf = disjoint_closed_form(10.0, [0.5, 0.3, 0.2], [1.0, 1.0, 1.0], [0.0])
     >>> round(float(cf.ratio[0]), 12)
     -10.0
     """
     k = _check_positive(k, "k")
-    b = _betas(betas)
-    h = np.asarray(entropies_nats, dtype=np.float64)
+    shares = Shares.of(betas)
+    b = shares.array
+    h = np.asarray(entropies_bits, dtype=np.float64)
     ll = np.asarray(l, dtype=np.float64)
     if np.any(ll < 0):
         raise InputError("l must be >= 0")
+    sizes = theorem_4_2_sizes(k, ll, shares)  # (..., 3)
     total = k + 1 + ll
-    m = np.stack([b[0] * k / total, (b[1] * k + 1) / total, (b[2] * k + ll) / total])
+    m = np.moveaxis(sizes / total[..., None], -1, 0)
     with np.errstate(divide="ignore"):
-        rate_a = (h[1] - np.log(m[1])) / depth
-        rate_t = (h[2] - np.log(m[2])) / depth
-        rate_p = (b @ h - np.sum(xlogy(b[:, None], m), axis=0)) / depth
-        d_a = 1 / total / depth
-        d_t = (1 / total - 1 / (b[2] * k + ll)) / depth
-        d_p = (1 / total - b[2] / (b[2] * k + ll)) / depth
+        rate_a = (h[1] - np.log2(m[1])) / depth
+        rate_t = (h[2] - np.log2(m[2])) / depth
+        rate_p = (b @ h - np.sum(xlogy(b[:, None], m), axis=0) / LN2) / depth
+        d_a = 1 / total / depth / LN2
+        d_t = (1 / total - 1 / (b[2] * k + ll)) / depth / LN2
+        d_p = (1 / total - b[2] / (b[2] * k + ll)) / depth / LN2
     return DisjointClosedForm(
-        l=ll, rate_align=rate_a, rate_perturb=rate_t, rate_pretrain=rate_p,
-        d_rate_align=d_a, d_rate_perturb=d_t, d_rate_pretrain=d_p,
-        ratio=ratio_disjoint(k, b, ll), l_star=l_star_disjoint(b),
+        l=ll, rate_align_bits=rate_a, rate_perturb_bits=rate_t, rate_pretrain_bits=rate_p,
+        d_rate_align_bits=d_a, d_rate_perturb_bits=d_t, d_rate_pretrain_bits=d_p,
+        ratio=ratio_disjoint(k, shares, ll), l_star=l_star_disjoint(shares),
     )

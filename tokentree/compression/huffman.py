@@ -36,6 +36,7 @@ from fractions import Fraction
 import numpy as np
 
 from tokentree.errors import InputError
+from tokentree.results import ArrayResult
 
 __all__ = ["HuffmanCode", "EncodedBits", "huffman_code", "huffman_lengths", "check_weights"]
 
@@ -116,8 +117,8 @@ def _canonical_order(lengths: np.ndarray) -> np.ndarray:
     return order[lengths[order] > 0]
 
 
-@dataclass(frozen=True, eq=False)
-class EncodedBits:
+@dataclass(frozen=True, eq=False, repr=False)
+class EncodedBits(ArrayResult):
     """A packed bitstream: ``data`` bytes, MSB first, of which ``n_bits`` are used."""
 
     data: bytes
@@ -125,8 +126,8 @@ class EncodedBits:
     n_symbols: int
 
 
-@dataclass(frozen=True, eq=False)
-class HuffmanCode:
+@dataclass(frozen=True, eq=False, repr=False)
+class HuffmanCode(ArrayResult):
     """A canonical Huffman code over symbols 0..n-1.
 
     Attributes

@@ -1,4 +1,4 @@
-"""Fitting the Pareto shape of a pruned tree's symbol masses (THEORY.md section 6).
+"""Fitting the Pareto shape of a pruned tree's symbol masses (docs/theory.md §6).
 
 Maximum likelihood (the Hill estimator) on the tail x >= x_min, with x_min chosen to
 minimise the Kolmogorov-Smirnov distance between the tail and the fitted law
@@ -13,12 +13,13 @@ References
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
 from tokentree.errors import InputError
+from tokentree.results import to_json_ready
 
 __all__ = ["ParetoFit", "fit_pareto"]
 
@@ -50,8 +51,10 @@ class ParetoFit:
     ks_pvalue: float
     alpha_stderr: float
 
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, float | int | None]:
+        """JSON-ready (non-finite numbers as None)."""
+        result: dict[str, float | int | None] = to_json_ready(self)
+        return result
 
 
 def _hill(tail: np.ndarray, x_min: float) -> float:

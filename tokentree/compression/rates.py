@@ -1,6 +1,7 @@
-"""Entropy, cross-entropy, KL, code lengths and compression rates (THEORY.md section 3).
+"""Entropy, cross-entropy, KL, code lengths and compression rates (docs/theory.md §3).
 
-All quantities are in bits unless ``base=`` says otherwise. A dataset ``p`` and a
+Functions that return a number are in bits unless ``base=`` says otherwise; result
+types are always in bits, and their field names say so. A dataset ``p`` and a
 model ``q`` are distributions (or unnormalised non-negative weights) on one shared
 symbol set, e.g. the rows of :class:`tokentree.combine.AlignedSymbols`.
 
@@ -14,22 +15,27 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import rel_entr, xlogy
 
 from tokentree.compression.huffman import check_weights, huffman_code
 from tokentree.errors import InputError
+from tokentree.results import ArrayResult, to_json_ready
 
 __all__ = [
     "ZeroModelMassWarning",
     "normalise",
     "entropy",
+    "row_entropies",
     "cross_entropy",
     "kl_divergence",
     "ideal_code_lengths",
+    "ENTROPY_CEIL_SLACK_BITS",
     "theorem_3_4_length",
+    "theorem_3_4_rate",
     "CodeLengths",
     "code_lengths",
     "CompressionRate",
@@ -83,14 +89,37 @@ def _zero_mass(p: np.ndarray, q: np.ndarray, on_zero: str) -> bool:
     return True
 
 
+def _log_base(base: float) -> float:
+    if not (math.isfinite(base) and base > 0 and base != 1):
+        raise InputError(f"base must be a positive finite number other than 1 (2: bits, e: nats); got {base}")
+    return math.log(base)
+
+
+def _entropy_of_rows(p: np.ndarray, base: float) -> np.ndarray:
+    """-sum p log p along the last axis of normalised rows (0 log 0 = 0), in ``base``."""
+    result: np.ndarray = -xlogy(p, p).sum(axis=-1) / _log_base(base) + 0.0  # + 0.0: no -0.0
+    return result
+
+
 def entropy(p: np.ndarray | list[float], *, base: float = 2.0) -> float:
-    """Shannon entropy H(P) (0 log 0 = 0).
+    """Shannon entropy H(P) (0 log 0 = 0) of a weight vector, normalised first.
 
     >>> entropy([0.5, 0.25, 0.25])
     1.5
     """
-    pp = normalise(p, "data")
-    return float(-xlogy(pp, pp).sum() / math.log(base)) + 0.0
+    return float(_entropy_of_rows(normalise(p, "data"), base))
+
+
+def row_entropies(rows: np.ndarray | list[list[float]], *, base: float = 2.0) -> np.ndarray:
+    """H(P_i) of every row of a 2-D array of weights (each row normalised first).
+
+    >>> row_entropies([[1, 1], [1, 0]]).tolist()
+    [1.0, 0.0]
+    """
+    arr = np.asarray(rows, dtype=np.float64)
+    if arr.ndim != 2:
+        raise InputError(f"rows must be a 2-D array of weights; got shape {arr.shape}")
+    return _entropy_of_rows(np.stack([normalise(r, f"row {i}") for i, r in enumerate(arr)]), base)
 
 
 def cross_entropy(
@@ -110,7 +139,7 @@ def cross_entropy(
     if _zero_mass(pp, qq, on_zero):
         return math.inf
     with np.errstate(divide="ignore"):
-        return float(-xlogy(pp, qq).sum() / math.log(base)) + 0.0
+        return float(-xlogy(pp, qq).sum() / _log_base(base)) + 0.0
 
 
 def kl_divergence(
@@ -129,27 +158,43 @@ def kl_divergence(
     pp, qq = _pair(p, q, smoothing)
     if _zero_mass(pp, qq, on_zero):
         return math.inf
-    return float(rel_entr(pp, qq).sum() / math.log(base)) + 0.0
+    return float(rel_entr(pp, qq).sum() / _log_base(base)) + 0.0
 
 
 def ideal_code_lengths(q: np.ndarray | list[float], *, base: float = 2.0) -> np.ndarray:
     """-log q(s) for every symbol (inf where q is zero)."""
     qq = normalise(q, "model")
     with np.errstate(divide="ignore"):
-        return -np.log(qq) / math.log(base)
+        return -np.log(qq) / _log_base(base)
 
 
-def theorem_3_4_length(n_tokens: float, depth: int, entropy_bits: float) -> float:
-    """The paper's Theorem 3.4 estimate E[L(x)] = ceil(|x|/d) * ceil(H) bits.
+#: An entropy that is a whole number of bits in exact arithmetic (a uniform distribution
+#: over 2^m symbols) comes out of floating point a few ulps above it; rounding that up
+#: would add a whole bit per symbol. Entropies within this slack of an integer count as
+#: that integer in :func:`theorem_3_4_length`.
+ENTROPY_CEIL_SLACK_BITS = 1e-12
+
+
+def theorem_3_4_length(n_tokens: Any, depth: int, entropy_bits: float) -> Any:
+    """The paper's Theorem 3.4 estimate E[L(x)] = ceil(|x|/d) * ceil(H) bits (arrays allowed).
 
     >>> theorem_3_4_length(10, 4, 2.2)
     9.0
+    >>> theorem_3_4_length(4, 4, 3.0000000000000004)  # H = 3 bits up to rounding
+    3.0
     """
-    return float(math.ceil(n_tokens / depth) * math.ceil(entropy_bits))
+    whole_bits = math.ceil(entropy_bits - ENTROPY_CEIL_SLACK_BITS)
+    result = np.ceil(np.asarray(n_tokens, dtype=np.float64) / depth) * whole_bits
+    return float(result) if result.ndim == 0 else result
 
 
-@dataclass(frozen=True, eq=False)
-class CodeLengths:
+def theorem_3_4_rate(mean_symbol_tokens: Any, depth: int, entropy_bits: float) -> Any:
+    """Theorem 3.4's estimate per token: ceil(E|s|/d) ceil(H) / E|s| bits (arrays allowed)."""
+    return theorem_3_4_length(mean_symbol_tokens, depth, entropy_bits) / np.asarray(mean_symbol_tokens)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class CodeLengths(ArrayResult):
     """Per-symbol code lengths of one model, side by side (bits).
 
     Attributes
@@ -171,55 +216,52 @@ def code_lengths(q: np.ndarray | list[float], symbol_lengths: np.ndarray, depth:
     """Ideal, Huffman and Theorem 3.4 code lengths of every symbol under model ``q``."""
     qq = normalise(q, "model")
     lengths = np.asarray(symbol_lengths, dtype=np.int64)
-    h = entropy(qq)
     return CodeLengths(
         ideal_bits=ideal_code_lengths(qq),
         huffman_bits=huffman_code(qq).lengths,
-        theorem_3_4_bits=np.ceil(np.maximum(lengths, 1) / depth) * math.ceil(h),
+        theorem_3_4_bits=theorem_3_4_length(np.maximum(lengths, 1), depth, entropy(qq)),
     )
 
 
 @dataclass(frozen=True)
 class CompressionRate:
-    """How well a model compresses a dataset (bits unless ``base`` says otherwise).
+    """How well a model compresses a dataset, in bits.
 
     Attributes
     ----------
-    rate_per_token : float
+    rate_bits_per_token : float
         Ideal code length per token: CE(P, q) / E_P[|s|] (the paper's gamma).
-    rate_per_symbol : float
+    rate_bits_per_symbol : float
         CE(P, q).
-    huffman_rate_per_token, huffman_rate_per_symbol : float
+    huffman_rate_bits_per_token, huffman_rate_bits_per_symbol : float
         The same with the exact Huffman lengths of q's code.
-    theorem_3_4_rate_per_token : float
+    theorem_3_4_rate_bits_per_token : float
         ceil(E|s|/d) * ceil(H(q)) / E|s|: the paper's estimate.
     ratio_to_raw : float
-        Ideal compressed size over raw size (|s| log V per symbol): "compressed / original".
-    normalised_rate_per_token, normalised_rate_per_symbol : float
-        Rate minus log M / d (per token) or log M (per symbol), M = symbols with mass in q.
-    entropy, kl : float
-        H(P) and KL(P || q) per symbol.
+        Ideal compressed size over raw size (|s| log2 V bits per symbol): "compressed / original".
+    normalised_rate_bits_per_token, normalised_rate_bits_per_symbol : float
+        Rate minus log2 M / d (per token) or log2 M (per symbol), M = symbols with mass in q.
+    entropy_bits_per_symbol, kl_bits_per_symbol : float
+        H(P) and KL(P || q).
     mean_symbol_tokens : float
         E_P[|s|].
-    base : float
-        Logarithm base of every figure (2: bits).
     """
 
-    rate_per_token: float
-    rate_per_symbol: float
-    huffman_rate_per_token: float
-    huffman_rate_per_symbol: float
-    theorem_3_4_rate_per_token: float
+    rate_bits_per_token: float
+    rate_bits_per_symbol: float
+    huffman_rate_bits_per_token: float
+    huffman_rate_bits_per_symbol: float
+    theorem_3_4_rate_bits_per_token: float
     ratio_to_raw: float
-    normalised_rate_per_token: float
-    normalised_rate_per_symbol: float
-    entropy: float
-    kl: float
+    normalised_rate_bits_per_token: float
+    normalised_rate_bits_per_symbol: float
+    entropy_bits_per_symbol: float
+    kl_bits_per_symbol: float
     mean_symbol_tokens: float
-    base: float
 
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, float | None]:
+        result: dict[str, float | None] = to_json_ready(self)
+        return result
 
 
 def compression_rate(
@@ -229,44 +271,36 @@ def compression_rate(
     *,
     depth: int,
     vocab_size: int,
-    base: float = 2.0,
     smoothing: float = 0.0,
     on_zero: str = "inf",
 ) -> CompressionRate:
-    """Compression rate of dataset ``p`` under model ``q`` on a shared symbol set.
+    """Compression rate of dataset ``p`` under model ``q`` on a shared symbol set (bits).
 
     ``symbol_lengths`` are the symbols' lengths in tokens (EOS excluded).
 
     >>> r = compression_rate([1, 1], [1, 1], [2, 2], depth=2, vocab_size=4)
-    >>> r.rate_per_token, r.ratio_to_raw
+    >>> r.rate_bits_per_token, r.ratio_to_raw
     (0.5, 0.25)
     """
     pp, qq = _pair(p, q, smoothing)
     lengths = np.asarray(symbol_lengths, dtype=np.float64)
     if lengths.shape != pp.shape:
         raise InputError(f"symbol_lengths has {lengths.shape[0]} entries for {pp.shape[0]} symbols")
-    log_base = math.log(base)
     mean_len = float(pp @ lengths)
-    ce = cross_entropy(pp, qq, base=base, on_zero=on_zero)
-    code = huffman_code(qq)
-    huff_bits = code.expected_length(pp) if pp.shape[0] > 1 else 1.0
-    huff = huff_bits * math.log(2) / log_base
-    h_q = entropy(qq)
-    m = int((qq > 0).sum())
-    log_m = math.log(m) / log_base
-    raw = mean_len * math.log(vocab_size) / log_base
-    t34_bits = math.ceil(mean_len / depth) * math.ceil(h_q)
+    ce = cross_entropy(pp, qq, on_zero=on_zero)
+    huff = huffman_code(qq).expected_length(pp) if pp.shape[0] > 1 else 1.0
+    log_m = math.log2(int((qq > 0).sum()))
+    raw = mean_len * math.log2(vocab_size)
     return CompressionRate(
-        rate_per_token=ce / mean_len,
-        rate_per_symbol=ce,
-        huffman_rate_per_token=huff / mean_len,
-        huffman_rate_per_symbol=huff,
-        theorem_3_4_rate_per_token=t34_bits * math.log(2) / log_base / mean_len,
+        rate_bits_per_token=ce / mean_len,
+        rate_bits_per_symbol=ce,
+        huffman_rate_bits_per_token=huff / mean_len,
+        huffman_rate_bits_per_symbol=huff,
+        theorem_3_4_rate_bits_per_token=theorem_3_4_rate(mean_len, depth, entropy(qq)),
         ratio_to_raw=ce / raw if raw > 0 else math.inf,
-        normalised_rate_per_token=ce / mean_len - log_m / depth,
-        normalised_rate_per_symbol=ce - log_m,
-        entropy=entropy(pp, base=base),
-        kl=kl_divergence(pp, qq, base=base, on_zero=on_zero),
+        normalised_rate_bits_per_token=ce / mean_len - log_m / depth,
+        normalised_rate_bits_per_symbol=ce - log_m,
+        entropy_bits_per_symbol=entropy(pp),
+        kl_bits_per_symbol=kl_divergence(pp, qq, on_zero=on_zero),
         mean_symbol_tokens=mean_len,
-        base=base,
     )

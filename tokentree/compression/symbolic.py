@@ -1,6 +1,6 @@
 """Symbolic derivations with sympy (imported lazily; ``import tokentree`` never loads sympy).
 
-Each function derives a result of THEORY.md from its definitions, not from the closed
+Each function derives a result of docs/theory.md from its definitions, not from the closed
 form, and returns the sympy expression together with a numpy function
 (``sympy.lambdify``), so tests can compare them with the numerical engine.
 """

@@ -1,4 +1,4 @@
-"""hooke-trained: the Hooke test on a trained transformer instead of a mixture (issue 6; EXPERIMENTS.md E4).
+"""hooke-trained: the Hooke test on a trained transformer instead of a mixture (docs/experiments.md §E4h).
 
 The Theorem 4.2 scenario with a real model: a tiny transformer
 (:mod:`tokentree.bridge.tiny`) is pre-trained on D_p = D_1 u D_2 u D_3, fine-tuned on the
@@ -11,7 +11,9 @@ and the measured ratio of the changes,
 
 is set against -k, the mixture theory's l -> 0 value, and against Theorem 4.2's mixture
 computed on the very same datasets (smoothed token-tree models of D_1, D_2, D_3 weighted
-k b_1 : k b_2 + 1 : k b_3 + l). Every (k, l) cell is repeated over ``n_seeds`` seeds
+k b_1 : k b_2 + 1 : k b_3 + l, a :class:`~tokentree.bridge.mixture.SequenceMixture`). The
+staged protocol is :func:`tokentree.lab.run_stages`; seed statistics come from
+:mod:`tokentree.lab.aggregate`. Every (k, l) cell is repeated over ``n_seeds`` seeds
 (data, tokenizer, initialisation and order all change).
 
 Data: ``real`` takes D_1 from Python's pydoc paragraphs and the chatterbot dialogues,
@@ -26,24 +28,28 @@ sources).
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from tokentree.compression.mixture import Shares, theorem_4_2_sizes
 from tokentree.errors import InputError
+from tokentree.lab import Stage, loglog_slope, run_stages, seed_stats
 from tokentree.progress import progress
+from tokentree.results import Record
+from tokentree.runs import TabularResult
 from tokentree.sequences import TokenSequences
 
-__all__ = ["Config", "Result", "run"]
+__all__ = ["NAME", "Config", "TrainedRecord", "CellSummary", "SlopeRecord", "Result", "run"]
 
+NAME = "hooke-trained"
 DATA_SOURCES = ("real", "synthetic")
-LN2 = math.log(2.0)
 REAL_POOLS = (("pydoc-paragraphs", "chatterbot"), ("tweets-positive",), ("tweets-negative",))
 
 
@@ -112,8 +118,7 @@ class Config:
         ls = list(self.l_values)
         if not ls or ls[0] <= 0 or any(b <= a for a, b in itertools.pairwise(ls)):
             raise InputError(f"l_values must be positive and increasing (l = 0 is always measured); got {ls}")
-        if len(self.betas) != 3 or min(self.betas) <= 0 or not math.isclose(sum(self.betas), 1.0):
-            raise InputError(f"betas must be three positive shares summing to 1; got {list(self.betas)}")
+        Shares.of(self.betas, positive=True)
         smallest = self.n_pretrain / max(self.k_values) * ls[0]
         if smallest < 1:
             raise InputError(
@@ -191,7 +196,7 @@ def _synthetic_data(config: Config, seed: int) -> _Data:
     from tokentree.scenario import sample_scenario, scenario_sources
 
     sources = scenario_sources(
-        betas=config.betas,  # type: ignore[arg-type]
+        betas=config.betas,
         depth=config.synthetic_depth,
         alpha=config.synthetic_alpha,
         n_leaves=config.synthetic_leaves,
@@ -213,72 +218,151 @@ def _head(seqs: TokenSequences, n: int) -> TokenSequences:
     return seqs.select(np.arange(n))
 
 
-def _component_log_probs(
-    parts: tuple[TokenSequences, ...], evals: dict[str, TokenSequences], config: Config, vocab_size: int
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per evaluated sequence: its natural-log probability under the depth-``theory_depth``
-    tree model of each part of D_p (shape (3, n)), and its length in tokens."""
-    from tokentree.bridge.tree_model import fit_tree_model
+_DATASETS = ("pretrain", "align", "perturb")
 
-    models = [
-        fit_tree_model(p, depth=config.theory_depth, vocab_size=vocab_size, discount=config.theory_discount)
-        for p in parts
-    ]
-    return {
-        name: (np.array([[lp.sum() for lp in m.token_log_probs(list(seqs))] for m in models]), seqs.lengths)
-        for name, seqs in evals.items()
+
+@dataclass(frozen=True)
+class TrainedRecord(Record):
+    """One seed, one k, one amount of D_t: the trained model's rates and the mixture's changes.
+
+    ``rate_*_base_bits``: the pre-trained model; ``rate_*_0_bits``: after alignment (l = 0);
+    ``rate_*_bits``: after l |D_a| responses of D_t; ``delta_*_bits`` = rate - rate_0.
+    ``mixture_*``: Theorem 4.2's mixture on the same data (``mixture_ratio_l0`` analytic).
+    All rates are bits per token.
+    """
+
+    NONFINITE_REASONS: ClassVar[dict[str, str]] = {"ratio": "gamma_p did not change (delta_pretrain_bits = 0)"}
+
+    seed: int
+    step: int
+    k: float
+    k_requested: float
+    l: float
+    n_pretrain: int
+    pretrain_epochs: int
+    n_align: int
+    n_perturb: int
+    rate_pretrain_base_bits: float
+    rate_align_base_bits: float
+    rate_pretrain_0_bits: float
+    rate_align_0_bits: float
+    rate_perturb_0_bits: float
+    rate_pretrain_bits: float
+    rate_align_bits: float
+    rate_perturb_bits: float
+    delta_pretrain_bits: float
+    delta_align_bits: float
+    delta_perturb_bits: float
+    ratio: float
+    mixture_ratio_l0: float
+    mixture_ratio: float
+    mixture_delta_align_bits: float
+    mixture_delta_pretrain_bits: float
+
+
+#: The quantities summarised over seeds in every (k, step) cell.
+_SUMMARISED = (
+    "delta_align_bits",
+    "delta_pretrain_bits",
+    "ratio",
+    "mixture_delta_align_bits",
+    "mixture_delta_pretrain_bits",
+    "mixture_ratio",
+    "mixture_ratio_l0",
+)
+
+
+@dataclass(frozen=True)
+class CellSummary(Record):
+    """One (k, step of D_t) cell over seeds: means and sample standard deviations.
+
+    ``delta_*_resolved``: the mean change is at least two standard errors from zero.
+    ``gamma_a_rose`` / ``gamma_p_fell``: seeds in which gamma_a rose / gamma_p fell.
+    ``alignment_change_*_bits``: the alignment step's own change (aligned minus pre-trained), mean.
+    """
+
+    k: float
+    step: int
+    l: float
+    n_seeds: int
+    delta_align_bits_mean: float
+    delta_align_bits_std: float
+    delta_pretrain_bits_mean: float
+    delta_pretrain_bits_std: float
+    ratio_mean: float
+    ratio_std: float
+    mixture_delta_align_bits_mean: float
+    mixture_delta_align_bits_std: float
+    mixture_delta_pretrain_bits_mean: float
+    mixture_delta_pretrain_bits_std: float
+    mixture_ratio_mean: float
+    mixture_ratio_std: float
+    mixture_ratio_l0_mean: float
+    mixture_ratio_l0_std: float
+    delta_align_resolved: bool
+    delta_pretrain_resolved: bool
+    gamma_a_rose: int
+    gamma_p_fell: int
+    alignment_change_align_bits: float
+    alignment_change_pretrain_bits: float
+
+    NONFINITE_REASONS: ClassVar[dict[str, str]] = {f"{q}_std": "one seed has no spread" for q in _SUMMARISED}
+
+
+@dataclass(frozen=True)
+class SlopeRecord(Record):
+    """Log-log slope against k of a mean quantity at one step of D_t, trained and mixture."""
+
+    NONFINITE_REASONS: ClassVar[dict[str, str]] = {
+        "trained": "fewer than two k values, or a zero mean",
+        "mixture": "fewer than two k values, or a zero mean",
     }
 
+    quantity: str
+    theory: float
+    step: int
+    l: float
+    trained: float
+    mixture: float
 
-def _mixture(
-    scored: dict[str, tuple[np.ndarray, np.ndarray]],
-    n_scored: dict[str, int],
-    k: float,
-    ls: list[float],
-    betas: np.ndarray,
+
+def _mixture_changes(
+    parts: tuple[TokenSequences, ...], evals: dict[str, TokenSequences], config: Config, vocab_size: int,
+    k: float, ls: list[float], shares: Shares,
 ) -> dict[str, Any]:
     """Theorem 4.2's mixture on the same data, with components that generalise.
 
     Each part D_1, D_2, D_3 of D_p is a smoothed context model P_i (its token tree used as
-    in :mod:`tokentree.bridge.tree_model`; ``scored`` holds the first ``n_scored[name]``
-    sequences' log-probabilities). As in the theorem, D_a is distributed like D_2 and D_t like
-    D_3, so the model after l is the mixture of whole-sequence probabilities
-    q = (k b1 P_1 + (k b2 + 1) P_2 + (k b3 + l) P_3)/(k + 1 + l), and gamma_X is D_X's bits per
-    token under q. Returns the changes from l = 0, their ratios, and the analytic l -> 0
-    ratio (d/dl log q = P_3/S - 1/(k + 1), S = (k + 1) q at l = 0).
+    in :mod:`tokentree.bridge.tree_model`). As in the theorem, D_a is distributed like D_2
+    and D_t like D_3, so the model after l is the mixture of whole-sequence probabilities
+    q = (k b1 P_1 + (k b2 + 1) P_2 + (k b3 + l) P_3)/(k + 1 + l), and gamma_X is D_X's
+    bits per token under q. Returns the changes from l = 0, their ratios, and the analytic
+    l -> 0 ratio (the derivative with respect to the size of the D_3 component).
     """
-    from scipy.special import logsumexp
+    from tokentree.bridge.mixture import SequenceMixture
+    from tokentree.bridge.scoring import measure_rate
+    from tokentree.bridge.tree_model import fit_tree_model
 
-    rates, slopes = {}, {}
-    for name, n in n_scored.items():
-        logp = scored[name][0][:, :n]
-        tokens = float(scored[name][1][:n].sum()) * LN2
-        rates[name] = []
-        for l in [0.0, *ls]:
-            log_w = np.log((k * betas + np.array([0.0, 1.0, l])) / (k + 1.0 + l))
-            rates[name].append(-float(logsumexp(log_w[:, None] + logp, axis=0).sum()) / tokens)
-        log_s0 = logsumexp(np.log(k * betas + np.array([0.0, 1.0, 0.0]))[:, None] + logp, axis=0)
-        slopes[name] = -float((np.exp(logp[2] - log_s0) - 1.0 / (k + 1.0)).sum()) / tokens
+    components = [
+        fit_tree_model(p, depth=config.theory_depth, vocab_size=vocab_size, discount=config.theory_discount)
+        for p in parts
+    ]
+    base = SequenceMixture(components, theorem_4_2_sizes(k, 0.0, shares))
+    rates = {
+        name: [measure_rate(base.with_sizes(theorem_4_2_sizes(k, l, shares)), seqs).bits_per_token
+               for l in [0.0, *ls]]
+        for name, seqs in evals.items() if name != "perturb"
+    }
     d_a = np.array(rates["align"][1:]) - rates["align"][0]
     d_p = np.array(rates["pretrain"][1:]) - rates["pretrain"][0]
-    return {
-        "ratio_l0": slopes["align"] / slopes["pretrain"],
-        "finite_ratio": (d_a / d_p).tolist(),
-        "delta_align_bits": d_a.tolist(),
-        "delta_pretrain_bits": d_p.tolist(),
-    }
+    slope_a = base.rate_derivative(list(evals["align"]), component=2)
+    slope_p = base.rate_derivative(list(evals["pretrain"]), component=2)
+    return {"ratio_l0": slope_a / slope_p, "ratio": d_a / d_p, "delta_align": d_a, "delta_pretrain": d_p}
 
 
-def _rates(model: Any, evals: dict[str, TokenSequences], threads: int) -> dict[str, float]:
+def _one_seed(config: Config, seed: int, show_progress: bool | None) -> list[TrainedRecord]:
     from tokentree.bridge.scoring import measure_rate
-    from tokentree.bridge.tiny import tiny_scorer
-
-    scorer = tiny_scorer(model, threads=threads, show_progress=False)
-    return {name: measure_rate(scorer, seqs).bits_per_token for name, seqs in evals.items()}
-
-
-def _one_seed(config: Config, seed: int, show_progress: bool | None) -> list[dict[str, Any]]:
-    from tokentree.bridge.tiny import TinyConfig, Trainer
+    from tokentree.bridge.tiny import TinyConfig, Trainer, tiny_scorer
 
     data = _real_data(config, seed) if config.data == "real" else _synthetic_data(config, seed)
     pretrain = data.pretrain
@@ -297,9 +381,10 @@ def _one_seed(config: Config, seed: int, show_progress: bool | None) -> list[dic
     eval_p = TokenSequences.concatenate(
         _head(p, min(p.n_sequences, max(1, round(b * config.n_eval)))) for p, b in zip(data.parts, shares, strict=True)
     )
-    scored = _component_log_probs(
-        data.parts, {"pretrain": eval_p, "align": data.align, "perturb": data.perturb}, config, data.vocab_size
-    )
+
+    def new_trainer(model: Any, stage: Stage) -> Trainer:
+        return Trainer(model=model, seed=stage.seed, lr=stage.lr, threads=config.threads)
+
     records = []
     for k in config.k_values:
         n_align = max(1, round(pretrain.n_sequences / k))
@@ -310,132 +395,130 @@ def _one_seed(config: Config, seed: int, show_progress: bool | None) -> list[dic
                 f"at k = {k:g}, |D_a| = {n_align} responses and l_values {list(config.l_values)} round to the D_t "
                 f"sizes {sizes}, which do not grow; spread the l values or raise n_pretrain"
             )
-        perturb = _head(data.perturb, sizes[-1])
-        evals = {"pretrain": eval_p, "align": align, "perturb": perturb}
-        tuned = Trainer(model=copy.deepcopy(base.model), seed=seed, lr=config.lr_finetune, threads=config.threads)
-        for _ in range(config.align_epochs):
-            tuned.epoch(align, batch_size=config.batch_size)
-        start = _rates(tuned.model, evals, config.threads)
-        before = _rates(base.model, evals, config.threads)
-        shock = Trainer(model=tuned.model, seed=seed + 10_000, lr=config.lr_finetune, threads=config.threads)
-        n_scored = {name: seqs.n_sequences for name, seqs in evals.items()}
-        theory = _mixture(scored, n_scored, pretrain.n_sequences / n_align, [n / n_align for n in sizes], shares)
-        done = 0
-        for j, n in enumerate(sizes):
-            shock.epoch(data.perturb.select(np.arange(done, n)), batch_size=config.batch_size)
-            done = n
-            now = _rates(shock.model, evals, config.threads)
-            delta = {name: now[name] - start[name] for name in now}
+        evals = {"pretrain": eval_p, "align": align, "perturb": _head(data.perturb, sizes[-1])}
+
+        def measure(model: Any, evals: dict[str, TokenSequences] = evals) -> dict[str, float]:
+            scorer = tiny_scorer(model, threads=config.threads, show_progress=False)
+            return {name: measure_rate(scorer, seqs).bits_per_token for name, seqs in evals.items()}
+
+        increments = tuple(data.perturb.select(np.arange(a, b)) for a, b in itertools.pairwise([0, *sizes]))
+        stages = [
+            Stage("align", (align,), lr=config.lr_finetune, seed=seed, epochs=config.align_epochs),
+            Stage("perturb", increments, lr=config.lr_finetune, seed=seed + 10_000),
+        ]
+        before, start, *after = run_stages(
+            base.model, stages, new_trainer=new_trainer, measure=measure, batch_size=config.batch_size
+        )
+        k_actual = pretrain.n_sequences / n_align
+        theory = _mixture_changes(
+            data.parts, evals, config, data.vocab_size, k_actual, [n / n_align for n in sizes],
+            Shares.of(shares),
+        )
+        for j, (n, now) in enumerate(zip(sizes, after, strict=True)):
+            delta = {name: now.values[name] - start.values[name] for name in _DATASETS}
             records.append(
-                {
-                    "seed": seed,
-                    "step": j,
-                    "k": float(pretrain.n_sequences / n_align),
-                    "k_requested": float(k),
-                    "l": n / n_align,
-                    "n_pretrain": pretrain.n_sequences,
-                    "pretrain_epochs": epochs,
-                    "n_align": n_align,
-                    "n_perturb": n,
-                    "rate_pretrain_base": before["pretrain"],
-                    "rate_align_base": before["align"],
-                    "rate_pretrain_0": start["pretrain"],
-                    "rate_align_0": start["align"],
-                    "rate_perturb_0": start["perturb"],
-                    "rate_pretrain": now["pretrain"],
-                    "rate_align": now["align"],
-                    "rate_perturb": now["perturb"],
-                    "delta_pretrain": delta["pretrain"],
-                    "delta_align": delta["align"],
-                    "delta_perturb": delta["perturb"],
-                    "ratio": delta["align"] / delta["pretrain"] if delta["pretrain"] != 0 else math.nan,
-                    "mixture_ratio_l0": theory["ratio_l0"],
-                    "mixture_ratio": theory["finite_ratio"][j],
-                    "mixture_delta_align": theory["delta_align_bits"][j],
-                    "mixture_delta_pretrain": theory["delta_pretrain_bits"][j],
-                }
+                TrainedRecord(
+                    seed=seed,
+                    step=j,
+                    k=float(k_actual),
+                    k_requested=float(k),
+                    l=n / n_align,
+                    n_pretrain=pretrain.n_sequences,
+                    pretrain_epochs=epochs,
+                    n_align=n_align,
+                    n_perturb=n,
+                    rate_pretrain_base_bits=before.values["pretrain"],
+                    rate_align_base_bits=before.values["align"],
+                    rate_pretrain_0_bits=start.values["pretrain"],
+                    rate_align_0_bits=start.values["align"],
+                    rate_perturb_0_bits=start.values["perturb"],
+                    rate_pretrain_bits=now.values["pretrain"],
+                    rate_align_bits=now.values["align"],
+                    rate_perturb_bits=now.values["perturb"],
+                    delta_pretrain_bits=delta["pretrain"],
+                    delta_align_bits=delta["align"],
+                    delta_perturb_bits=delta["perturb"],
+                    ratio=delta["align"] / delta["pretrain"] if delta["pretrain"] != 0 else math.nan,
+                    mixture_ratio_l0=theory["ratio_l0"],
+                    mixture_ratio=float(theory["ratio"][j]),
+                    mixture_delta_align_bits=float(theory["delta_align"][j]),
+                    mixture_delta_pretrain_bits=float(theory["delta_pretrain"][j]),
+                )
             )
     return records
 
 
-def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (k, step of D_t): the seeds' mean and spread of the changes and ratios.
-
-    ``*_resolved`` says whether a mean change is at least twice its standard error (a
-    change inside the seed-to-seed noise has no sign worth reporting).
-    """
+def summarise(records: Sequence[TrainedRecord]) -> list[CellSummary]:
+    """One summary per (k, step of D_t): the seeds' mean and spread of the changes and ratios."""
     rows = []
-    for k, step in sorted({(r["k_requested"], r["step"]) for r in records}):
-        cell = [r for r in records if r["k_requested"] == k and r["step"] == step]
-        row: dict[str, Any] = {
-            "k": float(np.mean([r["k"] for r in cell])),
-            "step": step,
-            "l": float(np.mean([r["l"] for r in cell])),
-            "n_seeds": len(cell),
-        }
-        for key in (
-            "delta_align",
-            "delta_pretrain",
-            "ratio",
-            "mixture_delta_align",
-            "mixture_delta_pretrain",
-            "mixture_ratio",
-            "mixture_ratio_l0",
-        ):
-            x = np.array([r[key] for r in cell])
-            row[f"{key}_mean"], row[f"{key}_std"] = float(x.mean()), _std(x)
-        for key in ("delta_align", "delta_pretrain"):
-            error = row[f"{key}_std"] / math.sqrt(len(cell))
-            row[f"{key}_resolved"] = bool(abs(row[f"{key}_mean"]) >= 2 * error) if len(cell) > 1 else False
-        row["gamma_a_rose"] = sum(r["delta_align"] > 0 for r in cell)
-        row["gamma_p_fell"] = sum(r["delta_pretrain"] < 0 for r in cell)
-        row["alignment_change_align_mean"] = float(np.mean([r["rate_align_0"] - r["rate_align_base"] for r in cell]))
-        row["alignment_change_pretrain_mean"] = float(
-            np.mean([r["rate_pretrain_0"] - r["rate_pretrain_base"] for r in cell])
+    for k, step in sorted({(r.k_requested, r.step) for r in records}):
+        cell = [r for r in records if r.k_requested == k and r.step == step]
+        stats = {q: seed_stats([getattr(r, q) for r in cell]) for q in _SUMMARISED}
+        values: dict[str, Any] = {}
+        for q, st in stats.items():
+            values[f"{q}_mean"], values[f"{q}_std"] = st.mean, st.std
+        rows.append(
+            CellSummary(
+                k=float(np.mean([r.k for r in cell])),
+                step=step,
+                l=float(np.mean([r.l for r in cell])),
+                n_seeds=len(cell),
+                delta_align_resolved=stats["delta_align_bits"].resolved,
+                delta_pretrain_resolved=stats["delta_pretrain_bits"].resolved,
+                gamma_a_rose=stats["delta_align_bits"].n_positive,
+                gamma_p_fell=stats["delta_pretrain_bits"].n_negative,
+                alignment_change_align_bits=float(
+                    np.mean([r.rate_align_0_bits - r.rate_align_base_bits for r in cell])
+                ),
+                alignment_change_pretrain_bits=float(
+                    np.mean([r.rate_pretrain_0_bits - r.rate_pretrain_base_bits for r in cell])
+                ),
+                **values,
+            )
         )
-        rows.append(row)
     return rows
 
 
-def _std(x: np.ndarray) -> float:
-    return float(x.std(ddof=1)) if x.shape[0] > 1 else math.nan
-
-
-def loglog_slopes(rows: list[dict[str, Any]], key: str) -> dict[int, float]:
-    """Per step of D_t: the slope of log |rows[key]| against log k."""
-    out = {}
-    for step in sorted({r["step"] for r in rows}):
-        cell = [r for r in rows if r["step"] == step]
-        y = np.log(np.abs([r[key] for r in cell]))
-        if len(cell) >= 2 and np.all(np.isfinite(y)):
-            out[step] = float(np.polyfit(np.log([r["k"] for r in cell]), y, 1)[0])
-    return out
-
-
-#: log-log slopes against k reported by the experiment: what, and the mixture theory's value at l -> 0.
+#: log-log slopes against k reported by the experiment: the mean quantity, and the mixture theory's value at l -> 0.
 SLOPES = {
-    "ratio_mean": "|ratio| (theory 1)",
-    "delta_align_mean": "|d gamma_a| (theory -1)",
-    "delta_pretrain_mean": "|d gamma_p| (theory -2)",
+    "ratio_mean": ("|ratio|", 1.0),
+    "delta_align_bits_mean": ("|d gamma_a|", -1.0),
+    "delta_pretrain_bits_mean": ("|d gamma_p|", -2.0),
 }
 
 
-@dataclass(frozen=True, eq=False)
-class Result:
+def loglog_slopes(rows: Sequence[CellSummary]) -> list[SlopeRecord]:
+    """Per step of D_t and quantity: the slope of log |mean| against log k, trained and mixture."""
+    out = []
+    for key, (label, theory) in SLOPES.items():
+        for step in sorted({r.step for r in rows}):
+            cell = [r for r in rows if r.step == step]
+            ks = [r.k for r in cell]
+            out.append(
+                SlopeRecord(
+                    quantity=label,
+                    theory=theory,
+                    step=step,
+                    l=float(np.mean([r.l for r in cell])),
+                    trained=loglog_slope(ks, [getattr(r, key) for r in cell]),
+                    mixture=loglog_slope(ks, [getattr(r, f"mixture_{key}") for r in cell]),
+                )
+            )
+    return out
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Result(TabularResult):
+    EXPERIMENT = NAME
+
     config: Config
-    records: list[dict[str, Any]]
-    rows: list[dict[str, Any]]
-    slopes: dict[str, dict[int, float]]
+    records: Sequence[TrainedRecord]
+    cells: Sequence[CellSummary]
+    slopes: Sequence[SlopeRecord]
     seconds: float = field(default=0.0)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "experiment": "hooke-trained",
-            "config": asdict(self.config),
-            "rows": self.rows,
-            "loglog_slopes_against_k": {key: {str(s): v for s, v in d.items()} for key, d in self.slopes.items()},
-            "records": self.records,
-        }
+    def side_tables(self) -> dict[str, Sequence[Any]]:
+        return {"cells": self.cells, "slopes": self.slopes}
 
     def _table(self) -> list[str]:
         lines = [
@@ -444,36 +527,32 @@ class Result:
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
 
-        def change(r: dict[str, Any], key: str) -> str:
-            flag = "" if r[f"{key}_resolved"] else " (noise)"
-            return f"{r[f'{key}_mean']:+.4f} ± {r[f'{key}_std']:.4f}{flag}"
+        def change(r: CellSummary, key: str) -> str:
+            flag = "" if getattr(r, f"{key}_resolved") else " (noise)"
+            return f"{getattr(r, f'{key}_bits_mean'):+.4f} ± {getattr(r, f'{key}_bits_std'):.4f}{flag}"
 
-        for r in self.rows:
-            n = r["n_seeds"]
+        for r in self.cells:
+            n = r.n_seeds
             lines.append(
-                f"| {r['k']:.4g} | {r['l']:.3g} | {change(r, 'delta_align')} | {r['mixture_delta_align_mean']:+.4f} | "
-                f"{change(r, 'delta_pretrain')} | {r['mixture_delta_pretrain_mean']:+.5f} | "
-                f"{r['ratio_mean']:+.3g} ± {r['ratio_std']:.2g} | {r['mixture_ratio_mean']:+.4g} | "
-                f"{r['gamma_a_rose']}/{n} | {r['gamma_p_fell']}/{n} |"
+                f"| {r.k:.4g} | {r.l:.3g} | {change(r, 'delta_align')} | {r.mixture_delta_align_bits_mean:+.4f} | "
+                f"{change(r, 'delta_pretrain')} | {r.mixture_delta_pretrain_bits_mean:+.5f} | "
+                f"{r.ratio_mean:+.3g} ± {r.ratio_std:.2g} | {r.mixture_ratio_mean:+.4g} | "
+                f"{r.gamma_a_rose}/{n} | {r.gamma_p_fell}/{n} |"
             )
         return lines
 
     def _slope_lines(self) -> list[str]:
-        ls = {r["step"]: r["l"] for r in self.rows}
         out = []
-        for key, label in SLOPES.items():
-            trained, mixture = self.slopes[key], self.slopes[f"mixture_{key}"]
+        for label, theory in SLOPES.values():
             parts = [
-                f"l = {ls[s]:.3g}: {trained.get(s, math.nan):.2f} (mixture {mixture.get(s, math.nan):.2f})"
-                for s in sorted(ls)
+                f"l = {s.l:.3g}: {s.trained:.2f} (mixture {s.mixture:.2f})"
+                for s in self.slopes if s.quantity == label
             ]
-            out.append(f"log-log slope against k of {label}: " + "; ".join(parts))
+            out.append(f"log-log slope against k of {label} (theory {theory:g}): " + "; ".join(parts))
         return out
 
     def _alignment_line(self) -> str:
-        parts = sorted(
-            {(r["k"], r["alignment_change_align_mean"], r["alignment_change_pretrain_mean"]) for r in self.rows}
-        )
+        parts = sorted({(r.k, r.alignment_change_align_bits, r.alignment_change_pretrain_bits) for r in self.cells})
         return "alignment itself (aligned minus pre-trained model), bits per token: " + "; ".join(
             f"k = {k:.3g}: gamma_a {a:+.3f}, gamma_p {p:+.3f}" for k, a, p in parts
         )
@@ -497,6 +576,7 @@ class Result:
             f"perturbation one pass (lr {c.lr_finetune:g}). "
             f"Run time {self.seconds:.0f} s.",
             "",
+            "Columns of every table: docs/experiments.md §E4h. "
             "d gamma_X = gamma_X(l) - gamma_X(0): change of D_X's bits per token under the model fine-tuned on "
             'l |D_a| responses of D_t, against the aligned model (mean ± sd over seeds; "noise": the mean is '
             "under two standard errors). The mixture theory says ratio -> -k as l -> 0 (gamma_a rises, gamma_p "
@@ -520,15 +600,15 @@ class Result:
         from tokentree.plots import COLOURS, new_figure
 
         fig, axes = new_figure(ncols=2, size=(11, 4.2))
-        ks = sorted({r["k"] for r in self.rows})
+        ks = sorted({r.k for r in self.cells})
         for i, k in enumerate(ks):
-            cell = [r for r in self.rows if r["k"] == k]
-            ls = [r["l"] for r in cell]
+            cell = [r for r in self.cells if r.k == k]
+            ls = [r.l for r in cell]
             for ax, key in zip(axes, ("delta_align", "delta_pretrain"), strict=True):
                 ax.errorbar(
                     [0.0, *ls],
-                    [0.0, *(r[f"{key}_mean"] for r in cell)],
-                    yerr=[0.0, *(r[f"{key}_std"] for r in cell)],
+                    [0.0, *(getattr(r, f"{key}_bits_mean") for r in cell)],
+                    yerr=[0.0, *(getattr(r, f"{key}_bits_std") for r in cell)],
                     fmt="o-",
                     color=COLOURS[i],
                     capsize=3,
@@ -545,11 +625,11 @@ class Result:
         fig.savefig(folder / "deltas_vs_l.png")
 
         fig, ax = new_figure()
-        for step in sorted({r["step"] for r in self.rows}):
-            cell = [r for r in self.rows if r["step"] == step]
-            x = np.array([r["k"] for r in cell])
-            y = np.array([r["ratio_mean"] for r in cell])
-            err = np.array([r["ratio_std"] for r in cell])
+        for step in sorted({r.step for r in self.cells}):
+            cell = [r for r in self.cells if r.step == step]
+            x = np.array([r.k for r in cell])
+            y = np.array([r.ratio_mean for r in cell])
+            err = np.array([r.ratio_std for r in cell])
             ax.errorbar(
                 x,
                 np.abs(y),
@@ -557,9 +637,9 @@ class Result:
                 fmt="o-",
                 color=COLOURS[step % len(COLOURS)],
                 capsize=3,
-                label=f"trained, l = {np.mean([r['l'] for r in cell]):.2g}",
+                label=f"trained, l = {np.mean([r.l for r in cell]):.2g}",
             )
-            ax.plot(x, np.abs([r["mixture_ratio_mean"] for r in cell]), "x:", color=COLOURS[step % len(COLOURS)])
+            ax.plot(x, np.abs([r.mixture_ratio_mean for r in cell]), "x:", color=COLOURS[step % len(COLOURS)])
             for xi, yi in zip(x, y, strict=True):
                 if yi > 0:
                     ax.plot(xi, abs(yi), "o", mfc="white", color=COLOURS[step % len(COLOURS)])
@@ -579,11 +659,5 @@ class Result:
 def run(config: Config, *, show_progress: bool | None = None) -> Result:
     start = time.perf_counter()
     records = [r for seed in config.seeds for r in _one_seed(config, seed, show_progress)]
-    rows = summarise(records)
-    return Result(
-        config,
-        records,
-        rows,
-        slopes={name: loglog_slopes(rows, name) for key in SLOPES for name in (key, f"mixture_{key}")},
-        seconds=time.perf_counter() - start,
-    )
+    cells = summarise(records)
+    return Result(config, records, cells, loglog_slopes(cells), seconds=time.perf_counter() - start)

@@ -1,4 +1,4 @@
-"""E3 measured-vs-theory: a real model's bits per token against the token-tree rates (EXPERIMENTS.md E3).
+"""E3 measured-vs-theory: a real model's bits per token against the token-tree rates (docs/experiments.md §E3).
 
 D_p (generic text: Python's pydoc paragraphs and chatterbot dialogues), D_a (positive
 tweets) and D_t (negative tweets), tokenized with the model's own tokenizer and split
@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -26,9 +27,13 @@ from tokentree.bridge.scoring import measure_rate
 from tokentree.bridge.tree_model import fit_tree_model
 from tokentree.errors import InputError
 from tokentree.progress import progress
+from tokentree.results import Record
+from tokentree.runs import TabularResult
 from tokentree.sequences import TokenSequences, as_token_sequences
 
-__all__ = ["Config", "Result", "run"]
+__all__ = ["NAME", "Config", "RateRecord", "CodingRecord", "Result", "run"]
+
+NAME = "measured-vs-theory"
 
 DATASETS = {
     "D_p": ("pydoc-paragraphs", "chatterbot"),
@@ -76,20 +81,51 @@ class Config:
         return cls(depths=(1, 2, 3), n_train=300, n_heldout=6, n_coded=1)
 
 
-@dataclass(frozen=True, eq=False)
-class Result:
+@dataclass(frozen=True)
+class RateRecord(Record):
+    """Held-out bits per token of one dataset: the model's, and the depth-d tree model's."""
+
+    NONFINITE_REASONS: ClassVar[dict[str, str]] = {"model_bits_per_byte": "no texts were given to count bytes"}
+
+    dataset: str
+    corpora: str
+    depth: int
+    n_tokens: int
+    n_bytes: int
+    model_bits_per_token: float
+    model_bits_per_byte: float
+    tree_bits_per_token: float
+    raw_bits_per_token: float
+
+
+@dataclass(frozen=True)
+class CodingRecord(Record):
+    """One range-coded bitstream: its length against the ideal code length, and the round trip."""
+
+    dataset: str
+    n_tokens: int
+    n_bits: int
+    ideal_bits: float
+    decoded_exactly: bool
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Result(TabularResult):
+    EXPERIMENT = NAME
+
     config: Config
-    rows: list[dict[str, Any]]
-    coding: list[dict[str, Any]]
+    records: Sequence[RateRecord]
+    coding: Sequence[CodingRecord]
     seconds: float = field(default=0.0)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "experiment": "measured-vs-theory",
-            "config": asdict(self.config),
-            "rows": self.rows,
-            "coding": self.coding,
-        }
+    def side_tables(self) -> dict[str, Sequence[Any]]:
+        return {"coding": self.coding}
+
+    def _by_dataset(self) -> dict[str, list[RateRecord]]:
+        out: dict[str, list[RateRecord]] = {}
+        for r in self.records:
+            out.setdefault(r.dataset, []).append(r)
+        return out
 
     def _table(self) -> list[str]:
         depths = self.config.depths
@@ -99,11 +135,12 @@ class Result:
             + " |"
         )
         lines = [head, "|" + "---|" * (4 + len(depths))]
-        for r in self.rows:
+        for name, rows in self._by_dataset().items():
+            first = rows[0]
             lines.append(
-                f"| {r['dataset']} | {r['n_tokens']} | {r['model_bits_per_token']:.3f} | "
-                f"{r['model_bits_per_byte']:.3f} | "
-                + " | ".join(f"{r['tree_bits_per_token'][str(d)]:.3f}" for d in depths)
+                f"| {name} | {first.n_tokens} | {first.model_bits_per_token:.3f} | "
+                f"{first.model_bits_per_byte:.3f} | "
+                + " | ".join(f"{r.tree_bits_per_token:.3f}" for r in rows)
                 + " |"
             )
         return lines
@@ -112,9 +149,8 @@ class Result:
         lines = [f"measured-vs-theory ({self.config.model}): held-out bits per token", *self._table()]
         for c in self.coding:
             lines.append(
-                f"range coding {c['dataset']}: {c['n_tokens']} tokens, {c['n_bits']} bits vs ideal "
-                f"{c['ideal_bits']:.1f} (+{c['n_bits'] - c['ideal_bits']:.1f}); decoded exactly: "
-                f"{c['decoded_exactly']}"
+                f"range coding {c.dataset}: {c.n_tokens} tokens, {c.n_bits} bits vs ideal "
+                f"{c.ideal_bits:.1f} (+{c.n_bits - c.ideal_bits:.1f}); decoded exactly: {c.decoded_exactly}"
             )
         return "\n".join(lines)
 
@@ -125,7 +161,7 @@ class Result:
             "",
             f"Model {c.model}; trees fitted on {c.n_train} training texts per dataset, everything scored on "
             f"{c.n_heldout} held-out texts per dataset (seed {c.seed}); tree models use interpolated absolute "
-            f"discounting (D = {c.discount}). Run time {self.seconds:.0f} s.",
+            f"discounting (D = {c.discount}). Run time {self.seconds:.0f} s. Columns: docs/experiments.md §E3.",
             "",
         ]
         out += self._table()
@@ -137,8 +173,8 @@ class Result:
             "|---|---|---|---|---|---|",
         ]
         out += [
-            f"| {x['dataset']} | {x['n_tokens']} | {x['n_bits']} | {x['ideal_bits']:.1f} | "
-            f"{x['n_bits'] - x['ideal_bits']:.1f} | {x['decoded_exactly']} |"
+            f"| {x.dataset} | {x.n_tokens} | {x.n_bits} | {x.ideal_bits:.1f} | "
+            f"{x.n_bits - x.ideal_bits:.1f} | {x.decoded_exactly} |"
             for x in self.coding
         ]
         out += ["", "![bits per token against depth](bits_vs_depth.png)"]
@@ -148,21 +184,20 @@ class Result:
         from tokentree.plots import COLOURS, new_figure
 
         fig, ax = new_figure()
-        for i, r in enumerate(self.rows):
-            depths = [int(d) for d in r["tree_bits_per_token"]]
+        for i, (name, rows) in enumerate(self._by_dataset().items()):
             ax.plot(
-                depths,
-                list(r["tree_bits_per_token"].values()),
+                [r.depth for r in rows],
+                [r.tree_bits_per_token for r in rows],
                 "o-",
                 color=COLOURS[i],
-                label=f"{r['dataset']}: token tree (order d-1 context model)",
+                label=f"{name}: token tree (order d-1 context model)",
             )
             ax.axhline(
-                r["model_bits_per_token"],
+                rows[0].model_bits_per_token,
                 color=COLOURS[i],
                 ls="--",
                 lw=1.2,
-                label=f"{r['dataset']}: {self.config.model} (measured)",
+                label=f"{name}: {self.config.model} (measured)",
             )
         ax.set_xlabel("tree depth d (context of d - 1 tokens)")
         ax.set_ylabel("bits per token on held-out text")
@@ -214,33 +249,32 @@ def run(config: Config, *, show_progress: bool | None = None) -> Result:
         train_texts, held_texts = _split(config, name, index)
         train, held = _encode(tokenizer, train_texts), _encode(tokenizer, held_texts)
         measured = measure_rate(scorer, held, texts=held_texts)
-        tree_rates = {}
         for d in config.depths:
             model = fit_tree_model(train, depth=d, vocab_size=scorer.vocab_size, discount=config.discount)
-            tree_rates[str(d)] = measure_rate(model, held).bits_per_token
-        rows.append(
-            {
-                "dataset": name,
-                "corpora": list(DATASETS[name]),
-                "n_tokens": measured.n_tokens,
-                "n_bytes": measured.n_bytes,
-                "model_bits_per_token": measured.bits_per_token,
-                "model_bits_per_byte": measured.bits_per_byte,
-                "tree_bits_per_token": tree_rates,
-                "raw_bits_per_token": math.log2(scorer.vocab_size),
-            }
-        )
+            rows.append(
+                RateRecord(
+                    dataset=name,
+                    corpora="+".join(DATASETS[name]),
+                    depth=int(d),
+                    n_tokens=measured.n_tokens,
+                    n_bytes=int(measured.n_bytes or 0),
+                    model_bits_per_token=measured.bits_per_token,
+                    model_bits_per_byte=measured.bits_per_byte,
+                    tree_bits_per_token=measure_rate(model, held).bits_per_token,
+                    raw_bits_per_token=math.log2(scorer.vocab_size),
+                )
+            )
         if config.n_coded:
             sample = held.select(np.arange(config.n_coded))
             coded = encode_tokens(scorer, sample)
             decoded = decode_tokens(scorer, coded)
             coding.append(
-                {
-                    "dataset": name,
-                    "n_tokens": int(sample.n_tokens),
-                    "n_bits": coded.n_bits,
-                    "ideal_bits": coded.ideal_bits,
-                    "decoded_exactly": all(np.array_equal(a, b) for a, b in zip(decoded, sample, strict=True)),
-                }
+                CodingRecord(
+                    dataset=name,
+                    n_tokens=int(sample.n_tokens),
+                    n_bits=coded.n_bits,
+                    ideal_bits=coded.ideal_bits,
+                    decoded_exactly=all(np.array_equal(a, b) for a, b in zip(decoded, sample, strict=True)),
+                )
             )
     return Result(config, rows, coding, seconds=time.perf_counter() - start)

