@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,11 @@ __all__ = [
 LN2 = math.log(2.0)
 
 
+def _case(inputs: HookeInputs, k: float) -> dict[str, Any]:
+    """The columns that say which case a control row belongs to."""
+    return {"data": inputs.data, "alpha": inputs.alpha, "depth": inputs.depth, "k": float(k)}
+
+
 def novel_control(inputs: HookeInputs, *, k: float, betas: Sequence[float] | Shares) -> NovelControl:
     """D_t's content moved onto fresh symbols that no other dataset has (docs/theory.md §5.4).
 
@@ -65,10 +71,7 @@ def novel_control(inputs: HookeInputs, *, k: float, betas: Sequence[float] | Sha
     res = simulate_perturbation(setting, [0.0], l_star_search_max=0.0)
     mean_len = setting.mean_symbol_tokens
     return NovelControl(
-        data=inputs.data,
-        alpha=inputs.alpha,
-        depth=inputs.depth,
-        k=float(k),
+        **_case(inputs, k),
         ratio_l0=float(res.ratio[0]),
         predicted_ratio_l0=float(mean_len[0] / mean_len[1]),
         identity_residual=float(res.identity_residual[0]),
@@ -85,10 +88,7 @@ def overlap_control(inputs: HookeInputs, *, k: float, betas: Sequence[float] | S
     b2 = Shares.of(betas)[1]
     predicted = (1 - (k + 1) / (b2 * k + 1)) / ((k + 1) * inputs.depth * LN2) if inputs.disjoint else math.nan
     return OverlapControl(
-        data=inputs.data,
-        alpha=inputs.alpha,
-        depth=inputs.depth,
-        k=float(k),
+        **_case(inputs, k),
         d_rate_align_l0_bits=float(res.d_rate_align_bits[0]),
         d_rate_align_l0_closed_form_bits=predicted,
         identity_residual=float(res.identity_residual[0]),
@@ -102,10 +102,7 @@ def huffman_step_control(
     ls = np.linspace(0.0, l_max, n_steps + 1)
     res = simulate_perturbation(inputs.setting(k, betas), ls, l_star_search_max=0.0)
     return HuffmanStepControl(
-        data=inputs.data,
-        alpha=inputs.alpha,
-        depth=inputs.depth,
-        k=float(k),
+        **_case(inputs, k),
         l_max=float(l_max),
         n_steps=n_steps,
         ideal_steps_changed=int(np.count_nonzero(np.diff(res.rate_align_bits))),
@@ -123,10 +120,7 @@ def finite_step_control(
         left, right = finite_step_identity(setting, l0, l1)
         out.append(
             FiniteStepControl(
-                data=inputs.data,
-                alpha=inputs.alpha,
-                depth=inputs.depth,
-                k=float(k),
+                **_case(inputs, k),
                 l0=float(l0),
                 l1=float(l1),
                 left_bits=left,
