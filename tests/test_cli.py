@@ -79,10 +79,9 @@ def test_every_option_states_its_default_and_every_subcommand_has_examples():
 
 
 def test_choices_come_from_the_code():
-    from tokentree.build import ALPHABETS
     from tokentree.cli import _parser
     from tokentree.text import BUILTIN_CORPORA, SPLITS
-    from tokentree.tree import MODES, WEIGHTINGS
+    from tokentree.tree import ALPHABETS, MODES, WEIGHTINGS
 
     choices = {action.dest: action.choices for _, _, action in _options(_parser()) if action.choices}
     assert choices == {

@@ -127,3 +127,21 @@ def test_notebooks_use_only_public_api(path):
             )
     text = path.read_text()
     assert "figure_folder()" in text and "savefig(\"" not in text
+
+
+def test_the_guarantees_in_the_readme_match_the_code():
+    from tokentree.cli import _parser
+    from tokentree.compression.mixture import MAX_SIZE_RATIO
+    from tokentree.outputs import MARKER
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Guarantees") : readme.index("\n## ", readme.index("## Guarantees") + 1)]
+    assert f"up\n  to {MAX_SIZE_RATIO:.0e}".replace("e+0", "e") in section
+    assert f"`{MARKER}`" in section and "MAX_SIZE_RATIO" in section
+    options = {s for action in _parser()._actions for s in action.option_strings}
+    run_options = {s for action in _parser()._subparsers._group_actions[0].choices["run"]._actions
+                   for s in action.option_strings}
+    assert "--debug" in options and "--overwrite" in run_options
+    assert "--debug" in section and "--overwrite" in section and "status 2" in section
+    for test_file in re.findall(r"`(tests/test_\w+\.py)`", section):
+        assert (ROOT / test_file).is_file(), test_file

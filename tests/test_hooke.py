@@ -13,7 +13,6 @@ from tokentree.errors import InputError
 from tokentree.experiments.hooke import Config, run
 from tokentree.results import dumps_json
 from tokentree.runs import config_to_toml, resolve_config
-from tokentree.storage import write_output_folder
 from tokentree.verification import HookeControls, VerdictStatus, judge
 
 HOLDS, FAILS_AS_PREDICTED, UNEXPECTED = (
@@ -182,23 +181,6 @@ def test_bad_config_is_rejected_with_the_fix(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(InputError, match=message):
         resolve_config(Config, toml_path=path)
-
-
-def test_failed_run_leaves_earlier_output_untouched(tmp_path):
-    out = tmp_path / "run"
-    write_output_folder(out, lambda d: (d / "result.json").write_text("first"))
-
-    def broken(folder):
-        (folder / "result.json").write_text("half")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError, match="disk full"):
-        write_output_folder(out, broken)
-    assert (out / "result.json").read_text() == "first"
-    assert [p.name for p in tmp_path.iterdir()] == ["run"]
-    write_output_folder(out, lambda d: (d / "result.json").write_text("second"))
-    assert (out / "result.json").read_text() == "second"
-    assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 
 def test_depth_pareto_on_real_text(tmp_path):

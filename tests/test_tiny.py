@@ -15,6 +15,7 @@ from tokentree.bridge.scoring import NextTokenModel, measure_rate
 from tokentree.bridge.tiny import TinyConfig, Trainer, load_checkpoint, tiny_scorer
 from tokentree.compression.elasticity import disjoint_closed_form
 from tokentree.errors import InputError
+from tokentree.outputs import MARKER
 from tokentree.synthetic import markov_corpus
 
 V = 16
@@ -63,7 +64,7 @@ def test_resumed_training_continues_exactly(tmp_path):
     first = Trainer(SHAPE, seed=3)
     first.epoch(DATA)
     folder = first.save(tmp_path / "ckpt")
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "optimizer.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == [MARKER, "config.json", "model.safetensors", "optimizer.pt"]
     resumed = load_checkpoint(folder)
     assert resumed.epochs_done == 1 and resumed.steps_done == first.steps_done
     resumed.epoch(DATA)
@@ -175,8 +176,11 @@ def test_hooke_trained_on_real_text_with_a_small_config():
 @pytest.mark.parametrize(
     "change, message",
     [
-        (dict(l_values=(0.0, 0.5)), "positive and increasing"),
-        (dict(k_values=(1.0,)), "numbers > 1"),
+        (dict(l_values=(0.0, 0.5)), r"l_values\[0\] must be a finite number > 0"),
+        (dict(l_values=(0.5, 0.2)), "positive and increasing"),
+        (dict(k_values=(1.0,)), r"k_values\[0\] must be a finite number > 1"),
+        (dict(lr_finetune=float("nan")), "lr_finetune must be a finite number > 0"),
+        (dict(threads=0), "threads must be an integer >= 1"),
         (dict(n_pretrain=100, k_values=(1000.0,)), "less than one response"),
         (dict(data="tweets"), "data must be one of"),
     ],
@@ -194,3 +198,39 @@ def test_hooke_trained_refuses_perturbation_steps_that_do_not_grow():
     config = Config(data="synthetic", **{**SMALL, "k_values": (100.0,), "l_values": (0.25, 0.3)})
     with pytest.raises(InputError, match="which do not grow"):
         run(config, show_progress=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        ("config.json", b"{not json"),
+        ("config.json", b'{"model": {"vocab_size": "x"}}'),
+        ("model.safetensors", b"\x00" * 40),
+        ("optimizer.pt", b"PK\x03\x04 truncated zip"),
+    ],
+)
+def test_corrupt_checkpoint_files_are_named(tmp_path, name, damage):
+    trainer = Trainer(SHAPE, seed=0)
+    folder = trainer.save(tmp_path / "ckpt")
+    (folder / name).write_bytes(damage)
+    with pytest.raises(InputError, match=f"{name}.*(corrupt|does not match)"):
+        load_checkpoint(folder)
+
+
+def test_checkpoints_never_replace_a_foreign_folder(tmp_path):
+    from tokentree.errors import OutputPathError
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(OutputPathError, match=r"notes\.txt"):
+        Trainer(SHAPE, seed=0).save(folder)
+    assert (folder / "notes.txt").read_text() == "mine"
+    Trainer(SHAPE, seed=0).save(tmp_path / "ckpt")
+    Trainer(SHAPE, seed=1).save(tmp_path / "ckpt")  # an earlier checkpoint is replaced
+
+
+@pytest.mark.parametrize(("option", "value"), [("lr", -1.0), ("lr", float("nan")), ("threads", 0), ("seed", -1)])
+def test_trainer_settings_are_validated(option, value):
+    with pytest.raises(InputError, match=f"{option} must be"):
+        Trainer(SHAPE, **{option: value})

@@ -42,12 +42,10 @@ import numpy as np
 from tokentree.errors import InputError, MemoryEstimateError
 from tokentree.progress import progress_steps
 from tokentree.sequences import TokenSequences, as_token_sequences, binary_expand
-from tokentree.tree import MODES, WEIGHTINGS, TokenTree, TreeInfo, _check_depth
+from tokentree.tree import ALPHABETS, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, TreeInfo, _check_depth
 
 __all__ = ["build_tree", "estimate_build_bytes", "available_memory_bytes", "occurrences", "Occurrences"]
 
-ALPHABETS = ("token", "binary")
-MAX_VOCAB = 2**31  # node tokens are int32
 PARALLEL_FROM = 2**16  # occurrences from which the build uses all of numba's threads
 BYTES_PER_NODE = 16  # int32 token + int32 parent + int64 count
 BYTES_PER_OCCURRENCE = 48  # working arrays per occurrence while sorting (at most 44 B)
@@ -65,13 +63,19 @@ def available_memory_bytes() -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def estimate_build_bytes(n_occurrences: int, total_length: int) -> int:
+def estimate_build_bytes(n_occurrences: int, total_length: int, depth: int = 1) -> int:
     """Upper bound on the peak memory of a build, in bytes.
 
     The tree has at most one node per occurrence per level (``total_length`` nodes
-    plus the root); the working arrays cost at most 48 bytes per occurrence.
+    plus the root); the working arrays cost at most 48 bytes per occurrence; and a few
+    int64 tables per numba thread have one entry per level.
     """
-    return BYTES_PER_NODE * (total_length + 1) + BYTES_PER_OCCURRENCE * n_occurrences
+    per_level = 8 * (depth + 2) * (4 + 2 * _max_threads())
+    return BYTES_PER_NODE * (total_length + 1) + BYTES_PER_OCCURRENCE * n_occurrences + per_level
+
+
+def _max_threads() -> int:
+    return int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))
 
 
 def _occurrence_sizes(lengths: np.ndarray, depth: int, mode: str) -> tuple[int, int]:
@@ -250,7 +254,7 @@ def build_tree(
     if alphabet == "binary":
         seqs = binary_expand(seqs, max(vocab, 2))
         vocab = 2
-    need = estimate_build_bytes(*_occurrence_sizes(seqs.lengths, depth, mode))
+    need = estimate_build_bytes(*_occurrence_sizes(seqs.lengths, depth, mode), depth)
     limit = available_memory_bytes() if memory_limit_bytes is None else int(memory_limit_bytes)
     if need > limit and not force:
         raise MemoryEstimateError(

@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from tokentree.errors import InputError, InputTypeError, MemoryEstimateError
 
-__all__ = ["main", "describe_tree"]
+__all__ = ["main", "describe_tree", "RUN_KIND"]
+
+#: The kind of folder `tokentree run` writes (see tokentree.outputs).
+RUN_KIND = "run"
 
 BUILD_EXAMPLES = """examples:
   tokentree build notes.txt more_text/ --depth 8 --mode window -o tree.npz
@@ -49,9 +53,8 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 
 def _add_build(sub: Any) -> None:
-    from tokentree.build import ALPHABETS
     from tokentree.text import BUILTIN_CORPORA, SPLITS
-    from tokentree.tree import MODES, WEIGHTINGS
+    from tokentree.tree import ALPHABETS, MODES, WEIGHTINGS
 
     p = sub.add_parser(
         "build", help="build a token tree from text and save it (.npz)", epilog=BUILD_EXAMPLES,
@@ -101,6 +104,10 @@ def _add_run(sub: Any) -> None:
         help="TOML file overriding the experiment's defaults, e.g. experiments/hooke-paper.toml (default: none)",
     )
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/NAME)")
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="replace DIR even if it is not an earlier tokentree run folder, with everything in it (default: refuse)",
+    )
     p.add_argument("--seed", type=int, help="random seed (default: the config's, 0)")
     p.add_argument("--quick", action="store_true", help="a small version of the experiment, seconds (default: off)")
     p.add_argument(
@@ -126,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=_formatter,
     )
     parser.add_argument("--version", action="version", version=f"tokentree {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an error (default: one line)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_build(sub)
     _add_info(sub)
@@ -155,7 +165,7 @@ def _run_build(args: argparse.Namespace) -> int:
         return read_responses(args.inputs, field=args.field, split=args.split,
                               skip_bad_lines=args.skip_bad_lines, stats=counted)
 
-    tokenizer = train_bpe(texts(), args.train_bpe) if args.train_bpe else load_tokenizer(args.tokenizer)
+    tokenizer = train_bpe(texts(), args.train_bpe) if args.train_bpe is not None else load_tokenizer(args.tokenizer)
     seqs = encode_texts(texts(stats), tokenizer)  # only this read is counted
     tree = build_tree(
         seqs,
@@ -214,8 +224,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
+    from tokentree.outputs import check_output_folder, write_output_folder
     from tokentree.runs import available_experiments, load_experiment, resolve_config, run_info, write_run_outputs
-    from tokentree.storage import write_output_folder
 
     if args.list:
         for name, where in available_experiments().items():
@@ -231,31 +241,45 @@ def _run_experiment(args: argparse.Namespace) -> int:
     config = resolve_config(
         module.Config, toml_path=args.config, quick=args.quick, overrides=overrides, experiment=args.name
     )
-    out = Path(args.out) if args.out else Path("runs") / args.name
+    out = Path(args.out) if args.out is not None else Path("runs") / args.name
+    check_output_folder(out, kind=RUN_KIND, overwrite=args.overwrite)  # before the work, not after
     start = time.perf_counter()
     result = module.run(config, show_progress=args.progress)
     info = run_info(args.name, wall_seconds=time.perf_counter() - start)
-    write_output_folder(out, lambda folder: write_run_outputs(folder, config, result, info=info))
+    write_output_folder(
+        out, lambda folder: write_run_outputs(folder, config, result, info=info), kind=RUN_KIND,
+        overwrite=args.overwrite,
+    )
     print(result.terminal_summary())
     print(f"wrote {out}/ (config.toml, result.json, records.csv, summary.md, plots, run.json) in "
           f"{time.perf_counter() - start:.1f} s")
     return 0
 
 
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"cannot use{where}: {exc.strerror}; check the path and its permissions"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (2 for bad input, with a one-line message)."""
+    """Entry point; returns the exit status (2 for bad input or an unusable path, with a one-line message).
+
+    ``--debug`` shows the traceback instead.
+    """
     args = _parser().parse_args(argv)
+    commands = {"build": _run_build, "info": _run_info, "run": _run_experiment}
     try:
-        if args.command == "build":
-            return _run_build(args)
-        if args.command == "info":
-            return _run_info(args)
-        if args.command == "run":
-            return _run_experiment(args)
-    except (InputError, InputTypeError, MemoryEstimateError) as exc:
-        print(f"tokentree {args.command}: error: {exc}", file=sys.stderr)
+        return commands[args.command](args)
+    except (InputError, InputTypeError, MemoryEstimateError, OSError) as exc:
+        if isinstance(exc, BrokenPipeError):  # `tokentree info x | head`: the reader left, nothing is wrong
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        if args.debug:
+            raise
+        print(f"tokentree {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    raise AssertionError(args.command)  # pragma: no cover
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -110,6 +110,9 @@ def sum_trees(trees: Sequence[TokenTree]) -> TokenTree:
     return union_tree(trees)[0]
 
 
+_MAX_COUNT = int(np.iinfo(np.int64).max)
+
+
 def scale_tree(tree: TokenTree, factor: int) -> TokenTree:
     """Multiply every count by a non-negative integer (the dataset repeated ``factor`` times).
 
@@ -121,6 +124,12 @@ def scale_tree(tree: TokenTree, factor: int) -> TokenTree:
         raise InputError(
             f"factor must be a non-negative integer; got {factor!r}. For real-valued dataset "
             "sizes use mixture(trees, sizes=...)"
+        )
+    largest = max(int(tree.counts[0]) if tree.n_nodes else 0, tree.info.n_tokens, tree.info.n_sequences)
+    if largest * int(factor) > _MAX_COUNT:
+        raise InputError(
+            f"scaling by {factor} would overflow the int64 counts (the largest, {largest}, would exceed "
+            f"{_MAX_COUNT}); use a smaller factor, or mixture(trees, sizes=...) for relative sizes"
         )
     info = replace(
         tree.info, n_sequences=tree.info.n_sequences * int(factor), n_tokens=tree.info.n_tokens * int(factor)

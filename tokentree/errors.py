@@ -12,6 +12,7 @@ __all__ = [
     "TreeFileError",
     "MemoryEstimateError",
     "TextInputError",
+    "OutputPathError",
 ]
 
 
@@ -33,3 +34,7 @@ class TreeFileError(InputError):
 
 class MemoryEstimateError(MemoryError):
     """A build would need more memory than is available (pass ``force=True`` to try anyway)."""
+
+
+class OutputPathError(InputError):
+    """An output path cannot be written safely: a file, another program's folder, an unwritable parent."""

@@ -203,6 +203,10 @@ def resolve_config(
             raise InputError(f"config file {where!r} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"config file {where!r} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"config file {where!r} is not UTF-8 text; TOML files are UTF-8") from None
+        except IsADirectoryError:
+            raise InputError(f"config file {where!r} is a folder; give the path of a .toml file") from None
         named = table.pop("experiment", None)
         if named is not None and experiment is not None and named != experiment:
             raise InputError(

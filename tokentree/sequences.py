@@ -133,6 +133,11 @@ def _check_integer_dtype(array: np.ndarray, what: str) -> None:
             f"{what} has dtype {array.dtype}; token ids must be an integer dtype "
             "(int32 or int64). Round or map floats to ids before building a tree."
         )
+    if array.dtype == np.uint64 and array.size and int(array.max()) > np.iinfo(np.int64).max:
+        raise InputError(
+            f"{what} has id {int(array.max())}, beyond any vocabulary (ids must be < 2**31 for a tree); "
+            "check the dtype and byte order the ids were written with"
+        )
 
 
 def as_token_sequences(
@@ -203,11 +208,20 @@ def as_token_sequences(
         )
     if isinstance(data, (str, bytes)):
         raise InputTypeError("data is text; tokenize it first (see tokentree.text) or pass token ids")
+    try:
+        items = iter(data)
+    except TypeError:
+        raise InputTypeError(
+            f"data must be token sequences (TokenSequences, an array, or a list of id lists); got {type(data).__name__}"
+        ) from None
     arrays = []
-    for i, seq in enumerate(data):
+    for i, seq in enumerate(items):
         if isinstance(seq, (str, bytes)):
             raise InputTypeError(f"sequence {i} is text; tokenize it first or pass token ids")
-        arr = np.asarray(seq)
+        try:
+            arr = np.asarray(seq)
+        except (TypeError, ValueError):
+            raise InputTypeError(f"sequence {i} is not a flat list of token ids; got {seq!r:.60}") from None
         if arr.ndim != 1:
             raise InputError(f"sequence {i} must be 1-D; got shape {arr.shape}")
         if arr.shape[0]:

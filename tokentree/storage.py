@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tokentree.errors import TreeFileError
-from tokentree.tree import MODES, WEIGHTINGS, TokenTree, TreeInfo
+from tokentree.outputs import umask_mode
+from tokentree.tree import ALPHABETS, MAX_DEPTH, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, TreeInfo
 
-__all__ = ["save_tree", "load_tree", "FORMAT_NAME", "FORMAT_VERSION", "atomic_write", "write_output_folder"]
+__all__ = ["save_tree", "load_tree", "FORMAT_NAME", "FORMAT_VERSION", "atomic_write"]
 
 FORMAT_NAME = "tokentree.TokenTree"
 FORMAT_VERSION = 1
@@ -39,6 +38,7 @@ def atomic_write(path: str | os.PathLike[str], write: Any, *, suffix: str = "") 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, umask_mode(0o666))  # mkstemp makes it private (0600); a saved file follows the umask
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -48,30 +48,6 @@ def atomic_write(path: str | os.PathLike[str], write: Any, *, suffix: str = "") 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def write_output_folder(out: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a fresh temporary folder, then put it in place of ``out``.
-
-    If ``write`` raises, the temporary folder is removed and ``out`` is left as it was.
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        write(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        old.rmdir()
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
-    return out
 
 
 def save_tree(tree: TokenTree, path: str | os.PathLike[str], *, compress: bool = False) -> Path:
@@ -111,24 +87,28 @@ def load_tree(path: str | os.PathLike[str]) -> TokenTree:
     path = Path(path)
     if not path.exists():
         raise TreeFileError(f"{path}: no such file; build one with `tokentree build ... -o {path}`")
+    if not path.is_file():
+        raise TreeFileError(f"{path}: not a regular file; give the path of a tree file written by `tokentree build`")
     try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
+        with open(path, "rb") as fh:
+            loaded = np.load(fh, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
                 raise TreeFileError(f"{path}: a single .npy array, not a tokentree .npz file")
-            names = set(npz.files)
-            if "header" not in names:
-                raise TreeFileError(
-                    f"{path}: not a tokentree file (an .npz without a tokentree header); "
-                    "build trees with `tokentree build`"
-                )
-            header = _read_header(path, npz["header"])
-            missing = [k for k in _ARRAYS if k not in names]
-            if missing:
-                raise TreeFileError(f"{path}: corrupt tree file, missing arrays {missing}; rebuild it")
-            arrays = {k: npz[k] for k in _ARRAYS}
+            with loaded as npz:
+                names = set(npz.files)
+                if "header" not in names:
+                    raise TreeFileError(
+                        f"{path}: not a tokentree file (an .npz without a tokentree header); "
+                        "build trees with `tokentree build`"
+                    )
+                header = _read_header(path, npz["header"])
+                missing = [k for k in _ARRAYS if k not in names]
+                if missing:
+                    raise TreeFileError(f"{path}: corrupt tree file, missing arrays {missing}; rebuild it")
+                arrays = {k: npz[k] for k in _ARRAYS}
     except TreeFileError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
         raise TreeFileError(
             f"{path}: cannot be read as a tree file ({type(exc).__name__}: {exc}); it is truncated, "
             "corrupt or not an .npz written by tokentree; rebuild it with `tokentree build`"
@@ -143,10 +123,12 @@ def _read_header(path: Path, raw: np.ndarray) -> dict[str, Any]:
         header = json.loads(bytes(raw.astype(np.uint8)).decode())
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise TreeFileError(f"{path}: corrupt header; rebuild the file") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+    if not isinstance(header, dict):
+        raise TreeFileError(f"{path}: corrupt header (a JSON {type(header).__name__}, not an object); rebuild the file")
+    if header.get("format") != FORMAT_NAME:
         raise TreeFileError(f"{path}: not a tokentree tree file (format {header.get('format')!r})")
     version = header.get("version")
-    if not isinstance(version, int):
+    if isinstance(version, bool) or not isinstance(version, int):
         raise TreeFileError(f"{path}: corrupt header (version {version!r})")
     if version > FORMAT_VERSION:
         raise TreeFileError(
@@ -156,14 +138,36 @@ def _read_header(path: Path, raw: np.ndarray) -> dict[str, Any]:
     return header
 
 
+#: What every header field may hold: the values the builder can produce.
+_HEADER_CHOICES = {"mode": MODES, "weighting": WEIGHTINGS, "alphabet": ALPHABETS}
+_HEADER_RANGES = {
+    "depth": (1, MAX_DEPTH),
+    "vocab_size": (1, MAX_VOCAB),
+    "source_vocab_size": (0, MAX_VOCAB),
+    "n_sequences": (0, 2**63 - 1),
+    "n_tokens": (0, 2**63 - 1),
+}
+
+
 def _read_info(path: Path, header: dict[str, Any]) -> TreeInfo:
-    try:
-        info = TreeInfo(**header["info"])
-    except (KeyError, TypeError) as exc:
-        raise TreeFileError(f"{path}: corrupt header ({exc}); rebuild the file") from None
-    if info.mode not in MODES or info.weighting not in WEIGHTINGS or info.depth < 1:
-        raise TreeFileError(f"{path}: corrupt header (mode/weighting/depth {info}); rebuild the file")
-    return info
+    def corrupt(why: str) -> TreeFileError:
+        return TreeFileError(f"{path}: corrupt header ({why}); rebuild the file with `tokentree build`")
+
+    fields = header.get("info")
+    if not isinstance(fields, dict):
+        raise corrupt(f"'info' is {type(fields).__name__}, not an object")
+    unknown = sorted(set(fields) - set(_HEADER_CHOICES) - set(_HEADER_RANGES))
+    missing = sorted({"depth", "mode", "vocab_size"} - set(fields))
+    if unknown or missing:
+        raise corrupt(f"unknown fields {unknown}, missing fields {missing}")
+    for name, choices in _HEADER_CHOICES.items():
+        if name in fields and fields[name] not in choices:
+            raise corrupt(f"{name} = {fields[name]!r}, not one of {choices}")
+    for name, (low, high) in _HEADER_RANGES.items():
+        value = fields.get(name, low)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise corrupt(f"{name} = {value!r}, not an integer in {low}..{high}")
+    return TreeInfo(**fields)
 
 
 def _validate_arrays(path: Path, a: dict[str, np.ndarray], info: TreeInfo) -> None:
@@ -184,6 +188,8 @@ def _validate_arrays(path: Path, a: dict[str, np.ndarray], info: TreeInfo) -> No
     parents = a["parents"].astype(np.int64)
     if n and parents[0] != -1:
         raise bad("root has a parent")
+    if np.any(parents[1:] < 0) or np.any(parents[1:] >= n):
+        raise bad("a parent link points outside the tree")
     depth_of = np.repeat(np.arange(info.depth + 1), np.diff(lo))
     if np.any(np.diff(parents) < 0) or np.any(depth_of[parents[1:]] != depth_of[1:] - 1):
         raise bad("parent links are not breadth-first")
@@ -192,5 +198,6 @@ def _validate_arrays(path: Path, a: dict[str, np.ndarray], info: TreeInfo) -> No
         raise bad("children not sorted by token or tokens out of range")
     counts = a["counts"]
     child_sum = np.bincount(parents[1:], weights=counts[1:].astype(np.float64), minlength=n)
-    if np.any(counts < 0) or np.any(child_sum > counts) or np.any(a["leaf_eos"] > counts[lo[-2] :]):
-        raise bad("counts inconsistent: a node counts less than its children")
+    eos = a["leaf_eos"]
+    if np.any(counts < 0) or np.any(child_sum > counts) or np.any(eos < 0) or np.any(eos > counts[lo[-2] :]):
+        raise bad("counts inconsistent: a negative count, or a node counting less than its children")

@@ -108,6 +108,10 @@ def train_bpe(texts: Iterable[str], vocab_size: int, *, min_frequency: int = 2) 
     >>> tok.decode(tok.encode("lowest").ids)
     'lowest'
     """
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not 257 <= vocab_size <= 2**20:
+        raise InputError(
+            f"a byte-level BPE needs vocab_size from 257 (the 256 bytes and one merge) to 2**20; got {vocab_size!r}"
+        )
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     if vocab_size < 257:
@@ -138,14 +142,20 @@ def _files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES + JSONL_SUFFIXES
-            )
+            candidates = sorted(f for f in p.rglob("*") if f.suffix.lower() in TEXT_SUFFIXES + JSONL_SUFFIXES)
+            broken = [f for f in candidates if f.is_symlink() and not f.exists()]
+            if broken:
+                raise InputError(f"{broken[0]}: a link to a file that does not exist; fix or remove the link")
+            found = [f for f in candidates if f.is_file()]
             if not found:
                 raise InputError(f"{p}: folder has no .txt, .md or .jsonl files")
             out.extend(found)
         elif p.is_file():
             out.append(p)
+        elif p.exists():
+            raise InputError(f"{p}: not a regular file or folder (a device, pipe or socket); give text files")
+        elif p.is_symlink():
+            raise InputError(f"{p}: a link to a file that does not exist; fix or remove the link")
         else:
             raise InputError(f"{p}: no such file or folder")
     return out
@@ -154,6 +164,12 @@ def _files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     with open(path, "rb") as f:
         for number, raw in enumerate(f, 1):
+            if b"\x00" in raw:
+                raise TextInputError(
+                    f"{path}:{number}: NUL bytes: this is binary data, not text; give text, JSONL or CSV files"
+                )
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte-order mark is not part of the text
             try:
                 yield number, raw.decode("utf-8")
             except UnicodeDecodeError as exc:

@@ -38,6 +38,12 @@ __all__ = ["TokenTree", "TreeInfo", "Symbols", "LayerStats", "PathCount", "MODES
 
 MODES = ("prefix", "chunk", "window")
 WEIGHTINGS = ("sequences", "tokens")
+ALPHABETS = ("token", "binary")
+#: Node tokens are int32: ids and vocabularies up to 2**31.
+MAX_VOCAB = 2**31
+#: The deepest tree the builder makes. Levels below the longest response are empty, so a
+#: larger depth only costs memory (the builder keeps per-level tables).
+MAX_DEPTH = 2**16
 Mode = Literal["prefix", "chunk", "window"]
 
 
@@ -483,4 +489,9 @@ def _check_depth(depth: Any) -> int:
         raise InputError(f"depth must be an integer >= 1; got {depth!r}")
     if depth < 1:
         raise InputError(f"depth must be >= 1 (the number of tree layers kept); got {depth}")
+    if depth > MAX_DEPTH:
+        raise InputError(
+            f"depth must be <= {MAX_DEPTH}; got {depth}. Levels below the longest response are empty, so use a "
+            "depth no larger than the longest response"
+        )
     return int(depth)

@@ -25,8 +25,8 @@ import numpy as np
 
 from tokentree.bridge.scoring import checked_sequences
 from tokentree.errors import InputError
+from tokentree.outputs import write_output_folder
 from tokentree.progress import progress
-from tokentree.storage import write_output_folder
 
 __all__ = ["HFScorer", "load_causal_lm", "load_smollm2", "smollm2_gguf_path", "cache_dir"]
 
@@ -180,7 +180,7 @@ def load_smollm2(*, cache: str | os.PathLike[str] | None = None) -> tuple[Any, A
             model.config.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
 
-        write_output_folder(folder, write)
+        write_output_folder(folder, write, kind="model cache")
         return model, tokenizer
     config = AutoConfig.from_pretrained(folder)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)

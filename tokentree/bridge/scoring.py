@@ -122,6 +122,10 @@ class MeasuredRate:
 def measure_rate(scorer: TokenScorer, sequences: object, *, texts: Sequence[str] | None = None) -> MeasuredRate:
     """Bits per token (and per byte of ``texts``) of ``sequences`` under ``scorer``."""
     seqs = checked_sequences(sequences, scorer.vocab_size)
+    if not seqs:
+        raise InputError("there are no sequences to score: the dataset is empty")
+    if texts is not None and len(texts) != len(seqs):
+        raise InputError(f"texts has {len(texts)} entries for {len(seqs)} sequences; give one text per sequence")
     logp = scorer.token_log_probs(seqs)
     total = -float(sum(float(lp.sum()) for lp in logp)) / LN2
     n_tokens = sum(s.shape[0] for s in seqs)

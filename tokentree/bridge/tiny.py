@@ -37,9 +37,10 @@ from torch.nn import functional as F
 
 from tokentree.bridge.hf import HFScorer
 from tokentree.bridge.scoring import checked_sequences
+from tokentree.checks import check_float, check_int
 from tokentree.errors import InputError
+from tokentree.outputs import write_output_folder
 from tokentree.progress import progress
-from tokentree.storage import write_output_folder
 
 __all__ = ["TinyConfig", "TinyLM", "Trainer", "training_windows", "tiny_scorer", "load_checkpoint"]
 
@@ -176,6 +177,10 @@ class Trainer:
     ) -> None:
         if (config is None) == (model is None):
             raise InputError("give either a config (a new model) or a model to train further")
+        check_float(lr, "lr", minimum=0.0, exclusive=True)
+        check_float(weight_decay, "weight_decay", minimum=0.0)
+        check_int(threads, "threads", minimum=1)
+        check_int(seed, "seed", minimum=0)
         torch.set_num_threads(threads)
         if model is None:
             assert config is not None
@@ -223,8 +228,12 @@ class Trainer:
         self.epochs_done += 1
         return total / tokens
 
-    def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Write a checkpoint folder atomically (an earlier checkpoint there survives a failure)."""
+    def save(self, folder: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write a checkpoint folder atomically (an earlier checkpoint there survives a failure).
+
+        ``folder`` may be new, empty or an earlier checkpoint; any other folder is refused
+        unless ``overwrite=True``.
+        """
         from safetensors.torch import save_file
 
         def write(tmp: Path) -> None:
@@ -239,7 +248,7 @@ class Trainer:
             (tmp / SHAPE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
             torch.save(self.optimizer.state_dict(), tmp / OPTIMISER)
 
-        return write_output_folder(folder, write)
+        return write_output_folder(folder, write, kind="checkpoint", overwrite=overwrite)
 
 
 def load_checkpoint(
@@ -252,12 +261,30 @@ def load_checkpoint(
     missing = [name for name in (WEIGHTS, SHAPE, OPTIMISER) if not (folder / name).is_file()]
     if missing:
         raise InputError(f"{os.fspath(folder)!r} is not a tiny-model checkpoint: it lacks {', '.join(missing)}")
-    meta = json.loads((folder / SHAPE).read_text())
-    model = TinyLM(TinyConfig(**meta["model"]))
-    got = model.load_state_dict(load_file(folder / WEIGHTS), strict=False)
+    def corrupt(name: str, exc: BaseException) -> InputError:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return InputError(
+            f"{os.fspath(folder / name)!r} is corrupt or does not belong to this checkpoint ({first}); "
+            "restore it or train again"
+        )
+
+    try:
+        meta = json.loads((folder / SHAPE).read_text(encoding="utf-8"))
+        model = TinyLM(TinyConfig(**meta["model"]))
+        seed, epochs_done, steps_done = int(meta["seed"]), int(meta["epochs_done"]), int(meta["steps_done"])
+    except (ValueError, TypeError, KeyError, InputError) as exc:
+        raise corrupt(SHAPE, exc) from None
+    try:
+        weights = load_file(folder / WEIGHTS)
+    except Exception as exc:  # safetensors raises its own SafetensorError for every kind of damage
+        raise corrupt(WEIGHTS, exc) from None
+    try:
+        got = model.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:  # a tensor of the wrong shape
+        raise corrupt(WEIGHTS, exc) from None
     if got.unexpected_keys or set(got.missing_keys) - {"head.weight"}:
         raise InputError(f"{os.fspath(folder)!r}: the weights do not match the model shape in {SHAPE}")
-    trainer = Trainer(model=model, seed=meta["seed"], lr=lr, weight_decay=weight_decay, threads=threads)
+    trainer = Trainer(model=model, seed=seed, lr=lr, weight_decay=weight_decay, threads=threads)
     try:
         state = torch.load(folder / OPTIMISER, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -265,8 +292,13 @@ def load_checkpoint(
             f"{os.fspath(folder / OPTIMISER)!r} holds objects other than tensors and plain containers; it is not "
             f"loaded, since unpickling them could run code ({str(exc).splitlines()[0]})"
         ) from None
-    trainer.optimizer.load_state_dict(state)
-    trainer.epochs_done, trainer.steps_done = meta["epochs_done"], meta["steps_done"]
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise corrupt(OPTIMISER, exc) from None
+    try:
+        trainer.optimizer.load_state_dict(state)
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise corrupt(OPTIMISER, exc) from None
+    trainer.epochs_done, trainer.steps_done = epochs_done, steps_done
     return trainer
 
 

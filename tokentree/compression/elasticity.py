@@ -35,14 +35,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.special import rel_entr, xlogy
+from scipy.special import xlogy
 
-from tokentree.compression.huffman import huffman_code
-from tokentree.compression.mixture import Shares, mix, theorem_4_2_sizes
-from tokentree.compression.rates import entropy, row_entropies
+from tokentree.compression.huffman import huffman_lengths
+from tokentree.compression.mixture import Shares, check_size, check_sizes, log_mix, mix, theorem_4_2_sizes
+from tokentree.compression.rates import check_symbol_lengths, entropy, row_entropies
 from tokentree.errors import InputError
 from tokentree.results import ArrayResult
 
@@ -62,6 +62,8 @@ __all__ = [
 ]
 
 LN2 = math.log(2.0)
+#: Symbols whose largest mass is below this are rescaled inside the derivative (see _derivatives_and_terms).
+_RESCALE_BELOW = 1e-200
 
 
 def _distribution(v: Any, name: str) -> np.ndarray:
@@ -78,25 +80,38 @@ def _distribution(v: Any, name: str) -> np.ndarray:
     return a / total
 
 
-def _check_positive(x: float, name: str, *, allow_zero: bool = False) -> float:
-    x = float(x)
-    if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
-        raise InputError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}; got {x}")
-    return x
-
-
 # ----------------------------------------------------------------------------- joint compression
-def _rates_under(ps: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cross-entropy CE(P_i, q) and the expected Huffman length of q's code under every row P_i, in bits
-    per symbol (inf where a row has mass that q gives none)."""
-    with np.errstate(divide="ignore"):
-        ce = -xlogy(ps, q[None, :]).sum(axis=1) / LN2
-    support = q > 0
+class _Coded(NamedTuple):
+    """Every dataset coded with the joint model: per-symbol code lengths in bits, and the model."""
+
+    cross_entropy: np.ndarray  # CE(P_i, q) per dataset
+    huffman: np.ndarray  # expected Huffman length of q's code under P_i
+    kl: np.ndarray  # KL(P_i || q)
+    q: np.ndarray  # the model (underflows to 0 where it is below the smallest float)
+    log_q: np.ndarray  # natural log of the model, exact even there
+
+
+def _code_with_mixture(ps: np.ndarray, sizes: np.ndarray) -> _Coded:
+    """Code every row P_i of ``ps`` with the mixture of the rows weighted by ``sizes``.
+
+    Log-probabilities come from :func:`~tokentree.compression.mixture.log_mix`, so a symbol
+    whose mixture weight underflows (a 1e-300 mass at a tiny size) still has its exact,
+    finite code length; lengths are infinite only where q is zero in exact arithmetic.
+    Huffman weights below the smallest normal float are raised to it: such symbols get
+    (very long) codewords instead of none.
+    """
+    q = mix(ps, sizes)
+    log_q = log_mix(ps, sizes)
+    covered = np.isfinite(log_q)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ce = -np.where(ps > 0, ps * log_q[None, :], 0.0).sum(axis=1) / LN2
+        kl = np.where(ps > 0, ps * (np.log(ps) - log_q[None, :]), 0.0).sum(axis=1) / LN2
     lengths = np.full(q.shape[0], np.inf)
-    lengths[support] = huffman_code(q[support]).lengths if support.sum() > 1 else 1.0
+    weights = np.maximum(q[covered], np.finfo(np.float64).tiny)
+    lengths[covered] = huffman_lengths(weights) if covered.sum() > 1 else 1.0
     with np.errstate(invalid="ignore"):
         huff = np.where(ps > 0, ps * lengths[None, :], 0.0).sum(axis=1)
-    return ce, huff
+    return _Coded(ce, huff, np.maximum(kl, 0.0), q, log_q)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -142,24 +157,23 @@ def joint_compression(
     [0.415037, 2.0]
     """
     ps = np.array([_distribution(d, f"distributions[{i}]") for i, d in enumerate(distributions)])
-    n = np.array([_check_positive(s, f"sizes[{i}]", allow_zero=True) for i, s in enumerate(sizes)])
-    if n.shape[0] != ps.shape[0] or n.sum() <= 0:
-        raise InputError(f"need one size per dataset ({ps.shape[0]}), not all zero; got {n.tolist()}")
-    lengths = np.asarray(symbol_lengths, dtype=np.float64)
-    if lengths.shape != ps.shape[1:]:
-        raise InputError(f"symbol_lengths has {lengths.shape} entries for {ps.shape[1]} symbols")
-    q = mix(ps, n)
-    ce, huff = _rates_under(ps, q)
-    kl = rel_entr(ps, q[None, :]).sum(axis=1) / LN2
+    n = np.asarray(sizes, dtype=np.float64)
+    if n.ndim != 1 or n.shape[0] != ps.shape[0] or not np.all(np.isfinite(n)) or np.any(n < 0) or n.sum() <= 0:
+        raise InputError(
+            f"sizes must be one finite number >= 0 per dataset ({ps.shape[0]}), not all zero; "
+            f"got {np.ravel(sizes).tolist()}"
+        )
+    lengths = check_symbol_lengths(symbol_lengths, ps.shape[1])
+    coded = _code_with_mixture(ps, n)
     mean_len = ps @ lengths
     return JointCompression(
-        mixture=q,
-        rate_bits_per_token=ce / mean_len,
-        huffman_rate_bits_per_token=huff / mean_len,
-        rate_bits_per_symbol=ce,
-        huffman_rate_bits_per_symbol=huff,
+        mixture=coded.q,
+        rate_bits_per_token=coded.cross_entropy / mean_len,
+        huffman_rate_bits_per_token=coded.huffman / mean_len,
+        rate_bits_per_symbol=coded.cross_entropy,
+        huffman_rate_bits_per_symbol=coded.huffman,
         entropy_bits_per_symbol=row_entropies(ps),
-        kl_bits_per_symbol=kl,
+        kl_bits_per_symbol=coded.kl,
         mean_symbol_tokens=mean_len,
     )
 
@@ -225,7 +239,7 @@ def perturbation_setting(
     ``pretrain`` is P_p as one mass vector, or (with ``betas``) a list of the parts'
     mass vectors P_1, P_2, P_3. ``k`` must be > 0 (|D_p| = k |D_a|).
     """
-    k = _check_positive(k, "k")
+    k = check_size(k, "k")
     p_a = _distribution(align, "align")
     p_t = _distribution(perturb, "perturb")
     parts = shares = None
@@ -243,9 +257,14 @@ def perturbation_setting(
             f"pretrain, align and perturb must share one symbol set; got {n}, {p_a.shape[0]}, {p_t.shape[0]} "
             "symbols. Align them with tokentree.combine.align_symbols"
         )
-    lengths = np.full(n, float(depth)) if symbol_lengths is None else np.asarray(symbol_lengths, np.float64)
-    if lengths.shape != (n,) or np.any(lengths <= 0):
-        raise InputError(f"symbol_lengths must be {n} positive numbers")
+    if isinstance(depth, bool) or not isinstance(depth, int | np.integer) or depth < 1:
+        raise InputError(f"depth must be an integer >= 1 (the capacity depth d); got {depth!r}")
+    lengths = np.full(n, float(depth)) if symbol_lengths is None else check_symbol_lengths(symbol_lengths, n)
+    if np.array_equal(p_p, p_a) and np.array_equal(p_a, p_t):
+        raise InputError(
+            "pretrain, align and perturb are the same distribution: adding D_t changes nothing, so every "
+            "derivative is 0 and the ratio 0/0 is undefined; give datasets that differ"
+        )
     return PerturbationSetting(p_p, p_a, p_t, k, lengths, int(depth), parts, shares)
 
 
@@ -266,15 +285,20 @@ def rate_derivatives(setting: PerturbationSetting, l: float) -> np.ndarray:
 
 def _derivatives_and_terms(setting: PerturbationSetting, l: float) -> tuple[np.ndarray, np.ndarray]:
     """The derivatives, and the identity's terms n_X L_X d gamma_X/dl (finite limits at l = 0)."""
-    l = _check_positive(l, "l", allow_zero=True)
-    ps = setting.stacked
+    l = check_size(l, "l", allow_zero=True)
     n = _sizes(setting, l)
     total = n.sum()
-    nq = n @ ps  # N q(s)
     mean_len = setting.mean_symbol_tokens
-    covered = nq > 0
+    covered = ((n[:, None] > 0) & (setting.stacked > 0)).any(axis=0)
     unseen = ~covered & (setting.perturb > 0)  # only possible at l = 0
     unseen_mass = float(setting.perturb[unseen].sum())
+    # Each symbol's term Delta_t Delta_X / (N q) is linear in that symbol's column of masses. Columns
+    # of masses so small that N q would underflow are scaled up for the product and the term scaled
+    # back, so their (tiny) terms stay exact instead of dividing 0 by 0.
+    scale = setting.stacked.max(axis=0)
+    scale = np.where((scale > 0) & (scale < _RESCALE_BELOW), scale, 1.0)
+    ps = setting.stacked / scale
+    nq = n @ ps  # N q(s), per unit of the column scale
     delta_t = n @ (ps - ps[2][None, :])
     derivative, term = np.empty(3), np.empty(3)
     for x in range(3):
@@ -283,17 +307,17 @@ def _derivatives_and_terms(setting: PerturbationSetting, l: float) -> tuple[np.n
             term[x] = -unseen_mass / LN2
             continue
         delta_x = n @ (ps - ps[x][None, :])  # sum_Y n_Y (P_Y - P_X)
-        value = -float((delta_t[covered] * delta_x[covered] / nq[covered]).sum()) / total + unseen_mass
+        c = covered
+        value = -float((delta_t[c] * delta_x[c] / nq[c] * scale[c]).sum()) / total + unseen_mass
         derivative[x] = value / (total * mean_len[x]) / LN2
         term[x] = n[x] * value / total / LN2
     return derivative, term
 
 
-def _rates(setting: PerturbationSetting, l: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ideal and Huffman rates (bits/token) of p, a, t, and the model q, at ``l``."""
-    q = mix(setting.stacked, _sizes(setting, l))
-    ce, huff = _rates_under(setting.stacked, q)
-    return ce / setting.mean_symbol_tokens, huff / setting.mean_symbol_tokens, q
+def _rates(setting: PerturbationSetting, l: float) -> tuple[np.ndarray, np.ndarray, _Coded]:
+    """Ideal and Huffman rates (bits/token) of p, a, t, and the coded mixture, at ``l``."""
+    coded = _code_with_mixture(setting.stacked, _sizes(setting, l))
+    return coded.cross_entropy / setting.mean_symbol_tokens, coded.huffman / setting.mean_symbol_tokens, coded
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -317,7 +341,8 @@ class PerturbationResult(ArrayResult):
         |sum_X n_X L_X d gamma_X/dl| / max_X |n_X L_X d gamma_X/dl| (terms taken as their
         finite limits at l = 0 when D_t has symbols nothing else has).
     ratio : float array
-        R(l) = (d gamma_a/dl) / (d gamma_p/dl).
+        R(l) = (d gamma_a/dl) / (d gamma_p/dl); +-inf where d gamma_p/dl = 0 (l = l* exactly), nan
+        where both are 0 (D_t is the current model itself, so adding it changes nothing).
     minus_k_scaled : float
         -k L_p / L_a: the exact value of R(0) (-k when all symbols have length d).
     l_star : float
@@ -383,25 +408,22 @@ def simulate_perturbation(
     >>> round(float(r.ratio[0]), 9), float(r.identity_residual.max()) < 1e-12
     (-100.0, True)
     """
-    ls = np.asarray(l_values, dtype=np.float64)
-    if ls.ndim != 1 or ls.shape[0] == 0 or not np.all(np.isfinite(ls)) or np.any(ls < 0):
-        raise InputError(f"l_values must be a non-empty list of finite numbers >= 0; got {ls.tolist()}")
+    ls = check_sizes(l_values, "l_values")
     rows = {name: np.empty(ls.shape[0]) for name in (
         "rp", "ra", "rt", "hp", "ha", "ht", "dp", "da", "dt", "res", "ratio", "kl", "hq")}
     proxy = np.empty(ls.shape[0]) if setting.betas is not None and len(setting.betas) == 3 else None
     mean_len = setting.mean_symbol_tokens
     for i, l in enumerate(ls):
-        ideal, huff, q = _rates(setting, float(l))
+        ideal, huff, coded = _rates(setting, float(l))
         d, terms = _derivatives_and_terms(setting, float(l))
         biggest = float(np.max(np.abs(terms)))
         rows["rp"][i], rows["ra"][i], rows["rt"][i] = ideal
         rows["hp"][i], rows["ha"][i], rows["ht"][i] = huff
         rows["dp"][i], rows["da"][i], rows["dt"][i] = d
-        rows["res"][i] = abs(float(terms.sum())) / biggest if biggest > 0 else 0.0
-        rows["ratio"][i] = d[1] / d[0] if d[0] != 0 else math.copysign(math.inf, d[1])
-        with np.errstate(divide="ignore"):
-            rows["kl"][i] = float(rel_entr(setting.pretrain, q).sum()) / LN2
-        rows["hq"][i] = entropy(q)
+        rows["res"][i] = abs(float(terms.sum())) / biggest if biggest > 0 or not math.isfinite(biggest) else 0.0
+        rows["ratio"][i] = d[1] / d[0] if d[0] != 0 else (math.copysign(math.inf, d[1]) if d[1] != 0 else math.nan)
+        rows["kl"][i] = float(coded.kl[0])
+        rows["hq"][i] = entropy(coded.q)
         if proxy is not None:
             _, w2, w3 = theorem_4_2_sizes(setting.k, float(l), setting.betas)
             proxy[i] = w3 / (w2 + w3)
@@ -427,13 +449,15 @@ def finite_step_identity(setting: PerturbationSetting, l0: float, l1: float) -> 
 
     Returns ``(left, right)``; the right side is >= 0.
     """
-    r0, _, q0 = _rates(setting, l0)
-    r1, _, q1 = _rates(setting, l1)
+    r0, _, c0 = _rates(setting, l0)
+    r1, _, c1 = _rates(setting, l1)
     n0 = _sizes(setting, l0)
     mean_len = setting.mean_symbol_tokens
     with np.errstate(invalid="ignore"):
         left = float(np.nansum(n0 * mean_len * (r1 - r0)))
-    right = float(n0.sum() * rel_entr(q0, q1).sum() / LN2)
+    with np.errstate(invalid="ignore"):
+        kl = np.where(c0.q > 0, c0.q * (c0.log_q - c1.log_q), 0.0).sum()
+    right = float(n0.sum() * kl / LN2)
     return left, right
 
 
@@ -470,8 +494,10 @@ def ratio_disjoint(k: float, betas: Sequence[float] | np.ndarray | Shares, l: An
     """
     b3 = Shares.of(betas)[2]
     ll = np.asarray(l, dtype=np.float64)
+    if ll.size:
+        check_sizes(ll.ravel(), "l")
     with np.errstate(divide="ignore"):
-        result: np.ndarray = -(b3 * _check_positive(k, "k") + ll) / (b3 * (1 + ll) - ll)
+        result: np.ndarray = -(b3 * check_size(k, "k") + ll) / (b3 * (1 + ll) - ll)
     return result
 
 
@@ -505,13 +531,17 @@ def disjoint_closed_form(
     >>> round(float(cf.ratio[0]), 12)
     -10.0
     """
-    k = _check_positive(k, "k")
+    k = check_size(k, "k")
     shares = Shares.of(betas)
     b = shares.array
-    h = np.asarray(entropies_bits, dtype=np.float64)
     ll = np.asarray(l, dtype=np.float64)
-    if np.any(ll < 0):
-        raise InputError("l must be >= 0")
+    if ll.size:
+        check_sizes(ll.ravel(), "l")
+    if isinstance(depth, bool) or not isinstance(depth, int | np.integer) or depth < 1:
+        raise InputError(f"depth must be an integer >= 1 (the capacity depth d); got {depth!r}")
+    h = np.asarray(entropies_bits, dtype=np.float64)
+    if h.shape != (3,) or not np.all(np.isfinite(h)) or np.any(h < 0):
+        raise InputError(f"entropies_bits must be three finite entropies >= 0 (H_1, H_2, H_3); got {h.tolist()}")
     sizes = theorem_4_2_sizes(k, ll, shares)  # (..., 3)
     total = k + 1 + ll
     m = np.moveaxis(sizes / total[..., None], -1, 0)

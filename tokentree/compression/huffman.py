@@ -45,7 +45,10 @@ MAX_CODEWORD_BITS = 64
 
 def check_weights(weights: np.ndarray | list[float], name: str = "weights") -> np.ndarray:
     """Validate non-negative finite weights (not all zero) and return them as float64."""
-    w = np.asarray(weights, dtype=np.float64)
+    try:
+        w = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be numbers (a 1-D array of non-negative weights); got {weights!r:.80}") from None
     if w.ndim != 1 or w.shape[0] == 0:
         raise InputError(f"{name} must be a non-empty 1-D array; got shape {w.shape}")
     low, high = float(w.min()), float(w.max())
@@ -134,8 +137,10 @@ class HuffmanCode(ArrayResult):
     ----------
     lengths : int64 array
         Codeword length of every symbol in bits (0: zero weight, no codeword).
-    codes : uint64 array
-        Codeword of every symbol, right-aligned (valid when max length <= 64).
+    codes : uint64 array, or object array of Python ints
+        Codeword of every symbol, right-aligned (0 for symbols without one). When a
+        codeword is longer than 64 bits (probabilities below about 2^-64) the codes are
+        exact Python integers instead; :meth:`encode` and :meth:`decode` then refuse.
     """
 
     lengths: np.ndarray
@@ -242,15 +247,30 @@ def huffman_code(weights: np.ndarray | list[float]) -> HuffmanCode:
     (['00', '01', '10', '110', '111'], Fraction(1, 1))
     """
     lengths = huffman_lengths(weights)
+    order = _canonical_order(lengths)
+    if int(lengths.max()) > MAX_CODEWORD_BITS:
+        return HuffmanCode(lengths=lengths, codes=_long_canonical_codes(lengths, order))
+    # Canonical codes: the r-th codeword of length L is first_code[L] + r.
     codes = np.zeros(lengths.shape[0], dtype=np.uint64)
-    if int(lengths.max()) <= MAX_CODEWORD_BITS:
-        # Canonical codes: the r-th codeword of length L is first_code[L] + r.
-        order = _canonical_order(lengths)
-        _count, first_index, first_code = _canonical_tables(lengths)
-        ls = lengths[order]
-        rank = np.arange(order.shape[0], dtype=np.int64) - first_index[ls]
-        codes[order] = first_code[ls] + rank.astype(np.uint64)
+    _count, first_index, first_code = _canonical_tables(lengths)
+    ls = lengths[order]
+    rank = np.arange(order.shape[0], dtype=np.int64) - first_index[ls]
+    codes[order] = first_code[ls] + rank.astype(np.uint64)
     return HuffmanCode(lengths=lengths, codes=codes)
+
+
+def _long_canonical_codes(lengths: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The same canonical codewords as exact Python integers, for codes longer than 64 bits."""
+    codes = np.zeros(lengths.shape[0], dtype=object)
+    code, previous = -1, 0
+    for symbol in order.tolist():
+        length = int(lengths[symbol])
+        if length == 0:
+            continue
+        code = (code + 1) << (length - previous) if code >= 0 else 0
+        previous = length
+        codes[symbol] = code
+    return codes
 
 
 def _canonical_tables(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

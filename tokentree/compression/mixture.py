@@ -18,18 +18,69 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from tokentree.errors import InputError
 
-__all__ = ["SHARES_SUM_RTOL", "Shares", "theorem_4_2_sizes", "mixture_weights", "mix"]
+__all__ = [
+    "SHARES_SUM_RTOL",
+    "MAX_SIZE_RATIO",
+    "check_size",
+    "check_sizes",
+    "Shares",
+    "theorem_4_2_sizes",
+    "mixture_weights",
+    "mix",
+    "log_mix",
+]
 
 #: Shares are typed by hand as decimals (0.6, 0.2, 0.2) whose float sum is off by a
 #: few ulps; anything further from 1 than this is a mistake, not rounding.
 SHARES_SUM_RTOL = 1e-12
 
+#: k = |D_p|/|D_a| and l = |D_t|/|D_a| are accepted up to this value. Within it the rates,
+#: the analytic derivatives and the identity are exact to float precision (tested at
+#: k = 1e9 with masses down to 1e-300); far beyond it k + 1 + l rounds to k and the
+#: derivatives, of order 1/k^2, underflow the precision of the rates.
+MAX_SIZE_RATIO = 1e9
+
 _COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
+
+
+def check_size(x: float, name: str, *, allow_zero: bool = False) -> float:
+    """``x`` as a float if it is a finite size ratio in (0, MAX_SIZE_RATIO] ([0, ...] with ``allow_zero``).
+
+    >>> check_size(10, "k")
+    10.0
+    >>> check_size(1e300, "k")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tokentree.errors.InputError: k must be a finite number in (0, 1e+09]; got 1e+300 (outside this range ...)
+    """
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number; got {x!r}") from None
+    low = "[0" if allow_zero else "(0"
+    if not (math.isfinite(value) and (value >= 0 if allow_zero else value > 0) and value <= MAX_SIZE_RATIO):
+        raise InputError(
+            f"{name} must be a finite number in {low}, {MAX_SIZE_RATIO:g}]; got {value:g} (outside this range the "
+            "rates are not computed exactly)"
+        )
+    return value
+
+
+def check_sizes(values: Any, name: str) -> np.ndarray:
+    """An array of size ratios, each checked like :func:`check_size` with zero allowed."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or arr.shape[0] == 0:
+        raise InputError(f"{name} must be a non-empty list of numbers; got shape {arr.shape}")
+    bad = ~(np.isfinite(arr) & (arr >= 0) & (arr <= MAX_SIZE_RATIO))
+    if bad.any():
+        check_size(float(arr[np.argmax(bad)]), f"every {name} value", allow_zero=True)
+    return arr
 
 
 @dataclass(frozen=True)
@@ -132,4 +183,24 @@ def mix(distributions: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """
     sizes = np.asarray(sizes, dtype=np.float64)
     result: np.ndarray = sizes @ distributions / sizes.sum()
+    return result
+
+
+def log_mix(distributions: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Natural log of :func:`mix`, computed without forming the products n_i P_i(s).
+
+    A symbol only a tiny component has (P = 1e-300 at size l = 1e-15 next to k = 1e9)
+    has a mixture weight below the smallest float; its log is still exact here, and it
+    is -inf only where every component gives the symbol zero mass.
+
+    >>> rows, sizes = np.array([[1.0, 0.0], [1.0, 1e-300]]), np.array([1e9, 1e-15])
+    >>> round(float(log_mix(rows, sizes)[1] / np.log(10)), 9), float(mix(rows, sizes)[1])
+    (-324.0, 0.0)
+    """
+    from scipy.special import logsumexp
+
+    sizes = np.asarray(sizes, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        terms = np.log(distributions) + np.log(sizes)[:, None]
+    result: np.ndarray = logsumexp(terms, axis=0) - np.log(sizes.sum())
     return result

@@ -36,6 +36,7 @@ __all__ = [
     "ENTROPY_CEIL_SLACK_BITS",
     "theorem_3_4_length",
     "theorem_3_4_rate",
+    "check_symbol_lengths",
     "CodeLengths",
     "code_lengths",
     "CompressionRate",
@@ -212,10 +213,29 @@ class CodeLengths(ArrayResult):
     theorem_3_4_bits: np.ndarray
 
 
+def check_symbol_lengths(values: Any, n: int) -> np.ndarray:
+    """Tokens per symbol as floats: ``n`` finite numbers > 0."""
+    lengths = np.asarray(values, dtype=np.float64)
+    if lengths.shape != (n,) or not np.all(np.isfinite(lengths)) or np.any(lengths <= 0):
+        raise InputError(
+            f"symbol_lengths must be {n} finite numbers > 0 (tokens per symbol, e.g. tree.symbols().length); "
+            f"got shape {lengths.shape}"
+        )
+    return lengths
+
+
+def _check_depth_and_vocab(depth: Any, vocab_size: Any = 2) -> None:
+    if isinstance(depth, bool) or not isinstance(depth, int | np.integer) or depth < 1:
+        raise InputError(f"depth must be an integer >= 1 (the capacity depth d); got {depth!r}")
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int | np.integer) or vocab_size < 2:
+        raise InputError(f"vocab_size must be an integer >= 2; got {vocab_size!r}")
+
+
 def code_lengths(q: np.ndarray | list[float], symbol_lengths: np.ndarray, depth: int) -> CodeLengths:
     """Ideal, Huffman and Theorem 3.4 code lengths of every symbol under model ``q``."""
     qq = normalise(q, "model")
-    lengths = np.asarray(symbol_lengths, dtype=np.int64)
+    _check_depth_and_vocab(depth)
+    lengths = check_symbol_lengths(symbol_lengths, qq.shape[0]).astype(np.int64)
     return CodeLengths(
         ideal_bits=ideal_code_lengths(qq),
         huffman_bits=huffman_code(qq).lengths,
@@ -283,9 +303,8 @@ def compression_rate(
     (0.5, 0.25)
     """
     pp, qq = _pair(p, q, smoothing)
-    lengths = np.asarray(symbol_lengths, dtype=np.float64)
-    if lengths.shape != pp.shape:
-        raise InputError(f"symbol_lengths has {lengths.shape[0]} entries for {pp.shape[0]} symbols")
+    lengths = check_symbol_lengths(symbol_lengths, pp.shape[0])
+    _check_depth_and_vocab(depth, vocab_size)
     mean_len = float(pp @ lengths)
     ce = cross_entropy(pp, qq, on_zero=on_zero)
     huff = huffman_code(qq).expected_length(pp) if pp.shape[0] > 1 else 1.0

@@ -23,8 +23,9 @@ from typing import ClassVar
 import numpy as np
 
 from tokentree.build import build_tree
+from tokentree.checks import check_choice, check_int, check_list
 from tokentree.compression.elasticity import simulate_perturbation
-from tokentree.compression.mixture import Shares
+from tokentree.compression.mixture import Shares, check_size
 from tokentree.compression.pareto import fit_pareto
 from tokentree.compression.rates import entropy
 from tokentree.errors import InputError
@@ -33,7 +34,7 @@ from tokentree.results import Record
 from tokentree.runs import TabularResult
 from tokentree.scenario import sample_from_pools
 from tokentree.synthetic import pareto_entropy_gap_nats
-from tokentree.text import encode_builtin_corpora, load_tokenizer
+from tokentree.text import BUILTIN_CORPORA, encode_builtin_corpora, load_tokenizer
 from tokentree.verification import inputs_from_sequences
 
 __all__ = ["NAME", "Config", "DepthRecord", "Result", "run"]
@@ -67,13 +68,17 @@ class Config:
     huffman_step: float = 0.5
 
     def __post_init__(self) -> None:
+        check_int(self.seed, "seed", minimum=0)
+        check_list(self.corpora, "corpora", lambda v, n: check_choice(v, n, sorted(BUILTIN_CORPORA)), min_length=3)
         if len(self.corpora) != 3:
-            raise InputError(f"corpora names D_1, D_2, D_3; got {list(self.corpora)}")
-        if not self.depths or min(self.depths) < 1:
-            raise InputError("depths must be integers >= 1")
+            raise InputError(f"corpora names D_1, D_2, D_3: three corpora; got {list(self.corpora)}")
+        check_int(self.max_responses, "max_responses", minimum=0)
+        check_list(self.depths, "depths", lambda v, n: check_int(v, n, minimum=1, maximum=64))
+        check_size(self.k, "k")
         Shares.of(self.betas, positive=True)
-        if self.k <= 0 or self.huffman_step <= 0:
-            raise InputError("k and huffman_step must be > 0")
+        check_int(self.n_align, "n_align", minimum=1)
+        check_int(self.n_perturb, "n_perturb", minimum=1)
+        check_size(self.huffman_step, "huffman_step")
 
     @classmethod
     def quick(cls) -> Config:

@@ -22,15 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from tokentree.checks import check_choice, check_float, check_int, check_list
 from tokentree.compression.elasticity import l_star_disjoint, ratio_disjoint
-from tokentree.compression.mixture import Shares
+from tokentree.compression.mixture import Shares, check_size
 from tokentree.errors import InputError
 from tokentree.progress import progress
 from tokentree.runs import TabularResult
 from tokentree.scenario import sample_from_pools, scenario_sources
 from tokentree.sequences import TokenSequences
 from tokentree.synthetic import markov_corpus
-from tokentree.text import encode_builtin_corpora, load_tokenizer
+from tokentree.text import BUILTIN_CORPORA, encode_builtin_corpora, load_tokenizer
 from tokentree.verification import (
     HookeControls,
     HookeInputs,
@@ -54,6 +55,8 @@ __all__ = ["NAME", "DATA_SOURCES", "Config", "Result", "run"]
 
 NAME = "hooke"
 DATA_SOURCES = ("synthetic", "real")
+#: The deepest capacity depth a config may ask for (synthetic sources have vocab^depth paths).
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -121,22 +124,30 @@ class Config:
     max_responses: int = 0
 
     def __post_init__(self) -> None:
-        if self.data not in DATA_SOURCES:
-            raise InputError(f"data must be one of {DATA_SOURCES}; got {self.data!r}")
-        if not self.k_values or min(self.k_values) <= 0:
-            raise InputError(f"k_values must be positive numbers; got {list(self.k_values)}")
-        if 0.0 not in self.l_values or min(self.l_values) < 0:
-            raise InputError(f"l_values must be >= 0 and include 0 (for the l -> 0 ratio); got {list(self.l_values)}")
-        if not self.depths or min(self.depths) < 1 or not self.split_depths or min(self.split_depths) < 1:
-            raise InputError("depths and split_depths must be integers >= 1")
-        if not self.alphas or min(self.alphas) <= 1:
-            raise InputError(f"alphas must be > 1 (the Pareto mass needs a finite mean); got {list(self.alphas)}")
-        for b in self.betas:
-            Shares.of(b, positive=True, name="each betas entry")
-        if not self.betas:
-            raise InputError("betas needs at least one (beta_1, beta_2, beta_3)")
+        check_choice(self.data, "data", DATA_SOURCES)
+        check_int(self.seed, "seed", minimum=0)
+        check_list(self.k_values, "k_values", check_size)
+        ls = check_list(self.l_values, "l_values", lambda v, n: check_size(v, n, allow_zero=True))
+        if 0.0 not in ls:
+            raise InputError(f"l_values must include 0 (for the l -> 0 ratio); got {list(self.l_values)}")
+        for name in ("depths", "split_depths"):
+            check_list(getattr(self, name), name, lambda v, n: check_int(v, n, minimum=1, maximum=MAX_DEPTH))
+        check_list(self.alphas, "alphas", lambda v, n: check_float(v, n, minimum=1.0, exclusive=True))
+        check_list(self.betas, "betas", lambda v, n: Shares.of(v, positive=True, name=f"{n} (each betas entry)"))
+        check_int(self.n_leaves, "n_leaves", minimum=1)
+        check_int(self.vocab_per_component, "vocab_per_component", minimum=1, maximum=2**20)
+        check_size(self.control_k, "control_k")
+        check_size(self.finite_step_k, "finite_step_k")
+        check_int(self.n_align, "n_align", minimum=1)
+        check_int(self.n_perturb, "n_perturb", minimum=1)
+        check_int(self.split_pool_size, "split_pool_size", minimum=4)
+        check_list(self.pareto_alphas, "pareto_alphas", lambda v, n: check_float(v, n, minimum=0.0, exclusive=True))
+        check_list(self.pareto_sizes, "pareto_sizes", lambda v, n: check_int(v, n, minimum=2, maximum=10**7))
+        check_int(self.pareto_seeds, "pareto_seeds", minimum=2)
+        check_list(self.corpora, "corpora", lambda v, n: check_choice(v, n, sorted(BUILTIN_CORPORA)), min_length=3)
         if len(self.corpora) != 3:
-            raise InputError(f"corpora names D_1, D_2, D_3; got {list(self.corpora)}")
+            raise InputError(f"corpora names D_1, D_2, D_3: three corpora; got {list(self.corpora)}")
+        check_int(self.max_responses, "max_responses", minimum=0)
         if self.data == "synthetic" and self.vocab_per_component ** min(self.depths) < self.n_leaves:
             raise InputError(
                 f"{self.n_leaves} distinct leaves do not fit in {self.vocab_per_component}^{min(self.depths)} paths; "
@@ -319,7 +330,8 @@ class Result(TabularResult):
         series: list[dict[str, Any]] = []
         dense = np.linspace(0, max(c.l_values), 800)
         l_cf = l_star_disjoint(ref["betas"])
-        dense = np.concatenate([dense[dense < l_cf - 1e-3], [np.nan], dense[dense > l_cf + 1e-3]])  # break at l*
+        below, above = dense[dense < l_cf - 1e-3], dense[dense > l_cf + 1e-3]
+        dense = np.concatenate([below, [np.nan], above])  # the line breaks at l*, where R diverges
         for k in sorted({c.k_values[0], k_ref, c.k_values[-1]}):
             rows = sorted(self._select(k=k, **ref), key=lambda r: r.l)
             series.append(
@@ -328,7 +340,9 @@ class Result(TabularResult):
                     "l": [r.l for r in rows],
                     "ratio": [r.ratio for r in rows],
                     "l_dense": dense,
-                    "ratio_dense": ratio_disjoint(k, ref["betas"], dense),
+                    "ratio_dense": np.concatenate(
+                        [ratio_disjoint(k, ref["betas"], below), [np.nan], ratio_disjoint(k, ref["betas"], above)]
+                    ),
                 }
             )
         disjoint = all(r.disjoint for r in sweep)

@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from tokentree.checks import check_choice, check_float, check_int, check_list
 from tokentree.compression.mixture import Shares, theorem_4_2_sizes
 from tokentree.errors import InputError
 from tokentree.lab import Stage, loglog_slope, run_stages, seed_stats
@@ -109,25 +110,43 @@ class Config:
     synthetic_vocab: int = 8
 
     def __post_init__(self) -> None:
-        if self.data not in DATA_SOURCES:
-            raise InputError(f"data must be one of {DATA_SOURCES}; got {self.data!r}")
-        if self.n_seeds < 1:
-            raise InputError(f"n_seeds must be >= 1; got {self.n_seeds}")
-        if not self.k_values or min(self.k_values) <= 1:
-            raise InputError(f"k_values must be numbers > 1; got {list(self.k_values)}")
-        ls = list(self.l_values)
-        if not ls or ls[0] <= 0 or any(b <= a for a, b in itertools.pairwise(ls)):
-            raise InputError(f"l_values must be positive and increasing (l = 0 is always measured); got {ls}")
+        check_choice(self.data, "data", DATA_SOURCES)
+        check_int(self.seed, "seed", minimum=0)
+        check_int(self.n_seeds, "n_seeds", minimum=1)
+        ks = check_list(self.k_values, "k_values", lambda v, n: check_float(v, n, minimum=1.0, exclusive=True))
+        ls = check_list(self.l_values, "l_values", lambda v, n: check_float(v, n, minimum=0.0, exclusive=True))
+        if any(b <= a for a, b in itertools.pairwise(ls)):
+            raise InputError(f"l_values must be positive and increasing (l = 0 is always measured); got {list(ls)}")
+        check_int(self.n_pretrain, "n_pretrain", minimum=3)
         Shares.of(self.betas, positive=True)
-        smallest = self.n_pretrain / max(self.k_values) * ls[0]
+        for name in ("n_eval", "n_layers", "pretrain_tokens", "align_epochs", "batch_size", "theory_depth"):
+            check_int(getattr(self, name), name, minimum=1)
+        check_int(self.bpe_vocab, "bpe_vocab", minimum=257)  # a byte-level BPE holds the 256 bytes
+        check_int(self.d_model, "d_model", minimum=1)
+        check_int(self.n_heads, "n_heads", minimum=1)
+        if self.d_model % self.n_heads:
+            raise InputError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        check_int(self.context, "context", minimum=2)
+        check_float(self.lr_pretrain, "lr_pretrain", minimum=0.0, exclusive=True)
+        check_float(self.lr_finetune, "lr_finetune", minimum=0.0, exclusive=True)
+        check_float(self.theory_discount, "theory_discount", minimum=0.0, maximum=0.999999)
+        check_int(self.threads, "threads", minimum=1)
+        check_int(self.synthetic_depth, "synthetic_depth", minimum=1, maximum=64)
+        check_float(self.synthetic_alpha, "synthetic_alpha", minimum=1.0, exclusive=True)
+        check_int(self.synthetic_leaves, "synthetic_leaves", minimum=1)
+        check_int(self.synthetic_vocab, "synthetic_vocab", minimum=1, maximum=2**20)
+        if self.synthetic_vocab ** self.synthetic_depth < self.synthetic_leaves:
+            raise InputError(
+                f"synthetic_leaves = {self.synthetic_leaves} distinct leaves do not fit in "
+                f"{self.synthetic_vocab}^{self.synthetic_depth} paths; raise synthetic_vocab or synthetic_depth"
+            )
+        smallest = self.n_pretrain / max(ks) * ls[0]
         if smallest < 1:
             raise InputError(
-                f"n_pretrain = {self.n_pretrain} leaves |D_a| = {self.n_pretrain / max(self.k_values):g} at "
-                f"k = {max(self.k_values):g}, and l = {ls[0]} of it is less than one response; raise n_pretrain "
-                "or the smallest l, or lower the largest k"
+                f"n_pretrain = {self.n_pretrain} leaves |D_a| = {self.n_pretrain / max(ks):g} at "
+                f"k = {max(ks):g}, and l = {ls[0]} of it is less than one response; raise n_pretrain "
+                "or the smallest of l_values, or lower the largest of k_values"
             )
-        if min(self.n_eval, self.pretrain_tokens, self.align_epochs, self.batch_size, self.theory_depth) < 1:
-            raise InputError("n_eval, pretrain_tokens, align_epochs, batch_size and theory_depth must be >= 1")
 
     @classmethod
     def quick(cls) -> Config:

@@ -25,6 +25,7 @@ import numpy as np
 from tokentree.bridge.coding import decode_tokens, encode_tokens
 from tokentree.bridge.scoring import measure_rate
 from tokentree.bridge.tree_model import fit_tree_model
+from tokentree.checks import check_float, check_int, check_list
 from tokentree.errors import InputError
 from tokentree.progress import progress
 from tokentree.results import Record
@@ -71,10 +72,22 @@ class Config:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        if not self.depths or min(self.depths) < 1:
-            raise InputError("depths must be integers >= 1")
-        if min(self.n_train, self.n_heldout) < 1 or self.n_coded < 0:
-            raise InputError("n_train and n_heldout must be >= 1, n_coded >= 0")
+        check_int(self.seed, "seed", minimum=0)
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise InputError(f"model must be 'smollm2', a model folder, a .gguf file or a hub name; got {self.model!r}")
+        check_list(self.depths, "depths", lambda v, n: check_int(v, n, minimum=1, maximum=64))
+        check_float(self.discount, "discount", minimum=0.0, maximum=0.999999)
+        check_int(self.n_train, "n_train", minimum=1)
+        check_int(self.n_heldout, "n_heldout", minimum=1)
+        check_int(self.n_coded, "n_coded", minimum=0)
+        if self.n_coded > self.n_heldout:
+            raise InputError(f"n_coded ({self.n_coded}) must be at most n_heldout ({self.n_heldout})")
+        check_int(self.max_context, "max_context", minimum=2)
+        check_int(self.stride, "stride", minimum=1)
+        if self.stride > self.max_context:
+            raise InputError(f"stride ({self.stride}) must be at most max_context ({self.max_context})")
+        check_int(self.batch_size, "batch_size", minimum=1)
+        check_int(self.threads, "threads", minimum=1)
 
     @classmethod
     def quick(cls) -> Config:

@@ -30,6 +30,14 @@ def _array(records: Sequence[Any], attribute: str) -> np.ndarray:
     return np.array([getattr(r, attribute) for r in records], dtype=np.float64)
 
 
+def _worst(values: Any) -> float:
+    """The largest of ``values``; inf if any is inf or NaN, so that no verdict holds on non-finite evidence."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        return math.nan
+    return float(arr.max()) if np.all(np.isfinite(arr)) else math.inf
+
+
 def _rel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a - b) / np.maximum(np.abs(b), 1e-300)
 
@@ -50,10 +58,10 @@ def _judge_identity(records: Sequence[SweepRecord], controls: HookeControls) -> 
         [_array(records, "identity_residual"), _array(controls.novel, "identity_residual"),
          _array(controls.overlap, "identity_residual")]
     )
-    worst = float(residuals.max())
+    worst = _worst(residuals)
     steps = controls.finite_step
-    step_err = float(_rel(_array(steps, "left_bits"), _array(steps, "right_bits")).max())
-    step_min = float(_array(steps, "right_bits").min())
+    step_err = _worst(_rel(_array(steps, "left_bits"), _array(steps, "right_bits")))
+    step_min = -_worst(-_array(steps, "right_bits"))
     ok = worst <= tol.IDENTITY.value and step_err <= tol.FINITE_STEP.value and step_min >= 0
     return _verdict(
         "5.1",
@@ -80,14 +88,14 @@ def _judge_ratio(records: Sequence[SweepRecord]) -> Verdict:
     err_k = _rel(_array(l0, "ratio"), -_array(l0, "k"))
     slopes = _slopes(records)
     ks = sorted({r.k for r in l0})
-    slope_err = max(abs(s - 1) for s in slopes) if slopes else math.nan
-    ok = float(err.max()) <= tol.RATIO.value and slope_err <= tol.RATIO.value
+    slope_err = _worst([abs(s - 1) for s in slopes])
+    ok = _worst(err) <= tol.RATIO.value and slope_err <= tol.RATIO.value
     return _verdict(
         "5.2",
         "the l -> 0 ratio (d gamma_a/dl)/(d gamma_p/dl) is -k (log-log slope 1)",
         VerdictStatus.judge(ok),
-        f"k = {ks[0]:g} .. {ks[-1]:g}: max |R(0)/(-k L_p/L_a) - 1| = {float(err.max()):.1e} "
-        f"(against -k itself: {float(err_k.max()):.1e}); fitted slopes within {slope_err:.1e} of 1",
+        f"k = {ks[0]:g} .. {ks[-1]:g}: max |R(0)/(-k L_p/L_a) - 1| = {_worst(err):.1e} "
+        f"(against -k itself: {_worst(err_k):.1e}); fitted slopes within {slope_err:.1e} of 1",
     )
 
 
@@ -130,13 +138,13 @@ def _judge_closed_form(records: Sequence[SweepRecord]) -> Verdict:
             f"{float(err.max()) if err.size else math.nan:.2g} (relative) below l*/2",
         )
     away = [r for r in disjoint if abs(r.l - r.l_star_closed_form) > tol.AT_L_STAR.value]
-    err_r = float(_rel(_array(away, "ratio"), _array(away, "ratio_closed_form")).max())
-    err_rates = 0.0
+    err_r = _worst(_rel(_array(away, "ratio"), _array(away, "ratio_closed_form")))
+    rate_errors = []
     for name in ("pretrain", "align", "perturb"):
         pts = [r for r in disjoint if math.isfinite(getattr(r, f"rate_{name}_bits"))]
-        err = _rel(_array(pts, f"rate_{name}_bits"), _array(pts, f"rate_{name}_closed_form_bits"))
-        err_rates = max(err_rates, float(err.max()))
-    err_ls = float(_rel(_array(disjoint, "l_star"), _array(disjoint, "l_star_closed_form")).max())
+        rate_errors.append(_worst(_rel(_array(pts, f"rate_{name}_bits"), _array(pts, f"rate_{name}_closed_form_bits"))))
+    err_rates = _worst(rate_errors)
+    err_ls = _worst(_rel(_array(disjoint, "l_star"), _array(disjoint, "l_star_closed_form")))
     worst = max(err_r, err_rates, err_ls)
     return _verdict(
         "5.cf",
@@ -148,14 +156,14 @@ def _judge_closed_form(records: Sequence[SweepRecord]) -> Verdict:
 
 def _judge_novel(controls: HookeControls) -> Verdict:
     rows = controls.novel
-    err = _rel(_array(rows, "ratio_l0"), _array(rows, "predicted_ratio_l0"))
+    err = _worst(_rel(_array(rows, "ratio_l0"), _array(rows, "predicted_ratio_l0")))
     values = sorted({round(r.ratio_l0, 6) for r in rows})
     return _verdict(
         "5.4",
         "novel perturbation (absent from D_p): ratio +L_p/L_a (+1), no elasticity",
-        VerdictStatus.judge(float(err.max()) <= tol.CLOSED_FORM.value, control=True),
+        VerdictStatus.judge(err <= tol.CLOSED_FORM.value, control=True),
         f"R(0) = {', '.join(f'{v:g}' for v in values[:4])} in {len(rows)} cases; "
-        f"max error against +L_p/L_a {float(err.max()):.1e}",
+        f"max error against +L_p/L_a {err:.1e}",
     )
 
 
@@ -166,7 +174,7 @@ def _judge_overlap(controls: HookeControls) -> Verdict:
     extra, ok_closed = "", True
     if closed:
         measured = _array(closed, "d_rate_align_l0_bits")
-        err = float(_rel(measured, _array(closed, "d_rate_align_l0_closed_form_bits")).max())
+        err = _worst(_rel(measured, _array(closed, "d_rate_align_l0_closed_form_bits")))
         extra = f"; closed form matched to {err:.1e}"
         ok_closed = err <= tol.CLOSED_FORM.value
     n_neg = int((values < 0).sum())
@@ -174,19 +182,20 @@ def _judge_overlap(controls: HookeControls) -> Verdict:
         "5.5",
         "perturbation overlapping D_a (drawn like D_2): d gamma_a/dl turns negative",
         VerdictStatus.judge(n_neg == values.size and ok_closed, control=True),
-        f"d gamma_a/dl(0) < 0 in {n_neg} of {values.size} cases (largest {float(values.max()):.3g} "
+        f"d gamma_a/dl(0) < 0 in {n_neg} of {values.size} cases (largest {_worst(values):.3g} "
         f"bits/token per unit l){extra}",
     )
 
 
 def _judge_depth(records: Sequence[SweepRecord]) -> Verdict:
-    ratio_spread = mag_spread = 0.0
+    ratio_spreads, mag_spreads = [0.0], [0.0]
     for rows in _groups(_at_l0(records), lambda r: (r.alpha, r.k, r.betas)):
         norm = _array(rows, "ratio") / _array(rows, "ratio_l0_exact")
-        ratio_spread = max(ratio_spread, float(np.ptp(norm)))
+        ratio_spreads.append(float(np.ptp(norm)))
         if all(r.disjoint for r in rows):
             mags = _array(rows, "d_rate_align_bits") * _array(rows, "depth")
-            mag_spread = max(mag_spread, float(np.ptp(mags) / np.abs(mags).max()))
+            mag_spreads.append(float(np.ptp(mags) / np.abs(mags).max()))
+    ratio_spread, mag_spread = _worst(ratio_spreads), _worst(mag_spreads)
     depths = sorted({r.depth for r in records})
     ok = ratio_spread <= tol.RATIO.value and mag_spread <= tol.CLOSED_FORM.value
     if any(r.disjoint for r in records):
@@ -221,7 +230,7 @@ def _judge_split(controls: HookeControls) -> Verdict:
     rows = controls.split
     deepest, shallowest = rows[-1], rows[0]
     norm_deep = deepest.normalised("independent")
-    resampled_err = max(abs(r.normalised("resampled") - 1) for r in rows)
+    resampled_err = _worst([abs(r.normalised("resampled") - 1) for r in rows])
     ok = norm_deep < tol.BROKEN_RATIO.value and resampled_err <= tol.RATIO.value
     return _verdict(
         "5.8",

@@ -1,0 +1,219 @@
+"""Output folders lose nothing: foreign folders and files are refused, the swap is atomic, permissions follow
+the umask, and a run killed at any stage of writing leaves the complete old or the complete new output."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tokentree.cli import main
+from tokentree.errors import OutputPathError
+from tokentree.outputs import MARKER, check_output_folder, write_output_folder
+
+
+def _write(text: str):
+    def write(folder: Path) -> None:
+        (folder / "result.json").write_text(text)
+        (folder / "sub").mkdir()
+        (folder / "sub" / "plot.png").write_text(text)
+
+    return write
+
+
+def _content(folder: Path) -> str:
+    return (folder / "result.json").read_text()
+
+
+def test_a_folder_with_other_files_is_refused_and_kept(tmp_path):
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    with pytest.raises(OutputPathError, match=r"other files \(thesis.tex\).*--overwrite"):
+        write_output_folder(mine, _write("new"), kind="run")
+    assert (mine / "thesis.tex").read_text() == "precious" and sorted(os.listdir(tmp_path)) == ["mydata"]
+    write_output_folder(mine, _write("new"), kind="run", overwrite=True)
+    assert _content(mine) == "new" and not (mine / "thesis.tex").exists()
+
+
+def test_only_an_earlier_output_of_the_same_kind_is_replaced(tmp_path):
+    out = tmp_path / "out"
+    write_output_folder(out, _write("first"), kind="run")
+    assert (out / MARKER).is_file()
+    write_output_folder(out, _write("second"), kind="run")
+    assert _content(out) == "second" and sorted(os.listdir(tmp_path)) == ["out"]
+    with pytest.raises(OutputPathError, match="already holds a tokentree run folder"):
+        write_output_folder(out, _write("third"), kind="checkpoint")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    write_output_folder(empty, _write("x"), kind="checkpoint")
+    assert _content(empty) == "x"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_text("data"), "exists and is not a folder"),
+        (lambda p: None, "is a file, not a folder"),
+    ],
+    ids=["output is a file", "parent is a file"],
+)
+def test_files_in_the_way_are_named(tmp_path, make, message):
+    target = tmp_path / "x"
+    if message.startswith("is a file"):
+        target.write_text("a file")
+        target = target / "run"
+    else:
+        make(target)
+    with pytest.raises(OutputPathError, match=message):
+        check_output_folder(target, kind="run")
+    assert (tmp_path / "x").read_text() in ("data", "a file")
+
+
+def test_empty_unwritable_and_enclosing_paths_are_refused(tmp_path, monkeypatch):
+    with pytest.raises(OutputPathError, match="the output path is empty"):
+        check_output_folder("", kind="run")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep.txt").write_text("x")
+    for enclosing in (".", str(tmp_path), str(tmp_path.parent)):
+        with pytest.raises(OutputPathError, match="contains the current directory"):
+            check_output_folder(enclosing, kind="run", overwrite=True)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # the tests run as root, who may write anywhere
+    with pytest.raises(OutputPathError, match="permission denied"):
+        check_output_folder(tmp_path / "new" / "run", kind="run")
+
+
+def test_a_failing_writer_leaves_the_old_output_and_no_temporaries(tmp_path):
+    out = tmp_path / "run"
+    write_output_folder(out, _write("first"), kind="run")
+
+    def broken(folder: Path) -> None:
+        (folder / "result.json").write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_output_folder(out, broken, kind="run")
+    assert _content(out) == "first" and sorted(os.listdir(tmp_path)) == ["run"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_permissions_follow_the_umask(tmp_path, umask):
+    from tokentree import build_tree
+    from tokentree.storage import save_tree
+
+    old = os.umask(umask)
+    try:
+        write_output_folder(tmp_path / "run", _write("x"), kind="run")
+        saved = save_tree(build_tree([[1, 2]], depth=1), tmp_path / "tree.npz")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o777 & ~umask
+    assert stat.S_IMODE((tmp_path / "run" / "result.json").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o666 & ~umask
+
+
+def test_without_an_atomic_exchange_a_crash_between_the_renames_is_recovered(tmp_path, monkeypatch):
+    import tokentree.outputs as outputs
+
+    out = tmp_path / "run"
+    write_output_folder(out, _write("first"), kind="run")
+    monkeypatch.setattr(outputs, "_exchange", lambda a, b: False)
+    write_output_folder(out, _write("second"), kind="run")
+    assert _content(out) == "second" and sorted(os.listdir(tmp_path)) == ["run"]
+    # a crash after moving the old folder aside: the path is empty until the next call restores it
+    old = tmp_path / ".run.old-crash"
+    out.rename(old)
+    assert check_output_folder(out, kind="run") == out and _content(out) == "second"
+
+
+CRASH = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    import tokentree.outputs as outputs
+
+    stage, out = sys.argv[1], Path(sys.argv[2])
+    real_exchange = outputs._exchange
+
+    def write(folder):
+        (folder / "result.json").write_text("new")
+        if stage == "during write":
+            os._exit(9)
+        (folder / "sub").mkdir()
+        (folder / "sub" / "plot.png").write_text("new")
+
+    def exchange(a, b):
+        if stage == "before the swap":
+            os._exit(9)
+        done = real_exchange(a, b)
+        if stage == "after the swap":
+            os._exit(9)
+        return done
+
+    outputs._exchange = exchange
+    if stage == "before anything":
+        os._exit(9)
+    outputs.write_output_folder(out, write, kind="run")
+    """
+)
+
+
+@pytest.mark.parametrize("stage", ["before anything", "during write", "before the swap", "after the swap", "none"])
+def test_a_run_killed_at_any_stage_leaves_a_complete_output(tmp_path, stage):
+    out = tmp_path / "run"
+    write_output_folder(out, _write("old"), kind="run")
+    proc = subprocess.run([sys.executable, "-c", CRASH, stage, str(out)], capture_output=True, text=True)
+    assert proc.returncode == (0 if stage == "none" else 9), proc.stderr
+    assert _content(out) in ("old", "new")
+    assert (out / "sub" / "plot.png").read_text() == _content(out)  # complete: never a mix of old and new
+    expected_new = stage in ("after the swap", "none")
+    assert _content(out) == ("new" if expected_new else "old")
+    write_output_folder(out, _write("next"), kind="run")  # the next run cleans up what the killed one left
+    assert sorted(os.listdir(tmp_path)) == ["run"] and _content(out) == "next"
+
+
+def test_cli_refuses_a_foreign_folder_before_running(tmp_path, capsys, monkeypatch):
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    import tokentree.experiments.hooke as hooke
+
+    def never(*args, **kwargs):
+        raise AssertionError("the experiment ran before the output folder was checked")
+
+    monkeypatch.setattr(hooke, "run", never)
+    assert main(["run", "hooke", "--quick", "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert "thesis.tex" in err and "--overwrite" in err and err.count("\n") == 1
+    assert (mine / "thesis.tex").read_text() == "precious"
+    (tmp_path / "afile").write_text("x")
+    assert main(["run", "hooke", "--quick", "--out", str(tmp_path / "afile")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_cli_reports_os_errors_in_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
+    missing = tmp_path / "no" / "such.npz"
+    assert main(["info", str(missing)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(Exception, match="no such file"):
+        main(["--debug", "info", str(missing)])
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path, monkeypatch):
+    """`tokentree info TREE | head`: the reader leaves early; that is not an error and prints no traceback."""
+    tree = tmp_path / "t.npz"
+    assert main(["build", "--builtin", "pydoc", "--depth", "2", "-o", str(tree)]) == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    closed = os.fdopen(write_end, "w", buffering=1)  # line-buffered: the first line already hits the closed pipe
+    monkeypatch.setattr(sys, "stdout", closed)
+    try:
+        assert main(["info", str(tree)]) == 0
+    finally:
+        monkeypatch.undo()
+        closed.close()
