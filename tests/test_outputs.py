@@ -217,3 +217,23 @@ def test_a_closed_pipe_is_not_an_error(tmp_path, monkeypatch):
     finally:
         monkeypatch.undo()
         closed.close()
+
+
+def test_outputs_from_before_the_marker_are_recognised_by_their_files(tmp_path):
+    """A run folder written by an older tokentree (no marker) may be replaced; a look-alike may not."""
+    old = tmp_path / "old-run"
+    old.mkdir()
+    (old / "config.toml").write_text("seed = 0\n")
+    (old / "result.json").write_text('{"experiment": "hooke"}')
+    (old / "summary.md").write_text("# hooke\n")
+    write_output_folder(old, _write("new"), kind="run")
+    assert _content(old) == "new"
+    lookalike = tmp_path / "lookalike"
+    lookalike.mkdir()
+    (lookalike / "config.toml").write_text("x = 1\n")
+    (lookalike / "result.json").write_text('{"accuracy": 0.9}')
+    (lookalike / "summary.md").write_text("# my results\n")
+    with pytest.raises(OutputPathError, match="other files"):
+        write_output_folder(lookalike, _write("new"), kind="run")
+    with pytest.raises(OutputPathError, match="a tokentree run folder"):
+        write_output_folder(old, _write("x"), kind="checkpoint")

@@ -49,12 +49,32 @@ def umask_mode(mode: int) -> int:
     return mode & ~mask
 
 
-def _kind_of(folder: Path) -> str | None:
+#: Outputs written before folders carried the marker, recognised by files they always held and a key
+#: inside the JSON one: (files, json file, key).
+_UNMARKED = {
+    "run": (("config.toml", "result.json", "summary.md"), "result.json", "experiment"),
+    "checkpoint": (("config.json", "model.safetensors", "optimizer.pt"), "config.json", "epochs_done"),
+    "model cache": (("config.json", "model.safetensors", "tokenizer.json"), "config.json", "model_type"),
+}
+
+
+def _read_json(path: Path) -> object:
     try:
-        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return marker.get("kind") if isinstance(marker, dict) else None
+
+
+def _kind_of(folder: Path) -> str | None:
+    marker = _read_json(folder / MARKER)
+    if isinstance(marker, dict) and isinstance(marker.get("kind"), str):
+        return marker["kind"]
+    for kind, (files, json_file, key) in _UNMARKED.items():
+        if all((folder / name).is_file() for name in files):
+            content = _read_json(folder / json_file)
+            if isinstance(content, dict) and key in content:
+                return kind
+    return None
 
 
 def _temporaries(out: Path, tag: str) -> list[Path]:
