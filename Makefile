@@ -33,6 +33,8 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/bench_build.py
+	$(PY) benchmarks/bench_huffman.py
+	$(PY) benchmarks/bench_models.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

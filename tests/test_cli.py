@@ -84,8 +84,11 @@ def test_choices_come_from_the_code():
     from tokentree.tree import ALPHABETS, MODES, WEIGHTINGS
 
     choices = {action.dest: action.choices for _, _, action in _options(_parser()) if action.choices}
+    from tokentree.bridge.hf import DEVICES
+
     assert choices == {
         "builtin": sorted(BUILTIN_CORPORA), "mode": MODES, "weight": WEIGHTINGS, "alphabet": ALPHABETS, "split": SPLITS,
+        "device": DEVICES,
     }
 
 

@@ -145,3 +145,14 @@ def test_the_guarantees_in_the_readme_match_the_code():
     assert "--debug" in section and "--overwrite" in section and "status 2" in section
     for test_file in re.findall(r"`(tests/test_\w+\.py)`", section):
         assert (ROOT / test_file).is_file(), test_file
+
+
+def test_the_readme_lab_example_runs(tmp_path, monkeypatch):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### The fine-tuning lab") :]
+    code = section[section.index("```python") + len("```python") : section.index("```", section.index("```python") + 9)]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # the README's own example
+    assert (tmp_path / "runs" / "ckpt" / "trainer.json").is_file()
+    assert len(namespace["samples"].texts) == 8

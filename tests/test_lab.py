@@ -118,9 +118,9 @@ class FakeTrainer:
     stage: Stage
     log: list
 
-    def epoch(self, sequences, *, batch_size):
+    def epoch(self, sequences, *, show_progress=None):
         self.model["seen"] += sequences.n_sequences
-        self.log.append((self.stage.name, self.stage.lr, sequences.n_sequences, batch_size))
+        self.log.append((self.stage.name, self.stage.lr, sequences.n_sequences))
 
 
 def test_run_stages_measures_at_the_start_and_after_every_piece_with_a_fresh_trainer_per_stage():
@@ -137,11 +137,11 @@ def test_run_stages_measures_at_the_start_and_after_every_piece_with_a_fresh_tra
         made.append(stage.name)
         return FakeTrainer(m, stage, log)
 
-    out = run_stages(model, stages, new_trainer=new_trainer, measure=lambda m: {"seen": m["seen"]}, batch_size=4)
+    out = run_stages(model, stages, new_trainer=new_trainer, measure=lambda m: {"seen": m["seen"]})
     assert [(m.stage, m.step, m.values["seen"]) for m in out] == [
         ("start", 0, 0), ("align", 0, 20), ("perturb", 0, 23), ("perturb", 1, 25)
     ]
-    assert made == ["align", "perturb"] and log[0] == ("align", 0.1, 10, 4) and log[-1] == ("perturb", 0.2, 2, 4)
+    assert made == ["align", "perturb"] and log[0] == ("align", 0.1, 10) and log[-1] == ("perturb", 0.2, 2)
     assert model == {"seen": 0}  # the model passed in is never trained
     with pytest.raises(InputError, match="no data"):
         Stage("empty", (), lr=0.1, seed=0)

@@ -28,6 +28,8 @@ __all__ = ["main", "describe_tree", "RUN_KIND"]
 
 #: The kind of folder `tokentree run` writes (see tokentree.outputs).
 RUN_KIND = "run"
+#: Options of `tokentree run` that override a config field of the same name.
+RUN_OVERRIDES = ("seed", "data", "model", "device", "threads")
 
 BUILD_EXAMPLES = """examples:
   tokentree build notes.txt more_text/ --depth 8 --mode window -o tree.npz
@@ -93,6 +95,8 @@ def _add_info(sub: Any) -> None:
 
 
 def _add_run(sub: Any) -> None:
+    from tokentree.bridge.hf import DEVICES
+
     p = sub.add_parser(
         "run", help="run an experiment (tokentree run --list shows them)", epilog=RUN_EXAMPLES,
         formatter_class=_formatter,
@@ -115,6 +119,13 @@ def _add_run(sub: Any) -> None:
         help="data source, for experiments that have one; `tokentree run NAME --data x` lists the choices "
         "(default: the experiment's own, synthetic where there is one)",
     )
+    p.add_argument(
+        "--model",
+        help="for experiments that train or score a model: tiny, smollm2, a model folder or a hub name "
+        "(default: the experiment's own)",
+    )
+    p.add_argument("--device", choices=DEVICES, help="where models run; auto: a GPU if there is one (default: auto)")
+    p.add_argument("--threads", type=int, help="torch CPU threads for experiments with models (default: 1)")
     p.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None,
         help="show progress bars (default: only on a terminal)",
@@ -235,9 +246,11 @@ def _run_experiment(args: argparse.Namespace) -> int:
     if not args.name:
         raise InputError("name an experiment (e.g. `tokentree run hooke`) or use --list")
     module = load_experiment(args.name)
-    overrides = {key: getattr(args, key) for key in ("seed", "data") if getattr(args, key) is not None}
-    if "data" in overrides and "data" not in {f.name for f in dataclasses.fields(module.Config)}:
-        raise InputError(f"experiment {args.name!r} has no data option")
+    overrides = {key: getattr(args, key) for key in RUN_OVERRIDES if getattr(args, key) is not None}
+    fields = {f.name for f in dataclasses.fields(module.Config)}
+    for key in overrides:
+        if key not in fields:
+            raise InputError(f"experiment {args.name!r} has no {key} option")
     config = resolve_config(
         module.Config, toml_path=args.config, quick=args.quick, overrides=overrides, experiment=args.name
     )

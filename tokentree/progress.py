@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["progress", "progress_enabled", "progress_steps"]
+__all__ = ["progress", "progress_enabled", "progress_steps", "progress_bar"]
 
 T = TypeVar("T")
 
@@ -41,3 +41,30 @@ def progress_steps(total: int, *, desc: str, show: bool | None = None) -> Iterat
 
     with tqdm(total=total, desc=desc, leave=False, file=sys.stderr) as bar:
         yield bar.update
+
+
+class _QuietBar:
+    def update(self, n: int = 1, **postfix: float) -> None:
+        pass
+
+
+class _Bar:
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def update(self, n: int = 1, **postfix: float) -> None:
+        if postfix:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in postfix.items()}, refresh=True)
+        self.bar.update(n)
+
+
+@contextmanager
+def progress_bar(total: int, *, desc: str, show: bool | None = None, unit: str = "it") -> Iterator[Any]:
+    """A bar whose ``update(n, loss=...)`` also shows named numbers (a training loss), or a silent stand-in."""
+    if not progress_enabled(show):
+        yield _QuietBar()
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc=desc, leave=False, file=sys.stderr, unit=unit) as bar:
+        yield _Bar(bar)

@@ -2,7 +2,9 @@
 
 Each token is range-coded with the model's next-token distribution after the tokens
 before it; decoding asks the model for the same distributions after the tokens decoded
-so far, so the round trip is bit-exact as long as the model is deterministic. The
+so far, so the round trip is bit-exact as long as the model is deterministic. Both read
+the distributions through :func:`~tokentree.bridge.scoring.cursor`: from the KV cache for
+a causal LM (one incremental step per token), by recomputing the prefix for other models. The
 bitstream for a whole dataset is a whole number of 32-bit words: at most 64 bits above
 the ideal code length -sum log2 p for the whole dataset, plus the rounding of each
 distribution to constriction's fixed-point precision (which costs more for tokens of
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokentree.bridge.scoring import NextTokenModel, checked_sequences
+from tokentree.bridge.scoring import NextTokenModel, checked_sequences, cursor
 from tokentree.errors import InputError
 from tokentree.results import ArrayResult
 
@@ -77,10 +79,12 @@ def encode_tokens(model: NextTokenModel, sequences: object) -> CodedTokens:
     encoder = _constriction().stream.queue.RangeEncoder()
     ideal = 0.0
     for seq in seqs:
-        for i, token in enumerate(seq.tolist()):
-            probs = model.next_token_probs(seq[:i])
+        reader = cursor(model)
+        for token in seq.tolist():
+            probs = reader.probs()
             ideal -= math.log2(probs[token] / probs.sum())
             encoder.encode(token, _categorical(probs))
+            reader.push(token)
     lengths = np.array([s.shape[0] for s in seqs], dtype=np.int64)
     return CodedTokens(np.asarray(encoder.get_compressed(), dtype=np.uint32), lengths, ideal)
 
@@ -91,7 +95,9 @@ def decode_tokens(model: NextTokenModel, coded: CodedTokens) -> list[np.ndarray]
     out = []
     for n in coded.lengths.tolist():
         seq = np.empty(n, dtype=np.int64)
+        reader = cursor(model)
         for i in range(n):
-            seq[i] = int(decoder.decode(_categorical(model.next_token_probs(seq[:i]))))
+            seq[i] = int(decoder.decode(_categorical(reader.probs())))
+            reader.push(int(seq[i]))
         out.append(seq)
     return out

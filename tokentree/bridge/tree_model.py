@@ -27,7 +27,7 @@ from functools import cached_property
 
 import numpy as np
 
-from tokentree.bridge.scoring import checked_sequences
+from tokentree.bridge.scoring import checked_contexts, checked_sequences
 from tokentree.build import build_tree
 from tokentree.errors import InputError
 from tokentree.tree import TokenTree
@@ -101,8 +101,15 @@ class TreeModel:
         found = (self._keys[pos] == keys) & (nodes >= 0)
         return np.where(found, pos + 1, -1)
 
-    def token_log_probs(self, sequences: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def token_log_probs(
+        self, sequences: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
+        """Log-probabilities of every token; a context is read as the history before the sequence."""
         seqs = checked_sequences(sequences, self.size)
+        ctxs = checked_contexts(contexts, len(seqs), self.size)
+        if contexts is not None:
+            full = [np.concatenate([c, s]) for c, s in zip(ctxs, seqs, strict=True)]
+            return [lp[c.shape[0] :] for lp, c in zip(self.token_log_probs(full), ctxs, strict=True)]
         d = self.depth
         out = []
         for s, padded in zip(seqs, _padded(seqs, d, self.size), strict=True):

@@ -1,7 +1,8 @@
 """hooke-trained: the Hooke test on a trained transformer instead of a mixture (docs/experiments.md §E4h).
 
-The Theorem 4.2 scenario with a real model: a tiny transformer
-(:mod:`tokentree.bridge.tiny`) is pre-trained on D_p = D_1 u D_2 u D_3, fine-tuned on the
+The Theorem 4.2 scenario with a real model: a tiny Llama (:mod:`tokentree.bridge.tiny`,
+``model = "tiny"``) is pre-trained from scratch on D_p = D_1 u D_2 u D_3 (a loaded model,
+``model = "smollm2"``, a folder or a hub name, is trained further on it), fine-tuned on the
 alignment set D_a (drawn like D_2, k = |D_p|/|D_a| responses), then fine-tuned further on
 growing amounts of the perturbation set D_t (drawn like D_3, l = |D_t|/|D_a|). After
 every step the bits per token of D_p, D_a and D_t under the current model are measured,
@@ -24,6 +25,7 @@ sources).
 
     tokentree run hooke-trained                     # synthetic, about a minute on 2 cores
     tokentree run hooke-trained --data real         # real text, a few minutes
+    tokentree run hooke-trained --data real --model smollm2 --device auto   # SmolLM2 (slow on a CPU)
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from tokentree.bridge.hf import DEVICES
 from tokentree.checks import check_choice, check_float, check_int, check_list
 from tokentree.compression.mixture import Shares, theorem_4_2_sizes
 from tokentree.errors import InputError
@@ -45,7 +48,7 @@ from tokentree.lab import Stage, loglog_slope, run_stages, seed_stats
 from tokentree.progress import progress
 from tokentree.results import Record
 from tokentree.runs import TabularResult
-from tokentree.sequences import TokenSequences
+from tokentree.sequences import TokenSequences, as_token_sequences
 
 __all__ = ["NAME", "Config", "TrainedRecord", "CellSummary", "SlopeRecord", "Result", "run"]
 
@@ -71,8 +74,12 @@ class Config:
         so a sample whose shares drift from D_p's would swamp it.
     bpe_vocab
         Size of the BPE trained on D_p (real data).
+    model, device, threads
+        "tiny" (a tiny Llama trained from scratch), "smollm2", a model folder or a hub name
+        (real data only: synthetic data are token ids without a tokenizer); "auto" picks a
+        GPU when there is one; torch's CPU threads.
     n_layers, d_model, n_heads, context
-        Shape of the tiny transformer.
+        Shape of the tiny Llama.
     pretrain_tokens, align_epochs, batch_size, lr_pretrain, lr_finetune
         Training: whole epochs of D_p adding up to about ``pretrain_tokens`` tokens (the
         same budget for either data source); D_a for ``align_epochs`` (a fresh AdamW); then
@@ -85,6 +92,8 @@ class Config:
 
     data: str = "synthetic"
     seed: int = 0
+    model: str = "tiny"
+    device: str = "auto"
     n_seeds: int = 3
     k_values: tuple[float, ...] = (10.0, 30.0, 100.0)
     l_values: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0)
@@ -131,6 +140,11 @@ class Config:
         check_float(self.lr_finetune, "lr_finetune", minimum=0.0, exclusive=True)
         check_float(self.theory_discount, "theory_discount", minimum=0.0, maximum=0.999999)
         check_int(self.threads, "threads", minimum=1)
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise InputError(f"model must be 'tiny', 'smollm2', a model folder or a hub name; got {self.model!r}")
+        if self.model != "tiny" and self.data != "real":
+            raise InputError(f"model {self.model!r} needs data = 'real': synthetic data are token ids, not text")
+        check_choice(self.device, "device", DEVICES)
         check_int(self.synthetic_depth, "synthetic_depth", minimum=1, maximum=64)
         check_float(self.synthetic_alpha, "synthetic_alpha", minimum=1.0, exclusive=True)
         check_int(self.synthetic_leaves, "synthetic_leaves", minimum=1)
@@ -171,12 +185,19 @@ class Config:
 
 @dataclass(frozen=True, eq=False)
 class _Data:
-    """One seed's datasets: D_1, D_2, D_3, the largest D_a and D_t (smaller ones are their prefixes)."""
+    """One seed's datasets: D_1, D_2, D_3, the largest D_a and D_t (smaller ones are their prefixes).
+
+    ``vocab_size`` ids; ``bos`` is the id put in front of every sequence (one above the data
+    ids for the tiny model, the tokenizer's own for a loaded model); ``scored`` limits the
+    distributions to the data ids (None: the whole vocabulary).
+    """
 
     parts: tuple[TokenSequences, TokenSequences, TokenSequences]
     align: TokenSequences
     perturb: TokenSequences
     vocab_size: int
+    bos: int
+    scored: int | None
 
     @property
     def pretrain(self) -> TokenSequences:
@@ -189,7 +210,8 @@ def _sizes(config: Config) -> tuple[list[int], int, int]:
     return parts, n_align, math.ceil(max(config.l_values) * n_align)
 
 
-def _real_data(config: Config, seed: int) -> _Data:
+def _real_data(config: Config, seed: int, tokenizer: Any | None) -> _Data:
+    """Texts of the built-in corpora; tokenized by a BPE trained on D_p (tiny model) or the model's tokenizer."""
     from tokentree.text import builtin_texts, encode_texts, train_bpe
 
     n_parts, n_align, n_perturb = _sizes(config)
@@ -202,13 +224,30 @@ def _real_data(config: Config, seed: int) -> _Data:
             raise InputError(f"{'+'.join(corpora)} has {len(pool)} texts; this config needs {need}")
         order = np.random.default_rng([seed, i]).permutation(len(pool))[:need]
         texts.append([pool[j] for j in order])
-    pretrain_texts = [t for i, group in enumerate(texts) for t in group[: n_parts[i]]]
-    tokenizer = train_bpe(pretrain_texts, config.bpe_vocab)
-    vocab = tokenizer.get_vocab_size()
-    parts = tuple(encode_texts(group[: n_parts[i]], tokenizer) for i, group in enumerate(texts))
-    align = encode_texts(texts[1][n_parts[1] :], tokenizer)
-    perturb = encode_texts(texts[2][n_parts[2] :], tokenizer)
-    return _Data(parts, align, perturb, vocab)  # type: ignore[arg-type]
+    if tokenizer is None:
+        pretrain_texts = [t for i, group in enumerate(texts) for t in group[: n_parts[i]]]
+        bpe = train_bpe(pretrain_texts, config.bpe_vocab)
+        vocab = bpe.get_vocab_size()
+
+        def encode(group: list[str]) -> TokenSequences:
+            return encode_texts(group, bpe)
+
+        bos, scored = vocab, vocab  # one id above the data for the start token, never predicted
+        vocab += 1
+    else:
+        vocab = len(tokenizer)
+        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        if bos is None:
+            raise InputError(f"{config.model}: its tokenizer has neither a BOS nor an EOS token to start texts with")
+        scored = None
+
+        def encode(group: list[str]) -> TokenSequences:
+            return as_token_sequences([tokenizer(t, add_special_tokens=False)["input_ids"] for t in group])
+
+    parts = tuple(encode(group[: n_parts[i]]) for i, group in enumerate(texts))
+    align = encode(texts[1][n_parts[1] :])
+    perturb = encode(texts[2][n_parts[2] :])
+    return _Data(parts, align, perturb, vocab, bos, scored)  # type: ignore[arg-type]
 
 
 def _synthetic_data(config: Config, seed: int) -> _Data:
@@ -230,7 +269,8 @@ def _synthetic_data(config: Config, seed: int) -> _Data:
         n_perturb=n_perturb,
         rng=np.random.default_rng([seed, 1]),
     )
-    return _Data(sample.parts, sample.align, sample.perturb, sources.vocab_size)
+    vocab = sources.vocab_size
+    return _Data(sample.parts, sample.align, sample.perturb, vocab + 1, vocab, vocab)
 
 
 def _head(seqs: TokenSequences, n: int) -> TokenSequences:
@@ -379,30 +419,52 @@ def _mixture_changes(
     return {"ratio_l0": slope_a / slope_p, "ratio": d_a / d_p, "delta_align": d_a, "delta_pretrain": d_p}
 
 
+def _model_and_data(config: Config, seed: int) -> tuple[Any, _Data]:
+    """The model to pre-train (a seeded tiny Llama, or a loaded one) and this seed's data."""
+    from tokentree.bridge.hf import load_model
+    from tokentree.bridge.tiny import TinySpec, tiny_llama
+
+    if config.model == "tiny":
+        data = _real_data(config, seed, None) if config.data == "real" else _synthetic_data(config, seed)
+        spec = TinySpec(data.vocab_size, config.n_layers, config.d_model, config.n_heads, config.context)
+        model = tiny_llama(spec, seed=seed, bos_token_id=data.bos, eos_token_id=data.bos, pad_token_id=data.bos)
+        return model, data
+    model, tokenizer = load_model(config.model, device=config.device)
+    return model, _real_data(config, seed, tokenizer)
+
+
 def _one_seed(config: Config, seed: int, show_progress: bool | None) -> list[TrainedRecord]:
     from tokentree.bridge.scoring import measure_rate
-    from tokentree.bridge.tiny import TinyConfig, Trainer, tiny_scorer
+    from tokentree.bridge.tiny import tiny_scorer
+    from tokentree.lab.chat import from_sequences
+    from tokentree.lab.train import LMTrainer, TrainSettings
 
-    data = _real_data(config, seed) if config.data == "real" else _synthetic_data(config, seed)
+    model, data = _model_and_data(config, seed)
     pretrain = data.pretrain
-    model_shape = TinyConfig(
-        vocab_size=data.vocab_size,
-        n_layers=config.n_layers,
-        d_model=config.d_model,
-        n_heads=config.n_heads,
-        context=config.context,
-    )
-    base = Trainer(model_shape, seed=seed, lr=config.lr_pretrain, threads=config.threads)
-    epochs = max(1, round(config.pretrain_tokens / pretrain.n_tokens))
+
+    def settings(lr: float, stage_seed: int) -> TrainSettings:
+        return TrainSettings(
+            lr=lr, batch_size=config.batch_size, weight_decay=0.01, seed=stage_seed, threads=config.threads,
+            device=config.device,
+        )
+
+    def examples(seqs: TokenSequences) -> Any:
+        return from_sequences(seqs, prepend=data.bos)
+
+    base = LMTrainer(model, settings(config.lr_pretrain, seed))
+    epochs = round(config.pretrain_tokens / pretrain.n_tokens)
+    if config.model == "tiny":
+        epochs = max(1, epochs)
+    pretrain_examples = examples(pretrain)
     for _ in progress(range(epochs), desc=f"pre-training (seed {seed})", show=show_progress):
-        base.epoch(pretrain, batch_size=config.batch_size)
+        base.epoch(pretrain_examples, show_progress=False)
     shares = np.array([p.n_sequences for p in data.parts]) / pretrain.n_sequences
     eval_p = TokenSequences.concatenate(
         _head(p, min(p.n_sequences, max(1, round(b * config.n_eval)))) for p, b in zip(data.parts, shares, strict=True)
     )
 
-    def new_trainer(model: Any, stage: Stage) -> Trainer:
-        return Trainer(model=model, seed=stage.seed, lr=stage.lr, threads=config.threads)
+    def new_trainer(model: Any, stage: Stage) -> LMTrainer:
+        return LMTrainer(model, settings(stage.lr, stage.seed))
 
     records = []
     for k in config.k_values:
@@ -417,16 +479,18 @@ def _one_seed(config: Config, seed: int, show_progress: bool | None) -> list[Tra
         evals = {"pretrain": eval_p, "align": align, "perturb": _head(data.perturb, sizes[-1])}
 
         def measure(model: Any, evals: dict[str, TokenSequences] = evals) -> dict[str, float]:
-            scorer = tiny_scorer(model, threads=config.threads, show_progress=False)
+            scorer = tiny_scorer(model, n_scored_tokens=data.scored, threads=config.threads)
             return {name: measure_rate(scorer, seqs).bits_per_token for name, seqs in evals.items()}
 
-        increments = tuple(data.perturb.select(np.arange(a, b)) for a, b in itertools.pairwise([0, *sizes]))
+        increments = tuple(
+            examples(data.perturb.select(np.arange(a, b))) for a, b in itertools.pairwise([0, *sizes])
+        )
         stages = [
-            Stage("align", (align,), lr=config.lr_finetune, seed=seed, epochs=config.align_epochs),
+            Stage("align", (examples(align),), lr=config.lr_finetune, seed=seed, epochs=config.align_epochs),
             Stage("perturb", increments, lr=config.lr_finetune, seed=seed + 10_000),
         ]
         before, start, *after = run_stages(
-            base.model, stages, new_trainer=new_trainer, measure=measure, batch_size=config.batch_size
+            base.model, stages, new_trainer=new_trainer, measure=measure, show_progress=False
         )
         k_actual = pretrain.n_sequences / n_align
         theory = _mixture_changes(
@@ -579,7 +643,7 @@ class Result(TabularResult):
     def terminal_summary(self) -> str:
         c = self.config
         head = (
-            f"hooke-trained ({c.data} data, {c.n_seeds} seeds, tiny transformer {c.n_layers}x{c.d_model}): "
+            f"hooke-trained ({c.data} data, {c.n_seeds} seeds, {_model_name(c)}): "
             "changes of bits per token after fine-tuning on l |D_a| responses of D_t (mean ± sd over seeds)"
         )
         return "\n".join([head, *self._table(), *self._slope_lines(), self._alignment_line()])
@@ -590,7 +654,7 @@ class Result(TabularResult):
             "# hooke-trained: Theorem 4.2 on a trained transformer",
             "",
             f"Data: {c.data}; D_p = {c.n_pretrain} responses (shares {list(c.betas)}); seeds {c.seeds}; "
-            f"model {c.n_layers} layers x {c.d_model}, context {c.context}; pre-training about "
+            f"model {_model_name(c)}, context {c.context}; pre-training about "
             f"{c.pretrain_tokens:,} tokens (lr {c.lr_pretrain:g}), alignment {c.align_epochs} epochs and "
             f"perturbation one pass (lr {c.lr_finetune:g}). "
             f"Run time {self.seconds:.0f} s.",
@@ -673,6 +737,10 @@ class Result(TabularResult):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
         fig.savefig(folder / "ratio_vs_k.png")
+
+
+def _model_name(c: Config) -> str:
+    return f"tiny Llama {c.n_layers} layers x {c.d_model}" if c.model == "tiny" else c.model
 
 
 def run(config: Config, *, show_progress: bool | None = None) -> Result:

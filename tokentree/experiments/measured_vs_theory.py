@@ -23,9 +23,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tokentree.bridge.coding import decode_tokens, encode_tokens
+from tokentree.bridge.hf import DEVICES
 from tokentree.bridge.scoring import measure_rate
 from tokentree.bridge.tree_model import fit_tree_model
-from tokentree.checks import check_float, check_int, check_list
+from tokentree.checks import check_choice, check_float, check_int, check_list
 from tokentree.errors import InputError
 from tokentree.progress import progress
 from tokentree.results import Record
@@ -47,8 +48,9 @@ DATASETS = {
 class Config:
     """Options of ``tokentree run measured-vs-theory``.
 
-    model
-        "smollm2" (built in, offline), a local model folder, a .gguf file, or a hub name.
+    model, device
+        "smollm2" (built in, offline), a local model folder, a .gguf file, or a hub name; where it
+        runs ("auto": a GPU when there is one).
     depths, discount
         Context depths of the tree models and their absolute discount.
     n_train, n_heldout
@@ -61,6 +63,7 @@ class Config:
 
     seed: int = 0
     model: str = "smollm2"
+    device: str = "auto"
     depths: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
     discount: float = 0.75
     n_train: int = 3000
@@ -75,6 +78,7 @@ class Config:
         check_int(self.seed, "seed", minimum=0)
         if not isinstance(self.model, str) or not self.model.strip():
             raise InputError(f"model must be 'smollm2', a model folder, a .gguf file or a hub name; got {self.model!r}")
+        check_choice(self.device, "device", DEVICES)
         check_list(self.depths, "depths", lambda v, n: check_int(v, n, minimum=1, maximum=64))
         check_float(self.discount, "discount", minimum=0.0, maximum=0.999999)
         check_int(self.n_train, "n_train", minimum=1)
@@ -221,9 +225,9 @@ class Result(TabularResult):
 
 
 def _load_model(config: Config) -> tuple[Any, Any]:
-    from tokentree.bridge.hf import HFScorer, load_causal_lm, load_smollm2
+    from tokentree.bridge.hf import HFScorer, load_model
 
-    model, tokenizer = load_smollm2() if config.model == "smollm2" else load_causal_lm(config.model)
+    model, tokenizer = load_model(config.model, device=config.device)
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     if bos is None:
         raise InputError(f"{config.model}: its tokenizer has neither a BOS nor an EOS token to start sequences with")

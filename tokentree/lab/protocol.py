@@ -17,18 +17,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tokentree.errors import InputError
-from tokentree.sequences import TokenSequences
 
 __all__ = ["Trainer", "Stage", "StageMeasurement", "run_stages"]
 
 
 class Trainer(Protocol):
-    """What :func:`run_stages` needs of a trainer: its model, and one epoch over some sequences."""
+    """What :func:`run_stages` needs of a trainer: its model, and one epoch over some data
+    (:class:`~tokentree.lab.train.LMTrainer` is one)."""
 
     @property
     def model(self) -> Any: ...
 
-    def epoch(self, sequences: TokenSequences, *, batch_size: int) -> Any: ...
+    def epoch(self, data: Any, *, show_progress: bool | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,9 @@ class Stage:
     Attributes
     ----------
     name : str
-    pieces : tuple of TokenSequences
-        Trained in order by one optimiser; the model is measured after each piece.
+    pieces : tuple
+        Data (e.g. :class:`~tokentree.lab.chat.TokenizedExamples`) trained in order by one
+        optimiser; the model is measured after each piece.
     lr : float
         Learning rate of the stage's fresh optimiser.
     seed : int
@@ -49,7 +50,7 @@ class Stage:
     """
 
     name: str
-    pieces: tuple[TokenSequences, ...]
+    pieces: tuple[Any, ...]
     lr: float
     seed: int
     epochs: int = 1
@@ -76,7 +77,7 @@ def run_stages(
     *,
     new_trainer: Callable[[Any, Stage], Trainer],
     measure: Callable[[Any], Mapping[str, float]],
-    batch_size: int,
+    show_progress: bool | None = None,
 ) -> list[StageMeasurement]:
     """Train a copy of ``model`` through ``stages``; measure at the start and after every piece.
 
@@ -89,7 +90,7 @@ def run_stages(
         trainer = new_trainer(current, stage)
         for step, piece in enumerate(stage.pieces):
             for _ in range(stage.epochs):
-                trainer.epoch(piece, batch_size=batch_size)
+                trainer.epoch(piece, show_progress=show_progress)
             measurements.append(StageMeasurement(stage.name, step, dict(measure(trainer.model))))
         current = trainer.model
     return measurements

@@ -1,0 +1,192 @@
+"""Training and evaluation data for causal LMs: text, prompt/response pairs and chats, with a loss mask.
+
+Every example becomes the token sequence the model reads, with a mask saying which
+tokens are training targets:
+
+* plain text (pre-training): every token after the BOS;
+* a chat (``{"messages": [...]}``, a list of ``{"role", "content"}`` turns, a
+  ``{"prompt", "response"}`` pair with an optional ``system``, or a ``(prompt, response)``
+  tuple): rendered with the tokenizer's own chat template, and only the assistant's
+  tokens are targets (all assistant turns, or the last one), so the loss never counts
+  the system prompt, the user's words or the template around them.
+
+For measurement, :meth:`TokenizedExamples.split` cuts every sequence into a context (what
+comes before the last response) and a continuation (the last response), so a response
+is scored given its prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tokentree.errors import InputError
+
+__all__ = ["ROLES", "RESPONSE_TURNS", "as_messages", "TokenizedExamples", "tokenize_chats", "tokenize_texts",
+           "from_sequences"]
+
+ROLES = ("system", "user", "assistant")
+#: Which assistant turns of a multi-turn chat are training targets.
+RESPONSE_TURNS = ("all", "last")
+
+
+def as_messages(example: Any, where: str = "example") -> tuple[dict[str, str], ...]:
+    """The chat turns of one example, checked: roles from :data:`ROLES`, text content, an assistant turn.
+
+    >>> as_messages({"prompt": "hi", "response": "hello"})
+    ({'role': 'user', 'content': 'hi'}, {'role': 'assistant', 'content': 'hello'})
+    """
+    if isinstance(example, tuple) and len(example) == 2 and all(isinstance(x, str) for x in example):
+        example = {"prompt": example[0], "response": example[1]}
+    if isinstance(example, Mapping) and "messages" in example:
+        example = example["messages"]
+    if isinstance(example, Mapping):
+        if not {"prompt", "response"} <= set(example):
+            raise InputError(
+                f"{where} has keys {sorted(example)}; give 'messages' (a list of role/content turns) or "
+                "'prompt' and 'response'"
+            )
+        turns: list[Any] = [{"role": "user", "content": example["prompt"]},
+                            {"role": "assistant", "content": example["response"]}]
+        if example.get("system") is not None:
+            turns.insert(0, {"role": "system", "content": example["system"]})
+    elif isinstance(example, Sequence) and not isinstance(example, str):
+        turns = list(example)
+    else:
+        raise InputError(f"{where} is a {type(example).__name__}; give a chat (messages) or a prompt/response pair")
+    out = []
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, Mapping) or turn.get("role") not in ROLES or not isinstance(turn.get("content"), str):
+            raise InputError(
+                f"{where}, turn {i}: each turn needs a role in {ROLES} and text content; got {turn!r:.80}"
+            )
+        out.append({"role": str(turn["role"]), "content": str(turn["content"])})
+    if not any(t["role"] == "assistant" and t["content"].strip() for t in out):
+        raise InputError(f"{where} has no response: no assistant turn with text, so there is nothing to learn")
+    return tuple(out)
+
+
+@dataclass(frozen=True, eq=False)
+class TokenizedExamples:
+    """Token sequences with a loss mask per token (True: a training target).
+
+    Attributes
+    ----------
+    sequences : tuple of int64 arrays
+        What the model reads, template and special tokens included.
+    masks : tuple of bool arrays
+        Training targets. The first token of a sequence is never one (nothing predicts it).
+    """
+
+    sequences: tuple[np.ndarray, ...]
+    masks: tuple[np.ndarray, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.sequences) != len(self.masks):
+            raise InputError(f"{len(self.sequences)} sequences but {len(self.masks)} masks")
+        if not self.sequences:
+            raise InputError("the dataset is empty: there is nothing to train on or measure")
+        for i, (s, m) in enumerate(zip(self.sequences, self.masks, strict=True)):
+            if s.shape != m.shape or s.ndim != 1:
+                raise InputError(f"example {i}: its mask has shape {m.shape} for {s.shape} tokens")
+            if not m[1:].any():
+                raise InputError(f"example {i} has no target tokens (an empty response?); drop it")
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    @property
+    def n_target_tokens(self) -> int:
+        return int(sum(int(m[1:].sum()) for m in self.masks))
+
+    def select(self, indices: Iterable[int]) -> TokenizedExamples:
+        idx = list(indices)
+        return TokenizedExamples(tuple(self.sequences[i] for i in idx), tuple(self.masks[i] for i in idx))
+
+    def head(self, n: int) -> TokenizedExamples:
+        return self.select(range(min(n, len(self))))
+
+    @staticmethod
+    def concatenate(parts: Sequence[TokenizedExamples]) -> TokenizedExamples:
+        return TokenizedExamples(
+            tuple(s for p in parts for s in p.sequences), tuple(m for p in parts for m in p.masks)
+        )
+
+    def split(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(contexts, continuations): each sequence cut where its last run of targets begins."""
+        contexts, continuations = [], []
+        for s, m in zip(self.sequences, self.masks, strict=True):
+            targets = np.flatnonzero(m[1:]) + 1
+            start = int(targets[-1])
+            while start - 1 >= 1 and m[start - 1]:
+                start -= 1
+            contexts.append(s[:start])
+            continuations.append(s[start:])
+        return contexts, continuations
+
+
+def _ids(encoded: Any) -> list[int]:
+    """Token ids from what ``apply_chat_template(tokenize=True)`` returns (a list or a BatchEncoding)."""
+    if isinstance(encoded, Mapping) or hasattr(encoded, "input_ids"):
+        encoded = encoded["input_ids"]
+    return [int(t) for t in encoded]
+
+
+def tokenize_chats(examples: Iterable[Any], tokenizer: Any, *, responses: str = "all") -> TokenizedExamples:
+    """Chats rendered with the tokenizer's chat template; assistant tokens (``responses``: all or last) are targets."""
+    if responses not in RESPONSE_TURNS:
+        raise InputError(f"responses must be one of {RESPONSE_TURNS}; got {responses!r}")
+    if not getattr(tokenizer, "chat_template", None):
+        raise InputError(
+            "this tokenizer has no chat template, so chats cannot be rendered; use a chat model's tokenizer, "
+            "set tokenizer.chat_template, or train one with tokentree.bridge.tiny.train_tiny_tokenizer"
+        )
+    sequences, masks = [], []
+    for n, example in enumerate(examples):
+        messages = as_messages(example, f"example {n}")
+        full = _ids(tokenizer.apply_chat_template(list(messages), tokenize=True))
+        mask = np.zeros(len(full), dtype=bool)
+        turns = [j for j, t in enumerate(messages) if t["role"] == "assistant"]
+        for j in turns if responses == "all" else turns[-1:]:
+            before = _ids(tokenizer.apply_chat_template(list(messages[:j]), tokenize=True, add_generation_prompt=True))
+            through = _ids(tokenizer.apply_chat_template(list(messages[: j + 1]), tokenize=True))
+            if full[: len(through)] != through or through[: len(before)] != before:
+                raise InputError(
+                    f"example {n}: the chat template does not render a conversation's beginning as a prefix of "
+                    "the whole, so the response tokens cannot be located; use a template without that"
+                )
+            mask[len(before) : len(through)] = True
+        sequences.append(np.asarray(full, dtype=np.int64))
+        masks.append(mask)
+    return TokenizedExamples(tuple(sequences), tuple(masks))
+
+
+def tokenize_texts(texts: Iterable[str], tokenizer: Any, *, add_eos: bool = True) -> TokenizedExamples:
+    """Plain text for pre-training: BOS, the text's tokens and EOS; every token after the BOS is a target."""
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    if bos is None:
+        raise InputError("the tokenizer has no BOS token to start plain text with; set tokenizer.bos_token")
+    seqs = []
+    for n, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"text {n} is empty or not a string; drop empty texts first")
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        seqs.append(np.asarray([bos, *ids, *([eos] if add_eos and eos is not None else [])], dtype=np.int64))
+    return from_sequences(seqs, prepend=None)
+
+
+def from_sequences(sequences: Iterable[Sequence[int] | np.ndarray], *, prepend: int | None) -> TokenizedExamples:
+    """Token-id data (no tokenizer): ``prepend`` (a BOS id) in front of each sequence, every other token a target."""
+    seqs = []
+    for s in sequences:
+        arr = np.asarray(s, dtype=np.int64)
+        seqs.append(arr if prepend is None else np.concatenate([[prepend], arr]))
+    masks = []
+    for s in seqs:
+        m = np.ones(s.shape[0], dtype=bool)
+        m[0] = False
+        masks.append(m)
+    return TokenizedExamples(tuple(seqs), tuple(masks))

@@ -1,0 +1,366 @@
+"""Training a causal LM: full fine-tuning or LoRA, chosen parameter groups, schedules, exact resume.
+
+:class:`LMTrainer` trains any ``transformers`` causal LM (the tiny Llama, SmolLM2, a
+model from the hub) on :class:`~tokentree.lab.chat.TokenizedExamples`:
+
+* **what moves**: everything (``trainable="all"``, embeddings included), the attention
+  projections only (``"attention"``: q/k/v/o), or attention and MLP (``"attention+mlp"``);
+  or LoRA adapters through ``peft`` (:class:`LoraSettings`: rank, alpha, target modules),
+  with every base weight frozen;
+* **how**: AdamW, a fresh optimiser per trainer (one per stage of an experiment), gradient
+  clipping, a constant learning rate or a warmup followed by cosine decay
+  (``schedule="cosine"``, for pre-training);
+* **in what order**: sequences longer than the model's context are cut into windows that
+  overlap by one token (every target trained once), and each epoch visits them in an
+  order drawn from ``(seed, epoch)``, so the same seed gives the same weights, byte for
+  byte;
+* **checkpoints**: :meth:`LMTrainer.save` writes the model (or the adapter) with
+  ``save_pretrained`` and the optimiser, schedule and position in the epoch; training
+  resumed with :meth:`LMTrainer.resume` continues exactly as if it had never stopped.
+  Nothing is unpickled on loading (``torch.load(weights_only=True)``, safetensors).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import warnings
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokentree.checks import check_choice, check_float, check_int
+from tokentree.errors import InputError
+from tokentree.lab.chat import TokenizedExamples
+from tokentree.outputs import write_output_folder
+from tokentree.progress import progress_bar
+
+__all__ = [
+    "TRAINABLE",
+    "SCHEDULES",
+    "ATTENTION_MODULES",
+    "MLP_MODULES",
+    "CHECKPOINT_KIND",
+    "LoraSettings",
+    "TrainSettings",
+    "LMTrainer",
+    "training_windows",
+]
+
+TRAINABLE = ("all", "attention", "attention+mlp")
+SCHEDULES = ("constant", "cosine")
+ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
+#: The kind of output folder a trainer checkpoint is (see tokentree.outputs).
+CHECKPOINT_KIND = "checkpoint"
+_STATE, _SETTINGS = "trainer_state.pt", "trainer.json"
+_WEIGHTS, _ADAPTER = "model.safetensors", "adapter_model.safetensors"
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA adapters (peft): rank r, scale alpha / r, dropout, and the linear modules they wrap."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ATTENTION_MODULES + MLP_MODULES
+
+    def __post_init__(self) -> None:
+        check_int(self.rank, "lora rank", minimum=1)
+        check_float(self.alpha, "lora alpha", minimum=0.0, exclusive=True)
+        check_float(self.dropout, "lora dropout", minimum=0.0, maximum=0.99)
+        if not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
+            raise InputError(f"lora target_modules must be module names such as q_proj; got {self.target_modules!r}")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How a :class:`LMTrainer` trains (see the module docstring).
+
+    ``total_steps`` is the length of the cosine schedule (needed for ``schedule="cosine"``);
+    ``device`` is "cpu", "cuda", "mps" or "auto"; ``threads`` is torch's CPU thread count.
+    """
+
+    lr: float = 1e-3
+    batch_size: int = 16
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    total_steps: int = 0
+    trainable: str = "all"
+    lora: LoraSettings | None = None
+    grad_clip: float = 1.0
+    seed: int = 0
+    threads: int = 1
+    device: str = "cpu"
+    betas: tuple[float, float] = field(default=(0.9, 0.98))
+
+    def __post_init__(self) -> None:
+        check_float(self.lr, "lr", minimum=0.0, exclusive=True)
+        check_int(self.batch_size, "batch_size", minimum=1)
+        check_float(self.weight_decay, "weight_decay", minimum=0.0)
+        check_choice(self.schedule, "schedule", SCHEDULES)
+        check_int(self.warmup_steps, "warmup_steps", minimum=0)
+        check_int(self.total_steps, "total_steps", minimum=0)
+        if self.schedule == "cosine" and self.total_steps <= self.warmup_steps:
+            raise InputError(
+                f"a cosine schedule needs total_steps ({self.total_steps}) above warmup_steps ({self.warmup_steps})"
+            )
+        check_choice(self.trainable, "trainable", TRAINABLE)
+        check_float(self.grad_clip, "grad_clip", minimum=0.0, exclusive=True)
+        check_int(self.seed, "seed", minimum=0)
+        check_int(self.threads, "threads", minimum=1)
+
+    def lr_factor(self, step: int) -> float:
+        """The learning rate at ``step`` as a fraction of ``lr``: linear warmup, then constant or cosine to 0."""
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if self.schedule == "constant":
+            return 1.0
+        done = min(1.0, (step - self.warmup_steps) / (self.total_steps - self.warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * done))
+
+
+def training_windows(data: TokenizedExamples, context: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Sequences longer than ``context`` tokens cut into windows that overlap by one token.
+
+    The overlap token is the input for the next window's first target, so every target of
+    the data is trained exactly once, with as much context as a window allows.
+    """
+    windows, masks = [], []
+    for seq, mask in zip(data.sequences, data.masks, strict=True):
+        for begin in range(0, max(1, seq.shape[0] - 1), context):
+            piece_mask = mask[begin : begin + context + 1].copy()
+            piece_mask[0] = False
+            if piece_mask.any():
+                windows.append(seq[begin : begin + context + 1])
+                masks.append(piece_mask)
+    return windows, masks
+
+
+def _torch() -> Any:
+    from tokentree.bridge.hf import torch_module
+
+    return torch_module()
+
+
+class LMTrainer:
+    """Trains ``model`` with ``settings``; one trainer is one optimiser (one stage of an experiment)."""
+
+    def __init__(self, model: Any, settings: TrainSettings) -> None:
+        from tokentree.bridge.hf import pick_device
+
+        torch = _torch()
+        if not isinstance(settings, TrainSettings):
+            raise InputError(f"settings must be a TrainSettings; got {type(settings).__name__}")
+        torch.set_num_threads(settings.threads)
+        self.settings = settings
+        self.device = pick_device(settings.device)
+        model = model.to(self.device)
+        if settings.lora is not None:
+            model = _with_lora(model, settings.lora)
+        else:
+            _choose_trainable(model, settings.trainable)
+        self.model = model
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params, lr=settings.lr, weight_decay=settings.weight_decay, betas=settings.betas
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, settings.lr_factor)
+        self.steps_done = 0
+        self.epochs_done = 0
+        self.batches_done = 0  # in the current epoch
+
+    @property
+    def context(self) -> int:
+        return int(self.model.config.max_position_embeddings)
+
+    @property
+    def pad_token_id(self) -> int:
+        pad = getattr(self.model.config, "pad_token_id", None)
+        return int(pad) if pad is not None else 0
+
+    def step(self, windows: list[np.ndarray], masks: list[np.ndarray]) -> float:
+        """One optimiser step on a batch; returns its mean loss per target token (nats)."""
+        torch = _torch()
+        width = max(w.shape[0] for w in windows)
+        ids = torch.full((len(windows), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(windows), width), IGNORE, dtype=torch.long)
+        attention = torch.zeros((len(windows), width), dtype=torch.long)
+        for r, (w, m) in enumerate(zip(windows, masks, strict=True)):
+            ids[r, : w.shape[0]] = torch.from_numpy(w)
+            attention[r, : w.shape[0]] = 1
+            labels[r, : w.shape[0]] = torch.where(torch.from_numpy(m), torch.from_numpy(w), IGNORE)
+        self.model.train()
+        out = self.model(
+            input_ids=ids.to(self.device), attention_mask=attention.to(self.device), labels=labels.to(self.device)
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.settings.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.steps_done += 1
+        return float(out.loss.detach())
+
+    def epoch(
+        self, data: TokenizedExamples, *, show_progress: bool | None = None, desc: str = "training",
+        stop_after: int | None = None,
+    ) -> float:
+        """One pass over ``data`` in this epoch's seeded order; returns the mean loss per target token (nats).
+
+        ``stop_after`` ends the call after that many batches (to save a checkpoint mid-epoch);
+        the next call continues the same epoch where it stopped.
+        """
+        windows, masks = training_windows(data, self.context)
+        order = np.random.default_rng([self.settings.seed, self.epochs_done]).permutation(len(windows))
+        size = self.settings.batch_size
+        batches = [order[b : b + size] for b in range(0, len(order), size)]
+        total = tokens = 0.0
+        with progress_bar(len(batches), desc=desc, show=show_progress, unit="batch") as bar:
+            bar.update(self.batches_done)
+            for done, batch in enumerate(batches[self.batches_done :]):
+                if stop_after is not None and done >= stop_after:
+                    return total / tokens if tokens else math.nan
+                n = float(sum(int(masks[i].sum()) for i in batch))
+                loss = self.step([windows[i] for i in batch], [masks[i] for i in batch])
+                total, tokens = total + loss * n, tokens + n
+                self.batches_done += 1
+                bar.update(1, loss=loss)
+        self.epochs_done += 1
+        self.batches_done = 0
+        return total / tokens if tokens else math.nan
+
+    # ----------------------------------------------------------------- checkpoints
+    def save(self, folder: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """A checkpoint folder: the model (or its adapter) by ``save_pretrained``, and the trainer's state."""
+        torch = _torch()
+
+        from tokentree.bridge.hf import quiet_transformers
+
+        def write(tmp: Path) -> None:
+            with quiet_transformers():
+                self.model.save_pretrained(tmp, safe_serialization=True)
+            state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            }
+            torch.save(state, tmp / _STATE)
+            info = {
+                "settings": asdict(self.settings),
+                "steps_done": self.steps_done,
+                "epochs_done": self.epochs_done,
+                "batches_done": self.batches_done,
+            }
+            (tmp / _SETTINGS).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+        return write_output_folder(folder, write, kind=CHECKPOINT_KIND, overwrite=overwrite)
+
+    @classmethod
+    def resume(cls, folder: str | os.PathLike[str], model: Any) -> LMTrainer:
+        """The trainer of checkpoint ``folder``, continuing on ``model`` (the model it started from).
+
+        With LoRA, ``model`` is the base model and the adapter is read from the folder; for
+        full training the folder's weights replace ``model``'s.
+        """
+        torch = _torch()
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        if not (folder / _SETTINGS).is_file() or not (folder / _STATE).is_file():
+            raise InputError(f"{os.fspath(folder)!r} is not a trainer checkpoint: it lacks {_SETTINGS} or {_STATE}")
+
+        def corrupt(name: str, exc: BaseException) -> InputError:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            return InputError(f"{os.fspath(folder / name)!r} is corrupt or does not match ({first}); restore it")
+
+        try:
+            info = json.loads((folder / _SETTINGS).read_text(encoding="utf-8"))
+            raw = info["settings"]
+            lora = LoraSettings(**{**raw["lora"], "target_modules": tuple(raw["lora"]["target_modules"])}) \
+                if raw.get("lora") else None
+            settings = TrainSettings(**{**raw, "lora": lora, "betas": tuple(raw["betas"])})
+            counters = int(info["steps_done"]), int(info["epochs_done"]), int(info["batches_done"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise corrupt(_SETTINGS, exc) from None
+        trainer = cls(model, settings)
+        weights_name = _ADAPTER if lora is not None else _WEIGHTS
+        try:
+            weights = load_file(folder / weights_name)
+        except Exception as exc:  # safetensors raises its own error type for every kind of damage
+            raise corrupt(weights_name, exc) from None
+        _load_weights(trainer.model, weights, lora is not None, lambda exc: corrupt(weights_name, exc))
+        if not zipfile.is_zipfile(folder / _STATE):
+            raise corrupt(_STATE, ValueError("not a torch.save archive: truncated or replaced"))
+        try:
+            state = torch.load(folder / _STATE, weights_only=True)
+            trainer.optimizer.load_state_dict(state["optimizer"])
+            trainer.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+        except pickle.UnpicklingError as exc:
+            raise InputError(
+                f"{os.fspath(folder / _STATE)!r} holds objects other than tensors and plain containers; it is not "
+                f"loaded, since unpickling them could run code ({str(exc).splitlines()[0]})"
+            ) from None
+        except (RuntimeError, EOFError, OSError, KeyError, ValueError, TypeError) as exc:
+            raise corrupt(_STATE, exc) from None
+        trainer.steps_done, trainer.epochs_done, trainer.batches_done = counters
+        return trainer
+
+
+def _load_weights(model: Any, weights: dict[str, Any], adapter: bool, corrupt: Any) -> None:
+    if adapter:
+        from peft import set_peft_model_state_dict
+
+        try:
+            result = set_peft_model_state_dict(model, weights)
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise corrupt(exc) from None
+        unexpected = getattr(result, "unexpected_keys", None)
+        if unexpected:
+            raise corrupt(ValueError(f"unexpected adapter weights {list(unexpected)[:3]}"))
+        return
+    tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else set()
+    try:
+        got = model.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:  # a tensor of the wrong shape
+        raise corrupt(exc) from None
+    if got.unexpected_keys or set(got.missing_keys) - tied:
+        raise corrupt(ValueError(f"the weights do not fit the model (missing {sorted(got.missing_keys)[:3]})"))
+    if tied:
+        model.tie_weights()
+
+
+def _with_lora(model: Any, lora: LoraSettings) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [m for m in lora.target_modules if m not in names]
+    if missing:
+        linear = sorted(n for n in names if n.endswith("proj"))
+        raise InputError(f"LoRA target modules {missing} are not in this model; its projections are {linear}")
+    config = LoraConfig(
+        r=lora.rank, lora_alpha=lora.alpha,  # type: ignore[arg-type]  # peft types it int; any positive number works
+        lora_dropout=lora.dropout, target_modules=list(lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    with warnings.catch_warnings():  # peft 0.21 reads a property that transformers 5 has deprecated
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
+
+
+def _choose_trainable(model: Any, trainable: str) -> None:
+    groups = {"all": None, "attention": ATTENTION_MODULES, "attention+mlp": ATTENTION_MODULES + MLP_MODULES}[trainable]
+    for name, param in model.named_parameters():
+        parts = name.split(".")
+        param.requires_grad = groups is None or any(g in parts for g in groups)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise InputError(f"trainable={trainable!r} leaves no parameter of this model to train")
