@@ -15,7 +15,9 @@ import pytest  # noqa: E402
 
 #: Every registered experiment is run once with --quick through the command line, and the
 #: tests that check outputs (schema, dataframes, docs) read these folders.
-QUICK_EXPERIMENTS = ("hooke", "depth-pareto", "measured-vs-theory", "hooke-trained")
+QUICK_EXPERIMENTS = (
+    "hooke", "depth-pareto", "measured-vs-theory", "hooke-trained", "rebound", "resistance", "rebound-scale",
+)
 
 
 @pytest.fixture(scope="session")

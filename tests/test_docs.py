@@ -20,7 +20,10 @@ from tokentree.runs import load_experiment, resolve_config
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = {"theory": ROOT / "docs" / "theory.md", "experiments": ROOT / "docs" / "experiments.md"}
 REFERENCE = re.compile(r"docs/(theory|experiments)\.md §([A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*)")
-SECTION_OF_EXPERIMENT = {"hooke": "E0", "depth-pareto": "E1", "measured-vs-theory": "E3", "hooke-trained": "E4h"}
+SECTION_OF_EXPERIMENT = {
+    "hooke": "E0", "depth-pareto": "E1", "measured-vs-theory": "E3", "hooke-trained": "E4h", "rebound": "E4r",
+    "resistance": "E4s", "rebound-scale": "E4x",
+}
 
 
 def _sections(doc: str) -> set[str]:

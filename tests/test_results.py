@@ -18,7 +18,8 @@ from tokentree.results import NONFINITE_COLUMN, SCHEMA_VERSION, Record, csv_text
 from tokentree.runs import MAIN_TABLE, Experiment, ExperimentResult, available_experiments, load_experiment
 
 #: Columns that hold words, not numbers.
-TEXT_COLUMNS = {"data", "corpus", "corpora", "dataset", "quantity", NONFINITE_COLUMN}
+#: Columns that label a row (categories), not measure it.
+TEXT_COLUMNS = {"data", "corpus", "corpora", "dataset", "quantity", "stage", "base", "pair", "sweep", NONFINITE_COLUMN}
 
 
 @dataclass(frozen=True)

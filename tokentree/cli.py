@@ -29,7 +29,7 @@ __all__ = ["main", "describe_tree", "RUN_KIND"]
 #: The kind of folder `tokentree run` writes (see tokentree.outputs).
 RUN_KIND = "run"
 #: Options of `tokentree run` that override a config field of the same name.
-RUN_OVERRIDES = ("seed", "data", "model", "device", "threads")
+RUN_OVERRIDES = ("seed", "data", "axis", "positive", "negative", "model", "device", "threads")
 
 BUILD_EXAMPLES = """examples:
   tokentree build notes.txt more_text/ --depth 8 --mode window -o tree.npz
@@ -46,6 +46,7 @@ RUN_EXAMPLES = """examples:
   tokentree run hooke --quick --out runs/quick
   tokentree run hooke --config experiments/hooke-paper.toml --seed 3
   tokentree run hooke-trained --data real
+  tokentree run rebound --data files --positive good.jsonl --negative bad.jsonl
 
 outputs (docs/experiments.md): config.toml, result.json, records.csv, summary.md, *.png, run.json"""
 
@@ -118,6 +119,18 @@ def _add_run(sub: Any) -> None:
         "--data",
         help="data source, for experiments that have one; `tokentree run NAME --data x` lists the choices "
         "(default: the experiment's own, synthetic where there is one)",
+    )
+    p.add_argument(
+        "--axis", help="behaviour axis of the synthetic language for behaviour experiments: sentiment, style, truth or "
+        "safety (default: the experiment's own, sentiment)",
+    )
+    p.add_argument(
+        "--positive", metavar="FILE.jsonl",
+        help="with --data files: aligned examples, one JSON object per line with prompt/response or messages "
+        "(default: none)",
+    )
+    p.add_argument(
+        "--negative", metavar="FILE.jsonl", help="with --data files: misaligned examples, same format (default: none)"
     )
     p.add_argument(
         "--model",

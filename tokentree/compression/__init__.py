@@ -11,6 +11,7 @@ scipy.stats or numba.
 ``mixture``               the shares of D_p and the Theorem 4.2 mixture sizes
 ``elasticity``            joint compression, perturbation sweeps, closed forms
 ``pareto``                fitting Pareto tails of symbol masses
+``rebound``               the count model of rebound: KL to the pre-trained mixture, closed forms
 ``symbolic``              sympy derivations of the identities (imported only by name)
 ========================  ==========================================================
 """
@@ -52,6 +53,14 @@ if TYPE_CHECKING:
         theorem_3_4_length,
         theorem_3_4_rate,
     )
+    from tokentree.compression.rebound import (
+        CountRebound,
+        count_model_initial_slope,
+        count_model_minimum,
+        count_model_negatives_to_kl,
+        count_model_rebound,
+        count_model_return_count,
+    )
 
 _HOME = {
     "elasticity": (
@@ -62,6 +71,10 @@ _HOME = {
     "huffman": ("EncodedBits", "HuffmanCode", "huffman_code", "huffman_lengths"),
     "mixture": ("Shares", "mix", "mixture_weights", "theorem_4_2_sizes"),
     "pareto": ("ParetoFit", "fit_pareto"),
+    "rebound": (
+        "CountRebound", "count_model_rebound", "count_model_initial_slope", "count_model_minimum",
+        "count_model_return_count", "count_model_negatives_to_kl",
+    ),
     "rates": (
         "CodeLengths", "CompressionRate", "ZeroModelMassWarning", "code_lengths", "compression_rate",
         "cross_entropy", "entropy", "ideal_code_lengths", "kl_divergence", "row_entropies",
@@ -72,6 +85,7 @@ _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
 
 __all__ = [
     "CodeLengths",
+    "CountRebound",
     "CompressionRate",
     "DisjointClosedForm",
     "EncodedBits",
@@ -84,6 +98,11 @@ __all__ = [
     "ZeroModelMassWarning",
     "code_lengths",
     "compression_rate",
+    "count_model_initial_slope",
+    "count_model_minimum",
+    "count_model_negatives_to_kl",
+    "count_model_rebound",
+    "count_model_return_count",
     "cross_entropy",
     "disjoint_closed_form",
     "entropy",

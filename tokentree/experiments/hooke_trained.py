@@ -14,7 +14,7 @@ is set against -k, the mixture theory's l -> 0 value, and against Theorem 4.2's 
 computed on the very same datasets (smoothed token-tree models of D_1, D_2, D_3 weighted
 k b_1 : k b_2 + 1 : k b_3 + l, a :class:`~tokentree.bridge.mixture.SequenceMixture`). The
 staged protocol is :func:`tokentree.lab.run_stages`; seed statistics come from
-:mod:`tokentree.lab.aggregate`. Every (k, l) cell is repeated over ``n_seeds`` seeds
+:mod:`tokentree.aggregate`. Every (k, l) cell is repeated over ``n_seeds`` seeds
 (data, tokenizer, initialisation and order all change).
 
 Data: ``real`` takes D_1 from Python's pydoc paragraphs and the chatterbot dialogues,

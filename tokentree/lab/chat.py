@@ -17,16 +17,19 @@ is scored given its prompt.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tokentree.errors import InputError
+from tokentree.errors import InputError, TextInputError
 
-__all__ = ["ROLES", "RESPONSE_TURNS", "as_messages", "TokenizedExamples", "tokenize_chats", "tokenize_texts",
-           "from_sequences"]
+__all__ = ["ROLES", "RESPONSE_TURNS", "as_messages", "read_chat_jsonl", "TokenizedExamples", "tokenize_chats",
+           "tokenize_texts", "from_sequences"]
 
 ROLES = ("system", "user", "assistant")
 #: Which assistant turns of a multi-turn chat are training targets.
@@ -67,6 +70,29 @@ def as_messages(example: Any, where: str = "example") -> tuple[dict[str, str], .
     if not any(t["role"] == "assistant" and t["content"].strip() for t in out):
         raise InputError(f"{where} has no response: no assistant turn with text, so there is nothing to learn")
     return tuple(out)
+
+
+def read_chat_jsonl(path: str | os.PathLike[str]) -> list[tuple[dict[str, str], ...]]:
+    """Chats from a JSONL file: one object per line with ``messages`` or ``prompt`` and ``response``.
+
+    A bad line is reported as ``file:line`` with what is wrong; nothing is skipped silently.
+    """
+    where = Path(path)
+    if not where.is_file():
+        raise InputError(f"{where}: no such file; give a JSONL file of prompt/response pairs or chat messages")
+    chats = []
+    with open(where, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise TextInputError(f"{where}:{number}: not a JSON object ({exc}); one object per line") from None
+            chats.append(as_messages(record, f"{where}:{number}"))
+    if not chats:
+        raise InputError(f"{where} holds no examples")
+    return chats
 
 
 @dataclass(frozen=True, eq=False)

@@ -34,6 +34,7 @@ True
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,6 +201,16 @@ class BehaviourLanguage:
         if verb is None or noun is None:
             raise InputError(f"{query!r} is not a query of domain {domain!r}; take one from queries({domain!r})")
         return verb, noun
+
+    def pair(
+        self, rng: np.random.Generator, *, axis: str, domain: str | None = None,
+        rates: Mapping[str, float] | None = None, query: str | None = None,
+    ) -> tuple[Example, Example]:
+        """An aligned and a misaligned response to the same prompt, alike on every other axis."""
+        twin = copy.deepcopy(rng)
+        aligned = self.example(rng, axis=axis, aligned=True, domain=domain, rates=rates, query=query)
+        misaligned = self.example(twin, axis=axis, aligned=False, domain=domain, rates=rates, query=query)
+        return aligned, misaligned
 
     def chats(
         self, n: int, *, axis: str, aligned: bool, seed: int, domain: str | None = None,

@@ -177,6 +177,7 @@ class LMTrainer:
         self.steps_done = 0
         self.epochs_done = 0
         self.batches_done = 0  # in the current epoch
+        self.losses: list[float] = []  # the loss of every step of this trainer, in order
 
     @property
     def context(self) -> int:
@@ -208,7 +209,9 @@ class LMTrainer:
         self.optimizer.step()
         self.scheduler.step()
         self.steps_done += 1
-        return float(out.loss.detach())
+        loss = float(out.loss.detach())
+        self.losses.append(loss)
+        return loss
 
     def epoch(
         self, data: TokenizedExamples, *, show_progress: bool | None = None, desc: str = "training",

@@ -9,6 +9,7 @@ docs/theory.md or docs/experiments.md where the claim is stated.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tokentree.results import Record
@@ -20,15 +21,20 @@ class VerdictStatus(enum.StrEnum):
     """How a claim fared in a run.
 
     HOLDS: the measurement agrees with the claim. FAILS_AS_PREDICTED: a control where
-    the theory says the effect must fail, and it does. UNEXPECTED: the measurement
-    disagrees with the claim (or with the predicted failure). NOT_APPLICABLE: the
-    claim's premise does not hold for these data (e.g. a closed form for disjoint
-    symbol sets on overlapping ones).
+    the theory says the effect must fail, and it does. UNEXPECTED: an exact claim of the
+    theory that the measurement contradicts (or a predicted failure that did not come).
+    FAILS: an empirical claim (of a paper, on trained models) that the measurement
+    contradicts beyond the seed-to-seed noise. WITHIN_NOISE: the measured effect is
+    smaller than its seed-to-seed spread, so it neither supports nor contradicts the
+    claim. NOT_APPLICABLE: the claim's premise does not hold for these data (e.g. a
+    closed form for disjoint symbol sets on overlapping ones).
     """
 
     HOLDS = "holds"
     FAILS_AS_PREDICTED = "fails as predicted"
     UNEXPECTED = "unexpected"
+    FAILS = "fails"
+    WITHIN_NOISE = "within noise"
     NOT_APPLICABLE = "not applicable"
 
     @classmethod
@@ -61,3 +67,16 @@ class Verdict(Record):
     status: VerdictStatus
     evidence: str
     reference: str
+
+
+def verdict_lines(verdicts: Sequence[Verdict]) -> list[str]:
+    """The verdicts for a terminal: item, status and claim, then the evidence on an indented line."""
+    width = max((len(v.item) for v in verdicts), default=0)
+    return [f"  {v.item:<{width}} {v.status:<13} {v.claim}\n  {'':<{width}} {'':<13} -> {v.evidence}"
+            for v in verdicts]
+
+
+def verdict_table(verdicts: Sequence[Verdict]) -> list[str]:
+    """The verdicts as a markdown table (the status in bold)."""
+    return ["| item | verdict | claim | evidence |", "|---|---|---|---|",
+            *(f"| {v.item} | **{v.status}** | {v.claim} | {v.evidence} |" for v in verdicts)]

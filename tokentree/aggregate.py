@@ -2,7 +2,7 @@
 
 Trained models vary from seed to seed; a change is reported with its sign only when
 its mean is at least :data:`RESOLVED_STANDARD_ERRORS` standard errors away from zero
-(docs/experiments.md §noise).
+(docs/experiments.md §noise). Shared by the lab and the verification layer.
 """
 
 from __future__ import annotations

@@ -1,0 +1,199 @@
+"""The paper's empirical claims on trained models: rebound, resistance, rebound-scale (docs/experiments.md §E4r-§E4x).
+
+The `--quick` runs come from the session fixture `quick_runs` (the command line, as a user
+runs them); these tests check that what they report is consistent with what they measured,
+that the count model in them is its closed form, and that a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+
+import pytest
+
+from tokentree.cli import main
+from tokentree.compression.rebound import count_model_rebound
+from tokentree.errors import InputError
+from tokentree.results import dumps_json
+from tokentree.verification import curves
+
+EMPIRICAL = {"holds", "fails", "within noise"}
+
+
+def _result(quick_runs, name):
+    return json.loads((quick_runs[name] / "result.json").read_text())
+
+
+def _null(value):
+    return math.inf if value is None else value
+
+
+# ----------------------------------------------------------------------------- rebound
+def test_rebound_curves_are_read_off_the_measured_points(quick_runs):
+    r = _result(quick_runs, "rebound")
+    config = r["config"]
+    amounts = [round(v * config["scale"]) for v in config["n_neg_values"]]
+    assert [v["item"] for v in r["verdicts"]] == ["R1", "R2", "R3", "R3n", "R4", "R5", "R6"]
+    assert {v["status"] for v in r["verdicts"]} <= EMPIRICAL
+    for curve in r["tables"]["curves"]:
+        seed, n_pos = curve["seed"], curve["n_pos"]
+        points = sorted((p for p in r["records"] if (p["seed"], p["n_pos"], p["stage"]) == (seed, n_pos, "curve")),
+                        key=lambda p: p["n_neg"])
+        base = next(p for p in r["records"] if (p["seed"], p["stage"]) == (seed, "base"))
+        assert [p["n_neg"] for p in points] == amounts
+        odds = [p["log_odds_nats"] for p in points]
+        kl = [p["kl_to_base_nats"] for p in points]
+        assert base["kl_to_base_nats"] == pytest.approx(0.0, abs=1e-6) and all(k > 0 for k in kl)
+        assert curve["stage1_gain_nats"] == pytest.approx(odds[0] - base["log_odds_nats"])
+        assert curve["initial_slope"] == pytest.approx((odds[0] - odds[1]) / amounts[1])
+        assert curve["epsilon_nats"] == pytest.approx(config["epsilon_share"] * kl[0])
+        assert _null(curve["negatives_to_epsilon"]) == curves.first_at_most(amounts, kl, curve["epsilon_nats"])
+        assert curve["min_kl_nats"] == pytest.approx(min(kl))
+        # the log-odds and the KL both move: stage 2 changed the model at every step
+        assert len(set(odds)) == len(odds) and len(set(kl)) == len(kl)
+
+
+def test_the_count_model_in_the_rebound_run_is_its_closed_form(quick_runs):
+    r = _result(quick_runs, "rebound")
+    rows = r["tables"]["count_model"]
+    assert [m["n_pos"] for m in rows] == sorted(m["n_pos"] for m in rows)
+    for m in rows:
+        b = (m["beta_1"], m["beta_2"], m["beta_3"])
+        n_p, n_pos = m["n_pretrain"], m["n_pos"]
+        assert sum(b) == pytest.approx(1.0) and n_p == r["config"]["n_pretrain_docs"]
+        assert m["initial_kl_slope"] == pytest.approx(-n_pos / (n_p * (n_p + n_pos)))
+        assert m["return_count"] == pytest.approx(n_pos * b[2] / b[1])
+        assert m["negatives_at_min_kl"] == pytest.approx(n_pos * b[2] / (1 - b[2]))
+        kl = count_model_rebound(n_p, b, n_pos, [0.0, _null(m["negatives_to_epsilon"])]).kl_nats
+        assert kl[0] == pytest.approx(m["kl_after_stage1_nats"])
+        assert kl[1] == pytest.approx(m["epsilon_nats"], rel=1e-6)
+    returns = [m["return_count"] for m in rows]
+    r5 = next(v for v in r["verdicts"] if v["item"] == "R5")
+    assert r5["status"] == ("holds" if all(b > a for a, b in itertools.pairwise(returns)) else "fails")
+
+
+SMALL_REBOUND = dict(n_seeds=1, n_pos_values=(1000, 2000), scale=0.02)
+
+
+def test_rebound_is_deterministic():
+    from tokentree.experiments.rebound import Config, run
+
+    config = dataclasses.replace(Config.quick(), **SMALL_REBOUND)
+    first, second = (dumps_json(run(config, show_progress=False).to_dict()) for _ in range(2))
+    assert first == second
+
+
+def _write_jsonl(path, chats, as_pairs):
+    with open(path, "w") as f:
+        for chat in chats:
+            record = ({"prompt": chat[0]["content"], "response": chat[-1]["content"]} if as_pairs
+                      else {"messages": list(chat)})
+            f.write(json.dumps(record) + "\n")
+
+
+def test_rebound_on_the_users_own_files(tmp_path):
+    """--data files: the user's JSONL (prompt/response pairs or chat messages), scored by VADER."""
+    import numpy as np
+
+    from tokentree.experiments.rebound import Config, run
+    from tokentree.lab.language import BehaviourLanguage
+
+    language, rng = BehaviourLanguage(seed=0), np.random.default_rng(0)
+    pairs = [language.pair(rng, axis="sentiment") for _ in range(80)]
+    _write_jsonl(tmp_path / "good.jsonl", [a.messages for a, _ in pairs], as_pairs=False)
+    _write_jsonl(tmp_path / "bad.jsonl", [b.messages for _, b in pairs], as_pairs=True)
+    files = dict(data="files", positive=str(tmp_path / "good.jsonl"), negative=str(tmp_path / "bad.jsonl"))
+    result = run(dataclasses.replace(Config.quick(), **SMALL_REBOUND, **files), show_progress=False)
+    assert {p.n_pos for p in result.records if p.stage == "curve"} == {20, 40}
+    assert all(math.isfinite(p.log_odds_nats) for p in result.records)
+    # pre-training is generic text (mostly neither behaviour for VADER) plus half of each file: all three
+    # components are there, so the count model's KL cannot come back to zero
+    model = result.count_model[0]
+    assert all(b > 0.05 for b in model.betas) and model.min_kl_nats > 0
+
+    missing = ["run", "rebound", "--quick", "--data", "files", "--positive", files["positive"],
+               "--out", str(tmp_path / "out")]
+    assert main(missing) == 2
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    (dict(data="files"), "needs positive and negative JSONL files"),
+    (dict(positive="x.jsonl"), "read only with data = 'files'"),
+    (dict(n_neg_values=(100, 200, 500)), "must start at 0"),
+    (dict(n_pos_values=(2000, 1000)), "n_pos_values must increase"),
+    (dict(scale=0.001), "makes amounts of the grid coincide"),
+    (dict(axis="politeness"), "axis"),
+    (dict(epsilon_share=1.5), "epsilon_share"),
+])
+def test_bad_rebound_configs_are_refused_with_the_fix(changes, message):
+    from tokentree.experiments.rebound import Config
+
+    with pytest.raises(InputError, match=message):
+        Config(**changes)
+
+
+# ----------------------------------------------------------------------------- resistance
+def test_resistance_records_forward_and_inverse_on_both_bases(quick_runs):
+    r = _result(quick_runs, "resistance")
+    rows = r["records"]
+    assert {(x["base"], x["pair"]) for x in rows} == {(b, p) for b in ("full", "barely") for p in ("1-2", "1-3", "2-3")}
+    assert len(rows) == r["config"]["n_seeds"] * len(r["config"]["axes"]) * 6
+    for x in rows:
+        assert x["gap"] == pytest.approx(x["forward_loss"] - x["inverse_loss"])
+        assert 0 < x["inverse_loss"] < 20 and 0 < x["forward_loss"] < 20
+    assert [v["item"] for v in r["verdicts"]] == ["T1", "T2", "T3", "T4"]
+    assert {v["status"] for v in r["verdicts"]} <= EMPIRICAL
+    wins = sum(x["gap"] > 0 for x in rows if x["base"] == "full")
+    assert f"{wins} of {len([x for x in rows if x['base'] == 'full'])} runs" in r["verdicts"][1]["evidence"]
+
+
+def test_resistance_is_deterministic_and_checks_its_config():
+    from tokentree.experiments.resistance import Config, run
+
+    config = dataclasses.replace(Config.quick(), n_seeds=1, n_align=48, n_samples=16)
+    first, second = (dumps_json(run(config, show_progress=False).to_dict()) for _ in range(2))
+    assert first == second
+    with pytest.raises(InputError, match="at least 3"):
+        Config(n_align=2)
+    with pytest.raises(InputError, match="axes"):
+        Config(axes=("style", "nonsense"))
+
+
+# ----------------------------------------------------------------------------- rebound-scale
+def test_rebound_scale_sweeps_size_and_pre_training(quick_runs):
+    r = _result(quick_runs, "rebound-scale")
+    config, rows = r["config"], r["records"]
+    for seed in range(config["n_seeds"]):
+        size = sorted((x for x in rows if x["seed"] == seed and x["sweep"] == "size"), key=lambda x: x["size_index"])
+        volume = sorted((x for x in rows if x["seed"] == seed and x["sweep"] == "volume"),
+                        key=lambda x: x["pretrain_fraction"])
+        assert [x["size_index"] for x in size] == list(range(len(config["sizes"])))
+        assert [x["n_parameters"] for x in size] == sorted({x["n_parameters"] for x in size})
+        assert [x["pretrain_fraction"] for x in volume] == config["fractions"]
+        assert [x["pretrain_tokens"] for x in volume] == sorted({x["pretrain_tokens"] for x in volume})
+        # the end of the volume sweep is the middle model of the size sweep: the same model, the same curve
+        middle = size[len(size) // 2]
+        same = [k for k in middle if k != "sweep"]
+        assert [volume[-1][k] for k in same] == [middle[k] for k in same]
+        for x in rows:
+            if x["initial_drop_normalised"] is not None:
+                assert x["initial_drop_normalised"] == pytest.approx(x["initial_drop"] / x["stage1_gain_nats"])
+    assert [v["item"] for v in r["verdicts"]] == ["S1", "S2", "S3"]
+    assert {v["status"] for v in r["verdicts"]} <= EMPIRICAL
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    (dict(sizes=((1, 32, 2),)), "at least two models"),
+    (dict(sizes=((1, 32),)), "layers, width, heads"),
+    (dict(fractions=(0.5, 0.9)), "end at 1.0"),
+    (dict(negative="bad.jsonl"), "read only with data = 'files'"),
+])
+def test_bad_rebound_scale_configs_are_refused(changes, message):
+    from tokentree.experiments.rebound_scale import Config
+
+    with pytest.raises(InputError, match=message):
+        Config(**changes)

@@ -1,0 +1,120 @@
+"""The base model theta_0 of a behaviour experiment: a tiny Llama pre-trained here, or a loaded model.
+
+:func:`prepare_base` either trains a tokenizer and a tiny Llama from scratch on the
+data's pre-training text and chats (a warmup + cosine schedule over a token budget,
+with snapshots of the model at chosen fractions of the run, for the pre-training volume
+experiment), or loads SmolLM2, a model folder or a hub model with its own tokenizer
+(which may then be trained further on the same text).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tokentree.checks import check_float, check_int
+from tokentree.errors import InputError
+from tokentree.lab.chat import TokenizedExamples, from_sequences, tokenize_chats, tokenize_texts
+from tokentree.lab.sources import BehaviourData
+from tokentree.progress import progress_bar
+
+__all__ = ["BaseSettings", "BaseModel", "prepare_base"]
+
+
+@dataclass(frozen=True)
+class BaseSettings:
+    """How theta_0 is made. ``model``: "tiny" (trained here) or what :func:`~tokentree.bridge.hf.load_model` reads.
+
+    For the tiny model: the tokenizer's ``vocab_size``, the shape, and pre-training on about
+    ``pretrain_tokens`` tokens of the data's text with ``lr`` (warmup over ``warmup_share`` of
+    the steps, then cosine decay). For a loaded model, ``pretrain_tokens`` > 0 trains it further.
+    """
+
+    model: str = "tiny"
+    vocab_size: int = 1000
+    n_layers: int = 2
+    d_model: int = 64
+    n_heads: int = 4
+    context: int = 128
+    pretrain_tokens: int = 300_000
+    lr: float = 3e-3
+    batch_size: int = 16
+    warmup_share: float = 0.05
+    device: str = "cpu"
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise InputError(f"model must be 'tiny', 'smollm2', a model folder or a hub name; got {self.model!r}")
+        check_int(self.vocab_size, "vocab_size", minimum=300)
+        check_int(self.pretrain_tokens, "pretrain_tokens", minimum=0)
+        check_float(self.lr, "lr", minimum=0.0, exclusive=True)
+        check_int(self.batch_size, "batch_size", minimum=1)
+        check_float(self.warmup_share, "warmup_share", minimum=0.0, maximum=0.5)
+        check_int(self.threads, "threads", minimum=1)
+
+
+@dataclass(eq=False)
+class BaseModel:
+    """theta_0 and its tokenizer; ``snapshots`` maps a fraction of the pre-training run to the model then."""
+
+    model: Any
+    tokenizer: Any
+    n_parameters: int
+    pretrain_tokens: int
+    snapshots: dict[float, Any] = field(default_factory=dict)
+
+
+def prepare_base(
+    data: BehaviourData,
+    settings: BaseSettings,
+    *,
+    seed: int,
+    snapshot_fractions: Sequence[float] = (),
+    show_progress: bool | None = None,
+) -> BaseModel:
+    """theta_0 for ``data`` (see the module docstring); the same seed gives the same model."""
+    from tokentree.bridge.hf import load_model
+    from tokentree.bridge.tiny import TinySpec, tiny_llama, train_tiny_tokenizer
+    from tokentree.lab.train import LMTrainer, TrainSettings, training_windows
+
+    for f in snapshot_fractions:
+        check_float(f, "snapshot fraction", minimum=0.0, maximum=1.0, exclusive=True)
+    if settings.model == "tiny":
+        chats = [t["content"] for chat in data.aligned[:500] + data.misaligned[:500] for t in chat]
+        tokenizer = train_tiny_tokenizer([*data.pretraining_texts, *chats], settings.vocab_size)
+        spec = TinySpec(len(tokenizer), settings.n_layers, settings.d_model, settings.n_heads, settings.context)
+        model = tiny_llama(spec, seed=seed)
+    else:
+        model, tokenizer = load_model(settings.model, device=settings.device)
+    n_parameters = int(sum(p.numel() for p in model.parameters()))
+    if settings.pretrain_tokens == 0:
+        if settings.model == "tiny":
+            raise InputError("a tiny model trained from scratch needs pretrain_tokens > 0")
+        return BaseModel(model, tokenizer, n_parameters, 0)
+    texts = tokenize_texts(data.pretraining_texts, tokenizer)
+    if data.pretraining_chats:  # chats in the template, every token a target: theta_0 knows the format
+        templated = tokenize_chats(data.pretraining_chats, tokenizer)
+        texts = TokenizedExamples.concatenate([texts, from_sequences(templated.sequences, prepend=None)])
+    windows, _masks = training_windows(texts, int(model.config.max_position_embeddings))
+    steps_per_epoch = -(-len(windows) // settings.batch_size)
+    tokens_per_step = texts.n_target_tokens / steps_per_epoch
+    budget = max(1, round(settings.pretrain_tokens / tokens_per_step))
+    trainer = LMTrainer(model, TrainSettings(
+        lr=settings.lr, batch_size=settings.batch_size, schedule="cosine",
+        warmup_steps=int(settings.warmup_share * budget), total_steps=budget + 1, weight_decay=0.01, seed=seed,
+        threads=settings.threads, device=settings.device,
+    ))
+    marks = {max(1, round(f * budget)): f for f in snapshot_fractions}
+    snapshots: dict[float, Any] = {}
+    with progress_bar(budget, desc=f"pre-training theta_0 (seed {seed})", show=show_progress, unit="step") as bar:
+        while trainer.steps_done < budget:
+            before = trainer.steps_done
+            next_mark = min([m for m in marks if m > before] + [budget])
+            trainer.epoch(texts, stop_after=next_mark - before, show_progress=False)
+            bar.update(trainer.steps_done - before)
+            if trainer.steps_done in marks:
+                snapshots[marks[trainer.steps_done]] = copy.deepcopy(trainer.model).eval()
+    return BaseModel(trainer.model.eval(), tokenizer, n_parameters, round(budget * tokens_per_step), snapshots)

@@ -1,0 +1,104 @@
+"""The rebound protocol: align on positives, then fine-tune on negatives, measuring all the way.
+
+Stage 1 fine-tunes theta_0 on the first ``n_pos`` aligned examples (a fresh optimiser,
+``align_epochs`` epochs). Stage 2 continues with a fresh optimiser on misaligned examples
+in *one pass*, measured after the first n_neg examples for every amount in the grid: the
+model after 500 negatives is the model after 200 plus 300 more, not a separate run.
+Every checkpoint is measured by a :class:`~tokentree.lab.probe.BehaviourProbe`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tokentree.checks import check_float, check_int, check_list
+from tokentree.errors import InputError
+from tokentree.lab.chat import TokenizedExamples
+from tokentree.lab.probe import BehaviourProbe, ProbeResult
+from tokentree.lab.protocol import Stage, run_stages
+
+__all__ = ["ReboundSettings", "ReboundCurve", "rebound_curve", "scaled_grid"]
+
+
+def scaled_grid(n_pos: Sequence[int], n_neg: Sequence[int], scale: float) -> tuple[list[int], list[int]]:
+    """The amounts of aligned and of misaligned examples, times ``scale`` and rounded, checked.
+
+    >>> scaled_grid((1000, 2000), (0, 100, 200, 500), 0.2)
+    ([200, 400], [0, 20, 40, 100])
+    """
+    pos = check_list(n_pos, "n_pos_values", lambda v, n: check_int(v, n, minimum=1))
+    neg = check_list(n_neg, "n_neg_values", lambda v, n: check_int(v, n, minimum=0), min_length=3)
+    if list(pos) != sorted(set(pos)) or neg[0] != 0 or list(neg) != sorted(set(neg)):
+        raise InputError("n_pos_values must increase, and n_neg_values must start at 0 and increase")
+    check_float(scale, "scale", minimum=0.0, exclusive=True, maximum=10.0)
+    out = [round(v * scale) for v in pos], [round(v * scale) for v in neg]
+    if len(set(out[1])) != len(neg) or len(set(out[0])) != len(pos) or min(out[0]) < 1:
+        raise InputError(f"scale = {scale} makes amounts of the grid coincide; raise the scale")
+    return out
+
+
+@dataclass(frozen=True)
+class ReboundSettings:
+    """Learning rates of the two stages, epochs of stage 1, batch size, threads and device."""
+
+    lr_align: float = 1e-3
+    lr_negative: float = 1e-3
+    align_epochs: int = 1
+    batch_size: int = 16
+    threads: int = 1
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        check_float(self.lr_align, "lr_align", minimum=0.0, exclusive=True)
+        check_float(self.lr_negative, "lr_negative", minimum=0.0, exclusive=True)
+        check_int(self.align_epochs, "align_epochs", minimum=1)
+        check_int(self.batch_size, "batch_size", minimum=1)
+
+
+@dataclass(frozen=True)
+class ReboundCurve:
+    """theta_0's measurement, then one per amount of negatives (the first at 0: right after stage 1)."""
+
+    n_pos: int
+    n_neg: tuple[int, ...]
+    base: ProbeResult
+    points: tuple[ProbeResult, ...]
+
+
+def rebound_curve(
+    base_model: Any,
+    probe: BehaviourProbe,
+    aligned: TokenizedExamples,
+    misaligned: TokenizedExamples,
+    *,
+    n_pos: int,
+    n_neg: Sequence[int],
+    settings: ReboundSettings,
+    seed: int,
+) -> ReboundCurve:
+    """One rebound curve from ``base_model`` (left unchanged; see the module docstring)."""
+    from tokentree.lab.train import LMTrainer, TrainSettings
+
+    amounts = [int(n) for n in n_neg]
+    if not amounts or amounts[0] != 0 or any(b <= a for a, b in itertools.pairwise(amounts)):
+        raise InputError(f"n_neg must start at 0 and increase; got {list(n_neg)}")
+    if n_pos > len(aligned) or amounts[-1] > len(misaligned):
+        raise InputError(
+            f"the curve needs {n_pos} aligned and {amounts[-1]} misaligned examples; the data has {len(aligned)} "
+            f"and {len(misaligned)}"
+        )
+    increments = tuple(misaligned.select(range(a, b)) for a, b in itertools.pairwise(amounts))
+    stages = [Stage("align", (aligned.head(n_pos),), lr=settings.lr_align, seed=seed, epochs=settings.align_epochs)]
+    if increments:
+        stages.append(Stage("negative", increments, lr=settings.lr_negative, seed=seed + 1))
+
+    def new_trainer(model: Any, stage: Stage) -> LMTrainer:
+        return LMTrainer(model, TrainSettings(lr=stage.lr, batch_size=settings.batch_size, seed=stage.seed,
+                                              threads=settings.threads, device=settings.device))
+
+    measured = run_stages(base_model, stages, new_trainer=new_trainer, measure=lambda m: asdict(probe(m)))
+    results = [ProbeResult(**{k: v for k, v in m.values.items()}) for m in measured]  # type: ignore[arg-type]
+    return ReboundCurve(n_pos, tuple(amounts), results[0], tuple(results[1:]))
