@@ -80,7 +80,8 @@ def test_every_option_states_its_default_and_every_subcommand_has_examples():
 
 def test_choices_come_from_the_code():
     from tokentree.cli import _parser
-    from tokentree.text import BUILTIN_CORPORA, SPLITS
+    from tokentree.readers import CHAT_TURNS, FORMATS, SPLITS
+    from tokentree.text import BUILTIN_CORPORA
     from tokentree.tree import ALPHABETS, MODES, WEIGHTINGS
 
     choices = {action.dest: action.choices for _, _, action in _options(_parser()) if action.choices}
@@ -88,7 +89,7 @@ def test_choices_come_from_the_code():
 
     assert choices == {
         "builtin": sorted(BUILTIN_CORPORA), "mode": MODES, "weight": WEIGHTINGS, "alphabet": ALPHABETS, "split": SPLITS,
-        "device": DEVICES,
+        "device": DEVICES, "chat": CHAT_TURNS, "format": FORMATS,
     }
 
 

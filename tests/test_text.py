@@ -73,7 +73,7 @@ def test_bad_jsonl_line_is_reported_as_file_line(tmp_path):
 def test_jsonl_line_without_the_field_is_reported(tmp_path):
     path = tmp_path / "e.jsonl"
     path.write_text('{"text": "ok"}\n{"other": 1}\n')
-    with pytest.raises(TextInputError, match=r"e.jsonl:2: line has no field 'text'"):
+    with pytest.raises(TextInputError, match=r"e.jsonl:2: record has no field 'text'"):
         list(read_responses([path]))
     assert list(read_responses([path], field="other", skip_bad_lines=True)) == []
 

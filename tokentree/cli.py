@@ -56,14 +56,19 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 
 def _add_build(sub: Any) -> None:
-    from tokentree.text import BUILTIN_CORPORA, SPLITS
+    from tokentree.readers import CHAT_TURNS, FORMATS, SPLITS
+    from tokentree.text import BUILTIN_CORPORA
     from tokentree.tree import ALPHABETS, MODES, WEIGHTINGS
 
     p = sub.add_parser(
         "build", help="build a token tree from text and save it (.npz)", epilog=BUILD_EXAMPLES,
         formatter_class=_formatter,
     )
-    p.add_argument("inputs", nargs="*", help="text/JSONL files or folders (default: none; or use --builtin)")
+    p.add_argument(
+        "inputs", nargs="*",
+        help="files, folders or - (stdin): text, JSONL, JSON, CSV/TSV, Parquet, Arrow, datasets folders, .gz/.zst "
+        "(default: none; or use --builtin)",
+    )
     p.add_argument(
         "--builtin", metavar="NAME", choices=sorted(BUILTIN_CORPORA),
         help=f"use a built-in corpus instead of files: {', '.join(sorted(BUILTIN_CORPORA))} (default: none)",
@@ -80,11 +85,24 @@ def _add_build(sub: Any) -> None:
     p.add_argument(
         "--alphabet", choices=ALPHABETS, default="token", help="tree over ids or their bits (default: token)"
     )
-    p.add_argument("--field", default="text", help="JSONL field with the text (default: text)")
     p.add_argument(
-        "--split", choices=SPLITS, default="line", help="how a text file is cut into responses (default: line)"
+        "--field", metavar="PATH",
+        help="the response in each record (JSONL, JSON, CSV, Parquet, Arrow): a column, a key or a dotted path "
+        "like meta.text (default: text; messages with --chat)",
     )
-    p.add_argument("--skip-bad-lines", action="store_true", help="skip and count bad JSONL lines (default: stop)")
+    p.add_argument(
+        "--chat", choices=CHAT_TURNS,
+        help="records hold conversations (role/content messages or prompt/response): which assistant turns are "
+        "responses (default: off)",
+    )
+    p.add_argument(
+        "--split", choices=SPLITS, help="how a plain-text file is cut into responses (default: line)"
+    )
+    p.add_argument(
+        "--format", choices=FORMATS,
+        help="read every input as this format instead of by its suffix, e.g. for - (stdin) (default: by suffix)",
+    )
+    p.add_argument("--skip-bad-lines", action="store_true", help="skip and count bad records (default: stop)")
     p.add_argument("--force", action="store_true", help="build even if the memory estimate is too high (default: off)")
     p.add_argument("--compress", action="store_true", help="write a compressed .npz (default: uncompressed)")
 
@@ -160,6 +178,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show the full traceback of an error (default: one line)"
     )
+    bars = parser.add_mutually_exclusive_group()
+    bars.add_argument(
+        "--progress", dest="global_progress", action="store_const", const=True, default=None,
+        help="draw progress bars even off a terminal (default: on a terminal or in Jupyter only; "
+        "the environment variable TOKENTREE_PROGRESS=1/0 does the same)",
+    )
+    bars.add_argument(
+        "--quiet", dest="global_progress", action="store_const", const=False, help="never draw progress bars",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_build(sub)
     _add_info(sub)
@@ -186,9 +213,12 @@ def _run_build(args: argparse.Namespace) -> int:
     def texts(counted: ReadStats | None = None):
         if args.builtin:
             return iter(builtin_texts(args.builtin))
-        return read_responses(args.inputs, field=args.field, split=args.split,
+        return read_responses(args.inputs, field=args.field, split=args.split, chat=args.chat, format=args.format,
                               skip_bad_lines=args.skip_bad_lines, stats=counted)
 
+    if "-" in args.inputs and args.train_bpe is not None:  # standard input can be read once: keep it
+        kept = list(texts(stats))
+        texts = lambda counted=None: iter(kept)  # noqa: E731
     tokenizer = train_bpe(texts(), args.train_bpe) if args.train_bpe is not None else load_tokenizer(args.tokenizer)
     seqs = encode_texts(texts(stats), tokenizer)  # only this read is counted
     tree = build_tree(
@@ -202,8 +232,9 @@ def _run_build(args: argparse.Namespace) -> int:
     )
     path = save_tree(tree, args.output, compress=args.compress)
     if stats.skipped:
-        print(f"skipped {stats.skipped} bad lines (first: {', '.join(stats.skipped_at[:3])})", file=sys.stderr)
-    print(f"wrote {path}: {tree}")
+        print(f"skipped {stats.skipped} bad records (first: {', '.join(stats.skipped_at[:3])})", file=sys.stderr)
+    read = f" ({stats.responses:,} responses from {len(stats.files)} inputs)" if stats.files else ""
+    print(f"wrote {path}: {tree}{read}")
     return 0
 
 
@@ -294,8 +325,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ``--debug`` shows the traceback instead.
     """
+    from tokentree import progress
+
     args = _parser().parse_args(argv)
     commands = {"build": _run_build, "info": _run_info, "run": _run_experiment}
+    before = progress.progress_switch()
+    progress.set_progress(args.global_progress if args.global_progress is not None else before)
     try:
         return commands[args.command](args)
     except (InputError, InputTypeError, MemoryEstimateError, OSError) as exc:
@@ -306,6 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"tokentree {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    finally:
+        progress.set_progress(before)  # main() called from Python leaves the caller's switch as it was
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,27 +8,25 @@ which needs a model hub:
 * a ``tokenizer.json`` file;
 * a byte-level BPE trained locally on the corpus (:func:`train_bpe`).
 
-Readers stream responses from plain text (one per line, per blank-line paragraph or
-per file), JSONL (a named field) and folders, in batches, so only token ids are kept.
-Bad lines are reported as ``file:line``.
+Readers (:mod:`tokentree.readers`) stream responses from every common dataset format,
+in batches, so only token ids are kept. Bad records are reported as ``file:line``.
 """
 
 from __future__ import annotations
 
 import csv
 import importlib.util
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tokentree.errors import InputError, TextInputError
+from tokentree.errors import InputError
 from tokentree.progress import progress
+from tokentree.readers import ReadStats, read_examples
 from tokentree.sequences import TokenSequences, as_token_sequences
 
 if TYPE_CHECKING:
@@ -47,10 +45,6 @@ __all__ = [
     "package_file",
 ]
 
-TEXT_SUFFIXES = (".txt", ".md", ".text")
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
-#: How a plain-text file is cut into responses.
-SPLITS = ("line", "paragraph", "file")
 
 
 def package_file(package: str, *parts: str) -> Path:
@@ -132,134 +126,27 @@ def train_bpe(
     return tok
 
 
-@dataclass
-class ReadStats:
-    """What a read saw: responses yielded and bad lines skipped (with their locations)."""
-
-    responses: int = 0
-    skipped: int = 0
-    skipped_at: list[str] = field(default_factory=list)
-
-
-def _files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            candidates = sorted(f for f in p.rglob("*") if f.suffix.lower() in TEXT_SUFFIXES + JSONL_SUFFIXES)
-            broken = [f for f in candidates if f.is_symlink() and not f.exists()]
-            if broken:
-                raise InputError(f"{broken[0]}: a link to a file that does not exist; fix or remove the link")
-            found = [f for f in candidates if f.is_file()]
-            if not found:
-                raise InputError(f"{p}: folder has no .txt, .md or .jsonl files")
-            out.extend(found)
-        elif p.is_file():
-            out.append(p)
-        elif p.exists():
-            raise InputError(f"{p}: not a regular file or folder (a device, pipe or socket); give text files")
-        elif p.is_symlink():
-            raise InputError(f"{p}: a link to a file that does not exist; fix or remove the link")
-        else:
-            raise InputError(f"{p}: no such file or folder")
-    return out
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, 1):
-            if b"\x00" in raw:
-                raise TextInputError(
-                    f"{path}:{number}: NUL bytes: this is binary data, not text; give text, JSONL or CSV files"
-                )
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]  # a UTF-8 byte-order mark is not part of the text
-            try:
-                yield number, raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise TextInputError(
-                    f"{path}:{number}: invalid UTF-8 at byte {exc.start} of the line; "
-                    "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
-                ) from None
-
-
 def read_responses(
     paths: Sequence[str | os.PathLike[str]],
     *,
-    field: str = "text",
-    split: str = "line",
+    field: str | None = None,
+    split: str | None = None,
+    chat: str | None = None,
+    format: str | None = None,
     skip_bad_lines: bool = False,
     stats: ReadStats | None = None,
 ) -> Iterator[str]:
-    """Yield responses from text files, JSONL files and folders, one at a time.
+    """Yield the response texts of files, folders and ``-``, one at a time (:func:`tokentree.readers.read_examples`).
 
-    Parameters
-    ----------
-    paths : sequence of paths
-        Files or folders (searched recursively for .txt/.md/.jsonl).
-    field : str
-        JSONL field holding the response text.
-    split : {"line", "paragraph", "file"}
-        How a plain-text file is cut into responses (empty ones are dropped).
-    skip_bad_lines : bool
-        Skip JSONL lines that are not JSON objects with ``field`` (counted in ``stats``)
-        instead of stopping at the first one.
-    stats : ReadStats, optional
-        Filled in as the read goes.
+    Every format of :mod:`tokentree.readers` is read: text (cut by ``split``), JSONL, JSON
+    arrays, CSV/TSV, Parquet, Arrow and ``datasets`` folders, gzip/zstd compressed;
+    ``field`` picks the response of a record (a dotted path for nested ones), ``chat``
+    reads conversations. The context of a chat response is dropped here; use
+    :func:`tokentree.readers.read_examples` to keep it.
     """
-    if split not in SPLITS:
-        raise InputError(f"split must be one of {SPLITS}; got {split!r}")
-    stats = ReadStats() if stats is None else stats
-    for path in _files(paths):
-        if path.suffix.lower() in JSONL_SUFFIXES:
-            for number, line in _lines(path):
-                if not line.strip():
-                    continue
-                text = _jsonl_text(path, number, line, field, skip_bad_lines, stats)
-                if text:
-                    stats.responses += 1
-                    yield text
-            continue
-        if split == "line":
-            for _, line in _lines(path):
-                if line.strip():
-                    stats.responses += 1
-                    yield line.rstrip("\r\n")
-        else:
-            buffer: list[str] = []
-            for _, line in _lines(path):
-                if split == "paragraph" and not line.strip():
-                    if buffer:
-                        stats.responses += 1
-                        yield "".join(buffer).rstrip("\r\n")
-                    buffer = []
-                else:
-                    buffer.append(line)
-            if "".join(buffer).strip():
-                stats.responses += 1
-                yield "".join(buffer).rstrip("\r\n")
-
-
-def _jsonl_text(path: Path, number: int, line: str, key: str, skip: bool, stats: ReadStats) -> str | None:
-    try:
-        record = json.loads(line)
-        problem = None if isinstance(record, dict) and key in record else f"has no field {key!r}"
-    except json.JSONDecodeError as exc:
-        problem = f"is not valid JSON ({exc.msg})"
-    if problem is None:
-        value = record[key]
-        if isinstance(value, str):
-            return value
-        problem = f"field {key!r} is {type(value).__name__}, not a string"
-    where = f"{path}:{number}"
-    if not skip:
-        raise TextInputError(
-            f"{where}: line {problem}; fix the line, choose another --field, or pass "
-            "--skip-bad-lines (skip_bad_lines=True) to skip bad lines and count them"
-        )
-    stats.skipped += 1
-    if len(stats.skipped_at) < 10:
-        stats.skipped_at.append(where)
-    return None
+    for example in read_examples(paths, field=field, split=split, chat=chat, format=format,
+                                 skip_bad_lines=skip_bad_lines, stats=stats):
+        yield example.response
 
 
 def encode_texts(

@@ -17,81 +17,33 @@ is scored given its prompt.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tokentree.errors import InputError, TextInputError
+from tokentree.errors import InputError
+from tokentree.readers import ROLES, as_messages, read_records
 
-__all__ = ["ROLES", "RESPONSE_TURNS", "as_messages", "read_chat_jsonl", "TokenizedExamples", "tokenize_chats",
+__all__ = ["ROLES", "RESPONSE_TURNS", "as_messages", "read_chats", "TokenizedExamples", "tokenize_chats",
            "tokenize_texts", "from_sequences"]
 
-ROLES = ("system", "user", "assistant")
 #: Which assistant turns of a multi-turn chat are training targets.
 RESPONSE_TURNS = ("all", "last")
 
 
-def as_messages(example: Any, where: str = "example") -> tuple[dict[str, str], ...]:
-    """The chat turns of one example, checked: roles from :data:`ROLES`, text content, an assistant turn.
+def read_chats(path: str | os.PathLike[str]) -> list[tuple[dict[str, str], ...]]:
+    """Chats from a file of any format :mod:`tokentree.readers` reads (JSONL, JSON, CSV, Parquet, ...).
 
-    >>> as_messages({"prompt": "hi", "response": "hello"})
-    ({'role': 'user', 'content': 'hi'}, {'role': 'assistant', 'content': 'hello'})
+    Each record holds ``messages`` (role/content turns) or ``prompt`` and ``response`` (and
+    optionally ``system``). A bad record is reported as ``file:line`` with what is wrong;
+    nothing is skipped silently.
     """
-    if isinstance(example, tuple) and len(example) == 2 and all(isinstance(x, str) for x in example):
-        example = {"prompt": example[0], "response": example[1]}
-    if isinstance(example, Mapping) and "messages" in example:
-        example = example["messages"]
-    if isinstance(example, Mapping):
-        if not {"prompt", "response"} <= set(example):
-            raise InputError(
-                f"{where} has keys {sorted(example)}; give 'messages' (a list of role/content turns) or "
-                "'prompt' and 'response'"
-            )
-        turns: list[Any] = [{"role": "user", "content": example["prompt"]},
-                            {"role": "assistant", "content": example["response"]}]
-        if example.get("system") is not None:
-            turns.insert(0, {"role": "system", "content": example["system"]})
-    elif isinstance(example, Sequence) and not isinstance(example, str):
-        turns = list(example)
-    else:
-        raise InputError(f"{where} is a {type(example).__name__}; give a chat (messages) or a prompt/response pair")
-    out = []
-    for i, turn in enumerate(turns):
-        if not isinstance(turn, Mapping) or turn.get("role") not in ROLES or not isinstance(turn.get("content"), str):
-            raise InputError(
-                f"{where}, turn {i}: each turn needs a role in {ROLES} and text content; got {turn!r:.80}"
-            )
-        out.append({"role": str(turn["role"]), "content": str(turn["content"])})
-    if not any(t["role"] == "assistant" and t["content"].strip() for t in out):
-        raise InputError(f"{where} has no response: no assistant turn with text, so there is nothing to learn")
-    return tuple(out)
-
-
-def read_chat_jsonl(path: str | os.PathLike[str]) -> list[tuple[dict[str, str], ...]]:
-    """Chats from a JSONL file: one object per line with ``messages`` or ``prompt`` and ``response``.
-
-    A bad line is reported as ``file:line`` with what is wrong; nothing is skipped silently.
-    """
-    where = Path(path)
-    if not where.is_file():
-        raise InputError(f"{where}: no such file; give a JSONL file of prompt/response pairs or chat messages")
-    chats = []
-    with open(where, "rb") as f:
-        for number, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise TextInputError(f"{where}:{number}: not a JSON object ({exc}); one object per line") from None
-            chats.append(as_messages(record, f"{where}:{number}"))
+    chats = [as_messages(record, where) for where, record in read_records([path])]
     if not chats:
-        raise InputError(f"{where} holds no examples")
+        raise InputError(f"{path} holds no examples")
     return chats
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from tokentree.checks import check_int
 from tokentree.errors import InputError
 from tokentree.lab.behaviour import BehaviourScorer, RuleScorer, VaderScorer
-from tokentree.lab.chat import read_chat_jsonl
+from tokentree.lab.chat import read_chats
 from tokentree.lab.language import AXES, DEFAULT_BASE_RATES, BehaviourLanguage
 
 __all__ = [
@@ -204,8 +204,8 @@ def files_data(
 ) -> BehaviourData:
     """The user's JSONL files; ``n_eval`` of each are held out (a misaligned reference answers each aligned prompt)."""
     rng = np.random.default_rng([seed, 9])
-    aligned = read_chat_jsonl(aligned_file)
-    misaligned = read_chat_jsonl(misaligned_file)
+    aligned = read_chats(aligned_file)
+    misaligned = read_chats(misaligned_file)
     pos_train, pos_eval = _split(aligned, len(aligned) - n_eval, n_eval, rng, os.fspath(aligned_file))
     neg_train, neg_eval = _split(misaligned, len(misaligned) - n_eval, n_eval, rng, os.fspath(misaligned_file))
     return BehaviourData(
