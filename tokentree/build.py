@@ -33,6 +33,7 @@ many. See :mod:`tokentree._kernels`.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
@@ -40,8 +41,9 @@ from typing import NamedTuple
 import numpy as np
 
 from tokentree.errors import InputError, MemoryEstimateError
-from tokentree.progress import progress_steps
-from tokentree.sequences import TokenSequences, as_token_sequences, binary_expand
+from tokentree.partition import first_token_mass, plan_partitions, stitch_trees
+from tokentree.progress import progress, progress_steps
+from tokentree.sequences import TokenSequences, TokenStream, as_token_sequences, binary_expand
 from tokentree.tree import ALPHABETS, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, TreeInfo, _check_depth
 
 __all__ = ["build_tree", "estimate_build_bytes", "available_memory_bytes", "occurrences", "Occurrences"]
@@ -102,16 +104,25 @@ class Occurrences(NamedTuple):
     eos: np.ndarray  # bool: the occurrence reaches the end of its response
 
 
-def occurrences(seqs: TokenSequences, depth: int, mode: str, weight: str) -> Occurrences:
+def occurrences(
+    seqs: TokenSequences | TokenStream, depth: int, mode: str, weight: str, *,
+    first_tokens: tuple[int, int] | None = None,
+) -> Occurrences:
     """The symbol occurrences of ``mode`` at capacity ``depth`` (see the module docstring).
+
+    ``first_tokens=(a, b)`` keeps only the occurrences whose first token is in [a, b):
+    one part of a build in parts (:mod:`tokentree.partition`).
 
     >>> s = as_token_sequences([[1, 2, 3, 4, 5]])
     >>> occ = occurrences(s, 2, "chunk", "sequences")
     >>> occ.start.tolist(), occ.length.tolist(), occ.eos.tolist()
     ([0, 2, 4], [2, 2, 1], [False, False, True])
+    >>> occurrences(s, 2, "window", "sequences", first_tokens=(2, 4)).start.tolist()
+    [1, 2]
     """
     lengths = seqs.lengths
-    first = seqs.offsets[:-1]
+    first = seqs.starts
+    weights: np.ndarray | None = None  # each occurrence counts once (a window stands for exactly one token)
     if mode == "prefix":
         start = first.copy()
         weights = lengths.copy() if weight == "tokens" else None
@@ -121,31 +132,63 @@ def occurrences(seqs: TokenSequences, depth: int, mode: str, weight: str) -> Occ
         np.cumsum(n_blocks, out=block_rank[1:])
         block_in_seq = np.arange(block_rank[-1], dtype=np.int64) - np.repeat(block_rank[:-1], n_blocks)
         start = np.repeat(first, n_blocks) + block_in_seq * depth
-        weights = None
     elif mode == "window":
-        start = np.arange(seqs.n_tokens, dtype=np.int64)
-        weights = None  # each window stands for exactly one token
+        if isinstance(seqs, TokenStream):  # every position but the EOS ids between responses
+            inside = np.asarray(seqs.tokens) != seqs.eos
+            if first_tokens is not None:
+                inside &= _in_range(seqs.tokens, first_tokens)
+            start = np.flatnonzero(inside).astype(np.int64, copy=False)
+        elif first_tokens is None:
+            start = np.arange(seqs.n_tokens, dtype=np.int64)
+        else:
+            start = np.flatnonzero(_in_range(seqs.tokens, first_tokens)).astype(np.int64, copy=False)
     else:  # pragma: no cover - checked by build_tree
         raise InputError(f"unknown mode {mode!r}")
-    left = np.repeat(seqs.offsets[1:], np.diff(np.searchsorted(start, seqs.offsets))) - start
+    if first_tokens is not None and mode != "window":
+        keep = _in_range(seqs.tokens[start], first_tokens)
+        start = start[keep]
+        weights = None if weights is None else weights[keep]
+    # starts are sorted and lie inside responses: count them per response, repeat each response's end that often
+    per_response = np.searchsorted(start, seqs.ends) - np.searchsorted(start, seqs.starts)
+    left = np.repeat(seqs.ends, per_response) - start
     length = np.minimum(left, depth)
     if mode == "chunk" and weight == "tokens":
         weights = length.copy()
     return Occurrences(start, length, weights, left <= depth)
 
 
-def _first_flagged(seqs: TokenSequences, flagged: np.ndarray) -> tuple[int, int, int]:
+def _in_range(tokens: np.ndarray, bounds: tuple[int, int]) -> np.ndarray:
+    a, b = bounds
+    return (tokens >= a) & (tokens < b)
+
+
+def _first_flagged(seqs: TokenSequences | TokenStream, flagged: np.ndarray) -> tuple[int, int, int]:
     """(sequence, position in it, id) of the first token flagged."""
     pos = int(np.argmax(flagged))
-    seq = int(np.searchsorted(seqs.offsets, pos, side="right") - 1)
-    return seq, pos - int(seqs.offsets[seq]), int(seqs.tokens[pos])
+    seq = int(np.searchsorted(seqs.starts, pos, side="right") - 1)
+    return seq, pos - int(seqs.starts[seq]), int(seqs.tokens[pos])
 
 
-def _validate_ids(seqs: TokenSequences, vocab_size: int | None) -> int:
+def _id_range(seqs: TokenSequences | TokenStream, chunk: int = 1 << 24) -> tuple[int, int]:
+    """Smallest and largest id in the responses (a stream is read a chunk at a time, its EOS ids left out)."""
+    if not isinstance(seqs, TokenStream):
+        return int(seqs.tokens.min()), int(seqs.tokens.max())
+    lo, hi = None, None
+    for i in range(0, seqs.tokens.shape[0], chunk):
+        part = np.asarray(seqs.tokens[i : i + chunk])
+        part = part[part != seqs.eos]
+        if part.shape[0]:
+            lo = int(part.min()) if lo is None else min(lo, int(part.min()))
+            hi = int(part.max()) if hi is None else max(hi, int(part.max()))
+    assert lo is not None and hi is not None  # a stream with responses has ids
+    return lo, hi
+
+
+def _validate_ids(seqs: TokenSequences | TokenStream, vocab_size: int | None) -> int:
     tokens = seqs.tokens
-    if tokens.shape[0] == 0:
+    if seqs.n_tokens == 0:
         raise InputError("every sequence is empty; there are no tokens to build a tree from")
-    lo, hi = int(tokens.min()), int(tokens.max())
+    lo, hi = _id_range(seqs)
     if lo < 0:
         seq, at, bad = _first_flagged(seqs, tokens < 0)
         raise InputError(
@@ -173,7 +216,7 @@ def _validate_ids(seqs: TokenSequences, vocab_size: int | None) -> int:
 
 
 def build_tree(
-    sequences: TokenSequences | np.ndarray | Iterable[Sequence[int] | np.ndarray],
+    sequences: TokenSequences | TokenStream | np.ndarray | Iterable[Sequence[int] | np.ndarray],
     *,
     depth: int,
     mode: str = "chunk",
@@ -183,20 +226,25 @@ def build_tree(
     offsets: np.ndarray | Sequence[int] | None = None,
     force: bool = False,
     memory_limit_bytes: int | None = None,
+    partitions: int | None = None,
     show_progress: bool | None = None,
 ) -> TokenTree:
     """Build the token tree of a dataset, pruned to ``depth`` (paper Def. 3.1, Assumption 3.2).
 
     Parameters
     ----------
-    sequences : TokenSequences, iterable of int sequences, or flat int array
-        The responses, as token ids. A flat array needs ``offsets``.
+    sequences : TokenSequences, TokenStream, iterable of int sequences, or flat int array
+        The responses, as token ids. A flat array needs ``offsets``; a
+        :class:`~tokentree.sequences.TokenStream` (ids separated by EOS, e.g. a
+        memory-mapped ``train.bin``) is read where it lies.
     depth : int
         Capacity depth d >= 1: tree layers kept (in bits for ``alphabet="binary"``).
     mode : {"chunk", "prefix", "window"}
         How responses are cut into symbols (see the module docstring).
     vocab_size : int, optional
-        Alphabet size V; every id must be below it. Default: max id + 1.
+        Alphabet size V; every id must be below it. Default: the sequences' own
+        ``vocab_size`` (set by :func:`tokentree.text.encode_texts` from the tokenizer),
+        else max id + 1.
     weight : {"sequences", "tokens"}
         Count each occurrence once, or by the number of dataset tokens it stands for.
     alphabet : {"token", "binary"}
@@ -208,6 +256,10 @@ def build_tree(
         Build even when the memory estimate exceeds the available memory.
     memory_limit_bytes : int, optional
         Memory the build may use; default: the memory available now.
+    partitions : int, optional
+        Build in about this many parts by ranges of first tokens, one part's working
+        memory at a time, and stitch them (:mod:`tokentree.partition`): the same tree,
+        for datasets whose occurrences do not fit in memory at once. Default: one part.
     show_progress : bool, optional
         Show a progress bar; default: only when stderr is a terminal.
 
@@ -240,7 +292,12 @@ def build_tree(
         raise InputError(f"weight must be one of {WEIGHTINGS}; got {weight!r}")
     if alphabet not in ALPHABETS:
         raise InputError(f"alphabet must be one of {ALPHABETS}; got {alphabet!r}")
-    seqs = as_token_sequences(sequences, offsets=offsets)
+    if isinstance(sequences, TokenStream):
+        if offsets is not None:
+            raise InputError("offsets= is for a flat token array; a TokenStream is cut at its EOS ids")
+        seqs: TokenSequences | TokenStream = sequences.to_sequences() if alphabet == "binary" else sequences
+    else:
+        seqs = as_token_sequences(sequences, offsets=offsets)
     if seqs.n_sequences == 0:
         raise InputError("the dataset is empty (no sequences); pass at least one non-empty response")
     empty = np.flatnonzero(seqs.lengths == 0)
@@ -249,12 +306,22 @@ def build_tree(
             f"{empty.shape[0]} of {seqs.n_sequences} sequences are empty (first: index {int(empty[0])}); "
             "a response needs at least one token. Drop them, e.g. [s for s in seqs if len(s)]."
         )
-    vocab = _validate_ids(seqs, vocab_size)
+    vocab = _validate_ids(seqs, vocab_size if vocab_size is not None else seqs.vocab_size)
     source_vocab = vocab
     if alphabet == "binary":
+        assert isinstance(seqs, TokenSequences)  # a stream was made compact above
         seqs = binary_expand(seqs, max(vocab, 2))
         vocab = 2
-    need = estimate_build_bytes(*_occurrence_sizes(seqs.lengths, depth, mode), depth)
+    n_occurrences, total_length = _occurrence_sizes(seqs.lengths, depth, mode)
+    mass = None
+    if partitions is not None and partitions != 1:
+        mass = _first_token_mass(seqs, depth, mode, vocab)
+        bounds = plan_partitions(mass, partitions)
+        largest = max(int(mass[a:b].sum()) for a, b in itertools.pairwise(bounds))
+        # the parts and the stitched tree are both held at the end; one part's working arrays at a time
+        need = 2 * BYTES_PER_NODE * (total_length + 1) + BYTES_PER_OCCURRENCE * largest
+    else:
+        need = estimate_build_bytes(n_occurrences, total_length, depth)
     limit = available_memory_bytes() if memory_limit_bytes is None else int(memory_limit_bytes)
     if need > limit and not force:
         raise MemoryEstimateError(
@@ -272,8 +339,29 @@ def build_tree(
         n_sequences=seqs.n_sequences,
         n_tokens=seqs.n_tokens,
     )
+    if mass is not None:
+        parts = [
+            build_from_occurrences(seqs, occurrences(seqs, depth, mode, weight, first_tokens=(a, b)), info,
+                                   show_progress=False)
+            for a, b in progress(list(itertools.pairwise(bounds)), desc="building parts", show=show_progress)
+            if mass[a:b].any()
+        ]
+        return stitch_trees(parts, info)
     # The occurrences are passed, not kept: the builder frees them once sorted.
     return build_from_occurrences(seqs, occurrences(seqs, depth, mode, weight), info, show_progress=show_progress)
+
+
+def _first_token_mass(seqs: TokenSequences | TokenStream, depth: int, mode: str, vocab_size: int) -> np.ndarray:
+    """Occurrences per first token (for planning a build in parts)."""
+    if mode == "window" and isinstance(seqs, TokenStream):
+        mass = np.zeros(max(vocab_size, seqs.eos + 1), dtype=np.int64)
+        for i in range(0, seqs.tokens.shape[0], 1 << 24):
+            mass += first_token_mass(np.asarray(seqs.tokens[i : i + (1 << 24)]), mass.shape[0])
+        mass[seqs.eos] -= seqs.tokens.shape[0] - seqs.n_tokens  # the separators start no window
+        return mass[:vocab_size]
+    if mode == "window":
+        return first_token_mass(seqs.tokens, vocab_size)
+    return first_token_mass(seqs.tokens[occurrences(seqs, depth, mode, "sequences").start], vocab_size)
 
 
 def _n_chunks(n_occurrences: int) -> int:
@@ -284,7 +372,7 @@ def _n_chunks(n_occurrences: int) -> int:
 
 
 def build_from_occurrences(
-    seqs: TokenSequences, occ: Occurrences, info: TreeInfo, *, show_progress: bool | None = None
+    seqs: TokenSequences | TokenStream, occ: Occurrences, info: TreeInfo, *, show_progress: bool | None = None
 ) -> TokenTree:
     """Count the occurrences ``tokens[start[i] : start[i] + length[i]]`` in a trie.
 

@@ -34,6 +34,9 @@ RUN_OVERRIDES = ("seed", "data", "axis", "positive", "negative", "model", "devic
 BUILD_EXAMPLES = """examples:
   tokentree build notes.txt more_text/ --depth 8 --mode window -o tree.npz
   tokentree build data.jsonl --field text --train-bpe 4000 -o tree.npz
+  tokentree build chats.parquet --chat assistant --tokenizer ./my-model -o chats.npz
+  gunzip -c data.jsonl.gz | tokentree build - -o tree.npz
+  tokentree build --ids train.bin --dtype uint16 --eos 50256 --tokenizer gpt2 --mode window -o train.npz
   tokentree build --builtin pydoc --depth 4 -o pydoc.npz"""
 
 INFO_EXAMPLES = """examples:
@@ -74,7 +77,28 @@ def _add_build(sub: Any) -> None:
         help=f"use a built-in corpus instead of files: {', '.join(sorted(BUILTIN_CORPORA))} (default: none)",
     )
     p.add_argument("-o", "--output", required=True, help="output tree file, .npz (required; no default)")
-    p.add_argument("--tokenizer", default="gpt2", help="'gpt2' or a tokenizer.json path (default: gpt2)")
+    p.add_argument(
+        "--tokenizer",
+        help="'gpt2', a tokenizer.json file or folder, or a hub name (online); with --ids it gives the alphabet "
+        "size (default: gpt2 for text)",
+    )
+    p.add_argument(
+        "--ids", metavar="FILE",
+        help="build from token ids already tokenized: a raw stream (.bin, with --dtype) or a .npy array, memory-mapped "
+        "(default: off, read text)",
+    )
+    p.add_argument("--dtype", help="with --ids FILE.bin: the ids' numpy dtype, e.g. uint16 (nanoGPT) (default: none)")
+    p.add_argument(
+        "--eos", type=int, help="with --ids: the id separating responses, e.g. 50256 (default: one response)"
+    )
+    p.add_argument(
+        "--vocab-size", type=int, help="with --ids: the alphabet size V (default: the --tokenizer's size; required "
+        "without one)",
+    )
+    p.add_argument(
+        "--partitions", type=int,
+        help="build in this many parts by first-token ranges, one part's memory at a time (default: one part)",
+    )
     p.add_argument(
         "--train-bpe", type=int, metavar="VOCAB",
         help="train a byte-level BPE of this size on the inputs instead (default: off, use --tokenizer)",
@@ -110,6 +134,24 @@ def _add_build(sub: Any) -> None:
 def _add_info(sub: Any) -> None:
     p = sub.add_parser("info", help="describe a tree file", epilog=INFO_EXAMPLES, formatter_class=_formatter)
     p.add_argument("tree", help="tree file, .npz (required)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: table)")
+
+
+QUERY_EXAMPLES = """examples:
+  tokentree query tree.npz "the cat sat"       # counts and probabilities along the text
+  tokentree query tree.npz --ids 464 3797      # the same by token ids
+  tokentree query tree.npz --top 20            # the heaviest symbols, as text"""
+
+
+def _add_query(sub: Any) -> None:
+    p = sub.add_parser(
+        "query", help="count a text or ids in a tree, or list its heaviest symbols", epilog=QUERY_EXAMPLES,
+        formatter_class=_formatter,
+    )
+    p.add_argument("tree", help="tree file, .npz (required)")
+    p.add_argument("text", nargs="?", help="text to look up, with the tree's recorded tokenizer (default: none)")
+    p.add_argument("--ids", type=int, nargs="+", metavar="ID", help="token ids to look up instead of text")
+    p.add_argument("--top", type=int, metavar="K", help="list the K heaviest symbols (default: 10 without a query)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: table)")
 
 
@@ -190,6 +232,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_build(sub)
     _add_info(sub)
+    _add_query(sub)
     _add_run(sub)
     return parser
 
@@ -197,20 +240,56 @@ def _parser() -> argparse.ArgumentParser:
 def _run_build(args: argparse.Namespace) -> int:
     from tokentree.build import build_tree
     from tokentree.storage import save_tree
-    from tokentree.text import (
-        ReadStats,
-        builtin_texts,
-        encode_texts,
-        load_tokenizer,
-        read_responses,
-        train_bpe,
-    )
+    from tokentree.text import load_tokenizer, provenance, tokenizer_vocab_size
 
-    if bool(args.inputs) == bool(args.builtin):
-        raise InputError("give input files/folders or --builtin NAME (exactly one of them)")
+    sources = [bool(args.inputs), bool(args.builtin), args.ids is not None]
+    if sum(sources) != 1:
+        raise InputError("give input files/folders, --builtin NAME or --ids FILE (exactly one of them)")
+    text_only = {"--field": args.field, "--chat": args.chat, "--split": args.split, "--format": args.format,
+                 "--train-bpe": args.train_bpe}
+    ids_only = {"--dtype": args.dtype, "--eos": args.eos, "--vocab-size": args.vocab_size}
+    options = {"depth": args.depth, "mode": args.mode, "weighting": args.weight, "alphabet": args.alphabet}
+    if args.ids is not None:
+        wrong = [k for k, v in text_only.items() if v is not None]
+        if wrong:
+            raise InputError(f"{', '.join(wrong)} read text; --ids takes token ids (drop them)")
+        from tokentree.sequences import load_token_ids
+
+        tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer is not None else None
+        if args.vocab_size is not None:
+            vocab = args.vocab_size
+        elif tokenizer is not None:
+            vocab = tokenizer_vocab_size(tokenizer)
+        else:
+            raise InputError("--ids needs the alphabet size: --vocab-size V, or --tokenizer NAME whose size it is")
+        seqs = load_token_ids(args.ids, dtype=args.dtype, eos=args.eos, vocab_size=vocab)
+        name, inputs, read = (args.tokenizer or ""), [args.ids], ""
+        options |= {"dtype": args.dtype, "eos": args.eos, "vocab_size": vocab}
+    else:
+        wrong = [k for k, v in ids_only.items() if v is not None]
+        if wrong:
+            raise InputError(f"{', '.join(wrong)} apply to --ids FILE only (drop them)")
+        seqs, tokenizer, name, read = _encode_text_inputs(args)
+        inputs = args.inputs
+        options |= {"field": args.field, "chat": args.chat, "split": args.split, "format": args.format,
+                    "builtin": args.builtin}
+    tree = build_tree(seqs, depth=args.depth, mode=args.mode, weight=args.weight, alphabet=args.alphabet,
+                      force=args.force, partitions=args.partitions)
+    record = provenance(tokenizer=tokenizer, tokenizer_name=name, inputs=inputs,
+                        options={k: v for k, v in options.items() if v is not None})
+    tree = tree.with_provenance(record, tokenizer.to_str() if tokenizer is not None else None)
+    path = save_tree(tree, args.output, compress=args.compress)
+    print(f"wrote {path}: {tree}{read}")
+    return 0
+
+
+def _encode_text_inputs(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
+    """(token sequences, tokenizer, its name, what was read) of the text inputs of `tokentree build`."""
+    from tokentree.text import ReadStats, builtin_texts, encode_texts, load_tokenizer, read_responses, train_bpe
+
     stats = ReadStats()
 
-    def texts(counted: ReadStats | None = None):
+    def texts(counted: ReadStats | None = None) -> Any:
         if args.builtin:
             return iter(builtin_texts(args.builtin))
         return read_responses(args.inputs, field=args.field, split=args.split, chat=args.chat, format=args.format,
@@ -219,23 +298,17 @@ def _run_build(args: argparse.Namespace) -> int:
     if "-" in args.inputs and args.train_bpe is not None:  # standard input can be read once: keep it
         kept = list(texts(stats))
         texts = lambda counted=None: iter(kept)  # noqa: E731
-    tokenizer = train_bpe(texts(), args.train_bpe) if args.train_bpe is not None else load_tokenizer(args.tokenizer)
+    if args.train_bpe is not None:
+        if args.tokenizer is not None:
+            raise InputError("--train-bpe trains a tokenizer; drop --tokenizer, or drop --train-bpe to use it")
+        tokenizer, name = train_bpe(texts(), args.train_bpe), f"byte-level BPE trained on the inputs ({args.train_bpe})"
+    else:
+        tokenizer, name = load_tokenizer(args.tokenizer or "gpt2"), str(args.tokenizer or "gpt2")
     seqs = encode_texts(texts(stats), tokenizer)  # only this read is counted
-    tree = build_tree(
-        seqs,
-        depth=args.depth,
-        mode=args.mode,
-        vocab_size=tokenizer.get_vocab_size(),
-        weight=args.weight,
-        alphabet=args.alphabet,
-        force=args.force,
-    )
-    path = save_tree(tree, args.output, compress=args.compress)
     if stats.skipped:
         print(f"skipped {stats.skipped} bad records (first: {', '.join(stats.skipped_at[:3])})", file=sys.stderr)
     read = f" ({stats.responses:,} responses from {len(stats.files)} inputs)" if stats.files else ""
-    print(f"wrote {path}: {tree}{read}")
-    return 0
+    return seqs, tokenizer, name, read
 
 
 def describe_tree(tree) -> dict:
@@ -249,6 +322,7 @@ def describe_tree(tree) -> dict:
         "symbols": len(symbols),
         "memory_bytes": tree.nbytes,
         "layers": stats.to_dict(),
+        "provenance": tree.provenance,
     }
 
 
@@ -271,6 +345,62 @@ def _run_info(args: argparse.Namespace) -> int:
     for j in range(len(layers["nodes"])):
         print(f"  {j:>5} {layers['nodes'][j]:>12,} {layers['mass'][j]:>12,} {layers['eos_mass'][j]:>10,} "
               f"{layers['entropy_bits'][j]:>15.4f}")
+    made = d.get("provenance")
+    if made:
+        tok = made.get("tokenizer", {})
+        builtin = made.get("options", {}).get("builtin")
+        sources = ", ".join(i["path"] for i in made.get("inputs", [])) or (f"the built-in corpus {builtin}" if builtin
+                                                                             else "data given in Python")
+        print(f"  made by tokentree {made.get('tokentree_version', '?')} from {sources}"
+              + (f"; tokenizer {tok.get('name')} (V = {tok.get('vocab_size'):,}, sha256 {tok.get('sha256', '')[:12]})"
+                 if tok else ""))
+    return 0
+
+
+def query_tree(tree: Any, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Along ``ids``: each prefix's count and the probability of its last token given the prefix before it."""
+    rows = []
+    before = tree.total_mass
+    for j in range(1, len(ids) + 1):
+        count = tree.count(list(ids[:j])) if j <= tree.depth else None
+        rows.append({
+            "position": j, "id": int(ids[j - 1]), "token": tree.decode([ids[j - 1]]), "count": count,
+            "probability": (count / before) if count is not None and before else None,
+            "ends_here": tree.eos_count(list(ids[:j])) if j <= tree.depth else None,
+        })
+        before = count or 0
+    return rows
+
+
+def _run_query(args: argparse.Namespace) -> int:
+    from tokentree.storage import load_tree
+
+    tree = load_tree(args.tree)
+    if args.text is not None and args.ids is not None:
+        raise InputError("give a text or --ids, not both")
+    out: dict[str, Any] = {}
+    if args.text is not None or args.ids is not None:
+        ids = tree.ids_of(args.text) if args.text is not None else args.ids
+        if not ids:
+            raise InputError("the text is empty after tokenizing; give some text")
+        out["query"] = query_tree(tree, ids)
+    if args.top is not None or "query" not in out:
+        out["top"] = [{"symbol": t, "mass": m, "probability": p} for t, m, p in tree.top_symbols(args.top or 10)]
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    if "query" in out:
+        print(f"{args.tree}: {len(out['query'])} tokens (depth {tree.depth}; deeper prefixes are not in the tree)")
+        print(f"  {'#':>3} {'id':>8} {'token':<16} {'count':>12} {'P(token | before)':>18} {'ends here':>10}")
+        for r in out["query"]:
+            count = "-" if r["count"] is None else f"{r['count']:,}"
+            prob = "-" if r["probability"] is None else f"{r['probability']:.6g}"
+            ends = "-" if r["ends_here"] is None else f"{r['ends_here']:,}"
+            print(f"  {r['position']:>3} {r['id']:>8} {r['token']!r:<16} {count:>12} {prob:>18} {ends:>10}")
+    if "top" in out:
+        print(f"{args.tree}: the {len(out['top'])} heaviest symbols of {tree.total_mass:,}")
+        for r in out["top"]:
+            print(f"  {r['mass']:>12,} {r['probability']:>10.4%}  {r['symbol']!r}")
     return 0
 
 
@@ -328,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tokentree import progress
 
     args = _parser().parse_args(argv)
-    commands = {"build": _run_build, "info": _run_info, "run": _run_experiment}
+    commands = {"build": _run_build, "info": _run_info, "query": _run_query, "run": _run_experiment}
     before = progress.progress_switch()
     progress.set_progress(args.global_progress if args.global_progress is not None else before)
     try:

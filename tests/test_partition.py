@@ -1,0 +1,67 @@
+"""Builds in parts (by first-token ranges, stitched level by level) equal the single build, array for array."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.strategies import depths, modes, token_sequences, weights
+from tokentree.build import build_tree
+from tokentree.errors import InputError
+from tokentree.partition import plan_partitions, stitch_trees
+
+
+def _same(a, b):
+    assert a == b
+    for name in ("tokens", "parents", "counts", "level_offsets", "leaf_eos"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.info == b.info
+
+
+@given(token_sequences(max_vocab=7, max_len=20), depths, modes, weights, st.sampled_from(("token", "binary")),
+       st.integers(1, 64))
+def test_a_build_in_parts_equals_the_single_build(seqs, depth, mode, weight, alphabet, parts):
+    whole = build_tree(seqs, depth=depth, mode=mode, weight=weight, alphabet=alphabet)
+    _same(build_tree(seqs, depth=depth, mode=mode, weight=weight, alphabet=alphabet, partitions=parts), whole)
+
+
+def test_adversarial_parts_one_heavy_first_token_empty_ranges_and_short_responses():
+    rng = np.random.default_rng(0)
+    heavy = [[0, *rng.integers(0, 50, size=rng.integers(0, 30)).tolist()] for _ in range(300)]  # all start with 0
+    short = [[int(t)] for t in rng.integers(0, 50, size=40)]  # responses shorter than d
+    seqs = heavy + short + [[49, 49, 49]]
+    for mode in ("prefix", "chunk", "window"):
+        for depth in (1, 3, 16):
+            whole = build_tree(seqs, depth=depth, mode=mode, vocab_size=1000)  # ids 50..999 never occur: empty parts
+            for parts in (2, 7, 64):
+                _same(build_tree(seqs, depth=depth, mode=mode, vocab_size=1000, partitions=parts), whole)
+
+
+def test_the_plan_balances_and_refuses_nonsense():
+    mass = np.array([10, 0, 0, 10, 10, 0, 10])
+    bounds = plan_partitions(mass, 4)
+    assert bounds[0] == 0 and bounds[-1] == 7
+    assert [int(mass[a:b].sum()) for a, b in itertools.pairwise(bounds)] == [10, 10, 10, 10]
+    assert plan_partitions(np.zeros(5, dtype=np.int64), 3).tolist() == [0, 5]
+    with pytest.raises(InputError, match="positive integer"):
+        plan_partitions(mass, 0)
+    with pytest.raises(InputError, match="nothing to stitch"):
+        stitch_trees([], build_tree([[1]], depth=1).info)
+
+
+# ----------------------------------------------------------------------------- pre-tokenized streams
+@given(token_sequences(max_vocab=7, max_len=12), depths, modes, weights, st.integers(1, 9))
+def test_a_stream_separated_by_eos_builds_the_tree_of_its_responses(seqs, depth, mode, weight, parts):
+    from tokentree.sequences import TokenStream
+
+    eos = 7
+    flat = np.array([t for s in seqs for t in [eos, *s]] + [eos, eos], dtype=np.uint16)  # leading, doubled EOS
+    stream = TokenStream(flat, eos)
+    assert [r.tolist() for r in stream.to_sequences()] == seqs
+    whole = build_tree(seqs, depth=depth, mode=mode, weight=weight, vocab_size=8)
+    _same(build_tree(stream, depth=depth, mode=mode, weight=weight, vocab_size=8), whole)
+    _same(build_tree(stream, depth=depth, mode=mode, weight=weight, vocab_size=8, partitions=parts), whole)
