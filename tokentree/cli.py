@@ -29,7 +29,10 @@ __all__ = ["main", "describe_tree", "RUN_KIND"]
 #: The kind of folder `tokentree run` writes (see tokentree.outputs).
 RUN_KIND = "run"
 #: Options of `tokentree run` that override a config field of the same name.
-RUN_OVERRIDES = ("seed", "data", "axis", "positive", "negative", "model", "device", "threads")
+RUN_OVERRIDES = (
+    "seed", "data", "axis", "positive", "negative", "model", "device", "threads", "pretrain", "align", "perturb",
+    "tokenizer", "field", "chat",
+)
 
 BUILD_EXAMPLES = """examples:
   tokentree build notes.txt more_text/ --depth 8 --mode window -o tree.npz
@@ -50,6 +53,7 @@ RUN_EXAMPLES = """examples:
   tokentree run hooke --config experiments/hooke-paper.toml --seed 3
   tokentree run hooke-trained --data real
   tokentree run rebound --data files --positive good.jsonl --negative bad.jsonl
+  tokentree run hooke --pretrain corpus/ --align aligned.jsonl --perturb harmful.parquet
 
 outputs (docs/experiments.md): config.toml, result.json, records.csv, summary.md, *.png, run.json"""
 
@@ -120,6 +124,11 @@ def _add_build(sub: Any) -> None:
         "responses (default: off)",
     )
     p.add_argument(
+        "--template", metavar="TOKENIZER",
+        help="with --chat: render each conversation with this chat tokenizer (a folder or hub name) and count only "
+        "the response tokens, tokenized in their context (default: responses alone)",
+    )
+    p.add_argument(
         "--split", choices=SPLITS, help="how a plain-text file is cut into responses (default: line)"
     )
     p.add_argument(
@@ -149,8 +158,12 @@ def _add_query(sub: Any) -> None:
         formatter_class=_formatter,
     )
     p.add_argument("tree", help="tree file, .npz (required)")
-    p.add_argument("text", nargs="?", help="text to look up, with the tree's recorded tokenizer (default: none)")
-    p.add_argument("--ids", type=int, nargs="+", metavar="ID", help="token ids to look up instead of text")
+    p.add_argument(
+        "text", nargs="?", help="text to look up, with the tree's recorded tokenizer (default: none)"
+    )
+    p.add_argument(
+        "--ids", type=int, nargs="+", metavar="ID", help="token ids to look up instead of text (default: none)"
+    )
     p.add_argument("--top", type=int, metavar="K", help="list the K heaviest symbols (default: 10 without a query)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: table)")
 
@@ -180,6 +193,17 @@ def _add_run(sub: Any) -> None:
         help="data source, for experiments that have one; `tokentree run NAME --data x` lists the choices "
         "(default: the experiment's own, synthetic where there is one)",
     )
+    for name, what in (("pretrain", "D_p"), ("align", "D_a"), ("perturb", "D_t")):
+        p.add_argument(
+            f"--{name}", nargs="+", metavar="FILE",
+            help=f"hooke on your data: {what} as files or folders of any format `tokentree build` reads "
+            "(default: none; all three together)",
+        )
+    p.add_argument("--tokenizer", help="for experiments that tokenize text: 'gpt2', a tokenizer file or folder "
+                   "(default: the experiment's own, gpt2)")
+    p.add_argument("--field", metavar="PATH", help="with --pretrain ...: the response field of records (default: text)")
+    p.add_argument("--chat", choices=("assistant", "last-assistant"),
+                   help="with --pretrain ...: records are conversations; which assistant turns count (default: off)")
     p.add_argument(
         "--axis", help="behaviour axis of the synthetic language for behaviour experiments: sentiment, style, truth or "
         "safety (default: the experiment's own, sentiment)",
@@ -246,7 +270,7 @@ def _run_build(args: argparse.Namespace) -> int:
     if sum(sources) != 1:
         raise InputError("give input files/folders, --builtin NAME or --ids FILE (exactly one of them)")
     text_only = {"--field": args.field, "--chat": args.chat, "--split": args.split, "--format": args.format,
-                 "--train-bpe": args.train_bpe}
+                 "--train-bpe": args.train_bpe, "--template": args.template}
     ids_only = {"--dtype": args.dtype, "--eos": args.eos, "--vocab-size": args.vocab_size}
     options = {"depth": args.depth, "mode": args.mode, "weighting": args.weight, "alphabet": args.alphabet}
     if args.ids is not None:
@@ -272,7 +296,7 @@ def _run_build(args: argparse.Namespace) -> int:
         seqs, tokenizer, name, read = _encode_text_inputs(args)
         inputs = args.inputs
         options |= {"field": args.field, "chat": args.chat, "split": args.split, "format": args.format,
-                    "builtin": args.builtin}
+                    "builtin": args.builtin, "template": args.template}
     tree = build_tree(seqs, depth=args.depth, mode=args.mode, weight=args.weight, alphabet=args.alphabet,
                       force=args.force, partitions=args.partitions)
     record = provenance(tokenizer=tokenizer, tokenizer_name=name, inputs=inputs,
@@ -281,6 +305,24 @@ def _run_build(args: argparse.Namespace) -> int:
     path = save_tree(tree, args.output, compress=args.compress)
     print(f"wrote {path}: {tree}{read}")
     return 0
+
+
+def _encode_in_context(args: argparse.Namespace, stats: Any) -> tuple[Any, Any, str, str]:
+    """--template: each response tokenized inside its rendered conversation, only its own tokens kept."""
+    from tokentree.bridge.hf import load_chat_tokenizer
+    from tokentree.lab.chat import responses_in_context
+    from tokentree.readers import read_examples
+
+    if args.chat is None or args.builtin:
+        raise InputError("--template renders conversations; read them with --chat assistant or --chat last-assistant")
+    if args.tokenizer is not None or args.train_bpe is not None:
+        raise InputError("--template's tokenizer is the tokenizer; drop --tokenizer and --train-bpe")
+    chat_tokenizer = load_chat_tokenizer(args.template)
+    examples = read_examples(args.inputs, field=args.field, chat=args.chat, format=args.format,
+                             skip_bad_lines=args.skip_bad_lines, stats=stats)
+    responses, _contexts = responses_in_context(examples, chat_tokenizer)
+    read = f" ({stats.responses:,} responses in context from {len(stats.files)} inputs)"
+    return responses, chat_tokenizer.backend_tokenizer, str(args.template), read
 
 
 def _encode_text_inputs(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
@@ -295,6 +337,8 @@ def _encode_text_inputs(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
         return read_responses(args.inputs, field=args.field, split=args.split, chat=args.chat, format=args.format,
                               skip_bad_lines=args.skip_bad_lines, stats=counted)
 
+    if args.template is not None:
+        return _encode_in_context(args, stats)
     if "-" in args.inputs and args.train_bpe is not None:  # standard input can be read once: keep it
         kept = list(texts(stats))
         texts = lambda counted=None: iter(kept)  # noqa: E731
@@ -420,7 +464,10 @@ def _run_experiment(args: argparse.Namespace) -> int:
     if not args.name:
         raise InputError("name an experiment (e.g. `tokentree run hooke`) or use --list")
     module = load_experiment(args.name)
-    overrides = {key: getattr(args, key) for key in RUN_OVERRIDES if getattr(args, key) is not None}
+    overrides = {key: tuple(v) if isinstance(v, list) else v
+                 for key in RUN_OVERRIDES if (v := getattr(args, key)) is not None}
+    if args.pretrain is not None and args.data is None:
+        overrides["data"] = "files"  # your own data: --pretrain says so
     fields = {f.name for f in dataclasses.fields(module.Config)}
     for key in overrides:
         if key not in fields:

@@ -279,12 +279,15 @@ def _sniff_stdin() -> str:
 
 
 # ----------------------------------------------------------------------------- records of each format
-def _arrow_batches(source: _Source) -> Iterator[Any]:
+def _arrow_batches(source: _Source, columns: Sequence[str] | None) -> Iterator[Any]:
+    """Record batches of a Parquet, Arrow or datasets source, with only ``columns`` that exist (all if None)."""
     pa = _optional("pyarrow", f"{source.format} files")
     if source.format == "parquet":
         import pyarrow.parquet as pq
 
-        yield from pq.ParquetFile(source.path).iter_batches(batch_size=_READ_BATCH)
+        parquet = pq.ParquetFile(source.path)
+        keep = None if columns is None else [c for c in columns if c in parquet.schema_arrow.names] or None
+        yield from parquet.iter_batches(batch_size=_READ_BATCH, columns=keep)
         return
     files = [source.path]
     if source.format == "datasets":
@@ -301,7 +304,9 @@ def _arrow_batches(source: _Source) -> Iterator[Any]:
             except pa.ArrowInvalid:
                 mapped.seek(0)
                 batches = pa.ipc.open_stream(mapped)
-            yield from batches
+            for batch in batches:
+                keep = None if columns is None else [c for c in columns if c in batch.schema.names]
+                yield batch.select(keep) if keep else batch
 
 
 def read_records(
@@ -311,9 +316,12 @@ def read_records(
     split: str | None = None,
     skip_bad_lines: bool = False,
     stats: ReadStats | None = None,
+    columns: Sequence[str] | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """Yield ``(where, record)`` from files, folders and ``-``: a string for text, a mapping otherwise.
 
+    ``columns`` (top-level names) lets Parquet and Arrow read only what is needed; records
+    of other formats come whole.
     ``where`` is ``file:line`` (or ``file:row``) for messages. ``format`` forces one format
     for every input (needed for standard input only if sniffing would guess wrong);
     ``split`` cuts text files ("line", "paragraph" or "file") and is refused for others.
@@ -334,7 +342,7 @@ def read_records(
             if source.path is None:
                 raise InputError(f"{kind} cannot be read from standard input; give the file")
             row = 0
-            for batch in _arrow_batches(source):
+            for batch in _arrow_batches(source, columns):
                 for record in batch.to_pylist():
                     row += 1
                     yield f"{source.label}:row {row}", record
@@ -505,7 +513,10 @@ def read_examples(
         raise InputError(f"field must be a column name or a dotted path like 'meta.text'; got {field!r}")
     stats = ReadStats() if stats is None else stats
     field_path = field or ("messages" if chat else "text")
-    for where, record in read_records(paths, format=format, split=split, skip_bad_lines=skip_bad_lines, stats=stats):
+    chat_columns = ["messages", "prompt", "response", "system"]
+    top = chat_columns if chat is not None and field is None else [field_path.split(".")[0]]
+    for where, record in read_records(paths, format=format, split=split, skip_bad_lines=skip_bad_lines, stats=stats,
+                                      columns=top):
         if isinstance(record, str) and (field is not None or chat is not None):
             option = "--field" if field is not None else "--chat"
             raise InputError(f"{where.rsplit(':', 1)[0]}: {option} applies to records (JSONL, JSON, CSV, Parquet, "

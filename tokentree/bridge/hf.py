@@ -313,6 +313,26 @@ def load_causal_lm(source: str | os.PathLike[str]) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def load_chat_tokenizer(source: str | os.PathLike[str]) -> Any:
+    """A ``transformers`` tokenizer with a chat template: a tokenizer or model folder, or a hub name (online)."""
+    from transformers import AutoTokenizer
+
+    path, text = Path(source), str(source)
+    if not path.is_dir():
+        if path.exists() or (os.sep in text and text.count("/") != 1):
+            raise InputError(f"{text!r} is not a tokenizer folder; give a folder saved with save_pretrained")
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise InputError(f"{text!r} is not a local folder, and HF_HUB_OFFLINE=1 forbids the hub")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(text)
+    except (OSError, ValueError, TypeError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{text!r} has no tokenizer transformers can read ({first})") from None
+    if not getattr(tokenizer, "chat_template", None):
+        raise InputError(f"the tokenizer of {text!r} has no chat template; use a chat model's tokenizer")
+    return tokenizer
+
+
 def pick_device(device: str = "auto") -> str:
     """``device`` itself, or for "auto" cuda when a GPU is present (then Apple's mps), else cpu."""
     torch = torch_module()

@@ -67,7 +67,16 @@ _RESCALE_BELOW = 1e-200
 
 
 def _distribution(v: Any, name: str) -> np.ndarray:
-    a = np.asarray(v, dtype=np.float64)
+    if hasattr(v, "symbols") and hasattr(v, "level_offsets"):  # a TokenTree (this layer does not import trees)
+        raise InputError(
+            f"{name} is a token tree; this function takes symbol distributions on one shared symbol set. For "
+            "three trees call tokentree.verification.hooke_on_trees(pretrain, align, perturb), which aligns their "
+            "symbols and takes k and the symbol lengths from them"
+        )
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a 1-D array of masses; got a {type(v).__name__}") from None
     if a.ndim != 1 or a.shape[0] == 0:
         raise InputError(f"{name} must be a non-empty 1-D array of masses; got shape {a.shape}")
     if not np.all(np.isfinite(a)):

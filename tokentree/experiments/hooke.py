@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +27,24 @@ from tokentree.compression.elasticity import l_star_disjoint, ratio_disjoint
 from tokentree.compression.mixture import Shares, check_size
 from tokentree.errors import InputError
 from tokentree.progress import progress
+from tokentree.readers import CHAT_TURNS
 from tokentree.runs import TabularResult
 from tokentree.scenario import sample_from_pools, scenario_sources
 from tokentree.sequences import TokenSequences
 from tokentree.synthetic import markov_corpus
 from tokentree.text import BUILTIN_CORPORA, encode_builtin_corpora, load_tokenizer
+from tokentree.tree import MODES
 from tokentree.verification import (
     HookeControls,
     HookeInputs,
     ParetoCheck,
+    RegimeRecord,
     SweepRecord,
+    TreeSweepRecord,
     Verdict,
     VerdictStatus,
     finite_step_control,
+    hooke_on_trees,
     huffman_step_control,
     inputs_from_sequences,
     inputs_from_sources,
@@ -50,11 +55,12 @@ from tokentree.verification import (
     split_sample_control,
     sweep_records,
 )
+from tokentree.verification.verdicts import verdict_lines, verdict_table
 
 __all__ = ["NAME", "DATA_SOURCES", "Config", "Result", "run"]
 
 NAME = "hooke"
-DATA_SOURCES = ("synthetic", "real")
+DATA_SOURCES = ("synthetic", "real", "files")
 #: The deepest capacity depth a config may ask for (synthetic sources have vocab^depth paths).
 MAX_DEPTH = 64
 
@@ -81,6 +87,11 @@ class Config:
     corpora, tokenizer, max_responses
         The real-text variant: D_1, D_2, D_3 corpora (``tokentree.text.BUILTIN_CORPORA``),
         the tokenizer, and a cap on responses per corpus (0: all).
+    pretrain, align, perturb, field, chat, mode
+        Your own data (``data = "files"``, set by ``--pretrain``): files or folders of any
+        format :mod:`tokentree.readers` reads for D_p, D_a and D_t, the record field and chat
+        turns that are responses, and the tree mode; one tree each per depth of ``depths``,
+        judged by :func:`tokentree.verification.hooke_on_trees`.
     """
 
     data: str = "synthetic"
@@ -122,9 +133,23 @@ class Config:
     corpora: tuple[str, ...] = ("pydoc-paragraphs", "tweets-positive", "tweets-negative")
     tokenizer: str = "gpt2"
     max_responses: int = 0
+    pretrain: tuple[str, ...] = ()
+    align: tuple[str, ...] = ()
+    perturb: tuple[str, ...] = ()
+    field: str = ""
+    chat: str = ""
+    mode: str = "chunk"
 
     def __post_init__(self) -> None:
         check_choice(self.data, "data", DATA_SOURCES)
+        given = [bool(self.pretrain), bool(self.align), bool(self.perturb)]
+        if self.data == "files" and not all(given):
+            raise InputError("data = 'files' needs your three datasets: --pretrain FILES --align FILES --perturb FILES")
+        if self.data != "files" and any(given):
+            raise InputError("pretrain, align and perturb files are read with data = 'files' (drop --data)")
+        if self.chat:
+            check_choice(self.chat, "chat", CHAT_TURNS)
+        check_choice(self.mode, "mode", MODES)
         check_int(self.seed, "seed", minimum=0)
         check_list(self.k_values, "k_values", check_size)
         ls = check_list(self.l_values, "l_values", lambda v, n: check_size(v, n, allow_zero=True))
@@ -431,8 +456,10 @@ def _real_inputs(config: Config, pools: list[TokenSequences], vocab: int) -> lis
 
 
 # ----------------------------------------------------------------------------- run
-def run(config: Config, *, show_progress: bool | None = None) -> Result:
+def run(config: Config, *, show_progress: bool | None = None) -> Result | FilesResult:
     """Sweep, run the controls, check the Pareto lemma, and judge (see the module docstring)."""
+    if config.data == "files":
+        return run_files(config, show_progress=show_progress)
     start = time.perf_counter()
     if config.data == "real":
         tokenizer = load_tokenizer(config.tokenizer)
@@ -473,3 +500,98 @@ def run(config: Config, *, show_progress: bool | None = None) -> Result:
     )
     verdicts = judge(records, controls, pareto)
     return Result(config, records, controls, pareto, verdicts, seconds=time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------------- your own data
+@dataclass(frozen=True, eq=False, repr=False)
+class FilesResult(TabularResult):
+    """Theorem 4.2 on your three datasets: a sweep per depth, the regime each depth is in, and the verdicts."""
+
+    EXPERIMENT = NAME
+
+    config: Config
+    records: Sequence[TreeSweepRecord]
+    regimes: Sequence[RegimeRecord]
+    verdicts: Sequence[Verdict]
+    seconds: float = field(default=0.0)
+
+    def side_tables(self) -> dict[str, Sequence[Any]]:
+        return {"regimes": self.regimes}
+
+    def verdict_list(self) -> Sequence[Verdict]:
+        return self.verdicts
+
+    def terminal_summary(self) -> str:
+        lines = [f"hooke on your data (k from the trees, mode {self.config.mode}): regime per depth"]
+        for r in self.regimes:
+            lines.append(f"  d = {r.depth}: {r.regime} (k = {r.k:.4g}; D_t unseen by D_p {r.unseen_share:.1%}, "
+                         f"on D_a's symbols {r.overlap_with_align:.1%})\n        {r.explanation}")
+        return "\n".join([*lines, "verdicts (docs/theory.md §5)", *verdict_lines(self.verdicts)])
+
+    def summary_markdown(self) -> str:
+        c = self.config
+        out = [
+            "# hooke: Theorem 4.2 on your data",
+            "",
+            f"D_p: {', '.join(c.pretrain)}; D_a: {', '.join(c.align)}; D_t: {', '.join(c.perturb)}. Tokenizer "
+            f"{c.tokenizer}, mode {c.mode}, depths {list(c.depths)}; k = |D_p| / |D_a| from the trees' masses, symbol "
+            f"lengths from the symbols. Run time {self.seconds:.1f} s. Columns: docs/experiments.md §E0.",
+            "",
+            "## Regimes",
+            "",
+            "| depth | regime | k | unseen by D_p | novel | on D_a's symbols | R(0) | -k L_p/L_a | l* | why |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        out += [f"| {r.depth} | {r.regime} | {r.k:.4g} | {r.unseen_share:.1%} | {r.novel_share:.1%} | "
+                f"{r.overlap_with_align:.1%} | {r.ratio_l0:.6g} | {r.minus_k_scaled:.6g} | {r.l_star:.4g} | "
+                f"{_cell(r.explanation)} |" for r in self.regimes]
+        out += ["", "## Verdicts", "", *verdict_table(self.verdicts), "", "![rates against l](files_rates_vs_l.png)"]
+        return "\n".join(out) + "\n"
+
+    def plot(self, folder: Path) -> None:
+        from tokentree.plots import COLOURS, new_figure
+
+        fig, axes = new_figure(1, 2, size=(12, 4.2))
+        for i, r in enumerate(self.regimes):
+            rows = [x for x in self.records if x.depth == r.depth]
+            ls = [x.l for x in rows]
+            colour = COLOURS[i % len(COLOURS)]
+            axes[0].plot(ls, [x.rate_pretrain_bits - rows[0].rate_pretrain_bits for x in rows], "o-", color=colour,
+                         label=f"gamma_p, d = {r.depth}")
+            axes[0].plot(ls, [x.rate_align_bits - rows[0].rate_align_bits for x in rows], "s--", color=colour,
+                         label=f"gamma_a, d = {r.depth}")
+            axes[1].plot(ls, [x.ratio for x in rows], "o-", color=colour, label=f"R(l), d = {r.depth} ({r.regime})")
+            axes[1].axhline(r.minus_k_scaled, color=colour, ls=":", lw=1)
+        axes[0].set_ylabel("change of the rate since l = 0 (bits per token)")
+        axes[1].set_ylabel("R(l) = (d gamma_a/dl) / (d gamma_p/dl); dotted: -k L_p/L_a")
+        axes[1].set_yscale("symlog")
+        for ax in axes:
+            ax.set_xlabel("l = |D_t| / |D_a|")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle("Theorem 4.2 on your data")
+        fig.savefig(folder / "files_rates_vs_l.png")
+
+
+def run_files(config: Config, *, show_progress: bool | None = None) -> FilesResult:
+    """Theorem 4.2 on the config's own files (``data = "files"``), one set of trees per depth."""
+    from tokentree.build import build_tree
+    from tokentree.text import encode_texts, read_responses
+
+    start = time.perf_counter()
+    tokenizer = load_tokenizer(config.tokenizer)
+    datasets = [
+        encode_texts(read_responses(list(paths), field=config.field or None, chat=config.chat or None), tokenizer,
+                     show_progress=show_progress)
+        for paths in (config.pretrain, config.align, config.perturb)
+    ]
+    records: list[TreeSweepRecord] = []
+    regimes: list[RegimeRecord] = []
+    verdicts: list[Verdict] = []
+    for depth in progress(config.depths, desc="hooke on your data", show=show_progress):
+        trees = [build_tree(s, depth=depth, mode=config.mode) for s in datasets]
+        found = hooke_on_trees(*trees, l_values=config.l_values, warn=False)
+        records += found.sweep
+        regimes.append(found.regime)
+        verdicts += [replace(v, item=f"{v.item} d={depth}") for v in found.verdicts]
+    return FilesResult(config, records, regimes, verdicts, seconds=time.perf_counter() - start)

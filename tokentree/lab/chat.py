@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 
 from tokentree.errors import InputError
-from tokentree.readers import ROLES, as_messages, read_records
+from tokentree.readers import ROLES, Example, as_messages, read_records
+from tokentree.sequences import TokenSequences, as_token_sequences
 
 __all__ = ["ROLES", "RESPONSE_TURNS", "as_messages", "read_chats", "TokenizedExamples", "tokenize_chats",
+           "responses_in_context",
            "tokenize_texts", "from_sequences"]
 
 #: Which assistant turns of a multi-turn chat are training targets.
@@ -140,6 +142,51 @@ def tokenize_chats(examples: Iterable[Any], tokenizer: Any, *, responses: str = 
         sequences.append(np.asarray(full, dtype=np.int64))
         masks.append(mask)
     return TokenizedExamples(tuple(sequences), tuple(masks))
+
+
+def _end_of_turn(tokenizer: Any) -> int:
+    """How many template tokens close an assistant turn (``<|im_end|>`` and a newline in ChatML).
+
+    Found as the common tail of probe answers whose last characters differ (so their last
+    content tokens differ in any tokenizer), so no template is assumed.
+    """
+    spans = []
+    for answer in ("probe 1", "probe 2", "other probe 3"):
+        probe = tokenize_chats([({"role": "user", "content": "q"}, {"role": "assistant", "content": answer})],
+                               tokenizer, responses="last")
+        spans.append(probe.sequences[0][probe.masks[0]].tolist())
+    n = 0
+    while n < min(map(len, spans)) and all(span[-1 - n] == spans[0][-1 - n] for span in spans):
+        n += 1
+    return n
+
+
+def responses_in_context(examples: Iterable[Example], tokenizer: Any) -> tuple[TokenSequences, TokenSequences]:
+    """Each response as the tokens it is *in its conversation*, and the tokens before it.
+
+    The conversation (the example's context, then the response as an assistant turn) is
+    rendered with ``tokenizer``'s chat template; the response's tokens are those the
+    template puts between the assistant header and the end-of-turn marker, so a tree of
+    them counts only response tokens, tokenized as the model sees them, and a scorer
+    scores them given their contexts (template, system prompt, earlier turns, header).
+    """
+    chats = []
+    for n, e in enumerate(examples):
+        if not e.context:
+            raise InputError(f"response {n} has no turn before it; a template renders a response after a prompt "
+                             "(read conversations with --chat, or drop --template)")
+        chats.append((*e.context, {"role": "assistant", "content": e.response}))
+    if not chats:
+        raise InputError("no responses to tokenize")
+    tokenized = tokenize_chats(chats, tokenizer, responses="last")
+    closing = _end_of_turn(tokenizer)
+    contexts, continuations = tokenized.split()
+    responses = [c[: len(c) - closing] if closing and len(c) > closing else c for c in continuations]
+    empty = [i for i, r in enumerate(responses) if len(r) == 0]
+    if empty:
+        raise InputError(f"response {empty[0]} has no tokens of its own in the template; give non-empty responses")
+    vocab = len(tokenizer)
+    return (as_token_sequences(responses).with_vocab_size(vocab), as_token_sequences(contexts).with_vocab_size(vocab))
 
 
 def tokenize_texts(texts: Iterable[str], tokenizer: Any, *, add_eos: bool = True) -> TokenizedExamples:

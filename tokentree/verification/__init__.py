@@ -10,6 +10,10 @@ Split by concern, data flowing one way:
 ``judges``          one verdict per claim of docs/theory.md §5-§6
 ``verdicts``        :class:`Verdict` and :class:`VerdictStatus`, shared by every experiment
 ``tolerances``      every threshold a judge uses, named, with its reason
+``trees``           Theorem 4.2 on a user's own three trees, with the regime they are in
+``claims``          empirical claims over seeds: holds, fails or within noise
+``curves``          reading rebound curves
+``paper``           the papers' own figures
 ==================  ==============================================================
 """
 
@@ -36,6 +40,7 @@ from tokentree.verification.records import (
     SweepRecord,
 )
 from tokentree.verification.sweeps import sweep_records
+from tokentree.verification.trees import RegimeRecord, RegimeWarning, TreesHooke, TreeSweepRecord, hooke_on_trees
 from tokentree.verification.verdicts import Verdict, VerdictStatus
 
 __all__ = [
@@ -46,11 +51,16 @@ __all__ = [
     "NovelControl",
     "OverlapControl",
     "ParetoCheck",
+    "RegimeRecord",
+    "RegimeWarning",
     "SplitControl",
     "SweepRecord",
+    "TreeSweepRecord",
+    "TreesHooke",
     "Verdict",
     "VerdictStatus",
     "finite_step_control",
+    "hooke_on_trees",
     "huffman_step_control",
     "inputs_from_sequences",
     "inputs_from_sources",
