@@ -346,7 +346,7 @@ def build_tree(
             for a, b in progress(list(itertools.pairwise(bounds)), desc="building parts", show=show_progress)
             if mass[a:b].any()
         ]
-        return stitch_trees(parts, info)
+        return stitch_trees(parts, info, consume=True)
     # The occurrences are passed, not kept: the builder frees them once sorted.
     return build_from_occurrences(seqs, occurrences(seqs, depth, mode, weight), info, show_progress=show_progress)
 

@@ -54,8 +54,12 @@ def plan_partitions(mass: np.ndarray, n_partitions: int) -> np.ndarray:
     return bounds.astype(np.int64)
 
 
-def stitch_trees(parts: Sequence[TokenTree], info: TreeInfo) -> TokenTree:
+def stitch_trees(parts: Sequence[TokenTree] | list[TokenTree], info: TreeInfo, *, consume: bool = False) -> TokenTree:
     """The tree whose root's subtrees are those of ``parts``, built on disjoint increasing first-token ranges.
+
+    With ``consume`` (``parts`` a list), each part is dropped from the list once copied, so
+    the memory held stays about one tree: the stitched arrays are allocated untouched and
+    fill as the parts they replace are freed.
 
     >>> from tokentree.build import build_tree
     >>> whole = build_tree([[1, 2], [3, 1], [1]], depth=2)
@@ -63,7 +67,12 @@ def stitch_trees(parts: Sequence[TokenTree], info: TreeInfo) -> TokenTree:
     >>> stitch_trees(parts, whole.info) == whole
     True
     """
-    parts = [p for p in parts if p.n_nodes > 1]
+    if consume and not isinstance(parts, list):
+        raise InputError("consume=True needs the parts as a list (it empties it)")
+    kept = [p for p in parts if p.n_nodes > 1]
+    if consume:
+        parts.clear()  # type: ignore[union-attr]
+    parts = kept
     if not parts:
         raise InputError("no part holds an occurrence; nothing to stitch")
     depth = info.depth
@@ -83,7 +92,8 @@ def stitch_trees(parts: Sequence[TokenTree], info: TreeInfo) -> TokenTree:
     counts[0] = sum(int(p.counts[0]) for p in parts)
     leaf_eos = np.zeros(int(level_size[-1]), dtype=np.int64)
     before = np.vstack([np.zeros(depth + 1, dtype=np.int64), np.cumsum(sizes, axis=0)[:-1]])  # nodes of earlier parts
-    for i, p in enumerate(parts):
+    for i in range(len(parts)):
+        p = parts[i]
         for j in range(1, depth + 1):
             lo, hi = int(p.level_offsets[j]), int(p.level_offsets[j + 1])
             if hi == lo:
@@ -99,6 +109,9 @@ def stitch_trees(parts: Sequence[TokenTree], info: TreeInfo) -> TokenTree:
         deepest = p.leaf_eos
         at = int(before[i, depth])
         leaf_eos[at : at + deepest.shape[0]] = deepest
+        if consume:
+            del p, deepest
+            parts[i] = None  # type: ignore[call-overload]  # this part's arrays are free from here on
     return TokenTree._from_arrays(
         tokens=tokens, parents=parents, counts=counts, leaf_eos=leaf_eos, level_offsets=level_offsets, info=info
     )
