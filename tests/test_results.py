@@ -19,7 +19,10 @@ from tokentree.runs import MAIN_TABLE, Experiment, ExperimentResult, available_e
 
 #: Columns that hold words, not numbers.
 #: Columns that label a row (categories), not measure it.
-TEXT_COLUMNS = {"data", "corpus", "corpora", "dataset", "quantity", "stage", "base", "pair", "sweep", NONFINITE_COLUMN}
+TEXT_COLUMNS = {
+    "data", "corpus", "corpora", "dataset", "quantity", "stage", "base", "pair", "sweep", "intervention", "variant",
+    NONFINITE_COLUMN,
+}
 
 
 @dataclass(frozen=True)

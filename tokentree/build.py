@@ -46,7 +46,10 @@ from tokentree.progress import progress, progress_steps
 from tokentree.sequences import TokenSequences, TokenStream, as_token_sequences, binary_expand
 from tokentree.tree import ALPHABETS, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, TreeInfo, _check_depth
 
-__all__ = ["build_tree", "estimate_build_bytes", "available_memory_bytes", "occurrences", "Occurrences"]
+__all__ = [
+    "build_tree", "prepare_build", "estimate_build_bytes", "available_memory_bytes", "occurrences", "Occurrences",
+    "occurrence_sizes", "first_token_mass_of", "build_from_occurrences",
+]
 
 PARALLEL_FROM = 2**16  # occurrences from which the build uses all of numba's threads
 BYTES_PER_NODE = 16  # int32 token + int32 parent + int64 count
@@ -80,10 +83,10 @@ def _max_threads() -> int:
     return int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))
 
 
-def _occurrence_sizes(lengths: np.ndarray, depth: int, mode: str) -> tuple[int, int]:
+def occurrence_sizes(lengths: np.ndarray, depth: int, mode: str) -> tuple[int, int]:
     """How many occurrences ``mode`` cuts from responses of ``lengths``, and their total length.
 
-    >>> _occurrence_sizes(np.array([5]), 2, "window")  # lengths 2, 2, 2, 2, 1
+    >>> occurrence_sizes(np.array([5]), 2, "window")  # lengths 2, 2, 2, 2, 1
     (5, 9)
     """
     lengths = lengths.astype(np.int64)
@@ -133,15 +136,11 @@ def occurrences(
         block_in_seq = np.arange(block_rank[-1], dtype=np.int64) - np.repeat(block_rank[:-1], n_blocks)
         start = np.repeat(first, n_blocks) + block_in_seq * depth
     elif mode == "window":
-        if isinstance(seqs, TokenStream):  # every position but the EOS ids between responses
-            inside = np.asarray(seqs.tokens) != seqs.eos
-            if first_tokens is not None:
-                inside &= _in_range(seqs.tokens, first_tokens)
-            start = np.flatnonzero(inside).astype(np.int64, copy=False)
-        elif first_tokens is None:
+        if first_tokens is None and not isinstance(seqs, TokenStream):
             start = np.arange(seqs.n_tokens, dtype=np.int64)
-        else:
-            start = np.flatnonzero(_in_range(seqs.tokens, first_tokens)).astype(np.int64, copy=False)
+        else:  # a scan, a chunk at a time: the positions of a range (and never a stream's EOS ids)
+            eos = seqs.eos if isinstance(seqs, TokenStream) else None
+            start = _window_starts(seqs.tokens, first_tokens, eos)
     else:  # pragma: no cover - checked by build_tree
         raise InputError(f"unknown mode {mode!r}")
     if first_tokens is not None and mode != "window":
@@ -155,6 +154,19 @@ def occurrences(
     if mode == "chunk" and weight == "tokens":
         weights = length.copy()
     return Occurrences(start, length, weights, left <= depth)
+
+
+def _window_starts(tokens: np.ndarray, bounds: tuple[int, int] | None, eos: int | None,
+                   chunk: int = 1 << 24) -> np.ndarray:
+    """Positions whose token lies in ``bounds`` (all if None) and is not ``eos``, scanned a chunk at a time."""
+    found = []
+    for i in range(0, tokens.shape[0], chunk):
+        part = np.asarray(tokens[i : i + chunk])
+        keep = np.ones(part.shape[0], dtype=bool) if bounds is None else _in_range(part, bounds)
+        if eos is not None:
+            keep &= part != eos
+        found.append(np.flatnonzero(keep).astype(np.int64) + i)
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
 def _in_range(tokens: np.ndarray, bounds: tuple[int, int]) -> np.ndarray:
@@ -285,6 +297,53 @@ def build_tree(
     >>> build_tree([[0, 1, 1]], depth=2, mode="window").count([1])
     2
     """
+    seqs, info = prepare_build(sequences, depth=depth, mode=mode, weight=weight, alphabet=alphabet,
+                               vocab_size=vocab_size, offsets=offsets)
+    depth, vocab = info.depth, info.vocab_size
+    n_occurrences, total_length = occurrence_sizes(seqs.lengths, depth, mode)
+    mass = None
+    if partitions is not None and partitions != 1:
+        mass = first_token_mass_of(seqs, depth, mode, vocab)
+        bounds = plan_partitions(mass, partitions)
+        largest = max(int(mass[a:b].sum()) for a, b in itertools.pairwise(bounds))
+        # the finished parts (about one tree), and one part's working arrays at a time
+        need = BYTES_PER_NODE * (total_length + 1) + estimate_build_bytes(largest, largest * depth, depth)
+    else:
+        need = estimate_build_bytes(n_occurrences, total_length, depth)
+    limit = available_memory_bytes() if memory_limit_bytes is None else int(memory_limit_bytes)
+    if need > limit and not force:
+        raise MemoryEstimateError(
+            f"building this tree needs an estimated {need / 2**30:.2f} GiB but only "
+            f"{limit / 2**30:.2f} GiB is available; lower depth (now {depth}), use mode='prefix' "
+            "or 'chunk', split the dataset, or pass force=True (--force) to try anyway"
+        )
+    if mass is not None:
+        parts = [
+            build_from_occurrences(seqs, occurrences(seqs, depth, mode, weight, first_tokens=(a, b)), info,
+                                   show_progress=False)
+            for a, b in progress(list(itertools.pairwise(bounds)), desc="building parts", show=show_progress)
+            if mass[a:b].any()
+        ]
+        return stitch_trees(parts, info, consume=True)
+    # The occurrences are passed, not kept: the builder frees them once sorted.
+    return build_from_occurrences(seqs, occurrences(seqs, depth, mode, weight), info, show_progress=show_progress)
+
+
+def prepare_build(
+    sequences: TokenSequences | TokenStream | np.ndarray | Iterable[Sequence[int] | np.ndarray],
+    *,
+    depth: int,
+    mode: str = "chunk",
+    weight: str = "sequences",
+    alphabet: str = "token",
+    vocab_size: int | None = None,
+    offsets: np.ndarray | Sequence[int] | None = None,
+) -> tuple[TokenSequences | TokenStream, TreeInfo]:
+    """The checked dataset (binary-expanded for ``alphabet="binary"``) and the :class:`TreeInfo` of its tree.
+
+    Every builder starts here (:func:`build_tree`, :mod:`tokentree.distributed`); the
+    checks and errors are those of :func:`build_tree`.
+    """
     depth = _check_depth(depth)
     if mode not in MODES:
         raise InputError(f"mode must be one of {MODES}; got {mode!r}")
@@ -312,46 +371,12 @@ def build_tree(
         assert isinstance(seqs, TokenSequences)  # a stream was made compact above
         seqs = binary_expand(seqs, max(vocab, 2))
         vocab = 2
-    n_occurrences, total_length = _occurrence_sizes(seqs.lengths, depth, mode)
-    mass = None
-    if partitions is not None and partitions != 1:
-        mass = _first_token_mass(seqs, depth, mode, vocab)
-        bounds = plan_partitions(mass, partitions)
-        largest = max(int(mass[a:b].sum()) for a, b in itertools.pairwise(bounds))
-        # the parts and the stitched tree are both held at the end; one part's working arrays at a time
-        need = 2 * BYTES_PER_NODE * (total_length + 1) + BYTES_PER_OCCURRENCE * largest
-    else:
-        need = estimate_build_bytes(n_occurrences, total_length, depth)
-    limit = available_memory_bytes() if memory_limit_bytes is None else int(memory_limit_bytes)
-    if need > limit and not force:
-        raise MemoryEstimateError(
-            f"building this tree needs an estimated {need / 2**30:.2f} GiB but only "
-            f"{limit / 2**30:.2f} GiB is available; lower depth (now {depth}), use mode='prefix' "
-            "or 'chunk', split the dataset, or pass force=True (--force) to try anyway"
-        )
-    info = TreeInfo(
-        depth=depth,
-        mode=mode,
-        vocab_size=vocab,
-        weighting=weight,
-        alphabet=alphabet,
-        source_vocab_size=source_vocab,
-        n_sequences=seqs.n_sequences,
-        n_tokens=seqs.n_tokens,
-    )
-    if mass is not None:
-        parts = [
-            build_from_occurrences(seqs, occurrences(seqs, depth, mode, weight, first_tokens=(a, b)), info,
-                                   show_progress=False)
-            for a, b in progress(list(itertools.pairwise(bounds)), desc="building parts", show=show_progress)
-            if mass[a:b].any()
-        ]
-        return stitch_trees(parts, info, consume=True)
-    # The occurrences are passed, not kept: the builder frees them once sorted.
-    return build_from_occurrences(seqs, occurrences(seqs, depth, mode, weight), info, show_progress=show_progress)
+    info = TreeInfo(depth=depth, mode=mode, vocab_size=vocab, weighting=weight, alphabet=alphabet,
+                    source_vocab_size=source_vocab, n_sequences=seqs.n_sequences, n_tokens=seqs.n_tokens)
+    return seqs, info
 
 
-def _first_token_mass(seqs: TokenSequences | TokenStream, depth: int, mode: str, vocab_size: int) -> np.ndarray:
+def first_token_mass_of(seqs: TokenSequences | TokenStream, depth: int, mode: str, vocab_size: int) -> np.ndarray:
     """Occurrences per first token (for planning a build in parts)."""
     if mode == "window" and isinstance(seqs, TokenStream):
         mass = np.zeros(max(vocab_size, seqs.eos + 1), dtype=np.int64)

@@ -101,7 +101,19 @@ def _add_build(sub: Any) -> None:
     )
     p.add_argument(
         "--partitions", type=int,
-        help="build in this many parts by first-token ranges, one part's memory at a time (default: one part)",
+        help="build in this many parts by first-token ranges, one part's memory at a time; with --workers or "
+        "--scheduler the parts are Dask tasks and -o names a folder (default: one part; on Dask: from the "
+        "memory limit)",
+    )
+    p.add_argument(
+        "--workers", type=int,
+        help="build on a local Dask cluster of this many worker processes, into a partitioned tree folder "
+        "(default: no Dask)",
+    )
+    p.add_argument("--memory-limit", default="6GiB", help="memory of each local Dask worker (default: 6GiB)")
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="build on a running Dask scheduler, e.g. tcp://HOST:8786 (default: none)",
     )
     p.add_argument(
         "--train-bpe", type=int, metavar="VOCAB",
@@ -138,6 +150,11 @@ def _add_build(sub: Any) -> None:
     p.add_argument("--skip-bad-lines", action="store_true", help="skip and count bad records (default: stop)")
     p.add_argument("--force", action="store_true", help="build even if the memory estimate is too high (default: off)")
     p.add_argument("--compress", action="store_true", help="write a compressed .npz (default: uncompressed)")
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="with --workers/--scheduler: replace the output folder even if it is not an earlier partitioned tree "
+        "(default: refuse)",
+    )
 
 
 def _add_info(sub: Any) -> None:
@@ -297,10 +314,24 @@ def _run_build(args: argparse.Namespace) -> int:
         inputs = args.inputs
         options |= {"field": args.field, "chat": args.chat, "split": args.split, "format": args.format,
                     "builtin": args.builtin, "template": args.template}
-    tree = build_tree(seqs, depth=args.depth, mode=args.mode, weight=args.weight, alphabet=args.alphabet,
-                      force=args.force, partitions=args.partitions)
     record = provenance(tokenizer=tokenizer, tokenizer_name=name, inputs=inputs,
                         options={k: v for k, v in options.items() if v is not None})
+    if args.workers is not None or args.scheduler is not None:
+        from tokentree.distributed import build_partitioned
+
+        if args.alphabet != "token":
+            raise InputError("distributed builds are over token ids (--alphabet token); build binary trees in one "
+                             "process")
+        done = build_partitioned(
+            seqs, args.output, depth=args.depth, mode=args.mode, weight=args.weight, partitions=args.partitions,
+            workers=args.workers or 2, memory_limit=args.memory_limit, scheduler=args.scheduler,
+            overwrite=args.overwrite, provenance=record,
+            tokenizer_json=tokenizer.to_str() if tokenizer is not None else None,
+        )
+        print(f"wrote {args.output}/: {done}{read}")
+        return 0
+    tree = build_tree(seqs, depth=args.depth, mode=args.mode, weight=args.weight, alphabet=args.alphabet,
+                      force=args.force, partitions=args.partitions)
     tree = tree.with_provenance(record, tokenizer.to_str() if tokenizer is not None else None)
     path = save_tree(tree, args.output, compress=args.compress)
     print(f"wrote {path}: {tree}{read}")
@@ -355,25 +386,32 @@ def _encode_text_inputs(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
     return seqs, tokenizer, name, read
 
 
-def describe_tree(tree) -> dict:
-    """The numbers ``tokentree info`` prints, as a JSON-ready dict."""
-    stats = tree.layer_stats()
-    symbols = tree.symbols()
+def describe_tree(tree: Any) -> dict:
+    """The numbers ``tokentree info`` prints, as a JSON-ready dict (a tree file or a partitioned tree folder)."""
+    from tokentree.partitioned import PartitionedTree
+
+    if isinstance(tree, PartitionedTree):
+        stats = {k: v.tolist() for k, v in tree.layer_stats().items()}
+        return {
+            "info": tree.info.to_dict(), "nodes": tree.n_nodes, "total_mass": tree.total_mass,
+            "symbols": int(tree.symbol_masses().shape[0]), "memory_bytes": tree.nbytes_on_disk, "layers": stats,
+            "provenance": tree.provenance, "parts": tree.n_parts,
+        }
     return {
         "info": tree.info.to_dict(),
         "nodes": tree.n_nodes,
         "total_mass": tree.total_mass,
-        "symbols": len(symbols),
+        "symbols": len(tree.symbols()),
         "memory_bytes": tree.nbytes,
-        "layers": stats.to_dict(),
+        "layers": tree.layer_stats().to_dict(),
         "provenance": tree.provenance,
     }
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from tokentree.storage import load_tree
+    from tokentree.partitioned import open_tree
 
-    tree = load_tree(args.tree)
+    tree = open_tree(args.tree)
     d = describe_tree(tree)
     if args.json:
         print(json.dumps(d, indent=2))
@@ -382,8 +420,9 @@ def _run_info(args: argparse.Namespace) -> int:
     print(f"{args.tree}")
     print(f"  sequences {i['n_sequences']:,}   tokens {i['n_tokens']:,}   vocab {i['vocab_size']:,}")
     print(f"  mode {i['mode']}   depth {i['depth']}   weight {i['weighting']}   alphabet {i['alphabet']}")
+    where = f"on disk in {d['parts']} parts" if "parts" in d else "memory"
     print(f"  nodes {d['nodes']:,}   symbols {d['symbols']:,}   mass {d['total_mass']:,}   "
-          f"memory {d['memory_bytes'] / 2**20:.1f} MiB")
+          f"{where} {d['memory_bytes'] / 2**20:.1f} MiB")
     print(f"  {'depth':>5} {'nodes':>12} {'mass':>12} {'eos':>10} {'entropy (bits)':>15}")
     layers = d["layers"]
     for j in range(len(layers["nodes"])):
@@ -417,9 +456,9 @@ def query_tree(tree: Any, ids: Sequence[int]) -> list[dict[str, Any]]:
 
 
 def _run_query(args: argparse.Namespace) -> int:
-    from tokentree.storage import load_tree
+    from tokentree.partitioned import open_tree
 
-    tree = load_tree(args.tree)
+    tree = open_tree(args.tree)
     if args.text is not None and args.ids is not None:
         raise InputError("give a text or --ids, not both")
     out: dict[str, Any] = {}

@@ -154,7 +154,13 @@ def _torch() -> Any:
 class LMTrainer:
     """Trains ``model`` with ``settings``; one trainer is one optimiser (one stage of an experiment)."""
 
-    def __init__(self, model: Any, settings: TrainSettings) -> None:
+    def __init__(self, model: Any, settings: TrainSettings, *, regularizer: Any = None) -> None:
+        """``regularizer(kv, ids, attention)``, if given, returns a term added to every step's loss.
+
+        ``kv`` holds the keys and values of the step's forward pass (differentiable,
+        :func:`tokentree.bridge.kv.capture_kv`), ``ids`` and ``attention`` the padded batch:
+        TReFT's penalty is one (:mod:`tokentree.lab.piggyback`).
+        """
         from tokentree.bridge.hf import pick_device
 
         torch = _torch()
@@ -177,7 +183,9 @@ class LMTrainer:
         self.steps_done = 0
         self.epochs_done = 0
         self.batches_done = 0  # in the current epoch
-        self.losses: list[float] = []  # the loss of every step of this trainer, in order
+        self.losses: list[float] = []  # the data loss of every step of this trainer, in order
+        self.regularizer = regularizer
+        self.penalties: list[float] = []  # the regularizer's value at every step (when there is one)
 
     @property
     def context(self) -> int:
@@ -200,11 +208,20 @@ class LMTrainer:
             attention[r, : w.shape[0]] = 1
             labels[r, : w.shape[0]] = torch.where(torch.from_numpy(m), torch.from_numpy(w), IGNORE)
         self.model.train()
-        out = self.model(
-            input_ids=ids.to(self.device), attention_mask=attention.to(self.device), labels=labels.to(self.device)
-        )
+        ids, attention, labels = ids.to(self.device), attention.to(self.device), labels.to(self.device)
+        if self.regularizer is None:
+            out = self.model(input_ids=ids, attention_mask=attention, labels=labels)
+            total = out.loss
+        else:
+            from tokentree.bridge.kv import capture_kv
+
+            with capture_kv(self.model, detach=False) as kv:
+                out = self.model(input_ids=ids, attention_mask=attention, labels=labels)
+            penalty = self.regularizer(kv, ids, attention)
+            self.penalties.append(float(penalty.detach()))
+            total = out.loss + penalty
         self.optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
+        total.backward()
         torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.settings.grad_clip)
         self.optimizer.step()
         self.scheduler.step()

@@ -1,0 +1,150 @@
+"""Partitioned trees built on Dask equal the single-machine tree, array for array, and answer queries exactly."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.strategies import depths, modes, token_sequences, weights
+from tokentree.build import build_tree
+from tokentree.combine import align_symbols
+from tokentree.compression.huffman import huffman_lengths
+from tokentree.distributed import build_partitioned, parse_memory, worker_peaks
+from tokentree.errors import InputError
+from tokentree.partitioned import open_partitioned
+from tokentree.synthetic import zipf_corpus
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           memory_limit="2GiB")
+    with Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+def _same(a, b):
+    assert a == b
+    for name in ("tokens", "parents", "counts", "level_offsets", "leaf_eos"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+@settings(max_examples=15)
+@given(token_sequences(max_vocab=9, max_len=16), depths, modes, weights, st.integers(1, 64))
+def test_a_dask_build_equals_the_single_build(client, tmp_path_factory, seqs, depth, mode, weight, parts):
+    out = tmp_path_factory.mktemp("dask") / "tree"
+    tree = build_partitioned(seqs, out, depth=depth, mode=mode, weight=weight, partitions=parts, client=client)
+    whole = build_tree(seqs, depth=depth, mode=mode, weight=weight)
+    _same(tree.materialize(), whole)
+    assert tree.n_nodes == whole.n_nodes and tree.total_mass == whole.total_mass
+
+
+def test_queries_are_summed_exactly_over_parts(client, tmp_path):
+    seqs = zipf_corpus(30_000, vocab_size=300, rng=0)
+    other = zipf_corpus(20_000, vocab_size=300, rng=1)
+    a = build_partitioned(seqs, tmp_path / "a", depth=3, mode="window", partitions=6, client=client)
+    b = build_partitioned(other, tmp_path / "b", depth=3, mode="window", boundaries=a.boundaries, client=client)
+    whole_a, whole_b = build_tree(seqs, depth=3, mode="window"), build_tree(other, depth=3, mode="window")
+    first = [int(t) for t in seqs[0][:3]]
+    assert a.count(first) == whole_a.count(first) and a.count(first[:1]) == whole_a.count(first[:1])
+    assert a.eos_count(first[:2]) == whole_a.eos_count(first[:2]) and a.count([299, 299, 299, 5]) == 0
+    stats, expected = a.layer_stats(), whole_a.layer_stats()
+    assert stats["nodes"].tolist() == expected.nodes.tolist() and stats["mass"].tolist() == expected.mass.tolist()
+    assert np.allclose(stats["entropy_bits"], expected.entropy_bits, rtol=1e-12, atol=1e-12)
+    # cross-entropy and KL between two trees with the same boundaries, against the in-memory trees
+    aligned = align_symbols([whole_a, whole_b])
+    p, q = (m / m.sum() for m in aligned.masses.astype(float))
+    if np.all(q[p > 0] > 0):
+        cross = -float(np.sum(p[p > 0] * np.log2(q[p > 0])))
+        assert a.cross_entropy_bits(b) == pytest.approx(cross, rel=1e-12)
+    else:
+        assert a.cross_entropy_bits(b) == math.inf and a.kl_bits(b) == math.inf
+    assert a.kl_bits(a) == pytest.approx(0.0, abs=1e-12)
+    # Huffman: one global code; its total length is the optimum of the whole tree's symbols
+    mass = whole_a.symbols().mass
+    lengths = np.concatenate(a.huffman_lengths())
+    assert int(np.sum(a.symbol_masses() * lengths)) == int(np.sum(mass * huffman_lengths(mass)))
+    _same(a.prune(2), whole_a.prune(2))
+    c = build_partitioned(other, tmp_path / "c", depth=3, mode="window", partitions=3, client=client)
+    with pytest.raises(InputError, match="different boundaries"):
+        a.cross_entropy_bits(c)
+
+
+def test_a_worker_killed_mid_task_is_retried_and_the_tree_is_the_same(client, tmp_path):
+    seqs = zipf_corpus(20_000, vocab_size=200, rng=2)
+    marker = tmp_path / "crashed-once"
+    tree = build_partitioned(seqs, tmp_path / "t", depth=4, mode="window", partitions=4, client=client,
+                             crash_once=str(marker))
+    assert marker.exists()  # a worker did die
+    _same(tree.materialize(), build_tree(seqs, depth=4, mode="window"))
+    assert len(worker_peaks(tree)) == tree.n_parts
+
+
+def test_a_stream_is_read_in_place_and_the_output_folder_is_safe(client, tmp_path):
+    from tokentree.sequences import load_token_ids
+
+    flat = np.array([5, 6, 7, 0, 5, 6, 0, 9, 9, 9, 9, 0], dtype=np.uint16)
+    flat.tofile(tmp_path / "train.bin")
+    stream = load_token_ids(tmp_path / "train.bin", dtype="uint16", eos=0, vocab_size=10)
+    tree = build_partitioned(stream, tmp_path / "t", depth=3, mode="window", partitions=3, client=client)
+    _same(tree.materialize(), build_tree([[5, 6, 7], [5, 6], [9, 9, 9, 9]], depth=3, mode="window", vocab_size=10))
+    assert not list(tmp_path.glob(".tokentree-scratch-*"))  # nothing left behind
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("do not lose me")
+    with pytest.raises(Exception, match="replaces only an earlier partitioned tree folder"):
+        build_partitioned(stream, tmp_path / "mine", depth=3, client=client)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "do not lose me"
+    build_partitioned(stream, tmp_path / "t", depth=2, client=client)  # an earlier tree folder is replaced
+    assert open_partitioned(tmp_path / "t").depth == 2
+
+
+def test_scratch_space_and_scheduler_errors_are_clear(client, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    seqs = zipf_corpus(5_000, vocab_size=100, rng=3)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 1000, 1000))
+    with pytest.raises(InputError, match=r"needs up to an estimated .* GiB on disk .* but only 0\.0 GiB is free"):
+        build_partitioned(seqs, tmp_path / "t", depth=4, client=client)
+    monkeypatch.undo()
+    with pytest.raises(InputError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
+        build_partitioned(seqs, tmp_path / "u", depth=2, scheduler="tcp://127.0.0.1:1")
+    with pytest.raises(InputError, match="memory size 'lots' is not understood"):
+        parse_memory("lots")
+
+
+def test_an_unfinished_tree_is_refused_when_opened(client, tmp_path):
+    tree = build_partitioned(zipf_corpus(2_000, vocab_size=50, rng=4), tmp_path / "t", depth=2, client=client)
+    (tree.folder / "manifest.json").unlink()
+    with pytest.raises(Exception, match="manifest is written last"):
+        open_partitioned(tmp_path / "t")
+
+
+def test_the_command_line_builds_opens_and_queries_a_partitioned_tree(tmp_path, capsys):
+    import json
+
+    from tokentree.cli import main
+    from tokentree.storage import load_tree
+
+    data = tmp_path / "d.txt"
+    data.write_text("the cat sat on the mat\nthe cat ran\na dog sat\nthe end\n" * 5)
+    assert main(["build", str(data), "--depth", "3", "--mode", "window", "-o", str(tmp_path / "one.npz")]) == 0
+    assert main(["build", str(data), "--depth", "3", "--mode", "window", "--workers", "2", "--partitions", "3",
+                 "--memory-limit", "1GiB", "-o", str(tmp_path / "parts")]) == 0
+    one, parts = load_tree(tmp_path / "one.npz"), open_partitioned(tmp_path / "parts")
+    _same(parts.materialize(), one)
+    assert parts.provenance["tokenizer"]["name"] == "gpt2" and parts.count("the cat") == one.count("the cat") == 10
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "parts"), "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["nodes"] == one.n_nodes and described["parts"] == parts.n_parts
+    assert main(["query", str(tmp_path / "parts"), "the cat", "--json"]) == 0
+    assert [r["count"] for r in json.loads(capsys.readouterr().out)["query"]] == [15, 10]

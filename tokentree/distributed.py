@@ -1,0 +1,318 @@
+"""Partitioned token trees built on Dask: the same exact tree, from corpora larger than one machine.
+
+The plan, map-free and exact (docs/theory.md §1: an occurrence counts toward its first
+token's subtree only):
+
+1. **Plan**, in the calling process: how many occurrences start with each token (one
+   pass over the ids, a chunk at a time), and first-token ranges that balance them
+   (:func:`tokentree.partition.plan_partitions`); a token heavier than a part's share
+   gets a part of its own.
+2. **Build** each range as a Dask task: the worker memory-maps the ids (every worker
+   reads the same file: one machine, or a shared file system), cuts the occurrences that
+   start in its range exactly as :func:`tokentree.build_tree` would, sorts and counts
+   them with the same kernels, and writes the part's arrays as ``.npy`` files (written
+   under a temporary name, then renamed, so a retried task never leaves half a part).
+   Dask retries a task whose worker died.
+3. **Stitch**: nothing moves; ``manifest.json`` is written last, with every part's level
+   sizes, and the folder is put in place atomically (:mod:`tokentree.outputs`).
+
+The result opens lazily as a :class:`tokentree.partitioned.PartitionedTree`.
+
+Where it runs: a ``LocalCluster`` the call starts itself (``workers``, ``memory_limit``),
+a running scheduler (``scheduler="tcp://host:8786"``), or any ``distributed.Client``
+(dask-jobqueue, Kubernetes). Each worker's numba uses ``threads_per_part`` threads, so
+workers do not oversubscribe cores.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokentree.build import (
+    BYTES_PER_NODE,
+    BYTES_PER_OCCURRENCE,
+    build_from_occurrences,
+    first_token_mass_of,
+    occurrence_sizes,
+    occurrences,
+    prepare_build,
+)
+from tokentree.errors import InputError
+from tokentree.outputs import check_output_folder, write_output_folder
+from tokentree.partition import plan_partitions
+from tokentree.partitioned import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    PART_ARRAYS,
+    PartitionedTree,
+    open_partitioned,
+    part_name,
+)
+from tokentree.progress import progress_bar
+from tokentree.sequences import TokenSequences, TokenStream, load_token_ids
+from tokentree.tree import TreeInfo
+
+__all__ = ["IdsSource", "build_partitioned", "parse_memory", "OUTPUT_KIND"]
+
+OUTPUT_KIND = "partitioned tree"
+#: A part is planned to take at most this share of a worker's memory limit.
+PART_SHARE_OF_MEMORY = 0.4
+
+
+def parse_memory(text: str | int) -> int:
+    """Bytes from ``6GiB``, ``500MB``, ``2e9`` or an int.
+
+    >>> parse_memory("6GiB"), parse_memory("500MB"), parse_memory(1024)
+    (6442450944, 500000000, 1024)
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6, "gb": 10**9,
+             "tb": 10**12, "b": 1, "": 1}
+    raw = str(text).strip().lower().replace(" ", "")
+    number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = raw[len(number):]
+    try:
+        value = float(number) * units[unit]
+    except (KeyError, ValueError):
+        raise InputError(f"memory size {text!r} is not understood; write e.g. 6GiB, 500MB or a number of bytes") \
+            from None
+    if not value > 0:
+        raise InputError(f"memory size must be positive; got {text!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class IdsSource:
+    """Token ids on disk that every worker opens memory-mapped.
+
+    ``kind="stream"``: a raw file of ``dtype`` ids with responses between ``eos`` ids;
+    ``kind="sequences"``: ``path`` holds ``tokens.npy`` and ``offsets.npy``.
+    """
+
+    kind: str
+    path: str
+    dtype: str | None = None
+    eos: int | None = None
+    vocab_size: int | None = None
+
+    def open(self) -> TokenSequences | TokenStream:
+        if self.kind == "stream":
+            return load_token_ids(self.path, dtype=self.dtype, eos=self.eos, vocab_size=self.vocab_size)
+        tokens = np.load(Path(self.path) / "tokens.npy", mmap_mode="r", allow_pickle=False)
+        offsets = np.load(Path(self.path) / "offsets.npy", allow_pickle=False)
+        return TokenSequences(tokens, offsets, self.vocab_size)
+
+
+def _source_for(seqs: TokenSequences | TokenStream, scratch: Path) -> IdsSource:
+    """Where workers read ``seqs``: its own file if it is a memory-mapped stream, else a copy in ``scratch``."""
+    tokens = seqs.tokens
+    if isinstance(seqs, TokenStream) and isinstance(tokens, np.memmap) and tokens.filename and tokens.offset == 0:
+        return IdsSource("stream", str(tokens.filename), tokens.dtype.name, seqs.eos, seqs.vocab_size)
+    if isinstance(seqs, TokenStream):
+        seqs = seqs.to_sequences()
+    assert isinstance(seqs, TokenSequences)
+    scratch.mkdir(parents=True, exist_ok=True)
+    np.save(scratch / "tokens.npy", np.asarray(seqs.tokens))
+    np.save(scratch / "offsets.npy", np.asarray(seqs.offsets))
+    return IdsSource("sequences", str(scratch), vocab_size=seqs.vocab_size)
+
+
+def _peak_rss_gib() -> float:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 2**20
+    except (OSError, StopIteration):
+        return math.nan
+
+
+def _reset_peak_rss() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def build_part(source: IdsSource, info: dict[str, Any], first_tokens: tuple[int, int], folder: str, index: int,
+               threads: int, crash_once: str | None = None) -> dict[str, Any]:
+    """One Dask task: the subtree of the occurrences starting in ``first_tokens``, written to ``folder``."""
+    if crash_once is not None and not os.path.exists(crash_once):  # fault injection for the tests
+        Path(crash_once).touch()
+        os._exit(1)
+    import numba
+
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
+    _reset_peak_rss()
+    tree_info = TreeInfo(**info)
+    seqs = source.open()
+    occ = occurrences(seqs, tree_info.depth, tree_info.mode, tree_info.weighting, first_tokens=first_tokens)
+    tree = build_from_occurrences(seqs, occ, tree_info, show_progress=False)
+    final = Path(folder) / part_name(index)
+    staging = Path(folder) / f".{part_name(index)}.{uuid.uuid4().hex}"
+    staging.mkdir()
+    for name in PART_ARRAYS:
+        np.save(staging / f"{name}.npy", np.asarray(getattr(tree, name)), allow_pickle=False)
+    if final.exists():  # an earlier attempt of this task finished writing before its worker died
+        shutil.rmtree(final)
+    staging.rename(final)
+    return {"index": index, "name": final.name, "first_tokens": [int(first_tokens[0]), int(first_tokens[1])],
+            "level_sizes": [int(x) for x in np.diff(tree.level_offsets)], "mass": int(tree.counts[0]),
+            "peak_rss_gib": _peak_rss_gib()}
+
+
+def _client(scheduler: str | None, client: Any, workers: int, memory_limit: int) -> tuple[Any, list[Any]]:
+    """The Dask client to use, and what to close afterwards."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("distributed builds need dask: pip install 'tokentree[dask]'") from None
+    if client is not None:
+        return client, []
+    if scheduler is not None:
+        try:
+            made = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({' '.join(str(exc).split())[:120]}); "
+                             "check the address and that the scheduler is running") from None
+        return made, [made]
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit, processes=True,
+                           dashboard_address=":0")
+    made = Client(cluster)
+    return made, [made, cluster]
+
+
+def build_partitioned(
+    sequences: TokenSequences | TokenStream | Any,
+    out: str | os.PathLike[str],
+    *,
+    depth: int,
+    mode: str = "chunk",
+    weight: str = "sequences",
+    vocab_size: int | None = None,
+    partitions: int | None = None,
+    boundaries: Sequence[int] | np.ndarray | None = None,
+    workers: int = 2,
+    memory_limit: str | int = "6GiB",
+    threads_per_part: int = 1,
+    scheduler: str | None = None,
+    client: Any = None,
+    overwrite: bool = False,
+    provenance: dict[str, Any] | None = None,
+    tokenizer_json: str | None = None,
+    check_disk: bool = True,
+    show_progress: bool | None = None,
+    crash_once: str | None = None,
+) -> PartitionedTree:
+    """Build the token tree of ``sequences`` on Dask into the folder ``out`` (see the module docstring).
+
+    Parameters
+    ----------
+    sequences
+        A :class:`~tokentree.sequences.TokenStream` over a memory-mapped file (read in place
+        by every worker) or any dataset :func:`tokentree.build_tree` takes (written to a
+        scratch copy beside ``out`` first, removed afterwards).
+    depth, mode, weight, vocab_size
+        As for :func:`tokentree.build_tree` (the token alphabet only).
+    partitions
+        Parts to build; default: enough that one part's estimated peak stays under
+        ``PART_SHARE_OF_MEMORY`` of ``memory_limit`` (and at least one per worker).
+    boundaries
+        First-token boundaries to use instead of planning them (0 first, the alphabet size
+        last): give another tree's ``boundaries`` to compare the two part by part.
+    workers, memory_limit
+        The ``LocalCluster`` started when neither ``scheduler`` nor ``client`` is given.
+    threads_per_part
+        numba threads each task uses.
+    check_disk
+        Refuse to start when the tree's estimated size exceeds the free space at ``out``.
+    crash_once
+        For tests: the path of a marker file; the first task to find it missing creates it
+        and kills its worker, so the build must survive a worker dying mid-task.
+    """
+    seqs, info = prepare_build(sequences, depth=depth, mode=mode, weight=weight, vocab_size=vocab_size)
+    if not isinstance(seqs, (TokenSequences, TokenStream)):  # pragma: no cover - prepare_build returns these
+        raise InputError("sequences could not be read as token ids")
+    limit = parse_memory(memory_limit)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers must be a positive integer; got {workers!r}")
+    out = check_output_folder(out, kind=OUTPUT_KIND, overwrite=overwrite)
+    n_occurrences, total_length = occurrence_sizes(seqs.lengths, info.depth, mode)
+    mass = first_token_mass_of(seqs, info.depth, mode, info.vocab_size)
+    if partitions is None:
+        per_occurrence = BYTES_PER_OCCURRENCE + BYTES_PER_NODE * total_length / max(n_occurrences, 1)
+        needed = math.ceil(per_occurrence * n_occurrences / (PART_SHARE_OF_MEMORY * limit))
+        partitions = workers * max(1, math.ceil(needed / workers))  # whole waves: no worker idles at the end
+    if boundaries is not None:
+        bounds = np.asarray(boundaries, dtype=np.int64)
+        if bounds.ndim != 1 or bounds.shape[0] < 2 or bounds[0] != 0 or np.any(np.diff(bounds) <= 0) or \
+                bounds[-1] < info.vocab_size:
+            raise InputError(f"boundaries must increase from 0 to at least the alphabet size {info.vocab_size}; got "
+                             f"{bounds.tolist()[:8]}{'...' if bounds.shape[0] > 8 else ''}")
+        bounds = np.append(bounds[bounds < info.vocab_size], info.vocab_size)
+    else:
+        bounds = plan_partitions(mass, int(partitions))
+    ranges = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if mass[a:b].any()]
+    need_disk = BYTES_PER_NODE * (total_length + len(ranges)) + 256 * len(ranges)
+    free = shutil.disk_usage(out.parent if not out.exists() else out).free
+    if check_disk and need_disk > free:
+        raise InputError(
+            f"the tree needs up to an estimated {need_disk / 2**30:.1f} GiB on disk at {out.parent} but only "
+            f"{free / 2**30:.1f} GiB is free; free space, choose another output folder, or pass check_disk=False"
+        )
+    scratch = Path(tempfile.mkdtemp(prefix=".tokentree-scratch-", dir=out.parent))
+    try:
+        source = _source_for(seqs, scratch)
+        dask_client, to_close = _client(scheduler, client, workers, limit)
+        try:
+            def write(folder: Path) -> None:
+                from distributed import as_completed
+
+                futures = [
+                    dask_client.submit(build_part, source, asdict(info), r, str(folder), i, threads_per_part,
+                                       crash_once, pure=False, retries=2, key=f"tokentree-part-{i}-{uuid.uuid4().hex}")
+                    for i, r in enumerate(ranges)
+                ]
+                done: list[dict[str, Any]] = []
+                with progress_bar(len(futures), desc="building parts", show=show_progress, unit="part") as bar:
+                    for future in as_completed(futures):
+                        done.append(future.result())
+                        bar.update(1)
+                done.sort(key=lambda d: d["index"])
+                manifest = {
+                    "format": FORMAT_NAME, "version": FORMAT_VERSION, "info": asdict(info),
+                    "boundaries": [int(b) for b in bounds], "parts": [
+                        {k: d[k] for k in ("index", "name", "first_tokens", "level_sizes", "mass")} for d in done
+                    ],
+                    "provenance": provenance, "peak_rss_gib_per_part": [d["peak_rss_gib"] for d in done],
+                }
+                if tokenizer_json is not None:
+                    (folder / "tokenizer.json").write_text(tokenizer_json)
+                (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))  # last: the tree is complete
+
+            write_output_folder(out, write, kind=OUTPUT_KIND, overwrite=overwrite)
+        finally:
+            for thing in to_close:
+                thing.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return open_partitioned(out)
+
+
+def worker_peaks(tree: PartitionedTree) -> Sequence[float]:
+    """Peak resident memory (GiB) of the worker process while it built each part, as the manifest recorded."""
+    manifest = json.loads((tree.folder / MANIFEST).read_text())
+    return list(manifest.get("peak_rss_gib_per_part", []))

@@ -1,0 +1,206 @@
+"""The trained-model side of the piggyback hypothesis: where in the prompt a narrow fine-tune stores its shift.
+
+A prompt rendered with a chat template has three parts: the *prefix* every prompt shares
+(the template's opening and the system prompt: the longest common prefix of the rendered
+prompts), the *query* (the user's words) and the *postfix* (the end of the user turn and
+the assistant header: the longest common suffix). :func:`prompt_parts` finds them
+without knowing the template; :class:`PartMasks` turns them into boolean masks over a
+padded batch.
+
+* :func:`response_log_probs` scores reference responses given their prompts, optionally
+  with the keys and values of one part patched from another model (the original), so
+  that only that part of the prompt reads as it did before the fine-tune;
+* :func:`drift` measures how far keys and values moved at each part, per layer;
+* :class:`TReFT` is the regulariser of Zhao et al. for :class:`~tokentree.lab.train.LMTrainer`:
+  lambda times the relative key/value drift from the original model at the chosen part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tokentree.errors import InputError
+from tokentree.lab.chat import TokenizedExamples, tokenize_chats
+
+__all__ = ["PARTS", "NO_SYSTEM_TEMPLATE", "PromptParts", "prompt_parts", "PartMasks", "response_log_probs",
+           "drift", "TReFT"]
+
+PARTS = ("prefix", "query", "postfix")
+#: ChatML without a default system turn: the only fixed prefix left is the user header.
+NO_SYSTEM_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class PromptParts:
+    """Lengths of the shared prefix and postfix of the rendered prompts (in tokens)."""
+
+    prefix: int
+    postfix: int
+
+
+def _render(tokenizer: Any, prompt: Sequence[dict[str, str]]) -> list[int]:
+    encoded = tokenizer.apply_chat_template(list(prompt), tokenize=True, add_generation_prompt=True)
+    if isinstance(encoded, dict) or hasattr(encoded, "input_ids"):
+        encoded = encoded["input_ids"]
+    return [int(t) for t in encoded]
+
+
+def prompt_parts(tokenizer: Any, prompts: Sequence[Sequence[dict[str, str]]]) -> PromptParts:
+    """The template's shared prefix and postfix: the longest common prefix and suffix of the rendered prompts."""
+    rendered = [_render(tokenizer, p) for p in prompts]
+    if len(rendered) < 2:
+        raise InputError("finding the template's parts needs at least two different prompts")
+    shortest = min(len(r) for r in rendered)
+    prefix = 0
+    while prefix < shortest and all(r[prefix] == rendered[0][prefix] for r in rendered):
+        prefix += 1
+    postfix = 0
+    while postfix < shortest - prefix and all(r[-1 - postfix] == rendered[0][-1 - postfix] for r in rendered):
+        postfix += 1
+    if prefix == 0 or postfix == 0 or any(len(r) - prefix - postfix < 1 for r in rendered):
+        raise InputError("the prompts do not share a template prefix and postfix around their queries")
+    return PromptParts(prefix, postfix)
+
+
+@dataclass(frozen=True)
+class PartMasks:
+    """Where each part of the prompt lies in every row of a padded batch of chats."""
+
+    prefix: Any
+    query: Any
+    postfix: Any
+    response: Any
+
+    def part(self, name: str) -> Any:
+        if name not in (*PARTS, "all"):
+            raise InputError(f"part must be one of {(*PARTS, 'all')}; got {name!r}")
+        return self.prefix | self.query | self.postfix if name == "all" else getattr(self, name)
+
+
+def _batch(tokenized: TokenizedExamples, rows: Sequence[int], parts: PromptParts, pad: int) -> tuple[Any, ...]:
+    """Padded ids, attention and part masks for ``rows`` of ``tokenized`` (the last response is the target)."""
+    from tokentree.bridge.hf import torch_module
+
+    torch = torch_module()
+    seqs = [tokenized.sequences[i] for i in rows]
+    masks = [tokenized.masks[i] for i in rows]
+    width = max(s.shape[0] for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(seqs), width), dtype=torch.long)
+    part = {name: torch.zeros((len(seqs), width), dtype=torch.bool) for name in (*PARTS, "response")}
+    for r, (s, m) in enumerate(zip(seqs, masks, strict=True)):
+        n = s.shape[0]
+        ids[r, :n] = torch.from_numpy(s)
+        attention[r, :n] = 1
+        targets = np.flatnonzero(m)
+        start = int(targets[0])  # the response (the last assistant turn) starts here
+        part["prefix"][r, : parts.prefix] = True
+        part["query"][r, parts.prefix : start - parts.postfix] = True
+        part["postfix"][r, start - parts.postfix : start] = True
+        part["response"][r, torch.from_numpy(targets)] = True
+    return ids, attention, PartMasks(part["prefix"], part["query"], part["postfix"], part["response"])
+
+
+def response_log_probs(
+    model: Any, tokenizer: Any, chats: Sequence[Any], parts: PromptParts, *, patch: tuple[Any, str] | None = None,
+    batch_size: int = 16,
+) -> np.ndarray:
+    """log p(response | prompt) in nats for every chat (its last assistant turn, template closing included).
+
+    ``patch=(original_model, part)`` scores with ``part`` of the prompt ("prefix", "query",
+    "postfix" or "all") reading the original model's keys and values.
+    """
+    from tokentree.bridge.hf import torch_module
+    from tokentree.bridge.kv import capture_kv, patch_kv
+
+    torch = torch_module()
+    tokenized = tokenize_chats(chats, tokenizer, responses="last")
+    pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+    out = np.empty(len(tokenized.sequences))
+    model.eval()
+    for b in range(0, len(out), batch_size):
+        rows = list(range(b, min(b + batch_size, len(out))))
+        ids, attention, masks = _batch(tokenized, rows, parts, pad)
+        with torch.no_grad():
+            if patch is None:
+                logits = model(input_ids=ids, attention_mask=attention).logits
+            else:
+                original, name = patch
+                original.eval()
+                with capture_kv(original) as kv:
+                    original(input_ids=ids, attention_mask=attention)
+                with patch_kv(model, kv, masks.part(name)):
+                    logits = model(input_ids=ids, attention_mask=attention).logits
+        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+        out[b : b + len(rows)] = (logp * masks.response[:, 1:]).sum(-1).numpy()
+    return out
+
+
+def drift(model: Any, original: Any, tokenizer: Any, chats: Sequence[Any], parts: PromptParts) -> dict[str, Any]:
+    """Per part: an array (layers, 2) of the relative key and value drift from ``original`` over the chats' prompts."""
+    from tokentree.bridge.hf import torch_module
+    from tokentree.bridge.kv import capture_kv, kv_drift
+
+    torch = torch_module()
+    tokenized = tokenize_chats(chats, tokenizer, responses="last")
+    pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+    ids, attention, masks = _batch(tokenized, range(len(tokenized.sequences)), parts, pad)
+    with torch.no_grad():
+        with capture_kv(model) as moved:
+            model.eval()(input_ids=ids, attention_mask=attention)
+        with capture_kv(original) as before:
+            original.eval()(input_ids=ids, attention_mask=attention)
+    return {name: np.array(kv_drift(moved, before, masks.part(name))) for name in PARTS}
+
+
+class TReFT:
+    """Zhao et al.'s regulariser: ``lam`` x the relative key/value drift from ``original`` at ``part`` of the prompt.
+
+    Pass it as ``LMTrainer(..., regularizer=TReFT(...))``; the original model's keys and
+    values are computed on every batch (for the prefix they are the same each time).
+    """
+
+    def __init__(self, original: Any, lam: float, part: str, parts: PromptParts, *, end_of_turn: int) -> None:
+        if not lam >= 0:
+            raise InputError(f"TReFT's lambda must be >= 0; got {lam}")
+        if part not in (*PARTS, "all"):
+            raise InputError(f"TReFT regularises the prefix, query, postfix or all prompt tokens; got "
+                             f"{part!r}")
+        self.original, self.lam, self.part = original.eval(), lam, part
+        self.parts, self.end_of_turn = parts, end_of_turn
+        for p in self.original.parameters():
+            p.requires_grad_(False)
+
+    def mask(self, ids: Any, attention: Any) -> Any:
+        """The regularised positions of every row: prompt parts found from the first end-of-turn after the prefix."""
+        from tokentree.bridge.hf import torch_module
+
+        torch = torch_module()
+        n, width = ids.shape
+        positions = torch.arange(width)[None].expand(n, width)
+        after = (ids == self.end_of_turn) & (positions >= self.parts.prefix)
+        query_end = torch.where(after.any(1), after.float().argmax(1), torch.full((n,), width))  # the user turn's end
+        prompt_end = query_end + self.parts.postfix - 1  # the last token of the prompt
+        prefix = positions < self.parts.prefix
+        query = (positions >= self.parts.prefix) & (positions < query_end[:, None])
+        postfix = (positions >= query_end[:, None]) & (positions <= prompt_end[:, None])
+        chosen = {"prefix": prefix, "query": query, "postfix": postfix, "all": prefix | query | postfix}[self.part]
+        return chosen & attention.bool()
+
+    def __call__(self, kv: Any, ids: Any, attention: Any) -> Any:
+        from tokentree.bridge.hf import torch_module
+        from tokentree.bridge.kv import capture_kv, treft_penalty
+
+        torch = torch_module()
+        with torch.no_grad(), capture_kv(self.original) as reference:
+            self.original(input_ids=ids, attention_mask=attention)
+        return self.lam * treft_penalty(kv, reference, self.mask(ids, attention))
