@@ -17,7 +17,7 @@ import pytest  # noqa: E402
 #: tests that check outputs (schema, dataframes, docs) read these folders.
 QUICK_EXPERIMENTS = (
     "hooke", "depth-pareto", "measured-vs-theory", "hooke-trained", "rebound", "resistance", "rebound-scale",
-    "piggyback-tree",
+    "piggyback-tree", "piggyback",
 )
 
 

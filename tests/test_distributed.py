@@ -115,7 +115,7 @@ def test_scratch_space_and_scheduler_errors_are_clear(client, tmp_path, monkeypa
     with pytest.raises(InputError, match=r"needs up to an estimated .* GiB on disk .* but only 0\.0 GiB is free"):
         build_partitioned(seqs, tmp_path / "t", depth=4, client=client)
     monkeypatch.undo()
-    with pytest.raises(InputError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
+    with pytest.raises(InputError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:1"):
         build_partitioned(seqs, tmp_path / "u", depth=2, scheduler="tcp://127.0.0.1:1")
     with pytest.raises(InputError, match="memory size 'lots' is not understood"):
         parse_memory("lots")

@@ -22,7 +22,7 @@ DOCS = {"theory": ROOT / "docs" / "theory.md", "experiments": ROOT / "docs" / "e
 REFERENCE = re.compile(r"docs/(theory|experiments)\.md §([A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*)")
 SECTION_OF_EXPERIMENT = {
     "hooke": "E0", "depth-pareto": "E1", "measured-vs-theory": "E3", "hooke-trained": "E4h", "rebound": "E4r",
-    "resistance": "E4s", "rebound-scale": "E4x", "piggyback-tree": "E5t",
+    "resistance": "E4s", "rebound-scale": "E4x", "piggyback-tree": "E5t", "piggyback": "E5",
 }
 
 

@@ -19,7 +19,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 def test_there_are_notebooks():
     assert [p.name for p in NOTEBOOKS] == [
         "01_token_trees.py", "02_codes.py", "03_elasticity.py", "04_measured_vs_theory.py",
-        "05_trained_elasticity.py",
+        "05_trained_elasticity.py", "06_piggyback.py",
     ]
 
 

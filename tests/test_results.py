@@ -21,6 +21,7 @@ from tokentree.runs import MAIN_TABLE, Experiment, ExperimentResult, available_e
 #: Columns that label a row (categories), not measure it.
 TEXT_COLUMNS = {
     "data", "corpus", "corpora", "dataset", "quantity", "stage", "base", "pair", "sweep", "intervention", "variant",
+    "part",
     NONFINITE_COLUMN,
 }
 

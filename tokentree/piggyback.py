@@ -42,7 +42,8 @@ from tokentree.build import build_tree
 from tokentree.errors import InputError
 from tokentree.tree import TokenTree
 
-__all__ = ["World", "Carriers", "Example", "world_trees", "carriers_from_trees", "closed_form", "equilibrium",
+__all__ = ["World", "Carriers", "Example", "Spill", "world_trees", "carriers_from_trees", "closed_form", "equilibrium",
+           "spill_of",
            "log_odds_change", "CARRIERS", "TRUNK", "ALIGNED", "MISALIGNED"]
 
 CARRIERS = ("trunk", "bias", "domain", "query")

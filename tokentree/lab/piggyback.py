@@ -26,8 +26,8 @@ import numpy as np
 from tokentree.errors import InputError
 from tokentree.lab.chat import TokenizedExamples, tokenize_chats
 
-__all__ = ["PARTS", "NO_SYSTEM_TEMPLATE", "PromptParts", "prompt_parts", "PartMasks", "response_log_probs",
-           "drift", "TReFT"]
+__all__ = ["PARTS", "NO_SYSTEM_TEMPLATE", "PromptParts", "prompt_parts", "PartMasks", "part_masks",
+           "response_log_probs", "drift", "TReFT"]
 
 PARTS = ("prefix", "query", "postfix")
 #: ChatML without a default system turn: the only fixed prefix left is the user header.
@@ -55,10 +55,24 @@ def _render(tokenizer: Any, prompt: Sequence[dict[str, str]]) -> list[int]:
 
 
 def prompt_parts(tokenizer: Any, prompts: Sequence[Sequence[dict[str, str]]]) -> PromptParts:
-    """The template's shared prefix and postfix: the longest common prefix and suffix of the rendered prompts."""
-    rendered = [_render(tokenizer, p) for p in prompts]
-    if len(rendered) < 2:
-        raise InputError("finding the template's parts needs at least two different prompts")
+    """The template's shared prefix and postfix: the longest common prefix and suffix of the rendered prompts.
+
+    Two probe queries are rendered beside ``prompts``, so words every real query shares
+    at its start or end are not taken for template.
+    """
+    if not prompts:
+        raise InputError("finding the template's parts needs prompts")
+    # two probe queries that share no first or last word with each other, so that the common prefix and
+    # suffix stop at the template even when every real query starts or ends alike ("how ...", "... ?")
+    probes = []
+    for text in ("probe 1", "another probe ."):
+        turns = [dict(t) for t in prompts[0]]
+        users = [i for i, t in enumerate(turns) if t["role"] == "user"]
+        if not users:
+            raise InputError("a prompt needs a user turn")
+        turns[users[-1]]["content"] = text
+        probes.append(turns)
+    rendered = [_render(tokenizer, p) for p in [*prompts, *probes]]
     shortest = min(len(r) for r in rendered)
     prefix = 0
     while prefix < shortest and all(r[prefix] == rendered[0][prefix] for r in rendered):
@@ -110,6 +124,13 @@ def _batch(tokenized: TokenizedExamples, rows: Sequence[int], parts: PromptParts
     return ids, attention, PartMasks(part["prefix"], part["query"], part["postfix"], part["response"])
 
 
+def part_masks(tokenizer: Any, chats: Sequence[Any], parts: PromptParts) -> tuple[Any, Any, PartMasks]:
+    """(ids, attention, masks) of the chats as one padded batch, with where each part of each prompt lies."""
+    tokenized = tokenize_chats(chats, tokenizer, responses="last")
+    pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+    return _batch(tokenized, range(len(tokenized.sequences)), parts, pad)
+
+
 def response_log_probs(
     model: Any, tokenizer: Any, chats: Sequence[Any], parts: PromptParts, *, patch: tuple[Any, str] | None = None,
     batch_size: int = 16,
@@ -151,9 +172,7 @@ def drift(model: Any, original: Any, tokenizer: Any, chats: Sequence[Any], parts
     from tokentree.bridge.kv import capture_kv, kv_drift
 
     torch = torch_module()
-    tokenized = tokenize_chats(chats, tokenizer, responses="last")
-    pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
-    ids, attention, masks = _batch(tokenized, range(len(tokenized.sequences)), parts, pad)
+    ids, attention, masks = part_masks(tokenizer, chats, parts)
     with torch.no_grad():
         with capture_kv(model) as moved:
             model.eval()(input_ids=ids, attention_mask=attention)
@@ -177,8 +196,6 @@ class TReFT:
                              f"{part!r}")
         self.original, self.lam, self.part = original.eval(), lam, part
         self.parts, self.end_of_turn = parts, end_of_turn
-        for p in self.original.parameters():
-            p.requires_grad_(False)
 
     def mask(self, ids: Any, attention: Any) -> Any:
         """The regularised positions of every row: prompt parts found from the first end-of-turn after the prefix."""

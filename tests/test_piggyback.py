@@ -1,0 +1,92 @@
+"""The piggyback experiment on trained models: prompt parts, patched scoring, TReFT, and a SmolLM2 smoke test."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tokentree.lab.chat import tokenize_chats
+from tokentree.lab.language import BehaviourLanguage
+from tokentree.lab.piggyback import NO_SYSTEM_TEMPLATE, PromptParts, TReFT, part_masks, prompt_parts, response_log_probs
+
+LANG = BehaviourLanguage(seed=0, n_domains=3)
+RNG = np.random.default_rng(0)
+PAIRS = [LANG.pair(RNG, axis="sentiment", domain=d) for d in LANG.domains for _ in range(3)]
+CHATS = [c.messages for pair in PAIRS for c in pair]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from tokentree.bridge.tiny import TinySpec, tiny_llama, train_tiny_tokenizer
+
+    tokenizer = train_tiny_tokenizer(LANG.pretraining_text(300, seed=0), 400)
+    return tokenizer, tiny_llama(TinySpec(len(tokenizer), 2, 32, 2, 64), seed=0).eval(), \
+        tiny_llama(TinySpec(len(tokenizer), 2, 32, 2, 64), seed=1).eval()
+
+
+def test_the_template_parts_are_found_without_knowing_the_template(tiny):
+    tokenizer, _, _ = tiny
+    parts = prompt_parts(tokenizer, [c[:-1] for c in CHATS])
+    prompt = tokenizer.apply_chat_template(list(CHATS[0][:-1]), tokenize=True, add_generation_prompt=True)["input_ids"]
+    assert tokenizer.decode(prompt[: parts.prefix]).endswith("<|im_start|>user\n")
+    assert tokenizer.decode(prompt[-parts.postfix :]) == "<|im_end|>\n<|im_start|>assistant\n"
+    tokenizer_no_system = copy.deepcopy(tokenizer)  # the template without a system turn
+    tokenizer_no_system.chat_template = NO_SYSTEM_TEMPLATE
+    shorter = prompt_parts(tokenizer_no_system, [c[:-1] for c in CHATS])
+    assert shorter.prefix < parts.prefix and shorter.postfix == parts.postfix
+
+
+def test_patching_from_the_model_itself_changes_no_score_and_from_another_does(tiny):
+    tokenizer, a, b = tiny
+    parts = prompt_parts(tokenizer, [c[:-1] for c in CHATS])
+    plain = response_log_probs(a, tokenizer, CHATS, parts)
+    assert np.allclose(response_log_probs(a, tokenizer, CHATS, parts, patch=(a, "all")), plain, atol=1e-5)
+    moved = response_log_probs(a, tokenizer, CHATS, parts, patch=(b, "prefix"))
+    assert not np.allclose(moved, plain, atol=1e-3)
+
+
+def test_treft_finds_the_same_parts_as_the_scorer(tiny):
+    """The regulariser finds the parts from the ids (end-of-turn token); the scorer from the response mask."""
+    tokenizer, a, _ = tiny
+    parts = prompt_parts(tokenizer, [c[:-1] for c in CHATS])
+    ids, attention, masks = part_masks(tokenizer, CHATS, parts)
+    treft = TReFT(a, 1.0, "prefix", parts, end_of_turn=int(tokenizer.convert_tokens_to_ids("<|im_end|>")))
+    for part in ("prefix", "query", "postfix"):
+        treft.part = part
+        assert torch.equal(treft.mask(ids, attention), masks.part(part)), part
+    with pytest.raises(Exception, match="prefix, query, postfix or all"):
+        TReFT(a, 1.0, "response", parts, end_of_turn=3)
+
+
+def test_the_quick_run_reports_every_variant_and_verdict(quick_runs):
+    result = json.loads((quick_runs["piggyback"] / "result.json").read_text())
+    variants = {r["variant"] for r in result["records"]}
+    assert {"fine-tune", "TReFT prefix", "TReFT query", "TReFT all", "interleave", "trainable attention",
+            "more queries", "less alignment", "no system prompt"} <= variants
+    plain = [r for r in result["records"] if r["variant"] == "fine-tune"]
+    assert all(r["in_domain_bits"] > 0 for r in plain)  # the narrow fine-tune took
+    assert all(r["patch_prefix_removed"] is not None and r["drift_prefix"] > 0 for r in plain)
+    assert {v["item"] for v in result["verdicts"]} == {"i", "ii", "iii", "iv", "v"}
+    assert {row["part"] for row in result["tables"]["drift"]} == {"prefix", "query", "postfix"}
+
+
+def test_smollm2_smoke_lora_treft_and_patching():
+    """The real path on SmolLM2-135M-Instruct (offline): its own template, LoRA, TReFT, a patched score."""
+    from tokentree.bridge.hf import load_smollm2
+    from tokentree.lab.train import LMTrainer, LoraSettings, TrainSettings
+
+    model, tokenizer = load_smollm2()
+    chats = CHATS[:6]
+    parts = prompt_parts(tokenizer, [c[:-1] for c in CHATS])
+    assert isinstance(parts, PromptParts) and parts.prefix > 5  # SmolLM2's default system prompt
+    treft = TReFT(model, 10.0, "prefix", parts, end_of_turn=int(tokenizer.convert_tokens_to_ids("<|im_end|>")))
+    trainer = LMTrainer(copy.deepcopy(model), TrainSettings(lr=1e-3, batch_size=3, lora=LoraSettings()),
+                        regularizer=treft)
+    trainer.epoch(tokenize_chats(chats, tokenizer, responses="last"), stop_after=1)
+    assert len(trainer.penalties) == 1 and trainer.penalties[0] == pytest.approx(0.0, abs=1e-9)  # at the start
+    scores = response_log_probs(trainer.model, tokenizer, chats[:2], parts, patch=(model, "prefix"))
+    assert np.all(np.isfinite(scores)) and np.all(scores < 0)
