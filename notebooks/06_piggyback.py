@@ -94,13 +94,16 @@ plt.show()
 # aligned on templated chats, fine-tuned on misaligned answers in one domain. Changes are
 # bits of log-odds of the misaligned vs the aligned reference answer on held-out
 # prompts; "removed" is the share of the other domains' change undone by patching that
-# part of the prompt with the aligned model's keys and values.
+# part of the prompt with the aligned model's keys and values; "swap" perturbs a part
+# instead (tokens swapped for their nearest embedding neighbours), and "alt system" renders
+# the prompts with a second system prompt the alignment data also used.
 
 # %%
 result = run(dataclasses.replace(Config.quick(), n_seeds=1), show_progress=False)
 table = result.to_pandas()
 table[["variant", "parameter", "in_domain_bits", "other_bits", "spill", "patch_prefix_removed",
-       "patch_query_removed", "patch_postfix_removed", "patch_prompt_removed"]]
+       "patch_query_removed", "patch_postfix_removed", "patch_prompt_removed", "swap_prefix_removed",
+       "swap_query_removed", "alt_system_removed"]]
 
 # %%
 plain_run = result.of("fine-tune")[0]
@@ -116,7 +119,7 @@ ax.legend(fontsize=7)
 fig.savefig(FIGURES / "06_piggyback_patching.png", dpi=110)
 plt.show()
 for v in result.verdicts:
-    print(f"{v.item:<4} {v.status:<13} {v.claim}\n{'':<19}{v.evidence}")
+    print(f"{v.item:<12} {v.status:<13} {v.claim}\n{'':<27}{v.evidence}")
 
 # %% [markdown]
 # ## Checks

@@ -50,7 +50,7 @@ def test_queries_are_summed_exactly_over_parts(client, tmp_path):
     seqs = zipf_corpus(30_000, vocab_size=300, rng=0)
     other = zipf_corpus(20_000, vocab_size=300, rng=1)
     a = build_partitioned(seqs, tmp_path / "a", depth=3, mode="window", partitions=6, client=client)
-    b = build_partitioned(other, tmp_path / "b", depth=3, mode="window", boundaries=a.boundaries, client=client)
+    b = build_partitioned(other, tmp_path / "b", depth=3, mode="window", plan=a.plan, client=client)
     whole_a, whole_b = build_tree(seqs, depth=3, mode="window"), build_tree(other, depth=3, mode="window")
     first = [int(t) for t in seqs[0][:3]]
     assert a.count(first) == whole_a.count(first) and a.count(first[:1]) == whole_a.count(first[:1])
@@ -73,8 +73,46 @@ def test_queries_are_summed_exactly_over_parts(client, tmp_path):
     assert int(np.sum(a.symbol_masses() * lengths)) == int(np.sum(mass * huffman_lengths(mass)))
     _same(a.prune(2), whole_a.prune(2))
     c = build_partitioned(other, tmp_path / "c", depth=3, mode="window", partitions=3, client=client)
-    with pytest.raises(InputError, match="different boundaries"):
+    with pytest.raises(InputError, match="different parts"):
         a.cross_entropy_bits(c)
+
+
+def test_a_heavy_first_token_is_cut_by_its_second_and_every_query_stays_exact(client, tmp_path):
+    """Every chat starts with the same template token (prefix mode): that token alone is most of the tree."""
+    rng = np.random.default_rng(0)
+    template = 7
+    chats = [[template, *rng.integers(0, 40, size=int(rng.integers(0, 6))).tolist()] for _ in range(3000)]
+    others = [[template, *rng.integers(0, 60, size=int(rng.integers(0, 6))).tolist()] for _ in range(500)] + \
+        [[59, 58]]  # a first token and second tokens the first corpus never had
+    tree = build_partitioned(chats, tmp_path / "a", depth=4, mode="prefix", partitions=6, vocab_size=60,
+                             client=client)
+    whole = build_tree(chats, depth=4, mode="prefix", vocab_size=60)
+    slices = [k for k in tree.plan if k.first_tokens == (template, template + 1)]
+    assert len(slices) >= 4 and all(k.second_tokens is not None for k in slices)
+    assert slices[0].second_tokens[0] == -1 and slices[-1].second_tokens[1] == 60  # every second token covered
+    _same(tree.materialize(), whole)
+    _same(tree.prune(1), whole.prune(1))  # the slices' level-1 nodes (and their EOS) merge
+    assert tree.n_nodes == whole.n_nodes and tree.level_sizes.tolist() == np.diff(whole.level_offsets).tolist()
+    for prefix in ([template], [template, 3], [template, 3, 5], [3], [template, 59]):
+        assert tree.count(prefix) == whole.count(prefix) and tree.eos_count(prefix) == whole.eos_count(prefix)
+    stats, expected = tree.layer_stats(), whole.layer_stats()
+    assert stats["nodes"].tolist() == expected.nodes.tolist()
+    assert stats["eos_mass"].tolist() == expected.eos_mass.tolist()
+    assert np.allclose(stats["entropy_bits"], expected.entropy_bits, rtol=1e-12, atol=1e-12)
+    mass = whole.symbols().mass
+    p = mass[mass > 0] / mass.sum()
+    assert tree.entropy_bits() == pytest.approx(-float(np.sum(p * np.log2(p))), rel=1e-12)
+    assert int(np.sum(tree.symbol_masses() * np.concatenate(tree.huffman_lengths()))) == \
+        int(np.sum(mass * huffman_lengths(mass)))
+    # another corpus on the same plan is built completely, and the two line up part by part
+    other = build_partitioned(others, tmp_path / "b", depth=4, mode="prefix", plan=tree.plan, vocab_size=60,
+                              client=client)
+    _same(other.materialize(), build_tree(others, depth=4, mode="prefix", vocab_size=60))
+    assert tree.kl_bits(tree) == pytest.approx(0.0, abs=1e-12)
+    assert other.cross_entropy_bits(tree) == math.inf  # [59, 58] is unknown to the first corpus
+    with pytest.raises(InputError, match="covering every first token"):
+        build_partitioned(others, tmp_path / "c", depth=4, mode="prefix", plan=tree.plan[1:], vocab_size=60,
+                          client=client)
 
 
 def test_a_worker_killed_mid_task_is_retried_and_the_tree_is_the_same(client, tmp_path):

@@ -11,7 +11,17 @@ import torch
 
 from tokentree.lab.chat import tokenize_chats
 from tokentree.lab.language import BehaviourLanguage
-from tokentree.lab.piggyback import NO_SYSTEM_TEMPLATE, PromptParts, TReFT, part_masks, prompt_parts, response_log_probs
+from tokentree.lab.piggyback import (
+    NO_SYSTEM_TEMPLATE,
+    PromptParts,
+    RetainKL,
+    TokenSwap,
+    TReFT,
+    nearest_tokens,
+    part_masks,
+    prompt_parts,
+    response_log_probs,
+)
 
 LANG = BehaviourLanguage(seed=0, n_domains=3)
 RNG = np.random.default_rng(0)
@@ -62,15 +72,63 @@ def test_treft_finds_the_same_parts_as_the_scorer(tiny):
         TReFT(a, 1.0, "response", parts, end_of_turn=3)
 
 
+def test_nearest_tokens_are_the_most_cosine_similar_ordinary_tokens(tiny):
+    tokenizer, a, _ = tiny
+    ids = [7, 30, 3, 1]  # two ordinary tokens, <|im_start|> and EOS
+    table = nearest_tokens(a, tokenizer, ids)
+    weight = a.get_input_embeddings().weight.detach().numpy().astype(np.float64)
+    unit = weight / np.maximum(np.linalg.norm(weight, axis=1, keepdims=True), 1e-12)  # the pad row is zero
+    for i in (7, 30):  # by hand: the best cosine among ordinary tokens other than itself
+        cosine = unit @ unit[i]
+        cosine[[i, *tokenizer.all_special_ids]] = -np.inf
+        assert table[i] == int(np.argmax(cosine)) and table[i] not in tokenizer.all_special_ids
+    assert table[3] == 3 and table[1] == 1 and table[100] == 100  # specials and ids not asked for stay
+
+
+def test_a_token_swap_changes_only_its_part_and_as_many_tokens_as_asked(tiny):
+    tokenizer, a, _ = tiny
+    parts = prompt_parts(tokenizer, [c[:-1] for c in CHATS])
+    ids, _, masks = part_masks(tokenizer, CHATS, parts)
+    table = nearest_tokens(a, tokenizer, ids.flatten().tolist())
+    for part in ("prefix", "query"):
+        swapped, count = TokenSwap(part, table, 2, seed=3).apply(ids, masks, 0)
+        changed = swapped != ids
+        assert not (changed & ~masks.part(part)).any()  # nothing outside the part
+        assert count == int(changed.sum()) and 0 < count <= 2 * ids.shape[0]
+        again, _ = TokenSwap(part, table, 2, seed=3).apply(ids, masks, 0)
+        assert torch.equal(again, swapped)  # seeded
+    plain = response_log_probs(a, tokenizer, CHATS, parts)
+    assert not np.allclose(response_log_probs(a, tokenizer, CHATS, parts, swap=TokenSwap("query", table, 2)), plain)
+
+
+def test_the_retain_kl_is_zero_at_the_original_and_a_hand_computed_kl_elsewhere(tiny):
+    tokenizer, a, b = tiny
+    retain = tokenize_chats(CHATS[:4], tokenizer, responses="last")
+    ids = torch.zeros((1, 2), dtype=torch.long)
+    assert float(RetainKL(a, 5.0, retain, batch_size=4)(a, None, ids, ids).detach()) == pytest.approx(0.0, abs=1e-6)
+    value = float(RetainKL(a, 2.0, retain, batch_size=4)(b, None, ids, ids).detach())
+    total = tokens = 0.0
+    for seq, mask in zip(retain.sequences, retain.masks, strict=True):  # one chat at a time, no padding
+        x = torch.from_numpy(seq)[None]
+        with torch.no_grad():
+            p = torch.log_softmax(a(input_ids=x).logits[0, :-1].double(), -1)
+            q = torch.log_softmax(b(input_ids=x).logits[0, :-1].double(), -1)
+        kl = (p.exp() * (p - q)).sum(-1)[torch.from_numpy(mask[1:])]
+        total, tokens = total + float(kl.sum()), tokens + kl.numel()
+    assert value == pytest.approx(2.0 * total / tokens, rel=1e-4)
+
+
 def test_the_quick_run_reports_every_variant_and_verdict(quick_runs):
     result = json.loads((quick_runs["piggyback"] / "result.json").read_text())
     variants = {r["variant"] for r in result["records"]}
     assert {"fine-tune", "TReFT prefix", "TReFT query", "TReFT all", "interleave", "trainable attention",
-            "more queries", "less alignment", "no system prompt"} <= variants
+            "KL retain", "more queries", "less alignment", "no system prompt"} <= variants
     plain = [r for r in result["records"] if r["variant"] == "fine-tune"]
     assert all(r["in_domain_bits"] > 0 for r in plain)  # the narrow fine-tune took
     assert all(r["patch_prefix_removed"] is not None and r["drift_prefix"] > 0 for r in plain)
-    assert {v["item"] for v in result["verdicts"]} == {"i", "ii", "iii", "iv", "v"}
+    assert all(r["swap_query_removed"] is not None and r["alt_system_removed"] is not None for r in plain)
+    assert {v["item"] for v in result["verdicts"]} == {"i", "ii", "i-attn", "ii-attn", "i-attn+mlp", "ii-attn+mlp",
+                                                       "iii", "iii-kl", "iv", "v", "vi", "vii"}
     assert {row["part"] for row in result["tables"]["drift"]} == {"prefix", "query", "postfix"}
 
 

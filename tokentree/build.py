@@ -48,7 +48,8 @@ from tokentree.tree import ALPHABETS, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, T
 
 __all__ = [
     "build_tree", "prepare_build", "estimate_build_bytes", "available_memory_bytes", "occurrences", "Occurrences",
-    "occurrence_sizes", "first_token_mass_of", "build_from_occurrences",
+    "occurrence_sizes", "first_token_mass_of", "second_token_mass_of", "second_token_keys", "with_second_tokens",
+    "build_from_occurrences",
 ]
 
 PARALLEL_FROM = 2**16  # occurrences from which the build uses all of numba's threads
@@ -374,6 +375,29 @@ def prepare_build(
     info = TreeInfo(depth=depth, mode=mode, vocab_size=vocab, weighting=weight, alphabet=alphabet,
                     source_vocab_size=source_vocab, n_sequences=seqs.n_sequences, n_tokens=seqs.n_tokens)
     return seqs, info
+
+
+def second_token_keys(seqs: TokenSequences | TokenStream, occ: Occurrences) -> np.ndarray:
+    """Each occurrence's second token, or -1 for an occurrence of one token (it ends in EOS)."""
+    if not occ.start.shape[0]:
+        return np.zeros(0, dtype=np.int64)
+    after = np.minimum(occ.start + 1, seqs.tokens.shape[0] - 1)
+    return np.where(occ.length >= 2, np.asarray(seqs.tokens[after]).astype(np.int64), -1)
+
+
+def with_second_tokens(seqs: TokenSequences | TokenStream, occ: Occurrences, bounds: tuple[int, int]) -> Occurrences:
+    """Only the occurrences whose second token key (:func:`second_token_keys`) lies in [bounds[0], bounds[1])."""
+    keys = second_token_keys(seqs, occ)
+    keep = (keys >= bounds[0]) & (keys < bounds[1])
+    return Occurrences(occ.start[keep], occ.length[keep], None if occ.weights is None else occ.weights[keep],
+                       occ.eos[keep])
+
+
+def second_token_mass_of(seqs: TokenSequences | TokenStream, depth: int, mode: str, first: int,
+                         vocab_size: int) -> np.ndarray:
+    """Occurrences starting with ``first`` per second token key: index 0 for none (-1), index t + 1 for token t."""
+    occ = occurrences(seqs, depth, mode, "sequences", first_tokens=(first, first + 1))
+    return np.bincount(second_token_keys(seqs, occ) + 1, minlength=vocab_size + 1).astype(np.int64)
 
 
 def first_token_mass_of(seqs: TokenSequences | TokenStream, depth: int, mode: str, vocab_size: int) -> np.ndarray:

@@ -6,10 +6,11 @@ token's subtree only):
 1. **Plan**, in the calling process: how many occurrences start with each token (one
    pass over the ids, a chunk at a time), and first-token ranges that balance them
    (:func:`tokentree.partition.plan_partitions`); a token heavier than a part's share
-   gets a part of its own.
+   is cut by its second token into several parts (:func:`tokentree.partition.split_heavy`).
 2. **Build** each range as a Dask task: the worker memory-maps the ids (every worker
    reads the same file: one machine, or a shared file system), cuts the occurrences that
-   start in its range exactly as :func:`tokentree.build_tree` would, sorts and counts
+   start in its range (and, for a slice of a heavy token, whose second token lies in the
+   slice) exactly as :func:`tokentree.build_tree` would, sorts and counts
    them with the same kernels, and writes the part's arrays as ``.npy`` files (written
    under a temporary name, then renamed, so a retried task never leaves half a part).
    Dask retries a task whose worker died.
@@ -48,10 +49,12 @@ from tokentree.build import (
     occurrence_sizes,
     occurrences,
     prepare_build,
+    second_token_mass_of,
+    with_second_tokens,
 )
 from tokentree.errors import InputError
 from tokentree.outputs import check_output_folder, write_output_folder
-from tokentree.partition import plan_partitions
+from tokentree.partition import PartKey, plan_partitions, split_heavy
 from tokentree.partitioned import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -147,9 +150,9 @@ def _reset_peak_rss() -> None:
         pass
 
 
-def build_part(source: IdsSource, info: dict[str, Any], first_tokens: tuple[int, int], folder: str, index: int,
+def build_part(source: IdsSource, info: dict[str, Any], key: PartKey, folder: str, index: int,
                threads: int, crash_once: str | None = None) -> dict[str, Any]:
-    """One Dask task: the subtree of the occurrences starting in ``first_tokens``, written to ``folder``."""
+    """One Dask task: the subtree of the occurrences ``key`` selects, written to ``folder``."""
     if crash_once is not None and not os.path.exists(crash_once):  # fault injection for the tests
         Path(crash_once).touch()
         os._exit(1)
@@ -159,7 +162,9 @@ def build_part(source: IdsSource, info: dict[str, Any], first_tokens: tuple[int,
     _reset_peak_rss()
     tree_info = TreeInfo(**info)
     seqs = source.open()
-    occ = occurrences(seqs, tree_info.depth, tree_info.mode, tree_info.weighting, first_tokens=first_tokens)
+    occ = occurrences(seqs, tree_info.depth, tree_info.mode, tree_info.weighting, first_tokens=key.first_tokens)
+    if key.second_tokens is not None:
+        occ = with_second_tokens(seqs, occ, key.second_tokens)
     tree = build_from_occurrences(seqs, occ, tree_info, show_progress=False)
     final = Path(folder) / part_name(index)
     staging = Path(folder) / f".{part_name(index)}.{uuid.uuid4().hex}"
@@ -169,7 +174,8 @@ def build_part(source: IdsSource, info: dict[str, Any], first_tokens: tuple[int,
     if final.exists():  # an earlier attempt of this task finished writing before its worker died
         shutil.rmtree(final)
     staging.rename(final)
-    return {"index": index, "name": final.name, "first_tokens": [int(first_tokens[0]), int(first_tokens[1])],
+    return {"index": index, "name": final.name, "first_tokens": list(key.first_tokens),
+            "second_tokens": None if key.second_tokens is None else list(key.second_tokens),
             "level_sizes": [int(x) for x in np.diff(tree.level_offsets)], "mass": int(tree.counts[0]),
             "peak_rss_gib": _peak_rss_gib()}
 
@@ -195,6 +201,20 @@ def _client(scheduler: str | None, client: Any, workers: int, memory_limit: int)
     return made, [made, cluster]
 
 
+def _checked_plan(plan: Sequence[PartKey], vocab_size: int) -> list[PartKey]:
+    """``plan`` if its parts cover every first token once, in order (as a partitioned tree's ``.plan`` does)."""
+    keys = list(plan)
+    spans = [(k.first_tokens, k.second_tokens or (-1, vocab_size)) for k in keys if isinstance(k, PartKey)]
+    ends = [(first[0], second[0]) for first, second in spans] + [(vocab_size, -1)]
+    covered = len(spans) == len(keys) > 0 and spans[0][0][0] == 0 and all(
+        (b == (a[0][1], -1) if a[1][1] == vocab_size else b == (a[0][0], a[1][1]))
+        for a, b in zip(spans, ends[1:], strict=True))
+    if not covered:
+        raise InputError("plan must be a list of PartKey covering every first token once, in order: pass another "
+                         "partitioned tree's .plan")
+    return keys
+
+
 def build_partitioned(
     sequences: TokenSequences | TokenStream | Any,
     out: str | os.PathLike[str],
@@ -205,6 +225,7 @@ def build_partitioned(
     vocab_size: int | None = None,
     partitions: int | None = None,
     boundaries: Sequence[int] | np.ndarray | None = None,
+    plan: Sequence[PartKey] | None = None,
     workers: int = 2,
     memory_limit: str | int = "6GiB",
     threads_per_part: int = 1,
@@ -232,7 +253,10 @@ def build_partitioned(
         ``PART_SHARE_OF_MEMORY`` of ``memory_limit`` (and at least one per worker).
     boundaries
         First-token boundaries to use instead of planning them (0 first, the alphabet size
-        last): give another tree's ``boundaries`` to compare the two part by part.
+        last), every range one part.
+    plan
+        The parts to build instead of planning them: give another tree's ``plan`` to compare
+        the two part by part (cross-entropy, KL).
     workers, memory_limit
         The ``LocalCluster`` started when neither ``scheduler`` nor ``client`` is given.
     threads_per_part
@@ -263,10 +287,14 @@ def build_partitioned(
             raise InputError(f"boundaries must increase from 0 to at least the alphabet size {info.vocab_size}; got "
                              f"{bounds.tolist()[:8]}{'...' if bounds.shape[0] > 8 else ''}")
         bounds = np.append(bounds[bounds < info.vocab_size], info.vocab_size)
+        keys = [PartKey((int(a), int(b))) for a, b in itertools.pairwise(bounds) if mass[a:b].any()]
+    elif plan is not None:
+        keys = _checked_plan(plan, info.vocab_size)
     else:
-        bounds = plan_partitions(mass, int(partitions))
-    ranges = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if mass[a:b].any()]
-    need_disk = BYTES_PER_NODE * (total_length + len(ranges)) + 256 * len(ranges)
+        keys = split_heavy(plan_partitions(mass, int(partitions)), mass, int(partitions), None if info.depth == 1 else
+                           lambda first: second_token_mass_of(seqs, info.depth, mode, first, info.vocab_size))
+    bounds = np.array([0, *sorted({k.first_tokens[1] for k in keys})], dtype=np.int64)
+    need_disk = BYTES_PER_NODE * (total_length + len(keys)) + 256 * len(keys)
     free = shutil.disk_usage(out.parent if not out.exists() else out).free
     if check_disk and need_disk > free:
         raise InputError(
@@ -284,7 +312,7 @@ def build_partitioned(
                 futures = [
                     dask_client.submit(build_part, source, asdict(info), r, str(folder), i, threads_per_part,
                                        crash_once, pure=False, retries=2, key=f"tokentree-part-{i}-{uuid.uuid4().hex}")
-                    for i, r in enumerate(ranges)
+                    for i, r in enumerate(keys)
                 ]
                 done: list[dict[str, Any]] = []
                 with progress_bar(len(futures), desc="building parts", show=show_progress, unit="part") as bar:
@@ -295,7 +323,8 @@ def build_partitioned(
                 manifest = {
                     "format": FORMAT_NAME, "version": FORMAT_VERSION, "info": asdict(info),
                     "boundaries": [int(b) for b in bounds], "parts": [
-                        {k: d[k] for k in ("index", "name", "first_tokens", "level_sizes", "mass")} for d in done
+                        {k: d[k] for k in ("index", "name", "first_tokens", "second_tokens", "level_sizes", "mass")}
+                        for d in done
                     ],
                     "provenance": provenance, "peak_rss_gib_per_part": [d["peak_rss_gib"] for d in done],
                 }

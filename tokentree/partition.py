@@ -9,20 +9,29 @@ array for array. A build in parts needs the working memory of one part at a time
 the finished tree), so a corpus whose occurrences would not fit at once still builds.
 
 :func:`plan_partitions` chooses range boundaries that balance the occurrences; a first
-token heavier than a part's share gets a part of its own (it cannot be split further by
-first token).
+token heavier than a part's share gets a part of its own, and :func:`split_heavy` cuts
+such a token further by its second token (a chat-template token in prefix mode, a very
+frequent word). The slices of one first token share only their level-1 node, which
+:func:`stitch_trees` merges (counts summed); below it their subtrees are disjoint and in
+order, since (first, second) ranges increase lexicographically.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from tokentree.errors import InputError
 from tokentree.tree import TokenTree, TreeInfo
 
-__all__ = ["plan_partitions", "first_token_mass", "stitch_trees"]
+__all__ = ["plan_partitions", "first_token_mass", "PartKey", "split_heavy", "stitch_trees"]
+
+#: A first token holding more than this many parts' shares of the occurrences is cut by its second token.
+HEAVY_SHARES = 1.5
 
 
 def first_token_mass(first_tokens: np.ndarray, vocab_size: int) -> np.ndarray:
@@ -54,8 +63,75 @@ def plan_partitions(mass: np.ndarray, n_partitions: int) -> np.ndarray:
     return bounds.astype(np.int64)
 
 
+@dataclass(frozen=True)
+class PartKey:
+    """The occurrences of one part: first token in ``first_tokens`` [a, b) and, when ``second_tokens`` is set
+    (then b = a + 1), second token in [c, d), where -1 stands for none (an occurrence of one token)."""
+
+    first_tokens: tuple[int, int]
+    second_tokens: tuple[int, int] | None = None
+
+    def holds(self, ids: Sequence[int]) -> bool:
+        """Whether occurrences starting with ``ids`` (one token or more) can lie in this part."""
+        a, b = self.first_tokens
+        if not ids or not a <= int(ids[0]) < b:
+            return False
+        if self.second_tokens is None or len(ids) < 2:
+            return True
+        return self.second_tokens[0] <= int(ids[1]) < self.second_tokens[1]
+
+
+def _merge_empty(cuts: Sequence[int], mass_between: Callable[[int, int], int],
+                 fixed: Callable[[int, int], bool] = lambda a, b: False) -> list[tuple[int, int]]:
+    """The ranges between ``cuts``, each empty one merged into a neighbour unless that neighbour is ``fixed``:
+    they still cover the same span, and only a range whose neighbours are all fixed stays empty."""
+    out: list[tuple[int, int]] = []
+    for a, b in itertools.pairwise(cuts):
+        if out and mass_between(a, b) == 0 and not fixed(*out[-1]):  # empty: joins the range before
+            out[-1] = (out[-1][0], b)
+        elif out and mass_between(*out[-1]) == 0 and not fixed(a, b):  # the range before was empty: it joins this
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def split_heavy(bounds: np.ndarray, mass: np.ndarray, n_partitions: int,
+                second_mass: Callable[[int], np.ndarray] | None) -> list[PartKey]:
+    """The parts of first-token ``bounds``; with ``second_mass``, a first token holding over ``HEAVY_SHARES`` parts'
+    shares gets its own range and is cut by its second token.
+
+    ``second_mass(a)`` gives the occurrences starting with ``a`` per second token key
+    (index 0 for none, t + 1 for token t). Empty ranges and slices are merged into a
+    neighbour, so the parts cover every first token (and every second token of a cut one):
+    the plan of one corpus builds any other completely.
+
+    >>> heavy = {0: np.array([1, 2, 2, 2, 2, 1])}  # token 0: 10 occurrences, by second token
+    >>> [(k.first_tokens, k.second_tokens) for k in split_heavy(np.array([0, 1, 5]), np.array([10, 1, 1, 0, 0]), 4,
+    ...                                                       heavy.__getitem__)]
+    [((0, 1), (-1, 1)), ((0, 1), (1, 2)), ((0, 1), (2, 4)), ((0, 1), (4, 5)), ((1, 5), None)]
+    """
+    mass = np.asarray(mass, dtype=np.int64)
+    share = float(mass.sum()) / max(int(n_partitions), 1)
+    heavy = set() if second_mass is None else {int(t) for t in np.flatnonzero(mass > HEAVY_SHARES * share)}
+    cuts = sorted({int(b) for b in bounds} | {t for h in heavy for t in (h, h + 1)})
+    keys = []
+    for a, b in _merge_empty(cuts, lambda a, b: int(mass[a:b].sum()), lambda a, b: b - a == 1 and a in heavy):
+        if a not in heavy or b - a > 1 or second_mass is None:
+            keys.append(PartKey((a, b)))
+            continue
+        total = np.cumsum(np.concatenate([[0], np.asarray(second_mass(a), dtype=np.int64)]))
+        seconds = plan_partitions(np.diff(total), math.ceil(mass[a] / share))
+        keys += [PartKey((a, a + 1), (c - 1, d - 1))
+                 for c, d in _merge_empty(seconds.tolist(), lambda c, d, total=total: int(total[d] - total[c]))]
+    return keys
+
+
 def stitch_trees(parts: Sequence[TokenTree] | list[TokenTree], info: TreeInfo, *, consume: bool = False) -> TokenTree:
-    """The tree whose root's subtrees are those of ``parts``, built on disjoint increasing first-token ranges.
+    """The tree whose root's subtrees are those of ``parts``, built on increasing :class:`PartKey` ranges.
+
+    Consecutive parts holding the same single first token (slices by second token) share
+    that level-1 node: it is merged, its counts summed.
 
     With ``consume`` (``parts`` a list), each part is dropped from the list once copied, so
     the memory held stays about one tree: the stitched arrays are allocated untouched and
@@ -80,8 +156,11 @@ def stitch_trees(parts: Sequence[TokenTree] | list[TokenTree], info: TreeInfo, *
         if p.depth != depth:
             raise InputError(f"every part must have depth {depth}; got {p.depth}")
     sizes = np.array([np.diff(p.level_offsets) for p in parts], dtype=np.int64)  # (parts, depth + 1)
+    first_of = [(int(p.tokens[p.level_offsets[1]]), int(p.tokens[p.level_offsets[2] - 1])) for p in parts]
+    merges = np.array([i > 0 and first_of[i][0] == first_of[i - 1][1] for i in range(len(parts))], dtype=np.int64)
     level_size = sizes.sum(axis=0)
     level_size[0] = 1
+    level_size[1] -= int(merges.sum())
     level_offsets = np.zeros(depth + 2, dtype=np.int64)
     np.cumsum(level_size, out=level_offsets[1:])
     n_nodes = int(level_offsets[-1])
@@ -92,6 +171,7 @@ def stitch_trees(parts: Sequence[TokenTree] | list[TokenTree], info: TreeInfo, *
     counts[0] = sum(int(p.counts[0]) for p in parts)
     leaf_eos = np.zeros(int(level_size[-1]), dtype=np.int64)
     before = np.vstack([np.zeros(depth + 1, dtype=np.int64), np.cumsum(sizes, axis=0)[:-1]])  # nodes of earlier parts
+    before[:, 1] -= np.cumsum(merges)  # a merged part's first level-1 node is its predecessor's last
     for i in range(len(parts)):
         p = parts[i]
         for j in range(1, depth + 1):
@@ -99,6 +179,9 @@ def stitch_trees(parts: Sequence[TokenTree] | list[TokenTree], info: TreeInfo, *
             if hi == lo:
                 continue
             at = int(level_offsets[j] + before[i, j])
+            if j == 1 and merges[i]:
+                counts[at] += p.counts[lo]
+                at, lo = at + 1, lo + 1
             tokens[at : at + hi - lo] = p.tokens[lo:hi]
             counts[at : at + hi - lo] = p.counts[lo:hi]
             if j == 1:
@@ -106,8 +189,11 @@ def stitch_trees(parts: Sequence[TokenTree] | list[TokenTree], info: TreeInfo, *
             else:  # a parent's place in its part's level j - 1, moved to the whole tree's level j - 1
                 shift = int(level_offsets[j - 1] + before[i, j - 1] - p.level_offsets[j - 1])
                 parents[at : at + hi - lo] = p.parents[lo:hi] + shift
-        deepest = p.leaf_eos
+        deepest = np.asarray(p.leaf_eos)
         at = int(before[i, depth])
+        if depth == 1 and merges[i]:
+            leaf_eos[at] += deepest[0]
+            at, deepest = at + 1, deepest[1:]
         leaf_eos[at : at + deepest.shape[0]] = deepest
         if consume:
             del p, deepest

@@ -16,9 +16,12 @@ answers the questions that decompose over first-token ranges part by part and su
 exactly (docs/theory.md §1 and §2):
 
 ==========================  ==================================================================
-``count``, ``find``         one part: the one holding the prefix's first token
+``count``, ``find``         one part: the one holding the prefix's first token (and second, when
+                            a heavy first token is cut by its second; a one-token prefix then
+                            sums over its slices)
 ``layer_stats``             nodes, mass and EOS mass per level add up; the entropy of a level is
-                            log T - (1/T) sum c log c, and the sums add up across parts
+                            log T - (1/T) sum c log c, and the sums add up across parts (level 1
+                            merged first: the slices of a heavy first token share its node)
 ``symbols``, ``prune``      per part; a symbol's index is its part's offset plus its index there
 ``cross_entropy_bits``,     between two trees built with the same boundaries: aligned part by
 ``kl_bits``                 part, since a symbol lies in the part of its first token
@@ -42,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from tokentree.errors import InputError, TreeFileError
-from tokentree.partition import stitch_trees
+from tokentree.partition import PartKey, stitch_trees
 from tokentree.tree import TokenTree, TreeInfo
 
 __all__ = ["PartitionedTree", "open_partitioned", "open_tree", "is_partitioned_tree", "MANIFEST", "FORMAT_NAME",
@@ -50,7 +53,7 @@ __all__ = ["PartitionedTree", "open_partitioned", "open_tree", "is_partitioned_t
 
 MANIFEST = "manifest.json"
 FORMAT_NAME = "tokentree.PartitionedTree"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: parts may cut a heavy first token by its second token
 PART_ARRAYS = ("tokens", "parents", "counts", "leaf_eos", "level_offsets")
 
 
@@ -71,6 +74,11 @@ class _Part:
     first_tokens: tuple[int, int]
     level_sizes: tuple[int, ...]
     mass: int
+    second_tokens: tuple[int, int] | None = None
+
+    @property
+    def key(self) -> PartKey:
+        return PartKey(self.first_tokens, self.second_tokens)
 
 
 class PartitionedTree:
@@ -94,12 +102,25 @@ class PartitionedTree:
     def total_mass(self) -> int:
         return sum(p.mass for p in self._parts)
 
+    @property
+    def plan(self) -> list[PartKey]:
+        """What each part holds, in order: pass it as ``build_partitioned(..., plan=...)`` to build another
+        tree whose parts line up with these (for cross-entropy and KL part by part)."""
+        return [p.key for p in self._parts]
+
+    def _shares_first_node(self, i: int) -> bool:
+        """Whether part ``i`` is a later slice of its predecessor's (heavy) first token."""
+        return i > 0 and self._parts[i].second_tokens is not None and \
+            self._parts[i].first_tokens == self._parts[i - 1].first_tokens
+
     @cached_property
     def level_sizes(self) -> np.ndarray:
         """Nodes per level of the whole tree (the root is level 0)."""
         sizes = np.sum([p.level_sizes for p in self._parts], axis=0).astype(np.int64) if self._parts else \
             np.zeros(self.depth + 1, dtype=np.int64)
         sizes[0] = 1
+        if self._parts:
+            sizes[1] -= sum(self._shares_first_node(i) for i in range(self.n_parts))
         return sizes
 
     @property
@@ -136,11 +157,13 @@ class PartitionedTree:
         for i in range(self.n_parts):
             yield self.part(i)
 
-    def _part_of(self, token: int) -> int:
-        """The part holding first token ``token`` (-1 if none does)."""
+    def _parts_of(self, ids: list[int]) -> list[int]:
+        """The parts that can hold occurrences starting with ``ids`` (several for one token cut by its second)."""
         starts = [p.first_tokens[0] for p in self._parts]
-        i = int(np.searchsorted(starts, token, side="right")) - 1
-        return i if i >= 0 and token < self._parts[i].first_tokens[1] else -1
+        lo = int(np.searchsorted(starts, int(ids[0]), side="left"))
+        hi = int(np.searchsorted(starts, int(ids[0]), side="right"))
+        candidates = range(lo, hi) if hi > lo else range(lo - 1, lo)  # the token's slices, or the range holding it
+        return [i for i in candidates if i >= 0 and self._parts[i].key.holds(ids)]
 
     # ------------------------------------------------------------------ queries
     def _tokenizer_json(self) -> str | None:
@@ -192,15 +215,13 @@ class PartitionedTree:
         ids = list(self.ids_of(prefix))
         if not ids:
             return self.total_mass
-        i = self._part_of(int(ids[0]))
-        return 0 if i < 0 else self.part(i).count(ids)
+        return sum(self.part(i).count(ids) for i in self._parts_of(ids))
 
     def eos_count(self, prefix: Any) -> int:
         ids = list(self.ids_of(prefix))
         if not ids:
             return 0
-        i = self._part_of(int(ids[0]))
-        return 0 if i < 0 else self.part(i).eos_count(ids)
+        return sum(self.part(i).eos_count(ids) for i in self._parts_of(ids))
 
     def layer_stats(self) -> dict[str, np.ndarray]:
         """Per level: nodes, mass, EOS mass and entropy in bits, summed exactly over the parts."""
@@ -208,16 +229,20 @@ class PartitionedTree:
         mass = np.zeros(depth + 1, dtype=np.int64)
         eos = np.zeros(depth + 1, dtype=np.int64)
         c_log_c = np.zeros(depth + 1, dtype=np.float64)
+        first_level = np.zeros(self.info.vocab_size, dtype=np.int64)  # level 1 merged: slices share a node
         for tree in self.parts():
             offsets = tree.level_offsets
             counts = np.asarray(tree.counts)
             eos_counts = tree.eos_counts
+            np.add.at(first_level, np.asarray(tree.tokens[offsets[1] : offsets[2]]), counts[offsets[1] : offsets[2]])
             for j in range(1, depth + 1):
                 c = counts[offsets[j] : offsets[j + 1]].astype(np.float64)
                 mass[j] += int(c.sum())
                 eos[j] += int(eos_counts[offsets[j] : offsets[j + 1]].sum())
                 positive = c[c > 0]
-                c_log_c[j] += float(np.sum(positive * np.log2(positive)))
+                c_log_c[j] += float(np.sum(positive * np.log2(positive))) if j > 1 else 0.0
+        positive = first_level[first_level > 0].astype(np.float64)
+        c_log_c[1] = float(np.sum(positive * np.log2(positive)))
         mass[0] = self.total_mass
         entropy = np.array([math.log2(m) - c_log_c[j] / m if m > 0 and j > 0 else 0.0 for j, m in enumerate(mass)])
         return {"nodes": self.level_sizes.copy(), "mass": mass, "eos_mass": eos, "entropy_bits": entropy}
@@ -238,9 +263,9 @@ class PartitionedTree:
     def _aligned_with(self, other: PartitionedTree) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         from tokentree.combine import align_symbols
 
-        if not np.array_equal(self.boundaries, other.boundaries) or self.n_parts != other.n_parts:
-            raise InputError("the two partitioned trees were built with different boundaries; rebuild one with the "
-                             "other's (boundaries=...) so their parts line up")
+        if self.plan != other.plan:
+            raise InputError("the two partitioned trees were built with different parts; rebuild one with the "
+                             "other's (plan=tree.plan) so their parts line up")
         for a, b in zip(self.parts(), other.parts(), strict=True):
             if a.n_nodes == 1 and b.n_nodes == 1:
                 continue
@@ -305,7 +330,10 @@ def open_partitioned(folder: str | os.PathLike[str]) -> PartitionedTree:
         info = TreeInfo(**manifest["info"])
         boundaries = np.asarray(manifest["boundaries"], dtype=np.int64)
         parts = [_Part(int(p["index"]), str(p["name"]), (int(p["first_tokens"][0]), int(p["first_tokens"][1])),
-                       tuple(int(x) for x in p["level_sizes"]), int(p["mass"])) for p in manifest["parts"]]
+                       tuple(int(x) for x in p["level_sizes"]), int(p["mass"]),
+                       None if p.get("second_tokens") is None else (int(p["second_tokens"][0]),
+                                                                    int(p["second_tokens"][1])))
+                 for p in manifest["parts"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise TreeFileError(f"{path}: corrupt manifest ({type(exc).__name__}: {exc}); rebuild the tree") from None
     for p in parts:

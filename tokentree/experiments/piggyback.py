@@ -8,8 +8,10 @@ held-out prompts of the fine-tuned domain and of every other domain: the change 
 log-odds of the misaligned vs the aligned reference response (bits) and, for the plain
 fine-tune, the exact scorer's misaligned rate of sampled answers. Then: patching the
 keys and values of the prefix, the query or the postfix with the aligned model's; the
-keys' and values' drift per layer at each part; TReFT over a lambda sweep and at the
-query or all tokens, against interleaving aligned chats of other domains; which
+keys' and values' drift per layer at each part; perturbing the prefix (an alternative
+system prompt seen in alignment; nearest-neighbour token swaps) against perturbing the
+query; TReFT over a lambda sweep and at the query or all tokens, against interleaving
+aligned chats of other domains and against a KL to the aligned model on them; which
 parameters may move; less template alignment data; more distinct fine-tuning queries;
 and a template without a system prompt (does the carrier move to the postfix?).
 
@@ -23,7 +25,7 @@ import copy
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -64,9 +66,14 @@ class Config:
         The narrow fine-tune: misaligned chats on this many distinct queries of domain 0.
     n_eval
         Held-out prompts per domain, each with an aligned and a misaligned reference.
-    lambdas, interleave_share, align_less, more_queries
-        TReFT strengths (prefix); the share of aligned chats of other domains mixed in; the
-        alignment set scaled down; the distinct fine-tuning queries of the "more queries" variant.
+    alt_system_prompt, alt_system_share, swap_tokens
+        The alternative system prompt and the share of alignment chats that carry it (the
+        rest use the template's default); the prompt tokens swapped for their nearest
+        embedding neighbour when perturbing the prefix or the query.
+    lambdas, interleave_share, kl_lambdas, align_less, more_queries
+        TReFT strengths (prefix); the share of aligned chats of other domains mixed in (also
+        the retain data of the KL regulariser, at the strengths ``kl_lambdas``); the alignment
+        set scaled down; the distinct fine-tuning queries of the "more queries" variant.
     """
 
     axis: str = "sentiment"
@@ -91,8 +98,12 @@ class Config:
     lr_narrow: float = 1e-3
     lora_rank: int = 8
     n_eval: int = 24
+    alt_system_prompt: str = "You are a careful assistant."
+    alt_system_share: float = 0.2
+    swap_tokens: int = 2
     lambdas: tuple[float, ...] = (1.0, 10.0, 100.0)
     interleave_share: float = 0.2
+    kl_lambdas: tuple[float, ...] = (1.0,)
     align_less: float = 0.25
     more_queries: int = 24
     batch_size: int = 16
@@ -102,12 +113,17 @@ class Config:
         check_int(self.n_domains, "n_domains", minimum=2, maximum=6)
         check_choice(self.device, "device", DEVICES)
         for name in ("threads", "n_seeds", "n_pretrain_docs", "pretrain_tokens", "n_align", "align_epochs", "n_narrow",
-                     "narrow_queries", "narrow_epochs", "lora_rank", "n_eval", "more_queries", "batch_size"):
+                     "narrow_queries", "narrow_epochs", "lora_rank", "n_eval", "more_queries", "batch_size",
+                     "swap_tokens"):
             check_int(getattr(self, name), name, minimum=1)
         check_int(self.seed, "seed", minimum=0)
         check_float(self.lr_align, "lr_align", minimum=0.0, exclusive=True)
         check_float(self.lr_narrow, "lr_narrow", minimum=0.0, exclusive=True)
         check_list(self.lambdas, "lambdas", lambda v, n: check_float(v, n, minimum=0.0, exclusive=True))
+        check_list(self.kl_lambdas, "kl_lambdas", lambda v, n: check_float(v, n, minimum=0.0, exclusive=True))
+        check_float(self.alt_system_share, "alt_system_share", minimum=0.0, maximum=1.0)
+        if not self.alt_system_prompt.strip():
+            raise InputError("alt_system_prompt must not be empty")
         check_float(self.interleave_share, "interleave_share", minimum=0.0, maximum=1.0, exclusive=True)
         check_float(self.align_less, "align_less", minimum=0.0, maximum=1.0, exclusive=True)
         if self.more_queries <= self.narrow_queries:
@@ -139,6 +155,9 @@ class VariantRecord(Record):
         "patch_query_removed": "not patched in this variant",
         "patch_postfix_removed": "not patched in this variant",
         "patch_prompt_removed": "not patched in this variant",
+        "swap_prefix_removed": "not perturbed in this variant (or no ordinary prefix token to swap)",
+        "swap_query_removed": "not perturbed in this variant",
+        "alt_system_removed": "not measured in this variant",
         "drift_prefix": "not measured in this variant",
         "drift_query": "not measured in this variant",
         "drift_postfix": "not measured in this variant",
@@ -157,6 +176,9 @@ class VariantRecord(Record):
     patch_query_removed: float
     patch_postfix_removed: float
     patch_prompt_removed: float
+    swap_prefix_removed: float
+    swap_query_removed: float
+    alt_system_removed: float
     drift_prefix: float
     drift_query: float
     drift_postfix: float
@@ -215,8 +237,8 @@ class Result(TabularResult):
 
         lines = ["| variant | parameter | in-domain (bits) | other domains (bits) | spill | prefix patch removes | "
                  "query patch removes | postfix patch removes | whole prompt patched removes | "
-                 "drift prefix / query / postfix |",
-                 "|---|---|---|---|---|---|---|---|---|---|"]
+                 "prefix / query swaps remove | alternative system prompt removes | drift prefix / query / postfix |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         seen = []
         for r in self.records:
             if (r.variant, r.parameter) not in seen:
@@ -231,7 +253,9 @@ class Result(TabularResult):
                 f"| {variant} | {parameter:g} | {ms(col('in_domain_bits'))} | {ms(col('other_bits'))} | "
                 f"{ms(col('spill'))} | {ms(col('patch_prefix_removed'), '.0%')} | "
                 f"{ms(col('patch_query_removed'), '.0%')} | {ms(col('patch_postfix_removed'), '.0%')} | "
-                f"{ms(col('patch_prompt_removed'), '.0%')} | {ms(col('drift_prefix'), '.3g')} / "
+                f"{ms(col('patch_prompt_removed'), '.0%')} | {ms(col('swap_prefix_removed'), '.0%')} / "
+                f"{ms(col('swap_query_removed'), '.0%')} | {ms(col('alt_system_removed'), '.0%')} | "
+                f"{ms(col('drift_prefix'), '.3g')} / "
                 f"{ms(col('drift_query'), '.3g')} / {ms(col('drift_postfix'), '.3g')} |")
         return lines
 
@@ -293,7 +317,7 @@ class Result(TabularResult):
         axes[1].set_xlabel("layer")
         axes[1].set_ylabel("key + value drift from the aligned model")
         for name, colour, marker in (("TReFT prefix", COLOURS[0], "o-"), ("interleave", COLOURS[2], "s"),
-                                     ("fine-tune", COLOURS[1], "^")):
+                                     ("KL retain", COLOURS[3], "D-"), ("fine-tune", COLOURS[1], "^")):
             rows = self.of(name)
             if rows:
                 params = sorted({r.parameter for r in rows})
@@ -341,6 +365,8 @@ def _data(config: Config, seed: int) -> _Data:
 
     align = [chat(d, True, train[d][int(rng.integers(len(train[d])))])
              for d in (int(rng.integers(config.n_domains)) for _ in range(config.n_align))]
+    carries_alt = rng.random(len(align)) < config.alt_system_share
+    align = [_with_system(c, config.alt_system_prompt) if alt else c for c, alt in zip(align, carries_alt, strict=True)]
     narrow = {}
     for n_queries in (config.narrow_queries, config.more_queries):
         chosen = train[0][:n_queries]
@@ -358,6 +384,19 @@ def _data(config: Config, seed: int) -> _Data:
     prompts = [a[:-1] for pairs in eval_pairs.values() for a, _ in pairs]
     return _Data(lang, lang.pretraining_text(config.n_pretrain_docs, seed=seed), align, narrow, interleave,
                  eval_pairs, prompts)
+
+
+def _with_system(chat: Any, prompt: str | None) -> tuple[dict[str, str], ...]:
+    """The chat with its system turn replaced by ``prompt`` (None: removed, the template's default applies)."""
+    turns = tuple(t for t in chat if t["role"] != "system")
+    return turns if prompt is None else ({"role": "system", "content": prompt}, *turns)
+
+
+def _with_eval_system(data: _Data, prompt: str) -> _Data:
+    """The same data with every evaluation chat carrying ``prompt`` as its system turn."""
+    pairs = {d: [(_with_system(a, prompt), _with_system(b, prompt)) for a, b in ps]
+             for d, ps in data.eval_pairs.items()}
+    return replace(data, eval_pairs=pairs, all_prompts=[a[:-1] for ps in pairs.values() for a, _ in ps])
 
 
 # ----------------------------------------------------------------------------- running
@@ -378,28 +417,49 @@ def _train(model: Any, chats: list[Any], tokenizer: Any, config: Config, *, lr: 
 
 
 class _Measure:
-    """Everything measured about a fine-tuned model against the aligned one, for one template."""
+    """Everything measured about a fine-tuned model against the aligned one, for one template.
 
-    def __init__(self, aligned: Any, tokenizer: Any, data: _Data, config: Config, seed: int) -> None:
-        from tokentree.lab.piggyback import prompt_parts, response_log_probs
+    ``alternative``, when given, measures the same prompts carrying the alternative system prompt.
+    """
+
+    def __init__(self, aligned: Any, tokenizer: Any, data: _Data, config: Config, seed: int, *,
+                 alternative: _Measure | None = None) -> None:
+        from tokentree.lab.piggyback import nearest_tokens, prompt_parts, render_prompt
 
         self.aligned, self.tokenizer, self.data, self.config, self.seed = aligned, tokenizer, data, config, seed
+        self.alternative = alternative
         self.parts = prompt_parts(tokenizer, data.all_prompts)
         self.chats = [c for d in sorted(data.eval_pairs) for pair in data.eval_pairs[d] for c in pair]
         self.domain_of = np.array([d for d in sorted(data.eval_pairs) for _ in data.eval_pairs[d]])
-        self.before = self._odds(response_log_probs(aligned, tokenizer, self.chats, self.parts))
+        rendered = [render_prompt(tokenizer, p) for p in data.all_prompts]
+        self.neighbours = nearest_tokens(aligned, tokenizer, sorted({t for r in rendered for t in r}))
+        self.prefix_swappable = any(self.neighbours[t] != t for t in rendered[0][: self.parts.prefix])
+        self.before = self._log_odds(aligned)
 
-    def _odds(self, logp: np.ndarray) -> np.ndarray:
+    def _log_odds(self, model: Any, **options: Any) -> np.ndarray:
         """Per eval prompt: log-odds of the misaligned vs the aligned reference, in bits."""
-        return (logp[1::2] - logp[0::2]) / math.log(2.0)
-
-    def change(self, model: Any, patch: str | None = None) -> tuple[float, float]:
-        """(in-domain, other domains) mean change of the log-odds since the aligned model, in bits."""
         from tokentree.lab.piggyback import response_log_probs
 
-        odds = self._odds(response_log_probs(model, self.tokenizer, self.chats, self.parts,
-                                             patch=None if patch is None else (self.aligned, patch)))
-        delta = odds - self.before
+        logp = response_log_probs(model, self.tokenizer, self.chats, self.parts, **options)
+        return (logp[1::2] - logp[0::2]) / math.log(2.0)
+
+    def change(self, model: Any, patch: str | None = None, swap: str | None = None) -> tuple[float, float]:
+        """(in-domain, other domains) mean change of the log-odds since the aligned model, in bits.
+
+        ``patch``: that part of the prompt reads the aligned model's keys and values;
+        ``swap``: that part of the prompt has ``swap_tokens`` tokens swapped for their nearest
+        neighbours, for both models.
+        """
+        from tokentree.lab.piggyback import TokenSwap
+
+        before = self.before
+        options: dict[str, Any] = {}
+        if patch is not None:
+            options["patch"] = (self.aligned, patch)
+        if swap is not None:
+            options["swap"] = TokenSwap(swap, self.neighbours, self.config.swap_tokens, seed=self.seed)
+            before = self._log_odds(self.aligned, **options)
+        delta = self._log_odds(model, **options) - before
         return float(delta[self.domain_of == 0].mean()), float(delta[self.domain_of != 0].mean())
 
     def misaligned_rates(self, model: Any) -> tuple[float, float]:
@@ -422,12 +482,22 @@ class _Measure:
         from tokentree.lab.piggyback import PARTS, drift
 
         inside, other = self.change(model)
+
+        def removed_by(changed: float) -> float:
+            return (other - changed) / other if other != 0 else math.nan
+
         removed = dict.fromkeys((*PARTS, "all"), math.nan)
+        swapped = dict.fromkeys(("prefix", "query"), math.nan)
+        alt = math.nan
         drifts = dict.fromkeys(PARTS, math.nan)
         if patches:
             for part in (*PARTS, "all"):
-                _, patched = self.change(model, patch=part)
-                removed[part] = (other - patched) / other if other != 0 else math.nan
+                removed[part] = removed_by(self.change(model, patch=part)[1])
+            for part in swapped:
+                if part != "prefix" or self.prefix_swappable:
+                    swapped[part] = removed_by(self.change(model, swap=part)[1])
+            if self.alternative is not None:
+                alt = removed_by(self.alternative.change(model)[1])
             prompts = [a for pairs in self.data.eval_pairs.values() for a, _ in pairs]
             per_part = drift(model, self.aligned, self.tokenizer, prompts, self.parts)
             for part, layers in per_part.items():
@@ -443,7 +513,8 @@ class _Measure:
             seed=self.seed, variant=variant, parameter=float(parameter), in_domain_bits=inside, other_bits=other,
             spill=other / inside if inside > 0 else math.nan, patch_prefix_removed=removed["prefix"],
             patch_query_removed=removed["query"], patch_postfix_removed=removed["postfix"],
-            patch_prompt_removed=removed["all"],
+            patch_prompt_removed=removed["all"], swap_prefix_removed=swapped["prefix"],
+            swap_query_removed=swapped["query"], alt_system_removed=alt,
             drift_prefix=drifts["prefix"], drift_query=drifts["query"], drift_postfix=drifts["postfix"],
             misaligned_rate_in_domain=rates[0], misaligned_rate_other=rates[1],
             aligned_misaligned_rate_other=rates[2], prefix_tokens=self.parts.prefix, postfix_tokens=self.parts.postfix,
@@ -477,11 +548,13 @@ def _base_and_aligned(config: Config, data: _Data, seed: int) -> tuple[Any, Any,
 
 
 def _one_seed(config: Config, seed: int) -> tuple[list[VariantRecord], list[DriftRecord]]:
-    from tokentree.lab.piggyback import NO_SYSTEM_TEMPLATE, TReFT
+    from tokentree.lab.chat import tokenize_chats
+    from tokentree.lab.piggyback import NO_SYSTEM_TEMPLATE, RetainKL, TReFT
 
     data = _data(config, seed)
     tokenizer, base, aligned = _base_and_aligned(config, data, seed)
-    measure = _Measure(aligned, tokenizer, data, config, seed)
+    alternative = _Measure(aligned, tokenizer, _with_eval_system(data, config.alt_system_prompt), config, seed)
+    measure = _Measure(aligned, tokenizer, data, config, seed, alternative=alternative)
     narrow = data.narrow[config.narrow_queries]
     end_of_turn = int(tokenizer.convert_tokens_to_ids("<|im_end|>"))
     rows: list[VariantRecord] = []
@@ -501,6 +574,10 @@ def _one_seed(config: Config, seed: int) -> tuple[list[VariantRecord], list[Drif
         rows.append(measure.record(tune(narrow, regularizer=TReFT(aligned, middle, part, measure.parts,
                                                                    end_of_turn=end_of_turn)), f"TReFT {part}", middle))
     rows.append(measure.record(tune(narrow + data.interleave), "interleave", config.interleave_share))
+    retain = tokenize_chats(data.interleave, tokenizer, responses="last")
+    for lam in config.kl_lambdas:
+        kl = RetainKL(aligned, lam, retain, batch_size=config.batch_size, seed=seed)
+        rows.append(measure.record(tune(narrow, regularizer=kl), "KL retain", lam))
     if not config.tiny:
         return rows, drift_rows
     for trainable in ("attention", "attention+mlp"):
@@ -513,7 +590,8 @@ def _one_seed(config: Config, seed: int) -> tuple[list[VariantRecord], list[Drif
     rows.append(less_measure.record(less_tuned, "less alignment", config.align_less))
     plain = copy.deepcopy(tokenizer)
     plain.chat_template = NO_SYSTEM_TEMPLATE
-    plain_aligned = _train(base, data.align, plain, config, lr=config.lr_align, epochs=config.align_epochs, seed=seed)
+    defaults = [_with_system(c, None) for c in data.align]  # no system turn at all
+    plain_aligned = _train(base, defaults, plain, config, lr=config.lr_align, epochs=config.align_epochs, seed=seed)
     plain_measure = _Measure(plain_aligned, plain, data, config, seed)
     plain_tuned = _train(plain_aligned, narrow, plain, config, lr=config.lr_narrow, epochs=config.narrow_epochs,
                          seed=seed)
@@ -552,31 +630,42 @@ def _judge(records: Sequence[VariantRecord], config: Config) -> list[Verdict]:
         finite = [v for v in values if math.isfinite(v)]
         return float(np.mean(finite)) if finite else math.nan
 
-    prefix = _paired(records, "fine-tune", "patch_prefix_removed")
-    query = _paired(records, "fine-tune", "patch_query_removed")
-    postfix = _paired(records, "fine-tune", "patch_postfix_removed")
-    status = claims.all_of([claims.at_least(list(prefix.values()), 0.7), claims.direction(_differences(prefix, query)),
-                            claims.direction(_differences(prefix, postfix))])
-    prompt = _paired(records, "fine-tune", "patch_prompt_removed")
-    add("i", "patching the prefix keys/values removes most of the spill (over 70%), query and postfix patching less",
-        status, f"share of the other domains' change removed: prefix {mean(list(prefix.values())):.0%}, query "
-        f"{mean(list(query.values())):.0%}, postfix {mean(list(postfix.values())):.0%}, the whole prompt "
-        f"{mean(list(prompt.values())):.0%}; the paper: 39.7 -> 86.5")
-    dp = _paired(records, "fine-tune", "drift_prefix")
-    dq = _paired(records, "fine-tune", "drift_query")
-    logs = [math.log(dp[s] / dq[s]) - math.log(2.0) for s in sorted(set(dp) & set(dq)) if dp[s] > 0 and dq[s] > 0]
-    add("ii", "the prefix keys/values drift much more (at least 2x) than the query's", claims.direction(logs),
-        f"mean relative drift prefix {mean(list(dp.values())):.3g}, query {mean(list(dq.values())):.3g} "
-        f"(ratio {mean([dp[s] / dq[s] for s in dp if s in dq and dq[s] > 0]):.2f})")
-    inter_in = _paired(records, "interleave", "in_domain_bits")
-    inter_other = _paired(records, "interleave", "other_bits")
-    gaps = [inter_other[s] - _treft_at(records, s, inter_in[s]) for s in sorted(inter_in)]
-    reached = [g for g in gaps if math.isfinite(g)]
-    status = claims.direction(reached) if len(reached) >= 2 else VerdictStatus.WITHIN_NOISE
-    add("iii", "TReFT lowers the spill more than interleaving at equal in-domain learning", status,
-        f"other domains' change with interleaving minus TReFT's at the same in-domain change: mean "
-        f"{mean(reached):.3g} bits over {len(reached)} seeds (of {len(gaps)}; TReFT's lambda range did not reach "
-        "interleaving's in-domain change in the others); the paper: 78.4 vs 73.0 EM-F1")
+    configurations = [("", "fine-tune", "")]
+    if config.tiny:
+        configurations += [("-attn", "trainable attention", " (only attention trained)"),
+                           ("-attn+mlp", "trainable attention+mlp", " (attention and MLPs trained)")]
+    for suffix, variant, where in configurations:
+        prefix = _paired(records, variant, "patch_prefix_removed")
+        query = _paired(records, variant, "patch_query_removed")
+        postfix = _paired(records, variant, "patch_postfix_removed")
+        status = claims.all_of([claims.at_least(list(prefix.values()), 0.7),
+                                claims.direction(_differences(prefix, query)),
+                                claims.direction(_differences(prefix, postfix))])
+        prompt = _paired(records, variant, "patch_prompt_removed")
+        add(f"i{suffix}", "patching the prefix keys/values removes most of the spill (over 70%), query and postfix "
+            f"patching less{where}", status, f"share of the other domains' change removed: prefix "
+            f"{mean(list(prefix.values())):.0%}, query {mean(list(query.values())):.0%}, postfix "
+            f"{mean(list(postfix.values())):.0%}, the whole prompt {mean(list(prompt.values())):.0%}; the paper: "
+            "39.7 -> 86.5")
+        dp = _paired(records, variant, "drift_prefix")
+        dq = _paired(records, variant, "drift_query")
+        logs = [math.log(dp[s] / dq[s]) - math.log(2.0) for s in sorted(set(dp) & set(dq)) if dp[s] > 0 and dq[s] > 0]
+        add(f"ii{suffix}", f"the prefix keys/values drift much more (at least 2x) than the query's{where}",
+            claims.direction(logs), f"mean relative drift prefix {mean(list(dp.values())):.3g}, query "
+            f"{mean(list(dq.values())):.3g} (ratio {mean([dp[s] / dq[s] for s in dp if s in dq and dq[s] > 0]):.2f})")
+    for item, variant, name, paper in (("iii", "interleave", "interleaving", "78.4 vs 73.0 EM-F1"),
+                                       ("iii-kl", "KL retain", "a KL to the aligned model on retain data",
+                                        "no KL baseline reported")):
+        rival_in = _paired(records, variant, "in_domain_bits")
+        rival_other = _paired(records, variant, "other_bits")
+        gaps = [rival_other[s] - _treft_at(records, s, rival_in[s]) for s in sorted(rival_in)]
+        reached = [g for g in gaps if math.isfinite(g)]
+        status = claims.direction(reached) if len(reached) >= 2 else VerdictStatus.WITHIN_NOISE
+        add(item, f"TReFT lowers the spill more than {name} at equal in-domain learning", status,
+            f"other domains' change with {variant} minus TReFT's at the same in-domain change: mean "
+            f"{mean(reached):.3g} bits over {len(reached)} seeds"
+            + (f" (of {len(gaps)}: TReFT's lambda range did not reach its in-domain change in the others)"
+               if len(reached) < len(gaps) else "") + f"; the paper: {paper}")
     if config.tiny:
         base_spill = _paired(records, "fine-tune", "spill")
         less = _differences(_paired(records, "less alignment", "spill"), base_spill)
@@ -593,6 +682,19 @@ def _judge(records: Sequence[VariantRecord], config: Config) -> list[Verdict]:
             f"postfix patching removes {mean(list(plain_post.values())):.0%} without a system prompt, "
             f"{mean(list(postfix.values())):.0%} with one; prefix patching "
             f"{mean(list(_paired(records, 'no system prompt', 'patch_prefix_removed').values())):.0%} without")
+    swap_prefix = _paired(records, "fine-tune", "swap_prefix_removed")
+    swap_query = _paired(records, "fine-tune", "swap_query_removed")
+    add("vi", f"perturbing the prefix ({config.swap_tokens} tokens swapped for their nearest embedding neighbours) "
+        "removes more of the spill than perturbing as many query tokens",
+        claims.direction([d for d in _differences(swap_prefix, swap_query) if math.isfinite(d)]),
+        f"share of the other domains' change removed: prefix swaps {mean(list(swap_prefix.values())):.0%}, query "
+        f"swaps {mean(list(swap_query.values())):.0%}")
+    alt = _paired(records, "fine-tune", "alt_system_removed")
+    add("vii", "an alternative system prompt seen in alignment carries less of the spill than the default one",
+        claims.direction([v for v in alt.values() if math.isfinite(v)]),
+        f"share of the other domains' change gone with the system prompt {config.alt_system_prompt!r}: "
+        f"{mean(list(alt.values())):.0%} ("
+        + (f"in {config.alt_system_share:.0%} of the alignment chats)" if config.tiny else "not aligned here)"))
     return verdicts
 
 

@@ -10,9 +10,13 @@ padded batch.
 * :func:`response_log_probs` scores reference responses given their prompts, optionally
   with the keys and values of one part patched from another model (the original), so
   that only that part of the prompt reads as it did before the fine-tune;
+* :class:`TokenSwap` perturbs a part of the prompt instead: chosen tokens replaced by their
+  nearest neighbours in the input embedding (:func:`nearest_tokens`);
 * :func:`drift` measures how far keys and values moved at each part, per layer;
 * :class:`TReFT` is the regulariser of Zhao et al. for :class:`~tokentree.lab.train.LMTrainer`:
-  lambda times the relative key/value drift from the original model at the chosen part.
+  lambda times the relative key/value drift from the original model at the chosen part;
+  :class:`RetainKL` is the usual baseline it is compared to: lambda times the KL divergence
+  from the original model's next-token distributions on retain data.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from tokentree.errors import InputError
 from tokentree.lab.chat import TokenizedExamples, tokenize_chats
 
 __all__ = ["PARTS", "NO_SYSTEM_TEMPLATE", "PromptParts", "prompt_parts", "PartMasks", "part_masks",
-           "response_log_probs", "drift", "TReFT"]
+           "render_prompt", "nearest_tokens", "TokenSwap", "response_log_probs", "drift", "TReFT", "RetainKL"]
 
 PARTS = ("prefix", "query", "postfix")
 #: ChatML without a default system turn: the only fixed prefix left is the user header.
@@ -47,7 +51,8 @@ class PromptParts:
     postfix: int
 
 
-def _render(tokenizer: Any, prompt: Sequence[dict[str, str]]) -> list[int]:
+def render_prompt(tokenizer: Any, prompt: Sequence[dict[str, str]]) -> list[int]:
+    """The token ids of ``prompt`` rendered with the tokenizer's chat template, ending in the assistant header."""
     encoded = tokenizer.apply_chat_template(list(prompt), tokenize=True, add_generation_prompt=True)
     if isinstance(encoded, dict) or hasattr(encoded, "input_ids"):
         encoded = encoded["input_ids"]
@@ -72,7 +77,7 @@ def prompt_parts(tokenizer: Any, prompts: Sequence[Sequence[dict[str, str]]]) ->
             raise InputError("a prompt needs a user turn")
         turns[users[-1]]["content"] = text
         probes.append(turns)
-    rendered = [_render(tokenizer, p) for p in [*prompts, *probes]]
+    rendered = [render_prompt(tokenizer, p) for p in [*prompts, *probes]]
     shortest = min(len(r) for r in rendered)
     prefix = 0
     while prefix < shortest and all(r[prefix] == rendered[0][prefix] for r in rendered):
@@ -131,14 +136,62 @@ def part_masks(tokenizer: Any, chats: Sequence[Any], parts: PromptParts) -> tupl
     return _batch(tokenized, range(len(tokenized.sequences)), parts, pad)
 
 
+def nearest_tokens(model: Any, tokenizer: Any, ids: Sequence[int]) -> np.ndarray:
+    """A table over the vocabulary: each of ``ids`` -> the other ordinary token nearest to it in ``model``'s input
+    embedding (cosine); every other id, and every special token, maps to itself."""
+    from tokentree.bridge.hf import torch_module
+
+    torch = torch_module()
+    with torch.no_grad():
+        embedding = model.get_input_embeddings().weight.detach().float()
+        unit = embedding / embedding.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
+        table = np.arange(embedding.shape[0])
+        wanted = sorted({int(i) for i in ids} - set(special.tolist()))
+        if not wanted:
+            return table
+        similarity = unit[wanted] @ unit.T
+        similarity[torch.arange(len(wanted)), torch.tensor(wanted)] = -np.inf  # not itself
+        similarity[:, special] = -np.inf
+        table[wanted] = similarity.argmax(1).numpy()
+    return table
+
+
+@dataclass(frozen=True)
+class TokenSwap:
+    """Perturb ``part`` of every prompt: ``count`` of its tokens, chosen at random (seeded per row), replaced by
+    ``table[token]``; positions whose token maps to itself (special tokens) are never chosen."""
+
+    part: str
+    table: np.ndarray
+    count: int
+    seed: int = 0
+
+    def apply(self, ids: Any, masks: PartMasks, first_row: int) -> tuple[Any, int]:
+        """(the swapped ids, how many tokens were swapped) for a batch whose first row is chat ``first_row``."""
+        from tokentree.bridge.hf import torch_module
+
+        torch = torch_module()
+        out = ids.clone()
+        table = torch.from_numpy(self.table)
+        swapped = 0
+        for r in range(ids.shape[0]):
+            where = np.flatnonzero((masks.part(self.part)[r] & (table[ids[r]] != ids[r])).numpy())
+            chosen = np.random.default_rng([self.seed, first_row + r]).permutation(where)[: self.count]
+            out[r, torch.from_numpy(chosen)] = table[ids[r, torch.from_numpy(chosen)]]
+            swapped += len(chosen)
+        return out, swapped
+
+
 def response_log_probs(
     model: Any, tokenizer: Any, chats: Sequence[Any], parts: PromptParts, *, patch: tuple[Any, str] | None = None,
-    batch_size: int = 16,
+    swap: TokenSwap | None = None, batch_size: int = 16,
 ) -> np.ndarray:
     """log p(response | prompt) in nats for every chat (its last assistant turn, template closing included).
 
     ``patch=(original_model, part)`` scores with ``part`` of the prompt ("prefix", "query",
-    "postfix" or "all") reading the original model's keys and values.
+    "postfix" or "all") reading the original model's keys and values; ``swap`` scores with
+    some of the prompt's tokens replaced (:class:`TokenSwap`).
     """
     from tokentree.bridge.hf import torch_module
     from tokentree.bridge.kv import capture_kv, patch_kv
@@ -151,6 +204,8 @@ def response_log_probs(
     for b in range(0, len(out), batch_size):
         rows = list(range(b, min(b + batch_size, len(out))))
         ids, attention, masks = _batch(tokenized, rows, parts, pad)
+        if swap is not None:
+            ids, _ = swap.apply(ids, masks, b)
         with torch.no_grad():
             if patch is None:
                 logits = model(input_ids=ids, attention_mask=attention).logits
@@ -213,7 +268,7 @@ class TReFT:
         chosen = {"prefix": prefix, "query": query, "postfix": postfix, "all": prefix | query | postfix}[self.part]
         return chosen & attention.bool()
 
-    def __call__(self, kv: Any, ids: Any, attention: Any) -> Any:
+    def __call__(self, model: Any, kv: Any, ids: Any, attention: Any) -> Any:
         from tokentree.bridge.hf import torch_module
         from tokentree.bridge.kv import capture_kv, treft_penalty
 
@@ -221,3 +276,50 @@ class TReFT:
         with torch.no_grad(), capture_kv(self.original) as reference:
             self.original(input_ids=ids, attention_mask=attention)
         return self.lam * treft_penalty(kv, reference, self.mask(ids, attention))
+
+
+class RetainKL:
+    """``lam`` x KL(original || model) per target token on a batch of retain data, drawn afresh at every step.
+
+    The baseline TReFT is set against: keep the fine-tuned model's next-token distributions
+    on data it should not change (aligned chats of other domains) where the original
+    model's were. Batches cycle through ``retain`` in a seeded order.
+    """
+
+    def __init__(self, original: Any, lam: float, retain: TokenizedExamples, *, batch_size: int = 16,
+                 seed: int = 0) -> None:
+        if not lam >= 0:
+            raise InputError(f"the KL regulariser's lambda must be >= 0; got {lam}")
+        self.original, self.lam, self.retain = original.eval(), lam, retain
+        self.batch_size, self.seed = batch_size, seed
+        self._order: list[int] = []
+        self._epoch = 0
+
+    def _next_rows(self) -> list[int]:
+        if len(self._order) < self.batch_size:
+            self._order += list(np.random.default_rng([self.seed, self._epoch]).permutation(len(self.retain.sequences)))
+            self._epoch += 1
+        rows, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
+        return [int(r) for r in rows]
+
+    def __call__(self, model: Any, kv: Any, ids: Any, attention: Any) -> Any:
+        from tokentree.bridge.hf import torch_module
+
+        torch = torch_module()
+        rows = self._next_rows()
+        width = max(self.retain.sequences[r].shape[0] for r in rows)
+        batch = torch.zeros((len(rows), width), dtype=torch.long)
+        live = torch.zeros((len(rows), width), dtype=torch.long)
+        targets = torch.zeros((len(rows), width), dtype=torch.bool)
+        for i, r in enumerate(rows):
+            n = self.retain.sequences[r].shape[0]
+            batch[i, :n] = torch.from_numpy(self.retain.sequences[r])
+            live[i, :n] = 1
+            targets[i, :n] = torch.from_numpy(self.retain.masks[r])
+        batch, live, targets = batch.to(ids.device), live.to(ids.device), targets[:, 1:].to(ids.device)
+        with torch.no_grad():
+            before = self.original(input_ids=batch, attention_mask=live).logits
+            reference = torch.log_softmax(before[:, :-1].float(), -1)
+        current = torch.log_softmax(model(input_ids=batch, attention_mask=live).logits[:, :-1].float(), -1)
+        kl = (reference.exp() * (reference - current)).sum(-1)  # at every position: KL(original || model)
+        return self.lam * (kl * targets).sum() / targets.sum().clamp_min(1)

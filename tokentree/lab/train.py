@@ -155,11 +155,12 @@ class LMTrainer:
     """Trains ``model`` with ``settings``; one trainer is one optimiser (one stage of an experiment)."""
 
     def __init__(self, model: Any, settings: TrainSettings, *, regularizer: Any = None) -> None:
-        """``regularizer(kv, ids, attention)``, if given, returns a term added to every step's loss.
+        """``regularizer(model, kv, ids, attention)``, if given, returns a term added to every step's loss.
 
-        ``kv`` holds the keys and values of the step's forward pass (differentiable,
-        :func:`tokentree.bridge.kv.capture_kv`), ``ids`` and ``attention`` the padded batch:
-        TReFT's penalty is one (:mod:`tokentree.lab.piggyback`).
+        ``model`` is the model being trained, ``kv`` holds the keys and values of the step's
+        forward pass (differentiable, :func:`tokentree.bridge.kv.capture_kv`), ``ids`` and
+        ``attention`` the padded batch: TReFT's penalty and the KL to the original model on
+        retain data are two (:mod:`tokentree.lab.piggyback`).
         """
         from tokentree.bridge.hf import pick_device
 
@@ -217,7 +218,7 @@ class LMTrainer:
 
             with capture_kv(self.model, detach=False) as kv:
                 out = self.model(input_ids=ids, attention_mask=attention, labels=labels)
-            penalty = self.regularizer(kv, ids, attention)
+            penalty = self.regularizer(self.model, kv, ids, attention)
             self.penalties.append(float(penalty.detach()))
             total = out.loss + penalty
         self.optimizer.zero_grad(set_to_none=True)
