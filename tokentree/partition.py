@@ -96,6 +96,12 @@ def _merge_empty(cuts: Sequence[int], mass_between: Callable[[int, int], int],
     return out
 
 
+def _slices(by_second: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """About ``n`` balanced ranges of second-token keys (shifted by one: index 0 is none), none of them empty."""
+    total = np.concatenate([[0], np.cumsum(by_second)])
+    return _merge_empty(plan_partitions(by_second, n).tolist(), lambda c, d: int(total[d] - total[c]))
+
+
 def split_heavy(bounds: np.ndarray, mass: np.ndarray, n_partitions: int,
                 second_mass: Callable[[int], np.ndarray] | None) -> list[PartKey]:
     """The parts of first-token ``bounds``; with ``second_mass``, a first token holding over ``HEAVY_SHARES`` parts'
@@ -120,10 +126,8 @@ def split_heavy(bounds: np.ndarray, mass: np.ndarray, n_partitions: int,
         if a not in heavy or b - a > 1 or second_mass is None:
             keys.append(PartKey((a, b)))
             continue
-        total = np.cumsum(np.concatenate([[0], np.asarray(second_mass(a), dtype=np.int64)]))
-        seconds = plan_partitions(np.diff(total), math.ceil(mass[a] / share))
-        keys += [PartKey((a, a + 1), (c - 1, d - 1))
-                 for c, d in _merge_empty(seconds.tolist(), lambda c, d, total=total: int(total[d] - total[c]))]
+        keys += [PartKey((a, a + 1), (c - 1, d - 1)) for c, d in _slices(np.asarray(second_mass(a), dtype=np.int64),
+                                                                          math.ceil(mass[a] / share))]
     return keys
 
 
