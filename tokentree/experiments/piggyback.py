@@ -300,13 +300,13 @@ class Result(TabularResult):
         fig, axes = new_figure(1, 3, size=(15, 4.2))
         base = self.of("fine-tune")
         parts = ("prefix", "query", "postfix")
-        for j, variant in enumerate(("fine-tune", "no system prompt")):
+        for j, variant in enumerate(("fine-tune", "trainable attention", "no system prompt")):
             rows = self.of(variant)
             if rows:
                 means = [np.nanmean([getattr(r, f"patch_{p}_removed") for r in rows]) for p in parts]
                 sds = [np.nanstd([getattr(r, f"patch_{p}_removed") for r in rows]) for p in parts]
-                axes[0].bar(np.arange(3) + 0.35 * j, means, 0.35, yerr=sds, color=COLOURS[j], label=variant, capsize=3)
-        axes[0].set_xticks(np.arange(3) + 0.175, parts)
+                axes[0].bar(np.arange(3) + 0.27 * j, means, 0.27, yerr=sds, color=COLOURS[j], label=variant, capsize=3)
+        axes[0].set_xticks(np.arange(3) + 0.27, parts)
         axes[0].set_ylabel("share of the spill removed by patching")
         axes[0].axhline(0.7, color="0.4", ls=":", lw=1)
         for i, part in enumerate(parts):
@@ -329,7 +329,7 @@ class Result(TabularResult):
         for ax in axes:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-        fig.suptitle(f"Piggyback on a trained model ({len(base)} seeds; bars and bands: seed sd)")
+        fig.suptitle(f"Piggyback on a trained model ({len(base)} seeds; error bars: seed sd; lines: seed means)")
         fig.savefig(folder / "piggyback.png")
 
 
