@@ -244,7 +244,8 @@ class PartitionedTree:
         positive = first_level[first_level > 0].astype(np.float64)
         c_log_c[1] = float(np.sum(positive * np.log2(positive)))
         mass[0] = self.total_mass
-        entropy = np.array([math.log2(m) - c_log_c[j] / m if m > 0 and j > 0 else 0.0 for j, m in enumerate(mass)])
+        entropy = np.array([max(0.0, math.log2(m) - c_log_c[j] / m) if m > 0 and j > 0 else 0.0  # no -0.0 from rounding
+                            for j, m in enumerate(mass)])
         return {"nodes": self.level_sizes.copy(), "mass": mass, "eos_mass": eos, "entropy_bits": entropy}
 
     def symbol_masses(self) -> np.ndarray:
