@@ -15,7 +15,7 @@ import numpy as np
 
 from tokentree.errors import InputError
 
-__all__ = ["RESOLVED_STANDARD_ERRORS", "SeedStats", "seed_stats", "loglog_slope"]
+__all__ = ["RESOLVED_STANDARD_ERRORS", "SeedStats", "seed_stats", "mean_sd_text", "loglog_slope"]
 
 #: A mean change this many standard errors from zero has a sign worth reporting; inside
 #: it, the change is "within noise".
@@ -62,6 +62,19 @@ def seed_stats(values: Sequence[float] | np.ndarray) -> SeedStats:
         n_positive=int((x > 0).sum()),
         n_negative=int((x < 0).sum()),
     )
+
+
+def mean_sd_text(values: Sequence[float] | np.ndarray, fmt: str = ".3g", missing: str = "n/a") -> str:
+    """"mean ± sd" of the finite values (the sample sd; the mean alone for one value; ``missing`` for none).
+
+    >>> mean_sd_text([1.0, 2.0, 3.0, float("nan")]), mean_sd_text([0.5], ".2f"), mean_sd_text([])
+    ('2 ± 1', '0.50', 'n/a')
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return missing
+    return f"{x.mean():{fmt}} ± {x.std(ddof=1):{fmt}}" if x.size > 1 else f"{x.mean():{fmt}}"
 
 
 def loglog_slope(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from tokentree.aggregate import mean_sd_text
 from tokentree.bridge.hf import DEVICES
 from tokentree.checks import check_choice, check_float, check_int, check_list
 from tokentree.errors import InputError
@@ -229,11 +230,7 @@ class Result(TabularResult):
 
     def _rows(self) -> list[str]:
         def ms(values: Sequence[float], fmt: str = ".3f") -> str:
-            x = np.asarray(values, dtype=float)
-            x = x[np.isfinite(x)]
-            if not x.size:
-                return "-"
-            return f"{x.mean():{fmt}} ± {x.std(ddof=1):{fmt}}" if x.size > 1 else f"{x.mean():{fmt}}"
+            return mean_sd_text(values, fmt, missing="-")
 
         lines = ["| variant | parameter | in-domain (bits) | other domains (bits) | spill | prefix patch removes | "
                  "query patch removes | postfix patch removes | whole prompt patched removes | "

@@ -24,6 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from tokentree.aggregate import mean_sd_text
 from tokentree.bridge.hf import DEVICES
 from tokentree.checks import check_choice, check_float, check_int, check_list
 from tokentree.errors import InputError
@@ -177,13 +178,6 @@ class Result(TabularResult):
     def summary_markdown(self) -> str:
         c = self.config
 
-        def ms(values: Sequence[float], fmt: str = ".3g") -> str:
-            x = np.asarray(values, dtype=float)
-            x = x[np.isfinite(x)]
-            if not x.size:
-                return "n/a"
-            return f"{x.mean():{fmt}} ± {x.std(ddof=1):{fmt}}" if x.size > 1 else f"{x.mean():{fmt}}"
-
         out = [
             f"# rebound-scale: model size and pre-training volume ({c.data})",
             "",
@@ -205,10 +199,10 @@ class Result(TabularResult):
             for n_pos in c.scaled(c.n_pos_values):
                 for x, rows in self.groups(sweep, n_pos):
                     shown = f"{np.mean([r.n_parameters for r in rows]):,.0f}" if sweep == "size" else f"{x:.0%}"
-                    out.append(f"| {n_pos} | {shown} | {ms([r.stage1_gain_nats for r in rows], '.2f')} | "
-                               f"{ms([r.initial_drop_normalised for r in rows])} | "
-                               f"{ms([r.knee for r in rows], '.0f')} | "
-                               f"{ms([r.total_drop_nats for r in rows], '.2f')} |")
+                    out.append(f"| {n_pos} | {shown} | {mean_sd_text([r.stage1_gain_nats for r in rows], '.2f')} | "
+                               f"{mean_sd_text([r.initial_drop_normalised for r in rows])} | "
+                               f"{mean_sd_text([r.knee for r in rows], '.0f')} | "
+                               f"{mean_sd_text([r.total_drop_nats for r in rows], '.2f')} |")
         out += ["", "![rebound against size and pre-training](rebound_scale.png)"]
         return "\n".join(out) + "\n"
 

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from tokentree.aggregate import mean_sd_text
 from tokentree.bridge.hf import DEVICES
 from tokentree.checks import check_choice, check_float, check_int, check_list
 from tokentree.errors import InputError
@@ -173,8 +174,7 @@ class Result(TabularResult):
         c = self.config
 
         def ms(values: Sequence[float]) -> str:
-            x = np.asarray(values, dtype=float)
-            return f"{x.mean():.3f} ± {x.std(ddof=1):.3f}" if x.size > 1 else f"{x.mean():.3f}"
+            return mean_sd_text(values, ".3f")
 
         out = [
             f"# resistance: forward vs inverse alignment ({c.data}, model {c.model})",
