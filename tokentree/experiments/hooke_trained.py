@@ -40,10 +40,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tokentree.bridge.hf import DEVICES
 from tokentree.checks import check_choice, check_float, check_int, check_list
 from tokentree.compression.mixture import Shares, theorem_4_2_sizes
 from tokentree.errors import InputError
+from tokentree.experiments._training import SeededTraining
 from tokentree.lab import Stage, loglog_slope, run_stages, seed_stats
 from tokentree.progress import progress
 from tokentree.results import Record
@@ -58,7 +58,7 @@ REAL_POOLS = (("pydoc-paragraphs", "chatterbot"), ("tweets-positive",), ("tweets
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(SeededTraining):
     """Options of ``tokentree run hooke-trained``; every field can be set in a TOML file.
 
     k_values, l_values
@@ -120,8 +120,7 @@ class Config:
 
     def __post_init__(self) -> None:
         check_choice(self.data, "data", DATA_SOURCES)
-        check_int(self.seed, "seed", minimum=0)
-        check_int(self.n_seeds, "n_seeds", minimum=1)
+        self.check_training_settings()
         ks = check_list(self.k_values, "k_values", lambda v, n: check_float(v, n, minimum=1.0, exclusive=True))
         ls = check_list(self.l_values, "l_values", lambda v, n: check_float(v, n, minimum=0.0, exclusive=True))
         if any(b <= a for a, b in itertools.pairwise(ls)):
@@ -139,12 +138,10 @@ class Config:
         check_float(self.lr_pretrain, "lr_pretrain", minimum=0.0, exclusive=True)
         check_float(self.lr_finetune, "lr_finetune", minimum=0.0, exclusive=True)
         check_float(self.theory_discount, "theory_discount", minimum=0.0, maximum=0.999999)
-        check_int(self.threads, "threads", minimum=1)
         if not isinstance(self.model, str) or not self.model.strip():
             raise InputError(f"model must be 'tiny', 'smollm2', a model folder or a hub name; got {self.model!r}")
         if self.model != "tiny" and self.data != "real":
             raise InputError(f"model {self.model!r} needs data = 'real': synthetic data are token ids, not text")
-        check_choice(self.device, "device", DEVICES)
         check_int(self.synthetic_depth, "synthetic_depth", minimum=1, maximum=64)
         check_float(self.synthetic_alpha, "synthetic_alpha", minimum=1.0, exclusive=True)
         check_int(self.synthetic_leaves, "synthetic_leaves", minimum=1)
@@ -177,10 +174,6 @@ class Config:
             pretrain_tokens=50_000,
             align_epochs=2,
         )
-
-    @property
-    def seeds(self) -> list[int]:
-        return [self.seed + i for i in range(self.n_seeds)]
 
 
 @dataclass(frozen=True, eq=False)

@@ -32,9 +32,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tokentree.aggregate import mean_sd_text
-from tokentree.bridge.hf import DEVICES
 from tokentree.checks import check_choice, check_float, check_int, check_list
 from tokentree.errors import InputError
+from tokentree.experiments._training import SeededTraining
 from tokentree.progress import progress
 from tokentree.results import Record
 from tokentree.runs import TabularResult
@@ -52,7 +52,7 @@ PAPER = ("Zhao et al.: general alignment after the narrow fine-tune 39.7 -> 86.5
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(SeededTraining):
     """Options of ``tokentree run piggyback``; every field can be set in a TOML file.
 
     axis, n_domains
@@ -112,12 +112,11 @@ class Config:
     def __post_init__(self) -> None:
         check_choice(self.axis, "axis", ("sentiment", "style"))
         check_int(self.n_domains, "n_domains", minimum=2, maximum=6)
-        check_choice(self.device, "device", DEVICES)
-        for name in ("threads", "n_seeds", "n_pretrain_docs", "pretrain_tokens", "n_align", "align_epochs", "n_narrow",
+        self.check_training_settings()
+        for name in ("n_pretrain_docs", "pretrain_tokens", "n_align", "align_epochs", "n_narrow",
                      "narrow_queries", "narrow_epochs", "lora_rank", "n_eval", "more_queries", "batch_size",
                      "swap_tokens"):
             check_int(getattr(self, name), name, minimum=1)
-        check_int(self.seed, "seed", minimum=0)
         check_float(self.lr_align, "lr_align", minimum=0.0, exclusive=True)
         check_float(self.lr_narrow, "lr_narrow", minimum=0.0, exclusive=True)
         check_list(self.lambdas, "lambdas", lambda v, n: check_float(v, n, minimum=0.0, exclusive=True))
@@ -129,10 +128,6 @@ class Config:
         check_float(self.align_less, "align_less", minimum=0.0, maximum=1.0, exclusive=True)
         if self.more_queries <= self.narrow_queries:
             raise InputError(f"more_queries ({self.more_queries}) must exceed narrow_queries ({self.narrow_queries})")
-
-    @property
-    def seeds(self) -> list[int]:
-        return [self.seed + i for i in range(self.n_seeds)]
 
     @property
     def tiny(self) -> bool:

@@ -26,7 +26,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tokentree.bridge.hf import DEVICES
 from tokentree.checks import check_choice, check_float, check_int
 from tokentree.compression.rebound import (
     count_model_initial_slope,
@@ -35,8 +34,9 @@ from tokentree.compression.rebound import (
     count_model_rebound,
     count_model_return_count,
 )
+from tokentree.experiments._training import SeededTraining
 from tokentree.lab.language import AXES
-from tokentree.lab.rebound import scaled_grid
+from tokentree.lab.rebound import scaled_amounts, scaled_grid
 from tokentree.lab.sources import check_source
 from tokentree.progress import progress
 from tokentree.results import Record
@@ -51,7 +51,7 @@ SECTION = "docs/experiments.md §E4r"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(SeededTraining):
     """Options of ``tokentree run rebound``; every field can be set in a TOML file.
 
     data, axis, positive, negative
@@ -103,10 +103,7 @@ class Config:
     def __post_init__(self) -> None:
         check_source(self.data, self.positive, self.negative)
         check_choice(self.axis, "axis", AXES)
-        check_choice(self.device, "device", DEVICES)
-        check_int(self.threads, "threads", minimum=1)
-        check_int(self.seed, "seed", minimum=0)
-        check_int(self.n_seeds, "n_seeds", minimum=1)
+        self.check_training_settings()
         scaled_grid(self.n_pos_values, self.n_neg_values, self.scale)
         for name in ("n_pretrain_docs", "pretrain_tokens", "n_eval", "max_new_tokens", "align_epochs", "batch_size"):
             check_int(getattr(self, name), name, minimum=1)
@@ -117,11 +114,7 @@ class Config:
 
     def scaled(self, values: Sequence[int]) -> list[int]:
         """``values`` (n_pos_values or n_neg_values) times ``scale``, rounded."""
-        return [round(v * self.scale) for v in values]
-
-    @property
-    def seeds(self) -> list[int]:
-        return [self.seed + i for i in range(self.n_seeds)]
+        return scaled_amounts(values, self.scale)
 
     @classmethod
     def quick(cls) -> Config:

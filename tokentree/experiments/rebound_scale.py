@@ -25,11 +25,11 @@ from typing import ClassVar
 import numpy as np
 
 from tokentree.aggregate import mean_sd_text
-from tokentree.bridge.hf import DEVICES
 from tokentree.checks import check_choice, check_float, check_int, check_list
 from tokentree.errors import InputError
+from tokentree.experiments._training import SeededTraining
 from tokentree.lab.language import AXES
-from tokentree.lab.rebound import scaled_grid
+from tokentree.lab.rebound import scaled_amounts, scaled_grid
 from tokentree.lab.sources import check_source
 from tokentree.progress import progress
 from tokentree.results import Record
@@ -46,7 +46,7 @@ TINYLLAMA_FRACTIONS = (0.03, 0.17, 0.33, 0.67, 0.83, 1.0)
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(SeededTraining):
     """Options of ``tokentree run rebound-scale``; every field can be set in a TOML file.
 
     data, axis, positive, negative
@@ -89,10 +89,7 @@ class Config:
     def __post_init__(self) -> None:
         check_source(self.data, self.positive, self.negative)
         check_choice(self.axis, "axis", AXES)
-        check_choice(self.device, "device", DEVICES)
-        check_int(self.threads, "threads", minimum=1)
-        check_int(self.seed, "seed", minimum=0)
-        check_int(self.n_seeds, "n_seeds", minimum=1)
+        self.check_training_settings()
         for i, size in enumerate(self.sizes):
             if len(size) != 3:
                 raise InputError(f"sizes[{i}] must be (layers, width, heads); got {list(size)}")
@@ -110,11 +107,7 @@ class Config:
 
     def scaled(self, values: Sequence[int]) -> list[int]:
         """``values`` (n_pos_values or n_neg_values) times ``scale``, rounded."""
-        return [round(v * self.scale) for v in values]
-
-    @property
-    def seeds(self) -> list[int]:
-        return [self.seed + i for i in range(self.n_seeds)]
+        return scaled_amounts(values, self.scale)
 
     @classmethod
     def quick(cls) -> Config:

@@ -30,9 +30,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tokentree.aggregate import mean_sd_text
-from tokentree.bridge.hf import DEVICES
 from tokentree.checks import check_choice, check_float, check_int, check_list
 from tokentree.errors import InputError
+from tokentree.experiments._training import SeededTraining
 from tokentree.lab.sources import check_source
 from tokentree.progress import progress
 from tokentree.results import Record
@@ -50,7 +50,7 @@ STANDS_FOR = {"style": "Alpaca", "truth": "TruthfulQA", "safety": "BeaverTails",
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(SeededTraining):
     """Options of ``tokentree run resistance``; every field can be set in a TOML file.
 
     data, axes, positive
@@ -97,11 +97,10 @@ class Config:
     def __post_init__(self) -> None:
         check_source(self.data, self.positive, negative=None)
         check_list(self.axes, "axes", lambda v, n: check_choice(v, n, tuple(STANDS_FOR)))
-        check_choice(self.device, "device", DEVICES)
-        for name in ("threads", "n_seeds", "n_pretrain_docs", "pretrain_tokens", "n_align", "n_samples",
+        self.check_training_settings()
+        for name in ("n_pretrain_docs", "pretrain_tokens", "n_align", "n_samples",
                      "max_new_tokens", "transfer_epochs", "batch_size"):
             check_int(getattr(self, name), name, minimum=1)
-        check_int(self.seed, "seed", minimum=0)
         check_float(self.barely_share, "barely_share", minimum=0.0, maximum=0.5, exclusive=True)
         check_float(self.lr_align, "lr_align", minimum=0.0, exclusive=True)
         check_float(self.lr_transfer, "lr_transfer", minimum=0.0, exclusive=True)
@@ -109,10 +108,6 @@ class Config:
         check_float(self.tail_share, "tail_share", minimum=0.0, maximum=1.0, exclusive=True)
         if self.n_align < 3:
             raise InputError(f"n_align must be at least 3 (three checkpoints in one epoch); got {self.n_align}")
-
-    @property
-    def seeds(self) -> list[int]:
-        return [self.seed + i for i in range(self.n_seeds)]
 
     @property
     def datasets(self) -> tuple[str, ...]:

@@ -20,7 +20,12 @@ from tokentree.lab.chat import TokenizedExamples
 from tokentree.lab.probe import BehaviourProbe, ProbeResult
 from tokentree.lab.protocol import Stage, run_stages
 
-__all__ = ["ReboundSettings", "ReboundCurve", "rebound_curve", "scaled_grid"]
+__all__ = ["ReboundSettings", "ReboundCurve", "rebound_curve", "scaled_amounts", "scaled_grid"]
+
+
+def scaled_amounts(values: Sequence[int], scale: float) -> list[int]:
+    """``values`` times ``scale``, rounded: the amounts a grid scaled down (or up) trains on."""
+    return [round(v * scale) for v in values]
 
 
 def scaled_grid(n_pos: Sequence[int], n_neg: Sequence[int], scale: float) -> tuple[list[int], list[int]]:
@@ -34,7 +39,7 @@ def scaled_grid(n_pos: Sequence[int], n_neg: Sequence[int], scale: float) -> tup
     if list(pos) != sorted(set(pos)) or neg[0] != 0 or list(neg) != sorted(set(neg)):
         raise InputError("n_pos_values must increase, and n_neg_values must start at 0 and increase")
     check_float(scale, "scale", minimum=0.0, exclusive=True, maximum=10.0)
-    out = [round(v * scale) for v in pos], [round(v * scale) for v in neg]
+    out = scaled_amounts(pos, scale), scaled_amounts(neg, scale)
     if len(set(out[1])) != len(neg) or len(set(out[0])) != len(pos) or min(out[0]) < 1:
         raise InputError(f"scale = {scale} makes amounts of the grid coincide; raise the scale")
     return out
