@@ -95,6 +95,22 @@ class TokenizedExamples:
             tuple(s for p in parts for s in p.sequences), tuple(m for p in parts for m in p.masks)
         )
 
+    def padded(self, rows: Sequence[int], *, pad: int = 0) -> tuple[Any, Any, Any]:
+        """(ids, attention, targets) of ``rows`` as torch tensors (rows, longest), right-padded with ``pad``."""
+        from tokentree.bridge.hf import torch_module
+
+        torch = torch_module()
+        width = max(self.sequences[i].shape[0] for i in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        targets = torch.zeros((len(rows), width), dtype=torch.bool)
+        for r, i in enumerate(rows):
+            n = self.sequences[i].shape[0]
+            ids[r, :n] = torch.from_numpy(self.sequences[i])
+            attention[r, :n] = 1
+            targets[r, :n] = torch.from_numpy(self.masks[i])
+        return ids, attention, targets
+
     def split(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(contexts, continuations): each sequence cut where its last run of targets begins."""
         contexts, continuations = [], []

@@ -23,7 +23,8 @@ from tokentree.errors import InputError
 from tokentree.lab.chat import TokenizedExamples, as_messages
 from tokentree.progress import progress
 
-__all__ = ["scorer_for", "response_rates", "KLToReference", "kl_to_reference", "Samples", "sample_responses"]
+__all__ = ["scorer_for", "response_rates", "KLToReference", "kl_to_reference", "token_kl", "Samples",
+           "sample_responses"]
 
 
 def scorer_for(model: Any, *, batch_size: int = 16, threads: int = 1, n_scored_tokens: int | None = None) -> Any:
@@ -78,25 +79,21 @@ def kl_to_reference(model: Any, reference: Any, data: TokenizedExamples, *, batc
     total, worst, count = 0.0, 0.0, 0
     order = sorted(range(len(data)), key=lambda i: -data.sequences[i].shape[0])
     for b in range(0, len(order), batch_size):
-        batch = order[b : b + batch_size]
-        width = max(data.sequences[i].shape[0] for i in batch)
-        ids = torch.zeros((len(batch), width), dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        targets = torch.zeros((len(batch), width), dtype=torch.bool)
-        for r, i in enumerate(batch):
-            n = data.sequences[i].shape[0]
-            ids[r, :n] = torch.from_numpy(data.sequences[i])
-            attention[r, :n] = 1
-            targets[r, :n] = torch.from_numpy(data.masks[i])
+        ids, attention, targets = data.padded(order[b : b + batch_size])
         with torch.inference_mode():
             log_p = _log_probs(model, ids, attention)
             log_r = _log_probs(reference, ids, attention)
         positions = targets[:, 1:]  # the distribution at t predicts token t + 1
-        kl = (log_p.exp() * (log_p - log_r)).sum(-1)[positions]
+        kl = token_kl(log_p, log_r)[positions]
         total += float(kl.sum())
         worst = max(worst, float(kl.max())) if kl.numel() else worst
         count += int(positions.sum())
     return KLToReference(mean_kl_nats=total / count, max_kl_nats=worst, n_positions=count)
+
+
+def token_kl(log_p: Any, log_q: Any) -> Any:
+    """KL(p || q) at every position, from log-probabilities over the vocabulary (the last axis)."""
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
 
 
 def _log_probs(model: Any, ids: Any, attention: Any) -> Any:

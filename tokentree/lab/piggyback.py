@@ -29,6 +29,7 @@ import numpy as np
 
 from tokentree.errors import InputError
 from tokentree.lab.chat import TokenizedExamples, tokenize_chats
+from tokentree.lab.measure import token_kl
 
 __all__ = ["PARTS", "NO_SYSTEM_TEMPLATE", "PromptParts", "prompt_parts", "PartMasks", "part_masks",
            "render_prompt", "nearest_tokens", "TokenSwap", "response_log_probs", "drift", "TReFT", "RetainKL"]
@@ -110,23 +111,14 @@ def _batch(tokenized: TokenizedExamples, rows: Sequence[int], parts: PromptParts
     from tokentree.bridge.hf import torch_module
 
     torch = torch_module()
-    seqs = [tokenized.sequences[i] for i in rows]
-    masks = [tokenized.masks[i] for i in rows]
-    width = max(s.shape[0] for s in seqs)
-    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-    attention = torch.zeros((len(seqs), width), dtype=torch.long)
-    part = {name: torch.zeros((len(seqs), width), dtype=torch.bool) for name in (*PARTS, "response")}
-    for r, (s, m) in enumerate(zip(seqs, masks, strict=True)):
-        n = s.shape[0]
-        ids[r, :n] = torch.from_numpy(s)
-        attention[r, :n] = 1
-        targets = np.flatnonzero(m)
-        start = int(targets[0])  # the response (the last assistant turn) starts here
+    ids, attention, response = tokenized.padded(rows, pad=pad)
+    part = {name: torch.zeros_like(response) for name in PARTS}
+    for r, i in enumerate(rows):
+        start = int(np.flatnonzero(tokenized.masks[i])[0])  # the response (the last assistant turn) starts here
         part["prefix"][r, : parts.prefix] = True
         part["query"][r, parts.prefix : start - parts.postfix] = True
         part["postfix"][r, start - parts.postfix : start] = True
-        part["response"][r, torch.from_numpy(targets)] = True
-    return ids, attention, PartMasks(part["prefix"], part["query"], part["postfix"], part["response"])
+    return ids, attention, PartMasks(part["prefix"], part["query"], part["postfix"], response)
 
 
 def part_masks(tokenizer: Any, chats: Sequence[Any], parts: PromptParts) -> tuple[Any, Any, PartMasks]:
@@ -306,20 +298,11 @@ class RetainKL:
         from tokentree.bridge.hf import torch_module
 
         torch = torch_module()
-        rows = self._next_rows()
-        width = max(self.retain.sequences[r].shape[0] for r in rows)
-        batch = torch.zeros((len(rows), width), dtype=torch.long)
-        live = torch.zeros((len(rows), width), dtype=torch.long)
-        targets = torch.zeros((len(rows), width), dtype=torch.bool)
-        for i, r in enumerate(rows):
-            n = self.retain.sequences[r].shape[0]
-            batch[i, :n] = torch.from_numpy(self.retain.sequences[r])
-            live[i, :n] = 1
-            targets[i, :n] = torch.from_numpy(self.retain.masks[r])
+        batch, live, targets = self.retain.padded(self._next_rows())
         batch, live, targets = batch.to(ids.device), live.to(ids.device), targets[:, 1:].to(ids.device)
         with torch.no_grad():
             before = self.original(input_ids=batch, attention_mask=live).logits
             reference = torch.log_softmax(before[:, :-1].float(), -1)
         current = torch.log_softmax(model(input_ids=batch, attention_mask=live).logits[:, :-1].float(), -1)
-        kl = (reference.exp() * (reference - current)).sum(-1)  # at every position: KL(original || model)
+        kl = token_kl(reference, current)  # at every position: KL(original || model)
         return self.lam * (kl * targets).sum() / targets.sum().clamp_min(1)
