@@ -427,6 +427,7 @@ class _Measure:
         self.neighbours = nearest_tokens(aligned, tokenizer, sorted({t for r in rendered for t in r}))
         self.prefix_swappable = any(self.neighbours[t] != t for t in rendered[0][: self.parts.prefix])
         self.before = self._log_odds(aligned)
+        self._swapped_before: dict[str, np.ndarray] = {}  # the aligned model's log-odds with each part perturbed
 
     def _log_odds(self, model: Any, **options: Any) -> np.ndarray:
         """Per eval prompt: log-odds of the misaligned vs the aligned reference, in bits."""
@@ -450,7 +451,9 @@ class _Measure:
             options["patch"] = (self.aligned, patch)
         if swap is not None:
             options["swap"] = TokenSwap(swap, self.neighbours, self.config.swap_tokens, seed=self.seed)
-            before = self._log_odds(self.aligned, **options)
+            if swap not in self._swapped_before:
+                self._swapped_before[swap] = self._log_odds(self.aligned, **options)
+            before = self._swapped_before[swap]
         delta = self._log_odds(model, **options) - before
         return float(delta[self.domain_of == 0].mean()), float(delta[self.domain_of != 0].mean())
 
