@@ -65,12 +65,15 @@ def independent_check(folder: Path, lengths_path: Path, depth: int) -> dict:
     tree = open_partitioned(folder)
     nodes = np.zeros(depth + 1, dtype=np.int64)
     mass = np.zeros(depth + 1, dtype=np.int64)
+    first_tokens = []  # a heavy first token's slices each hold its level-1 node: count distinct ones
     for i in range(tree.n_parts):
         part = folder / f"part-{i:05d}"
         offsets = np.load(part / "level_offsets.npy")
         counts = np.load(part / "counts.npy", mmap_mode="r")
-        nodes[1:] += np.diff(offsets)[1:]
+        first_tokens.append(np.load(part / "tokens.npy", mmap_mode="r")[offsets[1] : offsets[2]])
+        nodes[2:] += np.diff(offsets)[2:]
         mass[1:] += [int(np.asarray(counts[offsets[j] : offsets[j + 1]]).sum()) for j in range(1, depth + 1)]
+    nodes[1] = np.unique(np.concatenate(first_tokens)).shape[0]
     stats = tree.layer_stats()
     lengths = np.load(lengths_path)
     expected = [int(np.maximum(lengths - j + 1, 0).sum()) for j in range(1, depth + 1)]  # windows >= j long
@@ -103,16 +106,14 @@ def main() -> None:
         print(json.dumps(single_case(args.case[0], int(args.case[1]))))
         return
     import numpy as np
-    from distributed import Client, LocalCluster
+
+    from tokentree.distributed import local_client
 
     depth = 8
     small, large = (10_000_000, 30_000_000) if args.quick else (100_000_000, 300_000_000)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="6GiB", processes=True,
-                               dashboard_address=":0")
-        client = Client(cluster)
-        try:
+        with local_client(workers=2, memory_limit="6GiB") as client:
             stream = folder / "small.bin"
             write_stream(stream, small)
             out = subprocess.run([sys.executable, __file__, "--case", str(stream), str(depth)], capture_output=True,
@@ -148,9 +149,6 @@ def main() -> None:
             print(f"  throughput {per_core / 1e6:.2f}M tokens/s per core (tree to disk), against KenLM lmplz's "
                   f"published {KENLM_TOKENS_PER_CORE[0] / 1e6:.2f}-{KENLM_TOKENS_PER_CORE[1] / 1e6:.2f}M for "
                   "full pipelines")
-        finally:
-            client.close()
-            cluster.close()
 
 
 if __name__ == "__main__":

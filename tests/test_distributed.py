@@ -125,13 +125,16 @@ def test_a_worker_killed_mid_task_is_retried_and_the_tree_is_the_same(client, tm
     assert len(worker_peaks(tree)) == tree.n_parts
 
 
-def test_a_stream_is_read_in_place_and_the_output_folder_is_safe(client, tmp_path):
+def test_a_stream_is_read_in_place_and_the_output_folder_is_safe(client, tmp_path, capsys):
     from tokentree.sequences import load_token_ids
 
     flat = np.array([5, 6, 7, 0, 5, 6, 0, 9, 9, 9, 9, 0], dtype=np.uint16)
     flat.tofile(tmp_path / "train.bin")
     stream = load_token_ids(tmp_path / "train.bin", dtype="uint16", eos=0, vocab_size=10)
-    tree = build_partitioned(stream, tmp_path / "t", depth=3, mode="window", partitions=3, client=client)
+    tree = build_partitioned(stream, tmp_path / "t", depth=3, mode="window", partitions=3, client=client,
+                             show_progress=True)
+    bars = capsys.readouterr().err
+    assert "planning parts" in bars and "building parts" in bars  # a bar per phase
     _same(tree.materialize(), build_tree([[5, 6, 7], [5, 6], [9, 9, 9, 9]], depth=3, mode="window", vocab_size=10))
     assert not list(tmp_path.glob(".tokentree-scratch-*"))  # nothing left behind
     (tmp_path / "mine").mkdir()
@@ -157,6 +160,20 @@ def test_scratch_space_and_scheduler_errors_are_clear(client, tmp_path, monkeypa
         build_partitioned(seqs, tmp_path / "u", depth=2, scheduler="tcp://127.0.0.1:1")
     with pytest.raises(InputError, match="memory size 'lots' is not understood"):
         parse_memory("lots")
+
+
+def test_the_workers_a_build_starts_keep_freed_memory_and_this_process_keeps_its_environment(monkeypatch):
+    import os
+
+    from tokentree.distributed import KEEP_FREED_MEMORY, local_client
+
+    monkeypatch.delenv("MALLOC_MMAP_MAX_", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    with local_client(1, "1GiB") as started:
+        seen = started.run(lambda: {name: os.environ.get(name) for name in KEEP_FREED_MEMORY})
+        assert "MALLOC_MMAP_MAX_" not in os.environ  # a subprocess started meanwhile runs as usual
+    assert list(seen.values()) == [KEEP_FREED_MEMORY]
+    assert "MALLOC_MMAP_MAX_" not in os.environ and os.environ["OMP_NUM_THREADS"] == "3"  # dask's nanny sets both
 
 
 def test_an_unfinished_tree_is_refused_when_opened(client, tmp_path):

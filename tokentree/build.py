@@ -400,11 +400,13 @@ def second_token_mass_of(seqs: TokenSequences | TokenStream, depth: int, mode: s
     return np.bincount(second_token_keys(seqs, occ) + 1, minlength=vocab_size + 1).astype(np.int64)
 
 
-def first_token_mass_of(seqs: TokenSequences | TokenStream, depth: int, mode: str, vocab_size: int) -> np.ndarray:
-    """Occurrences per first token (for planning a build in parts)."""
+def first_token_mass_of(seqs: TokenSequences | TokenStream, depth: int, mode: str, vocab_size: int, *,
+                        show_progress: bool | None = False) -> np.ndarray:
+    """Occurrences per first token (for planning a build in parts); a stream is read a chunk at a time, with a bar."""
     if mode == "window" and isinstance(seqs, TokenStream):
         mass = np.zeros(max(vocab_size, seqs.eos + 1), dtype=np.int64)
-        for i in range(0, seqs.tokens.shape[0], 1 << 24):
+        chunks = range(0, seqs.tokens.shape[0], 1 << 24)
+        for i in progress(chunks, desc="planning parts", total=len(chunks), show=show_progress, unit="chunk"):
             mass += first_token_mass(np.asarray(seqs.tokens[i : i + (1 << 24)]), mass.shape[0])
         mass[seqs.eos] -= seqs.tokens.shape[0] - seqs.n_tokens  # the separators start no window
         return mass[:vocab_size]

@@ -11,15 +11,17 @@ token's subtree only):
    reads the same file: one machine, or a shared file system), cuts the occurrences that
    start in its range (and, for a slice of a heavy token, whose second token lies in the
    slice) exactly as :func:`tokentree.build_tree` would, sorts and counts
-   them with the same kernels, and writes the part's arrays as ``.npy`` files (written
-   under a temporary name, then renamed, so a retried task never leaves half a part).
+   them with the same kernels, and writes the part's arrays as ``.npy`` files past the
+   page cache (:mod:`tokentree.npy_direct`), under a temporary name, then renamed, so a
+   retried task never leaves half a part.
    Dask retries a task whose worker died.
 3. **Stitch**: nothing moves; ``manifest.json`` is written last, with every part's level
    sizes, and the folder is put in place atomically (:mod:`tokentree.outputs`).
 
 The result opens lazily as a :class:`tokentree.partitioned.PartitionedTree`.
 
-Where it runs: a ``LocalCluster`` the call starts itself (``workers``, ``memory_limit``),
+Where it runs: a ``LocalCluster`` the call starts itself (``workers``, ``memory_limit``;
+:func:`local_client`, whose workers keep the memory a part frees for the next part),
 a running scheduler (``scheduler="tcp://host:8786"``), or any ``distributed.Client``
 (dask-jobqueue, Kubernetes). Each worker's numba uses ``threads_per_part`` threads, so
 workers do not oversubscribe cores.
@@ -27,6 +29,7 @@ workers do not oversubscribe cores.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -34,7 +37,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,7 @@ from tokentree.build import (
     with_second_tokens,
 )
 from tokentree.errors import InputError
+from tokentree.npy_direct import save_npy
 from tokentree.outputs import check_output_folder, write_output_folder
 from tokentree.partition import PartKey, plan_partitions, split_heavy
 from tokentree.partitioned import (
@@ -68,7 +72,7 @@ from tokentree.progress import progress_bar
 from tokentree.sequences import TokenSequences, TokenStream, load_token_ids
 from tokentree.tree import TreeInfo
 
-__all__ = ["IdsSource", "build_partitioned", "parse_memory", "OUTPUT_KIND"]
+__all__ = ["IdsSource", "build_partitioned", "local_client", "parse_memory", "KEEP_FREED_MEMORY", "OUTPUT_KIND"]
 
 OUTPUT_KIND = "partitioned tree"
 #: A part is planned to take at most this share of a worker's memory limit.
@@ -170,7 +174,7 @@ def build_part(source: IdsSource, info: dict[str, Any], key: PartKey, folder: st
     staging = Path(folder) / f".{part_name(index)}.{uuid.uuid4().hex}"
     staging.mkdir()
     for name in PART_ARRAYS:
-        np.save(staging / f"{name}.npy", np.asarray(getattr(tree, name)), allow_pickle=False)
+        save_npy(staging / f"{name}.npy", np.asarray(getattr(tree, name)))
     if final.exists():  # an earlier attempt of this task finished writing before its worker died
         shutil.rmtree(final)
     staging.rename(final)
@@ -180,25 +184,81 @@ def build_part(source: IdsSource, info: dict[str, Any], key: PartKey, folder: st
             "peak_rss_gib": _peak_rss_gib()}
 
 
-def _client(scheduler: str | None, client: Any, workers: int, memory_limit: int) -> tuple[Any, list[Any]]:
-    """The Dask client to use, and what to close afterwards."""
+#: glibc settings for the worker processes a build starts (``LocalCluster``): memory that one part frees stays
+#: in the worker for the next part, instead of going back to the system and being faulted in again. On the
+#: development VM, memory new to a process cost about 1 s per GB to touch. With this setting, a 100M-token part
+#: built in 4-5 s; without it, 6-9 s (``benchmarks/bench_distributed.py``). To give your own cluster the same,
+#: put these in dask's ``distributed.nanny.pre-spawn-environ``.
+KEEP_FREED_MEMORY = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**50)}
+
+
+def _check_workers(workers: object) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers must be a positive integer; got {workers!r}")
+
+
+@contextlib.contextmanager
+def local_client(workers: int = 2, memory_limit: str | int = "6GiB") -> Iterator[Any]:
+    """A Dask client on a ``LocalCluster`` of ``workers`` processes, one thread each, set up for building trees.
+
+    Its workers get :data:`KEEP_FREED_MEMORY`. :func:`build_partitioned` starts one when
+    given neither ``client`` nor ``scheduler``; start one yourself and pass it as
+    ``client=`` to build several trees on the same workers. Dask's nanny spawns a worker
+    with its pre-spawn variables set in this process's ``os.environ``; they are put back
+    as they were once the workers have started, and again when the client closes.
+    """
     try:
+        import dask
         from distributed import Client, LocalCluster
     except ImportError:
         raise InputError("distributed builds need dask: pip install 'tokentree[dask]'") from None
-    if client is not None:
-        return client, []
-    if scheduler is not None:
+    _check_workers(workers)
+    limit = parse_memory(memory_limit)
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", default={}), **KEEP_FREED_MEMORY}
+    before = {name: os.environ.get(name) for name in environ}
+
+    def put_back() -> None:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    try:
+        os.environ.update(KEEP_FREED_MEMORY)  # dask lets a variable already set here win over its config
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=limit, processes=True,
+                                   dashboard_address=":0")
+    finally:
+        put_back()
+    with cluster, Client(cluster) as client:
         try:
-            made = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as exc:
-            raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({' '.join(str(exc).split())[:120]}); "
-                             "check the address and that the scheduler is running") from None
-        return made, [made]
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit, processes=True,
-                           dashboard_address=":0")
-    made = Client(cluster)
-    return made, [made, cluster]
+            yield client
+        finally:
+            put_back()  # a worker restarted meanwhile set them again
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None, client: Any, workers: int, memory_limit: int) -> Iterator[Any]:
+    """The Dask client to use: ``client``, one connected to ``scheduler``, or a :func:`local_client`."""
+    if client is not None:
+        yield client
+        return
+    if scheduler is None:
+        with local_client(workers, memory_limit) as started:
+            yield started
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise InputError("distributed builds need dask: pip install 'tokentree[dask]'") from None
+    try:
+        connected = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({' '.join(str(exc).split())[:120]}); "
+                         "check the address and that the scheduler is running") from None
+    with connected:
+        yield connected
 
 
 def _checked_plan(plan: Sequence[PartKey], vocab_size: int) -> list[PartKey]:
@@ -271,11 +331,10 @@ def build_partitioned(
     if not isinstance(seqs, (TokenSequences, TokenStream)):  # pragma: no cover - prepare_build returns these
         raise InputError("sequences could not be read as token ids")
     limit = parse_memory(memory_limit)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InputError(f"workers must be a positive integer; got {workers!r}")
+    _check_workers(workers)
     out = check_output_folder(out, kind=OUTPUT_KIND, overwrite=overwrite)
     n_occurrences, total_length = occurrence_sizes(seqs.lengths, info.depth, mode)
-    mass = first_token_mass_of(seqs, info.depth, mode, info.vocab_size)
+    mass = first_token_mass_of(seqs, info.depth, mode, info.vocab_size, show_progress=show_progress)
     if partitions is None:
         per_occurrence = BYTES_PER_OCCURRENCE + BYTES_PER_NODE * total_length / max(n_occurrences, 1)
         needed = math.ceil(per_occurrence * n_occurrences / (PART_SHARE_OF_MEMORY * limit))
@@ -304,8 +363,7 @@ def build_partitioned(
     scratch = Path(tempfile.mkdtemp(prefix=".tokentree-scratch-", dir=out.parent))
     try:
         source = _source_for(seqs, scratch)
-        dask_client, to_close = _client(scheduler, client, workers, limit)
-        try:
+        with _client(scheduler, client, workers, limit) as dask_client:
             def write(folder: Path) -> None:
                 from distributed import as_completed
 
@@ -333,9 +391,6 @@ def build_partitioned(
                 (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))  # last: the tree is complete
 
             write_output_folder(out, write, kind=OUTPUT_KIND, overwrite=overwrite)
-        finally:
-            for thing in to_close:
-                thing.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return open_partitioned(out)
