@@ -4,7 +4,7 @@ Cases:
 
 * 100M Zipf tokens (32k ids, uint16 ``train.bin`` with EOS between responses), window
   mode, d = 8: ``build_tree`` in one process (the baseline, in its own subprocess), and
-  ``build_partitioned`` on a LocalCluster of 2 workers x 6 GiB, 1 thread each; seconds,
+  ``build_partitioned`` on a ``local_client`` of 2 workers x 6 GiB, 1 thread each; seconds,
   peak memory (the baseline process; every worker while it built each part), and the
   two trees checked equal level by level (nodes and mass) and on every part's arrays;
 * 300M tokens, d = 8, on the same cluster: a tree larger than this machine's memory,
@@ -13,7 +13,7 @@ Cases:
   (level-1 mass = tokens, level-j mass = windows at least j long);
 * throughput per core next to KenLM lmplz's published 0.5-0.75M tokens/s per core.
 
-    python benchmarks/bench_distributed.py            # 100M and 300M (about 15 minutes, 40 GB of disk)
+    python benchmarks/bench_distributed.py            # 100M and 300M (about 10 minutes, 40 GB of disk)
     python benchmarks/bench_distributed.py --quick    # 10M and 30M
 """
 

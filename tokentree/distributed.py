@@ -186,9 +186,10 @@ def build_part(source: IdsSource, info: dict[str, Any], key: PartKey, folder: st
 
 #: glibc settings for the worker processes a build starts (``LocalCluster``): memory that one part frees stays
 #: in the worker for the next part, instead of going back to the system and being faulted in again. On the
-#: development VM, memory new to a process cost about 1 s per GB to touch. With this setting, a 100M-token part
-#: built in 4-5 s; without it, 6-9 s (``benchmarks/bench_distributed.py``). To give your own cluster the same,
-#: put these in dask's ``distributed.nanny.pre-spawn-environ``.
+#: development VM, memory new to a process cost about 1 s per GB to touch; with this setting a part of the
+#: 100M-token benchmark (``benchmarks/bench_distributed.py``), after a worker's first, built in 4.1-5.3 s, and
+#: without it in 5.1-9.9 s. To give your own cluster the same, put these in dask's
+#: ``distributed.nanny.pre-spawn-environ``.
 KEEP_FREED_MEMORY = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**50)}
 
 
