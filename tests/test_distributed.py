@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -37,13 +38,40 @@ def _same(a, b):
 
 
 @settings(max_examples=15)
-@given(token_sequences(max_vocab=9, max_len=16), depths, modes, weights, st.integers(1, 64))
-def test_a_dask_build_equals_the_single_build(client, tmp_path_factory, seqs, depth, mode, weight, parts):
+@given(token_sequences(max_vocab=9, max_len=16), depths, modes, weights, st.integers(1, 64), st.integers(1, 40))
+def test_a_dask_build_equals_the_single_build(client, tmp_path_factory, seqs, depth, mode, weight, parts, shard):
     out = tmp_path_factory.mktemp("dask") / "tree"
-    tree = build_partitioned(seqs, out, depth=depth, mode=mode, weight=weight, partitions=parts, client=client)
+    tree = build_partitioned(seqs, out, depth=depth, mode=mode, weight=weight, partitions=parts, shard_tokens=shard,
+                             client=client)
     whole = build_tree(seqs, depth=depth, mode=mode, weight=weight)
     _same(tree.materialize(), whole)
     assert tree.n_nodes == whole.n_nodes and tree.total_mass == whole.total_mass
+
+
+def test_depths_past_one_byte_and_many_shards_build_the_same_tree(client, tmp_path):
+    seqs = [np.arange(n) % 7 for n in (300, 1, 299, 40)]
+    for depth, mode in ((300, "prefix"), (257, "chunk")):
+        tree = build_partitioned(seqs, tmp_path / f"{depth}", depth=depth, mode=mode, weight="tokens", partitions=3,
+                                 shard_tokens=50, client=client)
+        _same(tree.materialize(), build_tree(seqs, depth=depth, mode=mode, weight="tokens"))
+
+
+@settings(max_examples=40)
+@given(token_sequences(max_vocab=9, max_len=16), st.integers(1, 60))
+def test_shards_are_whole_responses_that_cover_the_dataset_in_order(seqs, target):
+    from tokentree.distributed import shards_of
+    from tokentree.sequences import as_token_sequences
+
+    seqs = as_token_sequences(seqs)
+    shards = shards_of(seqs, target)
+    assert shards[0].first == 0 and shards[-1].end == seqs.n_sequences
+    assert all(a.end == b.first for a, b in itertools.pairwise(shards))
+    longest = int(seqs.lengths.max())
+    for shard in shards:
+        assert shard.end > shard.first
+        assert (shard.start, shard.stop) == (seqs.starts[shard.first], seqs.ends[shard.end - 1])
+        assert shard.stop - shard.start < target + longest  # about target tokens: a response is never split
+    assert -(-seqs.n_tokens // (target + longest)) <= len(shards) <= -(-seqs.n_tokens // target)
 
 
 def test_queries_are_summed_exactly_over_parts(client, tmp_path):

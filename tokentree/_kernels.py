@@ -413,3 +413,69 @@ def emit_nodes(
             has_weights, tokens, depth, q, b, level_offsets[depth], node_token, node_parent, node_count, leaf_eos,
         )
     node_count[0] = sorted_weights.sum() if has_weights else keys.shape[0]
+
+
+@njit(cache=True, nogil=True)
+def _occurrence_part(tokens: np.ndarray, pos: int, length: int, part_starts: np.ndarray,
+                     vocab_plus_one: int) -> int:  # pragma: no cover
+    """The part an occurrence belongs to: where (first token, second token + 1 or 0) falls in ``part_starts``."""
+    second = np.int64(tokens[pos + 1]) + 1 if length >= 2 else 0
+    key = np.int64(tokens[pos]) * vocab_plus_one + second
+    return int(np.searchsorted(part_starts, key, side="right")) - 1
+
+
+@njit(cache=True, nogil=True)
+def cut_by_part(
+    tokens: np.ndarray,
+    response_starts: np.ndarray,
+    response_ends: np.ndarray,
+    depth: int,
+    mode: int,
+    token_weights: bool,
+    part_starts: np.ndarray,
+    vocab_plus_one: int,
+    position_offset: int,
+    length_like: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """A shard's occurrences, grouped by part: starts (+ ``position_offset``), lengths, EOS flags, weights, bounds.
+
+    ``mode`` 0 is prefix (one occurrence per response), 1 chunk (every ``depth`` tokens),
+    2 window (every token), as :func:`tokentree.build.occurrences` cuts them; an
+    occurrence of ``left`` tokens to its response's end has length ``min(left, depth)``
+    and ends in EOS when ``left <= depth``. With ``token_weights`` (prefix and chunk
+    modes) an occurrence weighs the tokens it stands for, else weights is empty. Lengths
+    take the dtype of ``length_like`` (the smallest that holds ``depth``). Part ``p`` is
+    entries ``bounds[p]:bounds[p + 1]``, in position order.
+    """
+    n_parts = part_starts.shape[0]
+    step = 1 if mode == 2 else depth
+    counts = np.zeros(n_parts + 1, np.int64)
+    for r in range(response_starts.shape[0]):
+        a, e = response_starts[r], response_ends[r]
+        pos = a
+        while pos < e:
+            counts[_occurrence_part(tokens, pos, min(e - pos, depth), part_starts, vocab_plus_one) + 1] += 1
+            pos = e if mode == 0 else pos + step
+    bounds = np.cumsum(counts)
+    n = bounds[-1]
+    start = np.empty(n, np.int64)
+    length = np.empty(n, length_like.dtype)
+    eos = np.empty(n, np.bool_)
+    weights = np.empty(n if token_weights else 0, np.int64)
+    slot = bounds[:-1].copy()
+    for r in range(response_starts.shape[0]):
+        a, e = response_starts[r], response_ends[r]
+        pos = a
+        while pos < e:
+            left = e - pos
+            size = min(left, depth)
+            p = _occurrence_part(tokens, pos, size, part_starts, vocab_plus_one)
+            at = slot[p]
+            slot[p] = at + 1
+            start[at] = pos + position_offset
+            length[at] = size
+            eos[at] = left <= depth
+            if token_weights:
+                weights[at] = e - a if mode == 0 else size
+            pos = e if mode == 0 else pos + step
+    return start, length, eos, weights, bounds

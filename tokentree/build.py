@@ -48,8 +48,7 @@ from tokentree.tree import ALPHABETS, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, T
 
 __all__ = [
     "build_tree", "prepare_build", "estimate_build_bytes", "available_memory_bytes", "occurrences", "Occurrences",
-    "occurrence_sizes", "first_token_mass_of", "second_token_mass_of", "second_token_keys", "with_second_tokens",
-    "build_from_occurrences",
+    "occurrence_sizes", "first_token_mass_of", "second_token_mass_of", "second_token_keys", "build_from_occurrences",
 ]
 
 PARALLEL_FROM = 2**16  # occurrences from which the build uses all of numba's threads
@@ -320,14 +319,15 @@ def build_tree(
         )
     if mass is not None:
         parts = [
-            build_from_occurrences(seqs, occurrences(seqs, depth, mode, weight, first_tokens=(a, b)), info,
+            build_from_occurrences(seqs.tokens, occurrences(seqs, depth, mode, weight, first_tokens=(a, b)), info,
                                    show_progress=False)
             for a, b in progress(list(itertools.pairwise(bounds)), desc="building parts", show=show_progress)
             if mass[a:b].any()
         ]
         return stitch_trees(parts, info, consume=True)
     # The occurrences are passed, not kept: the builder frees them once sorted.
-    return build_from_occurrences(seqs, occurrences(seqs, depth, mode, weight), info, show_progress=show_progress)
+    return build_from_occurrences(seqs.tokens, occurrences(seqs, depth, mode, weight), info,
+                                  show_progress=show_progress)
 
 
 def prepare_build(
@@ -377,27 +377,19 @@ def prepare_build(
     return seqs, info
 
 
-def second_token_keys(seqs: TokenSequences | TokenStream, occ: Occurrences) -> np.ndarray:
+def second_token_keys(tokens: np.ndarray, occ: Occurrences) -> np.ndarray:
     """Each occurrence's second token, or -1 for an occurrence of one token (it ends in EOS)."""
     if not occ.start.shape[0]:
         return np.zeros(0, dtype=np.int64)
-    after = np.minimum(occ.start + 1, seqs.tokens.shape[0] - 1)
-    return np.where(occ.length >= 2, np.asarray(seqs.tokens[after]).astype(np.int64), -1)
-
-
-def with_second_tokens(seqs: TokenSequences | TokenStream, occ: Occurrences, bounds: tuple[int, int]) -> Occurrences:
-    """Only the occurrences whose second token key (:func:`second_token_keys`) lies in [bounds[0], bounds[1])."""
-    keys = second_token_keys(seqs, occ)
-    keep = (keys >= bounds[0]) & (keys < bounds[1])
-    return Occurrences(occ.start[keep], occ.length[keep], None if occ.weights is None else occ.weights[keep],
-                       occ.eos[keep])
+    after = np.minimum(occ.start + 1, tokens.shape[0] - 1)
+    return np.where(occ.length >= 2, np.asarray(tokens[after]).astype(np.int64), -1)
 
 
 def second_token_mass_of(seqs: TokenSequences | TokenStream, depth: int, mode: str, first: int,
                          vocab_size: int) -> np.ndarray:
     """Occurrences starting with ``first`` per second token key: index 0 for none (-1), index t + 1 for token t."""
     occ = occurrences(seqs, depth, mode, "sequences", first_tokens=(first, first + 1))
-    return np.bincount(second_token_keys(seqs, occ) + 1, minlength=vocab_size + 1).astype(np.int64)
+    return np.bincount(second_token_keys(seqs.tokens, occ) + 1, minlength=vocab_size + 1).astype(np.int64)
 
 
 def first_token_mass_of(seqs: TokenSequences | TokenStream, depth: int, mode: str, vocab_size: int, *,
@@ -423,23 +415,24 @@ def _n_chunks(n_occurrences: int) -> int:
 
 
 def build_from_occurrences(
-    seqs: TokenSequences | TokenStream, occ: Occurrences, info: TreeInfo, *, show_progress: bool | None = None
+    tokens: np.ndarray, occ: Occurrences, info: TreeInfo, *, show_progress: bool | None = None
 ) -> TokenTree:
     """Count the occurrences ``tokens[start[i] : start[i] + length[i]]`` in a trie.
 
     The low-level entry point behind :func:`build_tree` (no input validation):
+    ``tokens`` is the dataset's flat id array (a stream's, EOS ids and all);
     ``length[i] <= depth``; occurrence ``i`` counts ``weights[i]`` (1 if ``weights`` is
     None) and ends in EOS when ``eos[i]``.
     """
     from tokentree import _kernels  # numba: compiled once, cached on disk
 
-    depth, tokens, n = info.depth, seqs.tokens, int(occ.start.shape[0])
+    depth, n = info.depth, int(occ.start.shape[0])
     b = max(int(info.vocab_size).bit_length(), 1)  # bits per symbol, token + 1 (0 = ended)
     q = 64 // b  # symbols per key word
     info_bits = int(2 * depth + 1).bit_length()
-    if seqs.n_tokens >= 2 ** (64 - info_bits):
+    if tokens.shape[0] >= 2 ** (64 - info_bits):
         raise InputError(
-            f"{seqs.n_tokens} tokens at depth {depth} overflow the builder's 64-bit window records; "
+            f"{tokens.shape[0]} tokens at depth {depth} overflow the builder's 64-bit window records; "
             "lower the depth or split the dataset and add the trees with tokentree.sum_trees"
         )
     n_chunks = _n_chunks(n)

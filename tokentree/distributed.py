@@ -1,22 +1,26 @@
 """Partitioned token trees built on Dask: the same exact tree, from corpora larger than one machine.
 
-The plan, map-free and exact (docs/theory.md §1: an occurrence counts toward its first
-token's subtree only):
+Plan, map, reduce, stitch; exact (docs/theory.md §1: an occurrence counts toward its
+first token's subtree only):
 
 1. **Plan**, in the calling process: how many occurrences start with each token (one
    pass over the ids, a chunk at a time), and first-token ranges that balance them
    (:func:`tokentree.partition.plan_partitions`); a token heavier than a part's share
    is cut by its second token into several parts (:func:`tokentree.partition.split_heavy`).
-2. **Build** each range as a Dask task: the worker memory-maps the ids (every worker
-   reads the same file: one machine, or a shared file system), cuts the occurrences that
-   start in its range (and, for a slice of a heavy token, whose second token lies in the
-   slice) exactly as :func:`tokentree.build_tree` would, sorts and counts
-   them with the same kernels, and writes the part's arrays as ``.npy`` files past the
-   page cache (:mod:`tokentree.npy_direct`), under a temporary name, then renamed, so a
-   retried task never leaves half a part.
+   The responses are cut into shards of whole responses (:func:`shards_of`).
+2. **Map** (:func:`cut_shard`), a Dask task per shard: the worker memory-maps the ids
+   (every worker reads the same file: one machine, or a shared file system), cuts the
+   shard's occurrences exactly as :func:`tokentree.build_tree` would, and writes them,
+   grouped by part, to a scratch folder. Every id is read once, whatever the number of
+   parts.
+3. **Reduce** (:func:`build_part`), a Dask task per part: its records from every shard,
+   sorted and counted with the same kernels as :func:`tokentree.build_tree`; the part's
+   arrays are written as ``.npy`` files past the page cache (:mod:`tokentree.npy_direct`)
+   under a temporary name, then renamed, so a retried task never leaves half a part.
    Dask retries a task whose worker died.
-3. **Stitch**: nothing moves; ``manifest.json`` is written last, with every part's level
-   sizes, and the folder is put in place atomically (:mod:`tokentree.outputs`).
+4. **Stitch**: nothing moves; ``manifest.json`` is written last, with every part's level
+   sizes, and the folder is put in place atomically (:mod:`tokentree.outputs`). The
+   scratch folder is removed.
 
 The result opens lazily as a :class:`tokentree.partitioned.PartitionedTree`.
 
@@ -47,16 +51,15 @@ import numpy as np
 from tokentree.build import (
     BYTES_PER_NODE,
     BYTES_PER_OCCURRENCE,
+    Occurrences,
     build_from_occurrences,
     first_token_mass_of,
     occurrence_sizes,
-    occurrences,
     prepare_build,
     second_token_mass_of,
-    with_second_tokens,
 )
 from tokentree.errors import InputError
-from tokentree.npy_direct import save_npy
+from tokentree.npy_direct import BLOCK, save_npy
 from tokentree.outputs import check_output_folder, write_output_folder
 from tokentree.partition import PartKey, plan_partitions, split_heavy
 from tokentree.partitioned import (
@@ -69,14 +72,18 @@ from tokentree.partitioned import (
     part_name,
 )
 from tokentree.progress import progress_bar
-from tokentree.sequences import TokenSequences, TokenStream, load_token_ids
+from tokentree.sequences import TokenSequences, TokenStream
 from tokentree.tree import TreeInfo
 
 __all__ = ["IdsSource", "build_partitioned", "local_client", "parse_memory", "KEEP_FREED_MEMORY", "OUTPUT_KIND"]
 
 OUTPUT_KIND = "partitioned tree"
-#: A part is planned to take at most this share of a worker's memory limit.
+#: A part, or a shard being cut, is planned to take at most this share of a worker's memory limit.
 PART_SHARE_OF_MEMORY = 0.4
+#: The modes in the order :func:`tokentree._kernels.cut_by_part` numbers them.
+SHARD_MODES = ("prefix", "chunk", "window")
+#: Working memory per token while a shard's occurrences are cut and grouped by part (an upper bound).
+SHARD_BYTES_PER_TOKEN = 96
 
 
 def parse_memory(text: str | int) -> int:
@@ -103,6 +110,16 @@ def parse_memory(text: str | int) -> int:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """Responses ``first`` to ``end`` (exclusive), at positions ``start`` to ``stop`` of the id array."""
+
+    first: int
+    end: int
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
 class IdsSource:
     """Token ids on disk that every worker opens memory-mapped.
 
@@ -116,19 +133,45 @@ class IdsSource:
     eos: int | None = None
     vocab_size: int | None = None
 
-    def open(self) -> TokenSequences | TokenStream:
+    def token_array(self) -> np.ndarray:
+        """Every id, memory-mapped (a stream's EOS ids included): what occurrence positions index."""
         if self.kind == "stream":
-            return load_token_ids(self.path, dtype=self.dtype, eos=self.eos, vocab_size=self.vocab_size)
-        tokens = np.load(Path(self.path) / "tokens.npy", mmap_mode="r", allow_pickle=False)
-        offsets = np.load(Path(self.path) / "offsets.npy", allow_pickle=False)
-        return TokenSequences(tokens, offsets, self.vocab_size)
+            return np.memmap(self.path, dtype=np.dtype(self.dtype), mode="r")
+        return np.load(Path(self.path) / "tokens.npy", mmap_mode="r", allow_pickle=False)
+
+    def open_shard(self, shard: Shard) -> TokenSequences | TokenStream:
+        """The responses of ``shard``, positions counted from ``shard.start``."""
+        tokens = self.token_array()[shard.start : shard.stop]
+        if self.kind == "stream":
+            assert self.eos is not None
+            return TokenStream(tokens, self.eos, self.vocab_size)
+        offsets = np.load(Path(self.path) / "offsets.npy", mmap_mode="r", allow_pickle=False)
+        return TokenSequences(tokens, np.asarray(offsets[shard.first : shard.end + 1]) - shard.start, self.vocab_size)
+
+
+def shards_of(seqs: TokenSequences | TokenStream, tokens_per_shard: int) -> list[Shard]:
+    """Consecutive runs of whole responses, about ``tokens_per_shard`` tokens each, covering ``seqs``."""
+    cumulative = np.cumsum(seqs.lengths)
+    n_shards = max(1, math.ceil(int(cumulative[-1]) / max(int(tokens_per_shard), 1)))
+    quotas = np.arange(1, n_shards) * (int(cumulative[-1]) / n_shards)
+    cuts = np.unique(np.concatenate([[0], np.searchsorted(cumulative, quotas) + 1, [seqs.n_sequences]]))
+    cuts = cuts[cuts <= seqs.n_sequences]
+    starts, ends = seqs.starts, seqs.ends
+    return [Shard(int(a), int(b), int(starts[a]), int(ends[b - 1])) for a, b in itertools.pairwise(cuts)]
+
+
+def _reads_in_place(seqs: TokenSequences | TokenStream) -> bool:
+    """Whether workers can read ``seqs`` where it lies: a stream memory-mapped from the start of a raw file."""
+    tokens = seqs.tokens
+    return isinstance(seqs, TokenStream) and isinstance(tokens, np.memmap) and bool(tokens.filename) and \
+        tokens.offset == 0
 
 
 def _source_for(seqs: TokenSequences | TokenStream, scratch: Path) -> IdsSource:
     """Where workers read ``seqs``: its own file if it is a memory-mapped stream, else a copy in ``scratch``."""
-    tokens = seqs.tokens
-    if isinstance(seqs, TokenStream) and isinstance(tokens, np.memmap) and tokens.filename and tokens.offset == 0:
-        return IdsSource("stream", str(tokens.filename), tokens.dtype.name, seqs.eos, seqs.vocab_size)
+    if _reads_in_place(seqs):
+        assert isinstance(seqs, TokenStream) and isinstance(seqs.tokens, np.memmap)
+        return IdsSource("stream", str(seqs.tokens.filename), seqs.tokens.dtype.name, seqs.eos, seqs.vocab_size)
     if isinstance(seqs, TokenStream):
         seqs = seqs.to_sequences()
     assert isinstance(seqs, TokenSequences)
@@ -154,9 +197,73 @@ def _reset_peak_rss() -> None:
         pass
 
 
+def part_starts(keys: Sequence[PartKey], vocab_size: int) -> np.ndarray:
+    """Where each part begins in the order of (first token, second token key + 1), as one int64 each.
+
+    An occurrence of first token f and second token key s (-1 when it has one token)
+    sorts at ``f * (V + 1) + s + 1``; the parts, in order, cover every first token once.
+    """
+    return np.array([k.first_tokens[0] * (vocab_size + 1) + (0 if k.second_tokens is None else k.second_tokens[0] + 1)
+                     for k in keys], dtype=np.int64)
+
+
+def _atomic_folder(folder: Path, name: str, write: Any) -> Path:
+    """``folder / name`` filled by ``write(staging)`` under a temporary name, then renamed (a retried task wins)."""
+    final = folder / name
+    staging = folder / f".{name}.{uuid.uuid4().hex}"
+    staging.mkdir()
+    write(staging)
+    if final.exists():  # an earlier attempt of this task finished writing before its worker died
+        shutil.rmtree(final)
+    staging.rename(final)
+    return final
+
+
+def cut_shard(source: IdsSource, info: dict[str, Any], shard: Shard, starts: np.ndarray, folder: str,
+              index: int) -> str:
+    """One map task: the occurrences of ``shard``, grouped by part and written to ``folder``; returns their folder.
+
+    Written: ``start`` (positions in the whole id array), ``length``, ``eos`` and, when
+    occurrences are weighted, ``weights``, each ordered by part (and by position within
+    a part), and ``part_bounds``: part ``p`` is records ``part_bounds[p]:part_bounds[p + 1]``.
+    """
+    from tokentree import _kernels  # numba: compiled once, cached on disk
+
+    tree_info = TreeInfo(**info)
+    seqs = source.open_shard(shard)
+    weighted = tree_info.weighting == "tokens" and tree_info.mode != "window"
+    start, length, eos, weights, bounds = _kernels.cut_by_part(
+        np.asarray(seqs.tokens), seqs.starts, seqs.ends, tree_info.depth, SHARD_MODES.index(tree_info.mode), weighted,
+        starts, tree_info.vocab_size + 1, shard.start, np.zeros(0, np.min_scalar_type(tree_info.depth)))
+    records = {"start": start, "length": length, "eos": eos, "part_bounds": bounds}
+    if weighted:
+        records["weights"] = weights
+
+    def write(staging: Path) -> None:
+        for name, array in records.items():
+            save_npy(staging / f"{name}.npy", array)
+
+    return str(_atomic_folder(Path(folder), f"shard-{index:05d}", write))
+
+
+def _records_of(part: int, shard_folders: Sequence[str]) -> Occurrences:
+    """Part ``part``'s occurrences, gathered from every shard's records in shard order."""
+    pieces: dict[str, list[np.ndarray]] = {"start": [], "length": [], "eos": [], "weights": []}
+    for folder in shard_folders:
+        bounds = np.load(Path(folder) / "part_bounds.npy", allow_pickle=False)
+        lo, hi = int(bounds[part]), int(bounds[part + 1])
+        for name, got in pieces.items():
+            where = Path(folder) / f"{name}.npy"
+            if name != "weights" or where.exists():
+                got.append(np.array(np.load(where, mmap_mode="r", allow_pickle=False)[lo:hi]))
+    weights = np.concatenate(pieces["weights"]) if pieces["weights"] else None
+    return Occurrences(np.concatenate(pieces["start"]), np.concatenate(pieces["length"]).astype(np.int64), weights,
+                       np.concatenate(pieces["eos"]))
+
+
 def build_part(source: IdsSource, info: dict[str, Any], key: PartKey, folder: str, index: int,
-               threads: int, crash_once: str | None = None) -> dict[str, Any]:
-    """One Dask task: the subtree of the occurrences ``key`` selects, written to ``folder``."""
+               shard_folders: Sequence[str], threads: int, crash_once: str | None = None) -> dict[str, Any]:
+    """One reduce task: part ``index``'s records from every shard, counted in a subtree written to ``folder``."""
     if crash_once is not None and not os.path.exists(crash_once):  # fault injection for the tests
         Path(crash_once).touch()
         os._exit(1)
@@ -164,20 +271,14 @@ def build_part(source: IdsSource, info: dict[str, Any], key: PartKey, folder: st
 
     numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
     _reset_peak_rss()
-    tree_info = TreeInfo(**info)
-    seqs = source.open()
-    occ = occurrences(seqs, tree_info.depth, tree_info.mode, tree_info.weighting, first_tokens=key.first_tokens)
-    if key.second_tokens is not None:
-        occ = with_second_tokens(seqs, occ, key.second_tokens)
-    tree = build_from_occurrences(seqs, occ, tree_info, show_progress=False)
-    final = Path(folder) / part_name(index)
-    staging = Path(folder) / f".{part_name(index)}.{uuid.uuid4().hex}"
-    staging.mkdir()
-    for name in PART_ARRAYS:
-        save_npy(staging / f"{name}.npy", np.asarray(getattr(tree, name)))
-    if final.exists():  # an earlier attempt of this task finished writing before its worker died
-        shutil.rmtree(final)
-    staging.rename(final)
+    tree = build_from_occurrences(source.token_array(), _records_of(index, shard_folders), TreeInfo(**info),
+                                  show_progress=False)
+
+    def write(staging: Path) -> None:
+        for name in PART_ARRAYS:
+            save_npy(staging / f"{name}.npy", np.asarray(getattr(tree, name)))
+
+    final = _atomic_folder(Path(folder), part_name(index), write)
     return {"index": index, "name": final.name, "first_tokens": list(key.first_tokens),
             "second_tokens": None if key.second_tokens is None else list(key.second_tokens),
             "level_sizes": [int(x) for x in np.diff(tree.level_offsets)], "mass": int(tree.counts[0]),
@@ -287,6 +388,7 @@ def build_partitioned(
     partitions: int | None = None,
     boundaries: Sequence[int] | np.ndarray | None = None,
     plan: Sequence[PartKey] | None = None,
+    shard_tokens: int | None = None,
     workers: int = 2,
     memory_limit: str | int = "6GiB",
     threads_per_part: int = 1,
@@ -318,6 +420,9 @@ def build_partitioned(
     plan
         The parts to build instead of planning them: give another tree's ``plan`` to compare
         the two part by part (cross-entropy, KL).
+    shard_tokens
+        Tokens per map task (whole responses, so about this many); default: as many as
+        fit ``PART_SHARE_OF_MEMORY`` of ``memory_limit``, and at least one shard per worker.
     workers, memory_limit
         The ``LocalCluster`` started when neither ``scheduler`` nor ``client`` is given.
     threads_per_part
@@ -354,7 +459,15 @@ def build_partitioned(
         keys = split_heavy(plan_partitions(mass, int(partitions)), mass, int(partitions), None if info.depth == 1 else
                            lambda first: second_token_mass_of(seqs, info.depth, mode, first, info.vocab_size))
     bounds = np.array([0, *sorted({k.first_tokens[1] for k in keys})], dtype=np.int64)
-    need_disk = BYTES_PER_NODE * (total_length + len(keys)) + 256 * len(keys)
+    if shard_tokens is None:
+        shard_tokens = min(int(PART_SHARE_OF_MEMORY * limit / SHARD_BYTES_PER_TOKEN), -(-seqs.n_tokens // workers))
+    elif isinstance(shard_tokens, bool) or not isinstance(shard_tokens, int) or shard_tokens < 1:
+        raise InputError(f"shard_tokens must be a positive integer; got {shard_tokens!r}")
+    shards = shards_of(seqs, shard_tokens)
+    record_bytes = 9 + np.min_scalar_type(info.depth).itemsize + (8 if weight == "tokens" and mode != "window" else 0)
+    copy_bytes = 0 if _reads_in_place(seqs) else seqs.tokens.nbytes + 8 * (seqs.n_sequences + 1)
+    need_disk = (BYTES_PER_NODE * (total_length + len(keys)) + record_bytes * n_occurrences + copy_bytes
+                 + 16 * BLOCK * (len(keys) + len(shards)))
     free = shutil.disk_usage(out.parent if not out.exists() else out).free
     if check_disk and need_disk > free:
         raise InputError(
@@ -365,20 +478,18 @@ def build_partitioned(
     try:
         source = _source_for(seqs, scratch)
         with _client(scheduler, client, workers, limit) as dask_client:
-            def write(folder: Path) -> None:
-                from distributed import as_completed
+            shard_root = scratch / "shards"
+            shard_root.mkdir()
+            starts = part_starts(keys, info.vocab_size)
+            shard_folders = _run_tasks(dask_client, cut_shard, [
+                (source, asdict(info), shard, starts, str(shard_root), i) for i, shard in enumerate(shards)
+            ], desc="cutting shards", unit="shard", show=show_progress)
 
-                futures = [
-                    dask_client.submit(build_part, source, asdict(info), r, str(folder), i, threads_per_part,
-                                       crash_once, pure=False, retries=2, key=f"tokentree-part-{i}-{uuid.uuid4().hex}")
-                    for i, r in enumerate(keys)
-                ]
-                done: list[dict[str, Any]] = []
-                with progress_bar(len(futures), desc="building parts", show=show_progress, unit="part") as bar:
-                    for future in as_completed(futures):
-                        done.append(future.result())
-                        bar.update(1)
-                done.sort(key=lambda d: d["index"])
+            def write(folder: Path) -> None:
+                done = _run_tasks(dask_client, build_part, [
+                    (source, asdict(info), key, str(folder), i, shard_folders, threads_per_part, crash_once)
+                    for i, key in enumerate(keys)
+                ], desc="building parts", unit="part", show=show_progress)
                 manifest = {
                     "format": FORMAT_NAME, "version": FORMAT_VERSION, "info": asdict(info),
                     "boundaries": [int(b) for b in bounds], "parts": [
@@ -395,6 +506,19 @@ def build_partitioned(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return open_partitioned(out)
+
+
+def _run_tasks(client: Any, task: Any, arguments: list[tuple[Any, ...]], *, desc: str, unit: str,
+               show: bool | None) -> list[Any]:
+    """``task(*a)`` for every ``a`` on the cluster (a task whose worker died is retried), results in order."""
+    from distributed import as_completed
+
+    futures = [client.submit(task, *a, pure=False, retries=2, key=f"tokentree-{unit}-{i}-{uuid.uuid4().hex}")
+               for i, a in enumerate(arguments)]
+    with progress_bar(len(futures), desc=desc, show=show, unit=unit) as bar:
+        for _ in as_completed(futures):
+            bar.update(1)
+    return [future.result() for future in futures]
 
 
 def worker_peaks(tree: PartitionedTree) -> Sequence[float]:
