@@ -54,6 +54,8 @@ __all__ = [
 PARALLEL_FROM = 2**16  # occurrences from which the build uses all of numba's threads
 BYTES_PER_NODE = 16  # int32 token + int32 parent + int64 count
 BYTES_PER_OCCURRENCE = 48  # working arrays per occurrence while sorting (at most 44 B)
+#: The modes in the order :func:`tokentree._kernels.cut_by_part` numbers them.
+CUT_MODES = ("prefix", "chunk", "window")
 
 
 def available_memory_bytes() -> int:
@@ -123,6 +125,16 @@ def occurrences(
     >>> occurrences(s, 2, "window", "sequences", first_tokens=(2, 4)).start.tolist()
     [1, 2]
     """
+    if mode not in CUT_MODES:  # pragma: no cover - checked by build_tree
+        raise InputError(f"unknown mode {mode!r}")
+    if first_tokens is None:  # all of them: one compiled pass, as the map tasks of a Dask build cut theirs
+        from tokentree import _kernels
+
+        weighted = weight == "tokens" and mode != "window"
+        all_start, all_length, all_eos, all_weights, _ = _kernels.cut_by_part(
+            np.asarray(seqs.tokens), seqs.starts, seqs.ends, depth, CUT_MODES.index(mode), weighted,
+            np.zeros(1, np.int64), 0, 0, np.zeros(0, np.int64))
+        return Occurrences(all_start, all_length, all_weights if weighted else None, all_eos)
     lengths = seqs.lengths
     first = seqs.starts
     weights: np.ndarray | None = None  # each occurrence counts once (a window stands for exactly one token)
@@ -135,15 +147,9 @@ def occurrences(
         np.cumsum(n_blocks, out=block_rank[1:])
         block_in_seq = np.arange(block_rank[-1], dtype=np.int64) - np.repeat(block_rank[:-1], n_blocks)
         start = np.repeat(first, n_blocks) + block_in_seq * depth
-    elif mode == "window":
-        if first_tokens is None and not isinstance(seqs, TokenStream):
-            start = np.arange(seqs.n_tokens, dtype=np.int64)
-        else:  # a scan, a chunk at a time: the positions of a range (and never a stream's EOS ids)
-            eos = seqs.eos if isinstance(seqs, TokenStream) else None
-            start = _window_starts(seqs.tokens, first_tokens, eos)
-    else:  # pragma: no cover - checked by build_tree
-        raise InputError(f"unknown mode {mode!r}")
-    if first_tokens is not None and mode != "window":
+    else:  # window: a scan, a chunk at a time, for the positions of the range (never a stream's EOS ids)
+        start = _window_starts(seqs.tokens, first_tokens, seqs.eos if isinstance(seqs, TokenStream) else None)
+    if mode != "window":
         keep = _in_range(seqs.tokens[start], first_tokens)
         start = start[keep]
         weights = None if weights is None else weights[keep]
@@ -156,13 +162,12 @@ def occurrences(
     return Occurrences(start, length, weights, left <= depth)
 
 
-def _window_starts(tokens: np.ndarray, bounds: tuple[int, int] | None, eos: int | None,
-                   chunk: int = 1 << 24) -> np.ndarray:
-    """Positions whose token lies in ``bounds`` (all if None) and is not ``eos``, scanned a chunk at a time."""
+def _window_starts(tokens: np.ndarray, bounds: tuple[int, int], eos: int | None, chunk: int = 1 << 24) -> np.ndarray:
+    """Positions whose token lies in ``bounds`` and is not ``eos``, scanned a chunk at a time."""
     found = []
     for i in range(0, tokens.shape[0], chunk):
         part = np.asarray(tokens[i : i + chunk])
-        keep = np.ones(part.shape[0], dtype=bool) if bounds is None else _in_range(part, bounds)
+        keep = _in_range(part, bounds)
         if eos is not None:
             keep &= part != eos
         found.append(np.flatnonzero(keep).astype(np.int64) + i)

@@ -51,6 +51,7 @@ import numpy as np
 from tokentree.build import (
     BYTES_PER_NODE,
     BYTES_PER_OCCURRENCE,
+    CUT_MODES,
     Occurrences,
     build_from_occurrences,
     first_token_mass_of,
@@ -80,8 +81,6 @@ __all__ = ["IdsSource", "build_partitioned", "local_client", "parse_memory", "KE
 OUTPUT_KIND = "partitioned tree"
 #: A part, or a shard being cut, is planned to take at most this share of a worker's memory limit.
 PART_SHARE_OF_MEMORY = 0.4
-#: The modes in the order :func:`tokentree._kernels.cut_by_part` numbers them.
-SHARD_MODES = ("prefix", "chunk", "window")
 #: Working memory per token while a shard's occurrences are cut and grouped by part (an upper bound).
 SHARD_BYTES_PER_TOKEN = 96
 
@@ -233,7 +232,7 @@ def cut_shard(source: IdsSource, info: dict[str, Any], shard: Shard, starts: np.
     seqs = source.open_shard(shard)
     weighted = tree_info.weighting == "tokens" and tree_info.mode != "window"
     start, length, eos, weights, bounds = _kernels.cut_by_part(
-        np.asarray(seqs.tokens), seqs.starts, seqs.ends, tree_info.depth, SHARD_MODES.index(tree_info.mode), weighted,
+        np.asarray(seqs.tokens), seqs.starts, seqs.ends, tree_info.depth, CUT_MODES.index(tree_info.mode), weighted,
         starts, tree_info.vocab_size + 1, shard.start, np.zeros(0, np.min_scalar_type(tree_info.depth)))
     records = {"start": start, "length": length, "eos": eos, "part_bounds": bounds}
     if weighted:
