@@ -188,6 +188,11 @@ def test_scratch_space_and_scheduler_errors_are_clear(client, tmp_path, monkeypa
         build_partitioned(seqs, tmp_path / "u", depth=2, scheduler="tcp://127.0.0.1:1")
     with pytest.raises(InputError, match="memory size 'lots' is not understood"):
         parse_memory("lots")
+    with pytest.raises(InputError, match="workers must be an integer >= 1; got 0"):
+        build_partitioned(seqs, tmp_path / "v", depth=2, workers=0, client=client)
+    with pytest.raises(InputError, match="shard_tokens must be an integer >= 1; got 0"):
+        build_partitioned(seqs, tmp_path / "w", depth=2, shard_tokens=0, client=client)
+    assert not list(tmp_path.glob(".tokentree-scratch-*"))  # refused before any scratch space was taken
 
 
 def test_the_workers_a_build_starts_keep_freed_memory_and_this_process_keeps_its_environment(monkeypatch):

@@ -59,6 +59,7 @@ from tokentree.build import (
     prepare_build,
     second_token_mass_of,
 )
+from tokentree.checks import check_int
 from tokentree.errors import InputError
 from tokentree.npy_direct import BLOCK, save_npy
 from tokentree.outputs import check_output_folder, write_output_folder
@@ -253,8 +254,8 @@ def _records_of(part: int, shard_folders: Sequence[str]) -> Occurrences:
         lo, hi = int(bounds[part]), int(bounds[part + 1])
         for name, got in pieces.items():
             where = Path(folder) / f"{name}.npy"
-            if name != "weights" or where.exists():
-                got.append(np.array(np.load(where, mmap_mode="r", allow_pickle=False)[lo:hi]))
+            if name != "weights" or where.exists():  # memory-mapped slices: concatenate copies them once
+                got.append(np.load(where, mmap_mode="r", allow_pickle=False)[lo:hi])
     weights = np.concatenate(pieces["weights"]) if pieces["weights"] else None
     return Occurrences(np.concatenate(pieces["start"]), np.concatenate(pieces["length"]).astype(np.int64), weights,
                        np.concatenate(pieces["eos"]))
@@ -293,9 +294,11 @@ def build_part(source: IdsSource, info: dict[str, Any], key: PartKey, folder: st
 KEEP_FREED_MEMORY = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**50)}
 
 
-def _check_workers(workers: object) -> None:
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InputError(f"workers must be a positive integer; got {workers!r}")
+def _require_dask() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise InputError("distributed builds need dask: pip install 'tokentree[dask]'") from None
 
 
 @contextlib.contextmanager
@@ -308,12 +311,11 @@ def local_client(workers: int = 2, memory_limit: str | int = "6GiB") -> Iterator
     with its pre-spawn variables set in this process's ``os.environ``; they are put back
     as they were once the workers have started, and again when the client closes.
     """
-    try:
-        import dask
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise InputError("distributed builds need dask: pip install 'tokentree[dask]'") from None
-    _check_workers(workers)
+    _require_dask()
+    import dask
+    from distributed import Client, LocalCluster
+
+    check_int(workers, "workers", minimum=1)
     limit = parse_memory(memory_limit)
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", default={}), **KEEP_FREED_MEMORY}
     before = {name: os.environ.get(name) for name in environ}
@@ -349,10 +351,9 @@ def _client(scheduler: str | None, client: Any, workers: int, memory_limit: int)
         with local_client(workers, memory_limit) as started:
             yield started
         return
-    try:
-        from distributed import Client
-    except ImportError:
-        raise InputError("distributed builds need dask: pip install 'tokentree[dask]'") from None
+    _require_dask()
+    from distributed import Client
+
     try:
         connected = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as exc:
@@ -436,7 +437,7 @@ def build_partitioned(
     if not isinstance(seqs, (TokenSequences, TokenStream)):  # pragma: no cover - prepare_build returns these
         raise InputError("sequences could not be read as token ids")
     limit = parse_memory(memory_limit)
-    _check_workers(workers)
+    check_int(workers, "workers", minimum=1)
     out = check_output_folder(out, kind=OUTPUT_KIND, overwrite=overwrite)
     n_occurrences, total_length = occurrence_sizes(seqs.lengths, info.depth, mode)
     mass = first_token_mass_of(seqs, info.depth, mode, info.vocab_size, show_progress=show_progress)
@@ -460,9 +461,7 @@ def build_partitioned(
     bounds = np.array([0, *sorted({k.first_tokens[1] for k in keys})], dtype=np.int64)
     if shard_tokens is None:
         shard_tokens = min(int(PART_SHARE_OF_MEMORY * limit / SHARD_BYTES_PER_TOKEN), -(-seqs.n_tokens // workers))
-    elif isinstance(shard_tokens, bool) or not isinstance(shard_tokens, int) or shard_tokens < 1:
-        raise InputError(f"shard_tokens must be a positive integer; got {shard_tokens!r}")
-    shards = shards_of(seqs, shard_tokens)
+    shards = shards_of(seqs, check_int(shard_tokens, "shard_tokens", minimum=1))
     record_bytes = 9 + np.min_scalar_type(info.depth).itemsize + (8 if weight == "tokens" and mode != "window" else 0)
     copy_bytes = 0 if _reads_in_place(seqs) else seqs.tokens.nbytes + 8 * (seqs.n_sequences + 1)
     need_disk = (BYTES_PER_NODE * (total_length + len(keys)) + record_bytes * n_occurrences + copy_bytes
