@@ -55,8 +55,8 @@ def case(kind: str, n_tokens: int, depth: int, mode: str) -> dict:
     import numpy as np
 
     from tokentree import build_tree
-    from tokentree.reference import reference_tree_arrays
-    from tokentree.synthetic import zipf_corpus
+    from tokentree.data.synthetic import zipf_corpus
+    from tokentree.trees.reference import reference_tree_arrays
 
     corpus = zipf_corpus(n_tokens, vocab_size=32_000, rng=0)
     build_tree(zipf_corpus(10_000, vocab_size=32_000, rng=1), depth=depth, mode=mode)  # warm-up

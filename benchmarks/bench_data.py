@@ -7,7 +7,7 @@ Cases (each in its own subprocess, so peak memory is per case):
   parts (``partitions``): seconds, peak RSS above the RSS before the build, the tree's own
   size, and the goal (peak <= tree + 3 GiB);
 * reading the text field of a JSONL file and of a Parquet file with
-  :func:`tokentree.text.read_responses`, against ``pandas.read_json(lines=True)`` and
+  :func:`tokentree.data.text.read_responses`, against ``pandas.read_json(lines=True)`` and
   ``pandas.read_parquet`` on the same files: MB/s of file read, and the ratio.
 
     python benchmarks/bench_data.py            # 100M ids (200 MB), 100 MB of JSONL (a few minutes)
@@ -34,7 +34,7 @@ def write_stream(path: Path, n_tokens: int) -> int:
     """Zipf responses as uint16 with an EOS id after each; returns the number of responses."""
     import numpy as np
 
-    from tokentree.synthetic import zipf_corpus
+    from tokentree.data.synthetic import zipf_corpus
 
     corpus = zipf_corpus(n_tokens, vocab_size=VOCAB, rng=0)
     flat = np.empty(corpus.n_tokens + corpus.n_sequences, dtype=np.uint16)
@@ -49,7 +49,7 @@ def write_stream(path: Path, n_tokens: int) -> int:
 
 def ids_case(path: str, partitions: int) -> dict:
     from tokentree import build_tree
-    from tokentree.sequences import load_token_ids
+    from tokentree.data.sequences import load_token_ids
 
     build_tree([[1, 2, 3]], depth=4, mode="window")  # numba's kernels load once per process
     stream = load_token_ids(path, dtype="uint16", eos=EOS, vocab_size=VOCAB + 1)
@@ -67,7 +67,7 @@ def write_records(folder: Path, megabytes: int) -> tuple[Path, Path]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tokentree.text import builtin_texts
+    from tokentree.data.text import builtin_texts
 
     texts = builtin_texts("pydoc-paragraphs")
     records, size, i = [], 0, 0
@@ -88,7 +88,7 @@ def write_records(folder: Path, megabytes: int) -> tuple[Path, Path]:
 def reader_case(path: str, reader: str) -> dict:
     import pandas as pd
 
-    from tokentree.text import read_responses
+    from tokentree.data.text import read_responses
 
     t0 = time.perf_counter()
     if reader == "tokentree":

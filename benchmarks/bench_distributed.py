@@ -40,7 +40,7 @@ def single_case(path: str, depth: int) -> dict:
     import numpy as np
 
     from tokentree import build_tree
-    from tokentree.sequences import load_token_ids
+    from tokentree.data.sequences import load_token_ids
 
     build_tree([[1, 2, 3]], depth=depth, mode="window")  # numba's kernels load once per process
     stream = load_token_ids(path, dtype="uint16", eos=EOS, vocab_size=VOCAB + 1)
@@ -60,7 +60,7 @@ def independent_check(folder: Path, lengths_path: Path, depth: int) -> dict:
     """Global statistics from the manifest against per-part arrays read back from disk, and against the data."""
     import numpy as np
 
-    from tokentree.partitioned import open_partitioned
+    from tokentree.trees.partitioned import open_partitioned
 
     tree = open_partitioned(folder)
     nodes = np.zeros(depth + 1, dtype=np.int64)
@@ -83,8 +83,8 @@ def independent_check(folder: Path, lengths_path: Path, depth: int) -> dict:
 
 
 def distributed_case(path: Path, out: Path, depth: int, client) -> dict:
-    from tokentree.distributed import build_partitioned, worker_peaks
-    from tokentree.sequences import load_token_ids
+    from tokentree.data.sequences import load_token_ids
+    from tokentree.trees.distributed import build_partitioned, worker_peaks
 
     stream = load_token_ids(path, dtype="uint16", eos=EOS, vocab_size=VOCAB + 1)
     t0 = time.perf_counter()
@@ -107,7 +107,7 @@ def main() -> None:
         return
     import numpy as np
 
-    from tokentree.distributed import local_client
+    from tokentree.trees.distributed import local_client
 
     depth = 8
     small, large = (10_000_000, 30_000_000) if args.quick else (100_000_000, 300_000_000)
@@ -134,7 +134,7 @@ def main() -> None:
 
             stream = folder / "large.bin"
             write_stream(stream, large)
-            from tokentree.sequences import load_token_ids
+            from tokentree.data.sequences import load_token_ids
 
             np.save(folder / "lengths.npy", load_token_ids(stream, dtype="uint16", eos=EOS).lengths)
             big = distributed_case(stream, folder / "large-tree", depth, client)

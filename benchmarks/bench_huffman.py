@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from tokentree.compression import huffman_code, huffman_lengths
-from tokentree.reference import heapq_huffman_lengths
+from tokentree.trees.reference import heapq_huffman_lengths
 
 
 def median_seconds(fn, repeat: int = 5) -> float:

@@ -27,9 +27,9 @@ import numpy as np
 
 def training_speed(quick: bool) -> dict[str, float]:
     from tokentree.bridge.tiny import TinySpec, tiny_llama
-    from tokentree.lab.chat import from_sequences
+    from tokentree.data.chat import from_sequences
+    from tokentree.data.synthetic import zipf_corpus
     from tokentree.lab.train import LMTrainer, TrainSettings
-    from tokentree.synthetic import zipf_corpus
 
     corpus = zipf_corpus(40_000 if quick else 200_000, vocab_size=2000, min_length=100, max_length=200, rng=0)
     data = from_sequences(corpus, prepend=2000)
@@ -45,7 +45,7 @@ def training_speed(quick: bool) -> dict[str, float]:
 
 def sampling_speed(quick: bool) -> dict[str, float]:
     from tokentree.bridge.tiny import TinySpec, tiny_llama, train_tiny_tokenizer
-    from tokentree.lab.language import BehaviourLanguage
+    from tokentree.data.language import BehaviourLanguage
     from tokentree.lab.measure import sample_responses
 
     lang = BehaviourLanguage(seed=0)
@@ -68,7 +68,7 @@ def coding_speed(coded_tokens: int, reforward_tokens: int) -> dict[str, float]:
     from tokentree.bridge.coding import encode_tokens
     from tokentree.bridge.hf import HFScorer, load_smollm2
     from tokentree.bridge.scoring import measure_rate
-    from tokentree.text import builtin_texts
+    from tokentree.data.text import builtin_texts
 
     model, tokenizer = load_smollm2()
     scorer = HFScorer(model, bos_token_id=tokenizer.bos_token_id, max_context=2048, stride=1024, threads=1)

@@ -35,7 +35,7 @@ import networkx as nx
 import numpy as np
 
 from tokentree import build_tree
-from tokentree.text import builtin_texts, encode_texts, gpt2_tokenizer
+from tokentree.data.text import builtin_texts, encode_texts, gpt2_tokenizer
 from tokentree.plots import figure_folder
 
 FIGURES = figure_folder()

@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from tokentree import build_tree
-from tokentree.combine import align_symbols
+from tokentree.trees.combine import align_symbols
 from tokentree.compression import (
     compression_rate,
     entropy,
@@ -38,9 +38,9 @@ from tokentree.compression import (
     perturbation_setting,
     simulate_perturbation,
 )
-from tokentree.dataset_codes import decode_dataset, encode_dataset
-from tokentree.synthetic import zipf_corpus
-from tokentree.text import builtin_texts, encode_texts, gpt2_tokenizer
+from tokentree.trees.dataset_codes import decode_dataset, encode_dataset
+from tokentree.data.synthetic import zipf_corpus
+from tokentree.data.text import builtin_texts, encode_texts, gpt2_tokenizer
 from tokentree.plots import figure_folder
 
 FIGURES = figure_folder()

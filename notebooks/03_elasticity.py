@@ -52,8 +52,8 @@ from tokentree.compression import (
 )
 from tokentree.compression.symbolic import derive_identity, derive_pareto_entropy
 from tokentree.plots import figure_folder
-from tokentree.scenario import scenario_sources
-from tokentree.synthetic import pareto_masses
+from tokentree.data.scenario import scenario_sources
+from tokentree.data.synthetic import pareto_masses
 from tokentree.verification import inputs_from_sources, novel_control, overlap_control
 
 FIGURES = figure_folder()

@@ -41,8 +41,8 @@ from tokentree.bridge.coding import decode_tokens, encode_tokens
 from tokentree.bridge.hf import HFScorer, load_smollm2
 from tokentree.bridge.scoring import measure_rate
 from tokentree.bridge.tree_model import fit_tree_model
-from tokentree.sequences import as_token_sequences
-from tokentree.text import builtin_texts
+from tokentree.data.sequences import as_token_sequences
+from tokentree.data.text import builtin_texts
 from tokentree.plots import figure_folder
 
 FIGURES = figure_folder()

@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from tokentree.experiments.piggyback import Config, run
-from tokentree.piggyback import Example, World, carriers_from_trees, closed_form, equilibrium, spill_of, world_trees
+from tokentree.trees.springs import Example, World, carriers_from_trees, closed_form, equilibrium, spill_of, world_trees
 from tokentree.plots import COLOURS, figure_folder
 
 FIGURES = figure_folder()

@@ -10,8 +10,8 @@ import pytest
 from tokentree.bridge.coding import decode_tokens, encode_tokens
 from tokentree.bridge.scoring import NextTokenModel, TokenScorer, UniformScorer, measure_rate
 from tokentree.bridge.tree_model import fit_tree_model, tree_conditional_bits
-from tokentree.errors import InputError
-from tokentree.synthetic import markov_corpus
+from tokentree.data.synthetic import markov_corpus
+from tokentree.infra.errors import InputError
 
 DATA = markov_corpus(400, vocab_size=24, rng=3)
 HELD_OUT = markov_corpus(60, vocab_size=24, rng=3).select(np.arange(40, 60))

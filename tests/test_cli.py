@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from tokentree.cli import main
-from tokentree.storage import load_tree
+from tokentree.trees.storage import load_tree
 
 
 def test_build_then_info_on_builtin_corpus(tmp_path, capsys):
@@ -80,9 +80,9 @@ def test_every_option_states_its_default_and_every_subcommand_has_examples():
 
 def test_choices_come_from_the_code():
     from tokentree.cli import _parser
-    from tokentree.readers import CHAT_TURNS, FORMATS, SPLITS
-    from tokentree.text import BUILTIN_CORPORA
-    from tokentree.tree import ALPHABETS, MODES, WEIGHTINGS
+    from tokentree.data.readers import CHAT_TURNS, FORMATS, SPLITS
+    from tokentree.data.text import BUILTIN_CORPORA
+    from tokentree.trees.tree import ALPHABETS, MODES, WEIGHTINGS
 
     choices = {action.dest: action.choices for _, _, action in _options(_parser()) if action.choices}
     from tokentree.bridge.hf import DEVICES
@@ -96,7 +96,7 @@ def test_choices_come_from_the_code():
 def test_version(capsys):
     import pytest
 
-    from tokentree import __version__
+    from tokentree.infra.version import __version__
 
     with pytest.raises(SystemExit) as stop:
         main(["--version"])

@@ -8,7 +8,7 @@ from hypothesis import given
 
 from tests.strategies import depths, modes, token_sequences
 from tokentree import InputError, build_tree
-from tokentree.combine import align_symbols, mixture, scale_tree, sum_trees
+from tokentree.trees.combine import align_symbols, mixture, scale_tree, sum_trees
 
 
 @given(token_sequences(), token_sequences(), depths, modes)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tokentree.cli import main
-from tokentree.errors import InputError
-from tokentree.storage import load_tree
+from tokentree.infra.errors import InputError
+from tokentree.trees.storage import load_tree
 
 CHATS = [
     {"messages": [{"role": "user", "content": "how are you"}, {"role": "assistant", "content": "i am fine"},
@@ -32,8 +32,8 @@ def chat_tokenizer(tmp_path_factory):
 def test_a_template_tree_counts_responses_in_context(tmp_path, chat_tokenizer):
     from transformers import AutoTokenizer
 
-    from tokentree.lab.chat import responses_in_context
-    from tokentree.readers import read_examples
+    from tokentree.data.chat import responses_in_context
+    from tokentree.data.readers import read_examples
 
     data = tmp_path / "chats.jsonl"
     data.write_text("".join(json.dumps(c) + "\n" for c in CHATS))
@@ -60,8 +60,8 @@ def test_a_template_needs_conversations(tmp_path, chat_tokenizer, capsys):
     data.write_text("just text\n")
     assert main(["build", str(data), "--template", str(chat_tokenizer), "-o", str(tmp_path / "t.npz")]) == 2
     assert "--template renders conversations" in capsys.readouterr().err
-    from tokentree.lab.chat import responses_in_context
-    from tokentree.readers import Example
+    from tokentree.data.chat import responses_in_context
+    from tokentree.data.readers import Example
 
     with pytest.raises(InputError, match="has no turn before it"):
         responses_in_context([Example("orphan")], object())

@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import depths, modes, token_sequences, weights
-from tokentree.build import build_tree
-from tokentree.combine import align_symbols
 from tokentree.compression.huffman import huffman_lengths
-from tokentree.distributed import build_partitioned, parse_memory, worker_peaks
-from tokentree.errors import InputError
-from tokentree.partitioned import open_partitioned
-from tokentree.synthetic import zipf_corpus
+from tokentree.data.synthetic import zipf_corpus
+from tokentree.infra.errors import InputError
+from tokentree.trees.build import build_tree
+from tokentree.trees.combine import align_symbols
+from tokentree.trees.distributed import build_partitioned, parse_memory, worker_peaks
+from tokentree.trees.partitioned import open_partitioned
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,8 @@ def test_depths_past_one_byte_and_many_shards_build_the_same_tree(client, tmp_pa
 @settings(max_examples=40)
 @given(token_sequences(max_vocab=9, max_len=16), st.integers(1, 60))
 def test_shards_are_whole_responses_that_cover_the_dataset_in_order(seqs, target):
-    from tokentree.distributed import shards_of
-    from tokentree.sequences import as_token_sequences
+    from tokentree.data.sequences import as_token_sequences
+    from tokentree.trees.distributed import shards_of
 
     seqs = as_token_sequences(seqs)
     shards = shards_of(seqs, target)
@@ -154,7 +154,7 @@ def test_a_worker_killed_mid_task_is_retried_and_the_tree_is_the_same(client, tm
 
 
 def test_a_stream_is_read_in_place_and_the_output_folder_is_safe(client, tmp_path, capsys):
-    from tokentree.sequences import load_token_ids
+    from tokentree.data.sequences import load_token_ids
 
     flat = np.array([5, 6, 7, 0, 5, 6, 0, 9, 9, 9, 9, 0], dtype=np.uint16)
     flat.tofile(tmp_path / "train.bin")
@@ -198,7 +198,7 @@ def test_scratch_space_and_scheduler_errors_are_clear(client, tmp_path, monkeypa
 def test_the_workers_a_build_starts_keep_freed_memory_and_this_process_keeps_its_environment(monkeypatch):
     import os
 
-    from tokentree.distributed import KEEP_FREED_MEMORY, local_client
+    from tokentree.trees.distributed import KEEP_FREED_MEMORY, local_client
 
     monkeypatch.delenv("MALLOC_MMAP_MAX_", raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
@@ -220,7 +220,7 @@ def test_the_command_line_builds_opens_and_queries_a_partitioned_tree(tmp_path, 
     import json
 
     from tokentree.cli import main
-    from tokentree.storage import load_tree
+    from tokentree.trees.storage import load_tree
 
     data = tmp_path / "d.txt"
     data.write_text("the cat sat on the mat\nthe cat ran\na dog sat\nthe end\n" * 5)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import QUICK_EXPERIMENTS
-from tokentree.results import NONFINITE_COLUMN
-from tokentree.runs import load_experiment, resolve_config
+from tokentree.framework.runs import load_experiment, resolve_config
+from tokentree.infra.results import NONFINITE_COLUMN
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = {"theory": ROOT / "docs" / "theory.md", "experiments": ROOT / "docs" / "experiments.md"}
@@ -135,7 +135,7 @@ def test_notebooks_use_only_public_api(path):
 def test_the_guarantees_in_the_readme_match_the_code():
     from tokentree.cli import _parser
     from tokentree.compression.mixture import MAX_SIZE_RATIO
-    from tokentree.outputs import MARKER
+    from tokentree.infra.outputs import MARKER
 
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Guarantees") : readme.index("\n## ", readme.index("## Guarantees") + 1)]

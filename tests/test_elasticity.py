@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from tests.strategies import probability_vectors
 from tokentree import InputError, build_tree
-from tokentree.combine import align_symbols
 from tokentree.compression import (
     disjoint_closed_form,
     finite_step_identity,
@@ -20,9 +19,10 @@ from tokentree.compression import (
     simulate_perturbation,
 )
 from tokentree.compression.symbolic import derive_identity, derive_l_star, derive_ratio
-from tokentree.scenario import sample_scenario, scenario_sources
-from tokentree.synthetic import markov_corpus
-from tokentree.text import builtin_texts, encode_texts, gpt2_tokenizer
+from tokentree.data.scenario import sample_scenario, scenario_sources
+from tokentree.data.synthetic import markov_corpus
+from tokentree.data.text import builtin_texts, encode_texts, gpt2_tokenizer
+from tokentree.trees.combine import align_symbols
 
 BETAS = (0.5, 0.3, 0.2)
 

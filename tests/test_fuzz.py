@@ -30,10 +30,10 @@ from tokentree.compression import (
     perturbation_setting,
     simulate_perturbation,
 )
-from tokentree.errors import InputError, InputTypeError, TextInputError, TreeFileError
-from tokentree.runs import load_experiment, resolve_config
-from tokentree.storage import load_tree, save_tree
-from tokentree.text import read_responses
+from tokentree.data.text import read_responses
+from tokentree.framework.runs import load_experiment, resolve_config
+from tokentree.infra.errors import InputError, InputTypeError, TextInputError, TreeFileError
+from tokentree.trees.storage import load_tree, save_tree
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=8),

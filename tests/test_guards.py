@@ -12,7 +12,6 @@ import pytest
 
 from tokentree import build_tree
 from tokentree.cli import main
-from tokentree.combine import scale_tree
 from tokentree.compression import (
     compression_rate,
     disjoint_closed_form,
@@ -23,11 +22,12 @@ from tokentree.compression import (
     simulate_perturbation,
 )
 from tokentree.compression.mixture import MAX_SIZE_RATIO
-from tokentree.errors import InputError, InputTypeError, TextInputError, TreeFileError
+from tokentree.data.text import read_responses, train_bpe
 from tokentree.experiments.hooke import Config as HookeConfig
-from tokentree.runs import resolve_config
-from tokentree.storage import load_tree, save_tree
-from tokentree.text import read_responses, train_bpe
+from tokentree.framework.runs import resolve_config
+from tokentree.infra.errors import InputError, InputTypeError, TextInputError, TreeFileError
+from tokentree.trees.combine import scale_tree
+from tokentree.trees.storage import load_tree, save_tree
 from tokentree.verification import VerdictStatus, judge
 
 

@@ -9,10 +9,10 @@ import math
 import pytest
 
 from tokentree.cli import main
-from tokentree.errors import InputError
 from tokentree.experiments.hooke import Config, run
-from tokentree.results import dumps_json
-from tokentree.runs import config_to_toml, resolve_config
+from tokentree.framework.runs import config_to_toml, resolve_config
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import dumps_json
 from tokentree.verification import HookeControls, VerdictStatus, judge
 
 HOLDS, FAILS_AS_PREDICTED, UNEXPECTED = (

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tokentree.compression.elasticity import disjoint_closed_form
-from tokentree.errors import InputError
+from tokentree.infra.errors import InputError
 
 # ----------------------------------------------------------------------------- hooke-trained
 SMALL = dict(
@@ -57,8 +57,8 @@ def test_hooke_trained_records_and_mixture_comparison(synthetic_run):
 
 def test_hooke_trained_is_deterministic_and_writes_outputs(synthetic_run, tmp_path):
     from tokentree.experiments.hooke_trained import Config, run
-    from tokentree.results import dumps_json
-    from tokentree.runs import write_run_outputs
+    from tokentree.framework.runs import write_run_outputs
+    from tokentree.infra.results import dumps_json
 
     again = run(Config(data="synthetic", **SMALL), show_progress=False)
     assert dumps_json(again.to_dict()) == dumps_json(synthetic_run.to_dict())
@@ -115,8 +115,8 @@ def test_hooke_trained_refuses_perturbation_steps_that_do_not_grow():
 def test_hooke_trained_runs_on_a_model_folder(tmp_path):
     """--model PATH: a saved Hugging Face model folder (here a tiny Llama with its tokenizer) trained further."""
     from tokentree.bridge.tiny import TinySpec, save_model, tiny_llama, train_tiny_tokenizer
+    from tokentree.data.text import builtin_texts
     from tokentree.experiments.hooke_trained import Config, run
-    from tokentree.text import builtin_texts
 
     tokenizer = train_tiny_tokenizer(builtin_texts("pydoc-paragraphs")[:400], 500)
     model = tiny_llama(TinySpec(vocab_size=len(tokenizer), n_layers=1, d_model=32, n_heads=2, context=64), seed=0)

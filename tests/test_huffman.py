@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tests.strategies import probability_vectors
 from tokentree import InputError
 from tokentree.compression import EncodedBits, entropy, huffman_code, huffman_lengths
-from tokentree.reference import heapq_huffman_lengths
+from tokentree.trees.reference import heapq_huffman_lengths
 
 
 def brute_force_optimal_length(p):

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from tokentree.build import build_tree
 from tokentree.cli import main
-from tokentree.errors import InputError
-from tokentree.sequences import TokenStream, as_token_sequences, load_token_ids
-from tokentree.storage import load_tree
-from tokentree.text import encode_texts, gpt2_tokenizer
+from tokentree.data.sequences import TokenStream, as_token_sequences, load_token_ids
+from tokentree.data.text import encode_texts, gpt2_tokenizer
+from tokentree.infra.errors import InputError
+from tokentree.trees.build import build_tree
+from tokentree.trees.storage import load_tree
 
 TEXTS = ["The cat sat on the mat.", "The cat ran.", "A dog sat on the cat.", "The end."]
 EOS = 50256

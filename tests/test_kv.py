@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tokentree.bridge.kv import KV, capture_kv, kv_drift, patch_kv, projections, treft_penalty
-from tokentree.errors import InputError
+from tokentree.infra.errors import InputError
 
 
 def _llama(seed: int, kv_heads: int = 2):

@@ -13,9 +13,9 @@ from tokentree.bridge.mixture import SequenceMixture
 from tokentree.bridge.scoring import UniformScorer, measure_rate
 from tokentree.bridge.tree_model import fit_tree_model
 from tokentree.compression import Shares, mix, theorem_4_2_sizes
-from tokentree.errors import InputError
+from tokentree.data.synthetic import markov_corpus
+from tokentree.infra.errors import InputError
 from tokentree.lab import Stage, loglog_slope, run_stages, seed_stats
-from tokentree.synthetic import markov_corpus
 from tokentree.verification import tolerances
 
 

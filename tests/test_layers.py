@@ -41,7 +41,7 @@ def test_the_contract_would_catch_an_upward_import(tmp_path):
 
 def test_importing_tokentree_and_the_math_layer_stays_light():
     code = (
-        "import sys, tokentree, tokentree.compression, tokentree.results; "
+        "import sys, tokentree, tokentree.compression, tokentree.infra.results; "
         "from tokentree.compression import entropy; "
         "heavy = {'torch', 'sympy', 'matplotlib', 'dask', 'pandas', 'transformers'}; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))"

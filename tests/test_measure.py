@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from tokentree.bridge.tiny import TinySpec, tiny_llama, train_tiny_tokenizer
-from tokentree.errors import InputError
-from tokentree.lab.behaviour import CallableScorer, RuleScorer, VaderScorer, aligned_share
-from tokentree.lab.chat import tokenize_chats
-from tokentree.lab.language import AXES, DEFAULT_BASE_RATES, BehaviourLanguage
+from tokentree.data.behaviour import CallableScorer, RuleScorer, VaderScorer, aligned_share
+from tokentree.data.chat import tokenize_chats
+from tokentree.data.language import AXES, DEFAULT_BASE_RATES, BehaviourLanguage
+from tokentree.infra.errors import InputError
 from tokentree.lab.measure import kl_to_reference, response_rates, sample_responses, scorer_for
 from tokentree.lab.train import LMTrainer, TrainSettings
 

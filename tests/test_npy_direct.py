@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from tokentree import npy_direct
-from tokentree.npy_direct import BLOCK, save_npy
+from tokentree.infra import npy_direct
+from tokentree.infra.npy_direct import BLOCK, save_npy
 
 
 def _check(path, array):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tokentree.cli import main
-from tokentree.errors import OutputPathError
-from tokentree.outputs import MARKER, check_output_folder, write_output_folder
+from tokentree.infra.errors import OutputPathError
+from tokentree.infra.outputs import MARKER, check_output_folder, write_output_folder
 
 
 def _write(text: str):
@@ -104,7 +104,7 @@ def test_a_failing_writer_leaves_the_old_output_and_no_temporaries(tmp_path):
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_permissions_follow_the_umask(tmp_path, umask):
     from tokentree import build_tree
-    from tokentree.storage import save_tree
+    from tokentree.trees.storage import save_tree
 
     old = os.umask(umask)
     try:
@@ -118,7 +118,7 @@ def test_permissions_follow_the_umask(tmp_path, umask):
 
 
 def test_without_an_atomic_exchange_a_crash_between_the_renames_is_recovered(tmp_path, monkeypatch):
-    import tokentree.outputs as outputs
+    import tokentree.infra.outputs as outputs
 
     out = tmp_path / "run"
     write_output_folder(out, _write("first"), kind="run")
@@ -135,7 +135,7 @@ CRASH = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    import tokentree.outputs as outputs
+    import tokentree.infra.outputs as outputs
 
     stage, out = sys.argv[1], Path(sys.argv[2])
     real_exchange = outputs._exchange

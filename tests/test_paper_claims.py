@@ -15,9 +15,9 @@ import math
 import pytest
 
 from tokentree.cli import main
-from tokentree.compression.rebound import count_model_rebound
-from tokentree.errors import InputError
-from tokentree.results import dumps_json
+from tokentree.compression.count_rebound import count_model_rebound
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import dumps_json
 from tokentree.verification import curves
 
 EMPIRICAL = {"holds", "fails", "within noise"}
@@ -98,8 +98,8 @@ def test_rebound_on_the_users_own_files(tmp_path):
     """--data files: the user's JSONL (prompt/response pairs or chat messages), scored by VADER."""
     import numpy as np
 
+    from tokentree.data.language import BehaviourLanguage
     from tokentree.experiments.rebound import Config, run
-    from tokentree.lab.language import BehaviourLanguage
 
     language, rng = BehaviourLanguage(seed=0), np.random.default_rng(0)
     pairs = [language.pair(rng, axis="sentiment") for _ in range(80)]

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.strategies import depths, modes, token_sequences, weights
-from tokentree.build import build_tree
-from tokentree.errors import InputError
-from tokentree.partition import plan_partitions, stitch_trees
+from tokentree.infra.errors import InputError
+from tokentree.trees.build import build_tree
+from tokentree.trees.partition import plan_partitions, stitch_trees
 
 
 def _same(a, b):
@@ -56,7 +56,7 @@ def test_the_plan_balances_and_refuses_nonsense():
 # ----------------------------------------------------------------------------- pre-tokenized streams
 @given(token_sequences(max_vocab=7, max_len=12), depths, modes, weights, st.integers(1, 9))
 def test_a_stream_separated_by_eos_builds_the_tree_of_its_responses(seqs, depth, mode, weight, parts):
-    from tokentree.sequences import TokenStream
+    from tokentree.data.sequences import TokenStream
 
     eos = 7
     flat = np.array([t for s in seqs for t in [eos, *s]] + [eos, eos], dtype=np.uint16)  # leading, doubled EOS

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from tokentree.lab.chat import tokenize_chats
-from tokentree.lab.language import BehaviourLanguage
-from tokentree.lab.piggyback import (
+from tokentree.data.chat import tokenize_chats
+from tokentree.data.language import BehaviourLanguage
+from tokentree.lab.template_prefix import (
     NO_SYSTEM_TEMPLATE,
     PromptParts,
     RetainKL,

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokentree.errors import InputError
-from tokentree.piggyback import (
+from tokentree.infra.errors import InputError
+from tokentree.trees.springs import (
     TRUNK,
     Example,
     World,

@@ -7,8 +7,8 @@ import types
 
 import pytest
 
-from tokentree import progress
-from tokentree.errors import InputError
+from tokentree.infra import progress
+from tokentree.infra.errors import InputError
 
 
 @pytest.fixture(autouse=True)

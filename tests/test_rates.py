@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from tokentree import InputError, build_tree
-from tokentree.combine import align_symbols
 from tokentree.compression import (
     ZeroModelMassWarning,
     code_lengths,
@@ -20,9 +19,10 @@ from tokentree.compression import (
     joint_compression,
     kl_divergence,
 )
-from tokentree.dataset_codes import decode_dataset, encode_dataset
-from tokentree.synthetic import pareto_masses
-from tokentree.text import builtin_texts, encode_texts, gpt2_tokenizer
+from tokentree.data.synthetic import pareto_masses
+from tokentree.data.text import builtin_texts, encode_texts, gpt2_tokenizer
+from tokentree.trees.combine import align_symbols
+from tokentree.trees.dataset_codes import decode_dataset, encode_dataset
 
 
 def test_cross_entropy_is_entropy_plus_kl():

@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from tokentree.errors import InputError, TextInputError
-from tokentree.readers import Example, ReadStats, detect_format, read_examples, read_records
-from tokentree.text import read_responses
+from tokentree.data.readers import Example, ReadStats, detect_format, read_examples, read_records
+from tokentree.data.text import read_responses
+from tokentree.infra.errors import InputError, TextInputError
 
 RECORDS = [
     {"id": i, "text": text, "label": i % 2, "meta": {"answer": text.upper()}}
@@ -90,7 +90,7 @@ def test_every_format_reads_the_same_responses(tmp_path, kind):
 
 def test_every_format_builds_the_same_tree(tmp_path):
     from tokentree.cli import main
-    from tokentree.storage import load_tree
+    from tokentree.trees.storage import load_tree
 
     trees = {}
     for kind in KINDS:

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokentree.compression.rebound import (
+from tokentree.compression.count_rebound import (
     count_model_initial_slope,
     count_model_minimum,
     count_model_negatives_to_kl,
     count_model_rebound,
     count_model_return_count,
 )
-from tokentree.errors import InputError
+from tokentree.infra.errors import InputError
 from tokentree.verification import claims, curves, paper
 from tokentree.verification.verdicts import VerdictStatus
 

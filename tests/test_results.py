@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import QUICK_EXPERIMENTS
 from tokentree.compression import joint_compression, perturbation_setting, simulate_perturbation
-from tokentree.results import NONFINITE_COLUMN, SCHEMA_VERSION, Record, csv_text, dumps_json, to_json_ready
-from tokentree.runs import MAIN_TABLE, Experiment, ExperimentResult, available_experiments, load_experiment
+from tokentree.framework.runs import MAIN_TABLE, Experiment, ExperimentResult, available_experiments, load_experiment
+from tokentree.infra.results import NONFINITE_COLUMN, SCHEMA_VERSION, Record, csv_text, dumps_json, to_json_ready
 
 #: Columns that hold words, not numbers.
 #: Columns that label a row (categories), not measure it.

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tokentree import TreeFileError, build_tree
-from tokentree.storage import FORMAT_VERSION, load_tree, save_tree
+from tokentree.trees.storage import FORMAT_VERSION, load_tree, save_tree
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tokentree.synthetic import (
+from tokentree.data.synthetic import (
     markov_corpus,
     pareto_entropy_nats,
     pareto_masses,

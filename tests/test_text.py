@@ -7,8 +7,7 @@ import json
 import pytest
 
 from tokentree import TextInputError, build_tree
-from tokentree.errors import InputError
-from tokentree.text import (
+from tokentree.data.text import (
     ReadStats,
     builtin_texts,
     encode_texts,
@@ -17,6 +16,7 @@ from tokentree.text import (
     read_responses,
     train_bpe,
 )
+from tokentree.infra.errors import InputError
 
 
 def test_gpt2_tokenizer_gives_the_canonical_ids():
@@ -96,7 +96,7 @@ def test_missing_inputs_and_empty_text(tmp_path):
 def test_tokenizers_load_from_files_folders_and_objects(tmp_path):
     from tokenizers import Tokenizer
 
-    from tokentree.text import encode_texts, gpt2_tokenizer, load_tokenizer, package_file
+    from tokentree.data.text import encode_texts, gpt2_tokenizer, load_tokenizer, package_file
 
     gpt2 = gpt2_tokenizer()
     gpt2.save(str(tmp_path / "tokenizer.json"))
@@ -118,7 +118,7 @@ def test_tokenizers_load_from_files_folders_and_objects(tmp_path):
     # the alphabet size comes from the tokenizer, not from the largest id seen
     seqs = encode_texts(["Hello world"], load_tokenizer(slow))
     assert seqs.vocab_size == 50257
-    from tokentree.build import build_tree
+    from tokentree.trees.build import build_tree
 
     assert build_tree(seqs, depth=2).info.vocab_size == 50257
     for bad, message in ((tmp_path / "missing.json", "neither 'gpt2'"), ("not a name", "neither 'gpt2'"),

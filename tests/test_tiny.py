@@ -21,8 +21,8 @@ from tokentree.bridge.tiny import (
     tiny_scorer,
     train_tiny_tokenizer,
 )
-from tokentree.errors import InputError, OutputPathError
-from tokentree.lab.language import BehaviourLanguage
+from tokentree.data.language import BehaviourLanguage
+from tokentree.infra.errors import InputError, OutputPathError
 
 LANG = BehaviourLanguage(seed=0)
 TEXTS = LANG.pretraining_text(300, seed=0)

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from tokentree.bridge.tiny import TinySpec, tiny_llama, train_tiny_tokenizer
-from tokentree.errors import InputError
-from tokentree.lab.chat import TokenizedExamples, as_messages, tokenize_chats, tokenize_texts
-from tokentree.lab.language import BehaviourLanguage
+from tokentree.data.chat import TokenizedExamples, as_messages, tokenize_chats, tokenize_texts
+from tokentree.data.language import BehaviourLanguage
+from tokentree.infra.errors import InputError
 from tokentree.lab.train import LMTrainer, LoraSettings, TrainSettings, training_windows
 
 LANG = BehaviourLanguage(seed=0)

@@ -8,7 +8,7 @@ from hypothesis import given
 
 from tests.strategies import depths, modes, token_sequences
 from tokentree import InputError, TokenTree, build_tree
-from tokentree.reference import reference_occurrences
+from tokentree.trees.reference import reference_occurrences
 
 
 def small_tree():
@@ -73,7 +73,7 @@ def test_prune_rejects_deeper_or_invalid_depths():
 
 def test_memory_is_about_16_bytes_per_node_resident():
     """int32 token + int32 parent + int64 count; deepest-level EOS counts are stored sparsely."""
-    from tokentree.synthetic import zipf_corpus
+    from tokentree.data.synthetic import zipf_corpus
 
     tree = build_tree(zipf_corpus(200_000, rng=0), depth=8, mode="window")
     assert tree.n_nodes > 1_000_000

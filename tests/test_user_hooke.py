@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from tokentree.build import build_tree
 from tokentree.cli import main
-from tokentree.errors import InputError
+from tokentree.infra.errors import InputError
+from tokentree.trees.build import build_tree
 from tokentree.verification import RegimeWarning, hooke_on_trees
 
 P = [[1, 2], [3, 4, 4], [5, 6]] * 40  # three kinds; D_a like the second, D_t like the third

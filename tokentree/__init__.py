@@ -7,18 +7,17 @@ sympy, matplotlib, numba) are imported only by the modules that need them.
 
 from __future__ import annotations
 
-from tokentree.build import build_tree
-from tokentree.errors import (
+from tokentree.data.sequences import TokenSequences, as_token_sequences, binary_expand
+from tokentree.infra.errors import (
     InputError,
     InputTypeError,
     MemoryEstimateError,
     TextInputError,
     TreeFileError,
 )
-from tokentree.sequences import TokenSequences, as_token_sequences, binary_expand
-from tokentree.tree import LayerStats, PathCount, Symbols, TokenTree, TreeInfo
-
-__version__ = "0.1.0"
+from tokentree.infra.version import __version__
+from tokentree.trees.build import build_tree
+from tokentree.trees.tree import LayerStats, PathCount, Symbols, TokenTree, TreeInfo
 
 __all__ = [
     "InputError",

@@ -22,11 +22,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from tokentree.errors import InputError, InputTypeError, MemoryEstimateError
+from tokentree.infra.errors import InputError, InputTypeError, MemoryEstimateError
 
 __all__ = ["main", "describe_tree", "RUN_KIND"]
 
-#: The kind of folder `tokentree run` writes (see tokentree.outputs).
+#: The kind of folder `tokentree run` writes (see tokentree.infra.outputs).
 RUN_KIND = "run"
 #: Options of `tokentree run` that override a config field of the same name.
 RUN_OVERRIDES = (
@@ -63,9 +63,9 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 
 def _add_build(sub: Any) -> None:
-    from tokentree.readers import CHAT_TURNS, FORMATS, SPLITS
-    from tokentree.text import BUILTIN_CORPORA
-    from tokentree.tree import ALPHABETS, MODES, WEIGHTINGS
+    from tokentree.data.readers import CHAT_TURNS, FORMATS, SPLITS
+    from tokentree.data.text import BUILTIN_CORPORA
+    from tokentree.trees.tree import ALPHABETS, MODES, WEIGHTINGS
 
     p = sub.add_parser(
         "build", help="build a token tree from text and save it (.npz)", epilog=BUILD_EXAMPLES,
@@ -247,7 +247,7 @@ def _add_run(sub: Any) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from tokentree import __version__
+    from tokentree.infra.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="tokentree",
@@ -279,9 +279,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from tokentree.build import build_tree
-    from tokentree.storage import save_tree
-    from tokentree.text import load_tokenizer, provenance, tokenizer_vocab_size
+    from tokentree.data.text import load_tokenizer, provenance, tokenizer_vocab_size
+    from tokentree.trees.build import build_tree
+    from tokentree.trees.storage import save_tree
 
     sources = [bool(args.inputs), bool(args.builtin), args.ids is not None]
     if sum(sources) != 1:
@@ -294,7 +294,7 @@ def _run_build(args: argparse.Namespace) -> int:
         wrong = [k for k, v in text_only.items() if v is not None]
         if wrong:
             raise InputError(f"{', '.join(wrong)} read text; --ids takes token ids (drop them)")
-        from tokentree.sequences import load_token_ids
+        from tokentree.data.sequences import load_token_ids
 
         tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer is not None else None
         if args.vocab_size is not None:
@@ -317,7 +317,7 @@ def _run_build(args: argparse.Namespace) -> int:
     record = provenance(tokenizer=tokenizer, tokenizer_name=name, inputs=inputs,
                         options={k: v for k, v in options.items() if v is not None})
     if args.workers is not None or args.scheduler is not None:
-        from tokentree.distributed import build_partitioned
+        from tokentree.trees.distributed import build_partitioned
 
         if args.alphabet != "token":
             raise InputError("distributed builds are over token ids (--alphabet token); build binary trees in one "
@@ -341,8 +341,8 @@ def _run_build(args: argparse.Namespace) -> int:
 def _encode_in_context(args: argparse.Namespace, stats: Any) -> tuple[Any, Any, str, str]:
     """--template: each response tokenized inside its rendered conversation, only its own tokens kept."""
     from tokentree.bridge.hf import load_chat_tokenizer
-    from tokentree.lab.chat import responses_in_context
-    from tokentree.readers import read_examples
+    from tokentree.data.chat import responses_in_context
+    from tokentree.data.readers import read_examples
 
     if args.chat is None or args.builtin:
         raise InputError("--template renders conversations; read them with --chat assistant or --chat last-assistant")
@@ -358,7 +358,7 @@ def _encode_in_context(args: argparse.Namespace, stats: Any) -> tuple[Any, Any, 
 
 def _encode_text_inputs(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
     """(token sequences, tokenizer, its name, what was read) of the text inputs of `tokentree build`."""
-    from tokentree.text import ReadStats, builtin_texts, encode_texts, load_tokenizer, read_responses, train_bpe
+    from tokentree.data.text import ReadStats, builtin_texts, encode_texts, load_tokenizer, read_responses, train_bpe
 
     stats = ReadStats()
 
@@ -388,7 +388,7 @@ def _encode_text_inputs(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
 
 def describe_tree(tree: Any) -> dict:
     """The numbers ``tokentree info`` prints, as a JSON-ready dict (a tree file or a partitioned tree folder)."""
-    from tokentree.partitioned import PartitionedTree
+    from tokentree.trees.partitioned import PartitionedTree
 
     if isinstance(tree, PartitionedTree):
         stats = {k: v.tolist() for k, v in tree.layer_stats().items()}
@@ -409,7 +409,7 @@ def describe_tree(tree: Any) -> dict:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from tokentree.partitioned import open_tree
+    from tokentree.trees.partitioned import open_tree
 
     tree = open_tree(args.tree)
     d = describe_tree(tree)
@@ -456,7 +456,7 @@ def query_tree(tree: Any, ids: Sequence[int]) -> list[dict[str, Any]]:
 
 
 def _run_query(args: argparse.Namespace) -> int:
-    from tokentree.partitioned import open_tree
+    from tokentree.trees.partitioned import open_tree
 
     tree = open_tree(args.tree)
     if args.text is not None and args.ids is not None:
@@ -492,8 +492,14 @@ def _run_experiment(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from tokentree.outputs import check_output_folder, write_output_folder
-    from tokentree.runs import available_experiments, load_experiment, resolve_config, run_info, write_run_outputs
+    from tokentree.framework.runs import (
+        available_experiments,
+        load_experiment,
+        resolve_config,
+        run_info,
+        write_run_outputs,
+    )
+    from tokentree.infra.outputs import check_output_folder, write_output_folder
 
     if args.list:
         for name, where in available_experiments().items():
@@ -541,7 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ``--debug`` shows the traceback instead.
     """
-    from tokentree import progress
+    from tokentree.infra import progress
 
     args = _parser().parse_args(argv)
     commands = {"build": _run_build, "info": _run_info, "query": _run_query, "run": _run_experiment}

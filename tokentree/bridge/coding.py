@@ -15,25 +15,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
 from tokentree.bridge.scoring import NextTokenModel, checked_sequences, cursor
-from tokentree.errors import InputError
-from tokentree.results import ArrayResult
+from tokentree.infra.errors import InputError
+from tokentree.infra.optional import optional_import
+from tokentree.infra.results import ArrayResult
 
 __all__ = ["CodedTokens", "encode_tokens", "decode_tokens"]
 
 
-def _constriction():
-    try:
-        import constriction
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "entropy coding needs the 'constriction' package: "
-            "pip install 'tokentree[torch]' or pip install constriction"
-        ) from exc
-    return constriction
+def _constriction() -> ModuleType:
+    return optional_import("constriction", "entropy coding", "pip install 'tokentree[torch]'")
 
 
 def _categorical(probs: np.ndarray):

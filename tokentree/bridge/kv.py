@@ -23,13 +23,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokentree.errors import InputError
+from tokentree.infra.errors import InputError
 
 __all__ = ["KV", "projections", "capture_kv", "patch_kv", "kv_drift", "treft_penalty"]
 
 
 def _torch() -> Any:
-    from tokentree.bridge.hf import torch_module
+    from tokentree.infra.optional import torch_module
 
     return torch_module()
 

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from tokentree.bridge.scoring import TokenScorer, checked_contexts, checked_sequences
-from tokentree.errors import InputError
+from tokentree.infra.errors import InputError
 
 __all__ = ["SequenceMixture"]
 

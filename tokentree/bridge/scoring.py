@@ -23,9 +23,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from tokentree.errors import InputError
-from tokentree.results import to_json_ready
-from tokentree.sequences import as_token_sequences
+from tokentree.data.sequences import as_token_sequences
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import to_json_ready
 
 __all__ = [
     "TokenScorer",

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokentree.bridge.hf import HFScorer, quiet_transformers, torch_module
-from tokentree.checks import check_int
-from tokentree.errors import InputError
-from tokentree.outputs import write_output_folder
+from tokentree.bridge.hf import HFScorer, quiet_transformers
+from tokentree.infra.checks import check_int
+from tokentree.infra.errors import InputError
+from tokentree.infra.optional import torch_module
+from tokentree.infra.outputs import write_output_folder
 
 __all__ = [
     "TinySpec",
@@ -45,7 +46,7 @@ __all__ = [
     "MODEL_KIND",
 ]
 
-#: The kind of output folder a saved model is (see tokentree.outputs).
+#: The kind of output folder a saved model is (see tokentree.infra.outputs).
 MODEL_KIND = "model"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 #: BOS, EOS, pad and the two ChatML markers, in id order 0..4 of every tiny tokenizer.
@@ -133,7 +134,7 @@ def train_tiny_tokenizer(texts: Iterable[str], vocab_size: int, *, min_frequency
     """
     from transformers import PreTrainedTokenizerFast
 
-    from tokentree.text import train_bpe
+    from tokentree.data.text import train_bpe
 
     def with_template(items: Iterable[str]) -> Iterator[str]:
         yield from [DEFAULT_SYSTEM_PROMPT, "system", "user", "assistant"] * 50  # the template's own words merge too
@@ -155,7 +156,7 @@ def save_model(model: Any, tokenizer: Any | None, folder: str | os.PathLike[str]
     """Write ``model`` (and ``tokenizer``) as a Hugging Face model folder, atomically.
 
     The folder may be new, empty or an earlier saved model; anything else is refused
-    unless ``overwrite=True`` (tokentree.outputs).
+    unless ``overwrite=True`` (tokentree.infra.outputs).
     """
 
     def write(tmp: Path) -> None:

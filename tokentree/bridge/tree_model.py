@@ -28,9 +28,9 @@ from functools import cached_property
 import numpy as np
 
 from tokentree.bridge.scoring import checked_contexts, checked_sequences
-from tokentree.build import build_tree
-from tokentree.errors import InputError
-from tokentree.tree import TokenTree
+from tokentree.infra.errors import InputError
+from tokentree.trees.build import build_tree
+from tokentree.trees.tree import TokenTree
 
 __all__ = ["TreeModel", "fit_tree_model", "tree_conditional_bits"]
 

@@ -11,7 +11,7 @@ scipy.stats or numba.
 ``mixture``               the shares of D_p and the Theorem 4.2 mixture sizes
 ``elasticity``            joint compression, perturbation sweeps, closed forms
 ``pareto``                fitting Pareto tails of symbol masses
-``rebound``               the count model of rebound: KL to the pre-trained mixture, closed forms
+``count_rebound``         the count model of rebound: KL to the pre-trained mixture, closed forms
 ``symbolic``              sympy derivations of the identities (imported only by name)
 ========================  ==========================================================
 """
@@ -22,6 +22,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tokentree.compression.count_rebound import (
+        CountRebound,
+        count_model_initial_slope,
+        count_model_minimum,
+        count_model_negatives_to_kl,
+        count_model_rebound,
+        count_model_return_count,
+    )
     from tokentree.compression.elasticity import (
         DisjointClosedForm,
         JointCompression,
@@ -53,14 +61,6 @@ if TYPE_CHECKING:
         theorem_3_4_length,
         theorem_3_4_rate,
     )
-    from tokentree.compression.rebound import (
-        CountRebound,
-        count_model_initial_slope,
-        count_model_minimum,
-        count_model_negatives_to_kl,
-        count_model_rebound,
-        count_model_return_count,
-    )
 
 _HOME = {
     "elasticity": (
@@ -71,7 +71,7 @@ _HOME = {
     "huffman": ("EncodedBits", "HuffmanCode", "huffman_code", "huffman_lengths"),
     "mixture": ("Shares", "mix", "mixture_weights", "theorem_4_2_sizes"),
     "pareto": ("ParetoFit", "fit_pareto"),
-    "rebound": (
+    "count_rebound": (
         "CountRebound", "count_model_rebound", "count_model_initial_slope", "count_model_minimum",
         "count_model_return_count", "count_model_negatives_to_kl",
     ),

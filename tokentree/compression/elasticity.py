@@ -43,8 +43,8 @@ from scipy.special import xlogy
 from tokentree.compression.huffman import huffman_lengths
 from tokentree.compression.mixture import Shares, check_size, check_sizes, log_mix, mix, theorem_4_2_sizes
 from tokentree.compression.rates import check_symbol_lengths, entropy, row_entropies
-from tokentree.errors import InputError
-from tokentree.results import ArrayResult
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import ArrayResult
 
 __all__ = [
     "JointCompression",
@@ -264,7 +264,7 @@ def perturbation_setting(
     if p_a.shape[0] != n or p_t.shape[0] != n:
         raise InputError(
             f"pretrain, align and perturb must share one symbol set; got {n}, {p_a.shape[0]}, {p_t.shape[0]} "
-            "symbols. Align them with tokentree.combine.align_symbols"
+            "symbols. Align them with tokentree.trees.combine.align_symbols"
         )
     if isinstance(depth, bool) or not isinstance(depth, int | np.integer) or depth < 1:
         raise InputError(f"depth must be an integer >= 1 (the capacity depth d); got {depth!r}")

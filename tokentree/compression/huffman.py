@@ -35,8 +35,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from tokentree.errors import InputError
-from tokentree.results import ArrayResult
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import ArrayResult
 
 __all__ = ["HuffmanCode", "EncodedBits", "huffman_code", "huffman_lengths", "check_weights"]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tokentree.errors import InputError
+from tokentree.infra.errors import InputError
 
 __all__ = [
     "SHARES_SUM_RTOL",
@@ -57,7 +57,7 @@ def check_size(x: float, name: str, *, allow_zero: bool = False) -> float:
     >>> check_size(1e300, "k")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    tokentree.errors.InputError: k must be a finite number in (0, 1e+09]; got 1e+300 (outside this range ...)
+    tokentree.infra.errors.InputError: k must be a finite number in (0, 1e+09]; got 1e+300 (outside this range ...)
     """
     try:
         value = float(x)
@@ -95,7 +95,7 @@ class Shares:
     >>> Shares.of([0.5, 0.5, 0.5], name="betas")
     Traceback (most recent call last):
     ...
-    tokentree.errors.InputError: betas must be three non-negative shares summing to 1; got [0.5, 0.5, 0.5]
+    tokentree.infra.errors.InputError: betas must be three non-negative shares summing to 1; got [0.5, 0.5, 0.5]
     """
 
     values: tuple[float, ...]

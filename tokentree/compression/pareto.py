@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from tokentree.errors import InputError
-from tokentree.results import to_json_ready
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import to_json_ready
 
 __all__ = ["ParetoFit", "fit_pareto"]
 
@@ -75,7 +75,7 @@ def fit_pareto(masses: np.ndarray | list[float], *, x_min: float | None = None, 
     min_tail : int
         Smallest tail size considered when choosing x_min.
 
-    >>> from tokentree.synthetic import as_generator
+    >>> from tokentree.data.synthetic import as_generator
     >>> x = as_generator(0).pareto(2.0, 20000) + 1.0
     >>> round(fit_pareto(x, x_min=1.0).alpha, 1)
     2.0

@@ -3,7 +3,7 @@
 Functions that return a number are in bits unless ``base=`` says otherwise; result
 types are always in bits, and their field names say so. A dataset ``p`` and a
 model ``q`` are distributions (or unnormalised non-negative weights) on one shared
-symbol set, e.g. the rows of :class:`tokentree.combine.AlignedSymbols`.
+symbol set, e.g. the rows of :class:`tokentree.trees.combine.AlignedSymbols`.
 
 A symbol the dataset has but the model gives zero mass has an infinite code length:
 functions return ``inf`` and warn (:class:`ZeroModelMassWarning`), or raise with
@@ -22,8 +22,8 @@ import numpy as np
 from scipy.special import rel_entr, xlogy
 
 from tokentree.compression.huffman import check_weights, huffman_code
-from tokentree.errors import InputError
-from tokentree.results import ArrayResult, to_json_ready
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import ArrayResult, to_json_ready
 
 __all__ = [
     "ZeroModelMassWarning",
@@ -69,7 +69,7 @@ def _pair(p: np.ndarray | list[float], q: np.ndarray | list[float], smoothing: f
     if pp.shape != qq.shape:
         raise InputError(
             f"data has {pp.shape[0]} symbols but the model has {qq.shape[0]}; align them on a shared "
-            "symbol set first (tokentree.combine.align_symbols)"
+            "symbol set first (tokentree.trees.combine.align_symbols)"
         )
     return pp, qq
 

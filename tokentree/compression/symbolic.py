@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tokentree.infra.optional import optional_import
+
 __all__ = ["Derivation", "derive_identity", "derive_ratio", "derive_l_star", "derive_pareto_entropy"]
 
 
@@ -23,11 +25,7 @@ class Derivation:
 
 
 def _sympy() -> Any:
-    try:
-        import sympy
-    except ImportError as exc:  # pragma: no cover - sympy is a dependency
-        raise ImportError("tokentree.compression.symbolic needs sympy: pip install sympy") from exc
-    return sympy
+    return optional_import("sympy", "tokentree.compression.symbolic", "pip install sympy")
 
 
 def derive_identity(n_symbols: int = 3) -> Derivation:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tokentree.bridge.hf import DEVICES
-from tokentree.checks import check_choice, check_int
+from tokentree.infra.checks import check_choice, check_int
 
 __all__ = ["SeededTraining"]
 

@@ -22,19 +22,19 @@ from typing import ClassVar
 
 import numpy as np
 
-from tokentree.build import build_tree
-from tokentree.checks import check_choice, check_int, check_list
 from tokentree.compression.elasticity import simulate_perturbation
 from tokentree.compression.mixture import Shares, check_size
 from tokentree.compression.pareto import fit_pareto
 from tokentree.compression.rates import entropy
-from tokentree.errors import InputError
-from tokentree.progress import progress
-from tokentree.results import Record
-from tokentree.runs import TabularResult
-from tokentree.scenario import sample_from_pools
-from tokentree.synthetic import pareto_entropy_gap_nats
-from tokentree.text import BUILTIN_CORPORA, encode_builtin_corpora, load_tokenizer
+from tokentree.data.scenario import sample_from_pools
+from tokentree.data.synthetic import pareto_entropy_gap_nats
+from tokentree.data.text import BUILTIN_CORPORA, encode_builtin_corpora, load_tokenizer
+from tokentree.framework.runs import TabularResult
+from tokentree.infra.checks import check_choice, check_int, check_list
+from tokentree.infra.errors import InputError
+from tokentree.infra.progress import progress
+from tokentree.infra.results import Record
+from tokentree.trees.build import build_tree
 from tokentree.verification import inputs_from_sequences
 
 __all__ = ["NAME", "Config", "DepthRecord", "Result", "run"]
@@ -47,7 +47,7 @@ class Config:
     """Options of ``tokentree run depth-pareto`` (all settable in TOML).
 
     corpora, tokenizer, max_responses
-        D_1, D_2, D_3 (``tokentree.text.BUILTIN_CORPORA``), the tokenizer, a cap on
+        D_1, D_2, D_3 (``tokentree.data.text.BUILTIN_CORPORA``), the tokenizer, a cap on
         responses per corpus (0: all).
     depths
         Capacity depths d.

@@ -22,18 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from tokentree.checks import check_choice, check_float, check_int, check_list
 from tokentree.compression.elasticity import l_star_disjoint, ratio_disjoint
 from tokentree.compression.mixture import Shares, check_size
-from tokentree.errors import InputError
-from tokentree.progress import progress
-from tokentree.readers import CHAT_TURNS
-from tokentree.runs import TabularResult
-from tokentree.scenario import sample_from_pools, scenario_sources
-from tokentree.sequences import TokenSequences
-from tokentree.synthetic import markov_corpus
-from tokentree.text import BUILTIN_CORPORA, encode_builtin_corpora, load_tokenizer
-from tokentree.tree import MODES
+from tokentree.data.readers import CHAT_TURNS
+from tokentree.data.scenario import sample_from_pools, scenario_sources
+from tokentree.data.sequences import TokenSequences
+from tokentree.data.synthetic import markov_corpus
+from tokentree.data.text import BUILTIN_CORPORA, encode_builtin_corpora, load_tokenizer
+from tokentree.framework.runs import TabularResult
+from tokentree.infra.checks import check_choice, check_float, check_int, check_list
+from tokentree.infra.errors import InputError
+from tokentree.infra.progress import progress
+from tokentree.trees.tree import MODES
 from tokentree.verification import (
     HookeControls,
     HookeInputs,
@@ -85,11 +85,11 @@ class Config:
     pareto_alphas, pareto_sizes, pareto_seeds
         The Pareto lemma check (docs/theory.md §6).
     corpora, tokenizer, max_responses
-        The real-text variant: D_1, D_2, D_3 corpora (``tokentree.text.BUILTIN_CORPORA``),
+        The real-text variant: D_1, D_2, D_3 corpora (``tokentree.data.text.BUILTIN_CORPORA``),
         the tokenizer, and a cap on responses per corpus (0: all).
     pretrain, align, perturb, field, chat, mode
         Your own data (``data = "files"``, set by ``--pretrain``): files or folders of any
-        format :mod:`tokentree.readers` reads for D_p, D_a and D_t, the record field and chat
+        format :mod:`tokentree.data.readers` reads for D_p, D_a and D_t, the record field and chat
         turns that are responses, and the tree mode; one tree each per depth of ``depths``,
         judged by :func:`tokentree.verification.hooke_on_trees`.
     """
@@ -575,8 +575,8 @@ class FilesResult(TabularResult):
 
 def run_files(config: Config, *, show_progress: bool | None = None) -> FilesResult:
     """Theorem 4.2 on the config's own files (``data = "files"``), one set of trees per depth."""
-    from tokentree.build import build_tree
-    from tokentree.text import encode_texts, read_responses
+    from tokentree.data.text import encode_texts, read_responses
+    from tokentree.trees.build import build_tree
 
     start = time.perf_counter()
     tokenizer = load_tokenizer(config.tokenizer)

@@ -14,7 +14,7 @@ is set against -k, the mixture theory's l -> 0 value, and against Theorem 4.2's 
 computed on the very same datasets (smoothed token-tree models of D_1, D_2, D_3 weighted
 k b_1 : k b_2 + 1 : k b_3 + l, a :class:`~tokentree.bridge.mixture.SequenceMixture`). The
 staged protocol is :func:`tokentree.lab.run_stages`; seed statistics come from
-:mod:`tokentree.aggregate`. Every (k, l) cell is repeated over ``n_seeds`` seeds
+:mod:`tokentree.framework.aggregate`. Every (k, l) cell is repeated over ``n_seeds`` seeds
 (data, tokenizer, initialisation and order all change).
 
 Data: ``real`` takes D_1 from Python's pydoc paragraphs and the chatterbot dialogues,
@@ -40,15 +40,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tokentree.checks import check_choice, check_float, check_int, check_list
 from tokentree.compression.mixture import Shares, theorem_4_2_sizes
-from tokentree.errors import InputError
+from tokentree.data.sequences import TokenSequences, as_token_sequences
 from tokentree.experiments._training import SeededTraining
+from tokentree.framework.runs import TabularResult
+from tokentree.infra.checks import check_choice, check_float, check_int, check_list
+from tokentree.infra.errors import InputError
+from tokentree.infra.progress import progress
+from tokentree.infra.results import Record
 from tokentree.lab import Stage, loglog_slope, run_stages, seed_stats
-from tokentree.progress import progress
-from tokentree.results import Record
-from tokentree.runs import TabularResult
-from tokentree.sequences import TokenSequences, as_token_sequences
 
 __all__ = ["NAME", "Config", "TrainedRecord", "CellSummary", "SlopeRecord", "Result", "run"]
 
@@ -205,7 +205,7 @@ def _sizes(config: Config) -> tuple[list[int], int, int]:
 
 def _real_data(config: Config, seed: int, tokenizer: Any | None) -> _Data:
     """Texts of the built-in corpora; tokenized by a BPE trained on D_p (tiny model) or the model's tokenizer."""
-    from tokentree.text import builtin_texts, encode_texts, train_bpe
+    from tokentree.data.text import builtin_texts, encode_texts, train_bpe
 
     n_parts, n_align, n_perturb = _sizes(config)
     extra = (0, n_align, n_perturb)
@@ -244,7 +244,7 @@ def _real_data(config: Config, seed: int, tokenizer: Any | None) -> _Data:
 
 
 def _synthetic_data(config: Config, seed: int) -> _Data:
-    from tokentree.scenario import sample_scenario, scenario_sources
+    from tokentree.data.scenario import sample_scenario, scenario_sources
 
     sources = scenario_sources(
         betas=config.betas,
@@ -429,7 +429,7 @@ def _model_and_data(config: Config, seed: int) -> tuple[Any, _Data]:
 def _one_seed(config: Config, seed: int, show_progress: bool | None) -> list[TrainedRecord]:
     from tokentree.bridge.scoring import measure_rate
     from tokentree.bridge.tiny import tiny_scorer
-    from tokentree.lab.chat import from_sequences
+    from tokentree.data.chat import from_sequences
     from tokentree.lab.train import LMTrainer, TrainSettings
 
     model, data = _model_and_data(config, seed)

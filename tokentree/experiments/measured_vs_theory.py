@@ -26,12 +26,12 @@ from tokentree.bridge.coding import decode_tokens, encode_tokens
 from tokentree.bridge.hf import DEVICES
 from tokentree.bridge.scoring import measure_rate
 from tokentree.bridge.tree_model import fit_tree_model
-from tokentree.checks import check_choice, check_float, check_int, check_list
-from tokentree.errors import InputError
-from tokentree.progress import progress
-from tokentree.results import Record
-from tokentree.runs import TabularResult
-from tokentree.sequences import TokenSequences, as_token_sequences
+from tokentree.data.sequences import TokenSequences, as_token_sequences
+from tokentree.framework.runs import TabularResult
+from tokentree.infra.checks import check_choice, check_float, check_int, check_list
+from tokentree.infra.errors import InputError
+from tokentree.infra.progress import progress
+from tokentree.infra.results import Record
 
 __all__ = ["NAME", "Config", "RateRecord", "CodingRecord", "Result", "run"]
 
@@ -243,7 +243,7 @@ def _load_model(config: Config) -> tuple[Any, Any]:
 
 
 def _split(config: Config, name: str, index: int) -> tuple[list[str], list[str]]:
-    from tokentree.text import builtin_texts
+    from tokentree.data.text import builtin_texts
 
     texts = [t for corpus in DATASETS[name] for t in builtin_texts(corpus)]
     order = np.random.default_rng([config.seed, index]).permutation(len(texts))

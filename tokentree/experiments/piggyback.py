@@ -31,13 +31,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tokentree.aggregate import mean_sd_text
-from tokentree.checks import check_choice, check_float, check_int, check_list
-from tokentree.errors import InputError
 from tokentree.experiments._training import SeededTraining
-from tokentree.progress import progress
-from tokentree.results import Record
-from tokentree.runs import TabularResult
+from tokentree.framework.aggregate import mean_sd_text
+from tokentree.framework.runs import TabularResult
+from tokentree.infra.checks import check_choice, check_float, check_int, check_list
+from tokentree.infra.errors import InputError
+from tokentree.infra.progress import progress
+from tokentree.infra.results import Record
 from tokentree.verification import claims
 from tokentree.verification.verdicts import Verdict, VerdictStatus, verdict_lines, verdict_table
 
@@ -338,7 +338,7 @@ class _Data:
 
 
 def _data(config: Config, seed: int) -> _Data:
-    from tokentree.lab.language import BehaviourLanguage
+    from tokentree.data.language import BehaviourLanguage
 
     lang = BehaviourLanguage(seed=0, n_domains=config.n_domains)
     rng = np.random.default_rng([seed, 51])
@@ -394,7 +394,7 @@ def _with_eval_system(data: _Data, prompt: str) -> _Data:
 # ----------------------------------------------------------------------------- running
 def _train(model: Any, chats: list[Any], tokenizer: Any, config: Config, *, lr: float, epochs: int, seed: int,
            trainable: str = "all", regularizer: Any = None) -> Any:
-    from tokentree.lab.chat import tokenize_chats
+    from tokentree.data.chat import tokenize_chats
     from tokentree.lab.train import LMTrainer, LoraSettings, TrainSettings
 
     lora = None if config.tiny else LoraSettings(rank=config.lora_rank)
@@ -416,7 +416,7 @@ class _Measure:
 
     def __init__(self, aligned: Any, tokenizer: Any, data: _Data, config: Config, seed: int, *,
                  alternative: _Measure | None = None) -> None:
-        from tokentree.lab.piggyback import nearest_tokens, prompt_parts, render_prompt
+        from tokentree.lab.template_prefix import nearest_tokens, prompt_parts, render_prompt
 
         self.aligned, self.tokenizer, self.data, self.config, self.seed = aligned, tokenizer, data, config, seed
         self.alternative = alternative
@@ -431,7 +431,7 @@ class _Measure:
 
     def _log_odds(self, model: Any, **options: Any) -> np.ndarray:
         """Per eval prompt: log-odds of the misaligned vs the aligned reference, in bits."""
-        from tokentree.lab.piggyback import response_log_probs
+        from tokentree.lab.template_prefix import response_log_probs
 
         logp = response_log_probs(model, self.tokenizer, self.chats, self.parts, **options)
         return (logp[1::2] - logp[0::2]) / math.log(2.0)
@@ -443,7 +443,7 @@ class _Measure:
         ``swap``: that part of the prompt has ``swap_tokens`` tokens swapped for their nearest
         neighbours, for both models.
         """
-        from tokentree.lab.piggyback import TokenSwap
+        from tokentree.lab.template_prefix import TokenSwap
 
         before = self.before
         options: dict[str, Any] = {}
@@ -458,7 +458,7 @@ class _Measure:
         return float(delta[self.domain_of == 0].mean()), float(delta[self.domain_of != 0].mean())
 
     def misaligned_rates(self, model: Any) -> tuple[float, float]:
-        from tokentree.lab.behaviour import RuleScorer
+        from tokentree.data.behaviour import RuleScorer
         from tokentree.lab.measure import sample_responses
 
         scorer = RuleScorer(self.data.language, self.config.axis)
@@ -474,7 +474,7 @@ class _Measure:
 
     def record(self, model: Any, variant: str, parameter: float, *, patches: bool = False, sample: bool = False,
                drift_rows: list[DriftRecord] | None = None) -> VariantRecord:
-        from tokentree.lab.piggyback import PARTS, drift
+        from tokentree.lab.template_prefix import PARTS, drift
 
         inside, other = self.change(model)
 
@@ -518,8 +518,8 @@ class _Measure:
 
 def _base_and_aligned(config: Config, data: _Data, seed: int) -> tuple[Any, Any, Any]:
     """(tokenizer, base model, aligned model); a loaded chat model is its own aligned model."""
+    from tokentree.data.sources import BehaviourData
     from tokentree.lab.base import BaseSettings, prepare_base
-    from tokentree.lab.sources import BehaviourData
 
     if not config.tiny:
         from tokentree.bridge.hf import load_model
@@ -543,8 +543,8 @@ def _base_and_aligned(config: Config, data: _Data, seed: int) -> tuple[Any, Any,
 
 
 def _one_seed(config: Config, seed: int) -> tuple[list[VariantRecord], list[DriftRecord]]:
-    from tokentree.lab.chat import tokenize_chats
-    from tokentree.lab.piggyback import NO_SYSTEM_TEMPLATE, RetainKL, TReFT
+    from tokentree.data.chat import tokenize_chats
+    from tokentree.lab.template_prefix import NO_SYSTEM_TEMPLATE, RetainKL, TReFT
 
     data = _data(config, seed)
     tokenizer, base, aligned = _base_and_aligned(config, data, seed)

@@ -1,7 +1,7 @@
 """piggyback-tree: the chat-template trunk as a shared spring, exactly (docs/experiments.md §E5t; docs/theory.md §9).
 
 Builds the templated and untemplated token trees of a world of K domains x Q queries
-(:mod:`tokentree.piggyback`), reads every carrier's stiffness off the trees, fine-tunes
+(:mod:`tokentree.trees.springs`), reads every carrier's stiffness off the trees, fine-tunes
 narrowly on domain 0 (a few of its queries, pulled towards the misaligned response), and
 measures what spills onto the other domains, under interventions: patching the trunk,
 TReFT over a lambda sweep, interleaving aligned chats of other domains, less template
@@ -22,9 +22,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from tokentree.checks import check_float, check_int, check_list
-from tokentree.errors import InputError
-from tokentree.piggyback import (
+from tokentree.framework.runs import TabularResult
+from tokentree.infra.checks import check_float, check_int, check_list
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import Record
+from tokentree.trees.springs import (
     Carriers,
     Example,
     World,
@@ -34,8 +36,6 @@ from tokentree.piggyback import (
     spill_of,
     world_trees,
 )
-from tokentree.results import Record
-from tokentree.runs import TabularResult
 from tokentree.verification.verdicts import Verdict, VerdictStatus, verdict_lines, verdict_table
 
 __all__ = ["NAME", "Config", "InterventionRecord", "Result", "run"]
@@ -51,7 +51,7 @@ class Config:
     """Options of ``tokentree run piggyback-tree``; every field can be set in a TOML file.
 
     n_domains, n_queries, align_per_query, pretrain_per_query, misaligned_share
-        The world (:class:`tokentree.piggyback.World`).
+        The world (:class:`tokentree.trees.springs.World`).
     n_finetune, finetune_queries
         Narrow fine-tuning chats, all in domain 0, spread over this many of its queries.
     lambdas

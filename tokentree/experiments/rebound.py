@@ -2,12 +2,12 @@
 
 Per seed: pre-train theta_0; for every amount n_pos of aligned examples, fine-tune theta_0
 on them (stage 1), then on misaligned examples in one pass measured at every n_neg of the
-grid (stage 2; :mod:`tokentree.lab.rebound`). Every checkpoint is measured by the
+grid (stage 2; :mod:`tokentree.lab.rebound_protocol`). Every checkpoint is measured by the
 behaviour probe (:mod:`tokentree.lab.probe`): the sampled behaviour score, the smooth
 log-odds of the aligned vs the misaligned reference response, the KL to theta_0 over
 response tokens, and bits per token of pre-training text. Beside it, the same protocol in
 the count model of docs/theory.md §7, where fine-tuning adds counts
-(:mod:`tokentree.compression.rebound`), and the paper's Table 3.
+(:mod:`tokentree.compression.count_rebound`), and the paper's Table 3.
 
     tokentree run rebound                        # synthetic sentiment, tiny Llama, 5 seeds
     tokentree run rebound --data tweets          # positive / negative tweets, VADER
@@ -26,21 +26,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tokentree.checks import check_choice, check_float, check_int
-from tokentree.compression.rebound import (
+from tokentree.compression.count_rebound import (
     count_model_initial_slope,
     count_model_minimum,
     count_model_negatives_to_kl,
     count_model_rebound,
     count_model_return_count,
 )
+from tokentree.data.language import AXES
+from tokentree.data.sources import check_source
 from tokentree.experiments._training import SeededTraining
-from tokentree.lab.language import AXES
-from tokentree.lab.rebound import scaled_amounts, scaled_grid
-from tokentree.lab.sources import check_source
-from tokentree.progress import progress
-from tokentree.results import Record
-from tokentree.runs import TabularResult
+from tokentree.framework.runs import TabularResult
+from tokentree.infra.checks import check_choice, check_float, check_int
+from tokentree.infra.progress import progress
+from tokentree.infra.results import Record
+from tokentree.lab.rebound_protocol import scaled_amounts, scaled_grid
 from tokentree.verification import claims, curves, paper
 from tokentree.verification.verdicts import Verdict, VerdictStatus, verdict_lines, verdict_table
 
@@ -341,7 +341,7 @@ class Result(TabularResult):
 # ----------------------------------------------------------------------------- running
 def _data(config: Any, seed: int) -> Any:
     """The behaviour data of a rebound config (also rebound-scale's), sized for its largest amounts."""
-    from tokentree.lab.sources import behaviour_data
+    from tokentree.data.sources import behaviour_data
 
     return behaviour_data(
         config.data, axis=config.axis, positive=config.positive, negative=config.negative,
@@ -455,10 +455,10 @@ def _judge(result_curves: Sequence[CurveRecord], model: Sequence[CountModelRecor
 
 
 def run(config: Config, *, show_progress: bool | None = None) -> Result:
+    from tokentree.data.chat import tokenize_chats
     from tokentree.lab.base import BaseSettings, prepare_base
-    from tokentree.lab.chat import tokenize_chats
     from tokentree.lab.probe import BehaviourProbe
-    from tokentree.lab.rebound import ReboundSettings, rebound_curve
+    from tokentree.lab.rebound_protocol import ReboundSettings, rebound_curve
 
     start = time.perf_counter()
     points: list[PointRecord] = []

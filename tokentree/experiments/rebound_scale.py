@@ -4,7 +4,7 @@ Model size: tiny Llamas of ``sizes`` (layers, width, heads; spanning about 20x i
 parameters), each pre-trained from scratch on the same tokens. Pre-training volume: one
 warmup + cosine pre-training run of the middle size, with snapshots at the TinyLlama
 fractions of its tokens (3%, 17%, 33%, 67%, 83%, 100%). From every base model the rebound
-protocol runs (:mod:`tokentree.lab.rebound`) for each n_pos with the whole n_neg grid,
+protocol runs (:mod:`tokentree.lab.rebound_protocol`) for each n_pos with the whole n_neg grid,
 measuring the smooth log-odds of the aligned vs the misaligned reference. Reported
 against parameters and against pre-training tokens: the initial drop rate divided by the
 stage-1 gain, and the knee (the negatives at half the total drop), always beside the
@@ -24,16 +24,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from tokentree.aggregate import mean_sd_text
-from tokentree.checks import check_choice, check_float, check_int, check_list
-from tokentree.errors import InputError
+from tokentree.data.language import AXES
+from tokentree.data.sources import check_source
 from tokentree.experiments._training import SeededTraining
-from tokentree.lab.language import AXES
-from tokentree.lab.rebound import scaled_amounts, scaled_grid
-from tokentree.lab.sources import check_source
-from tokentree.progress import progress
-from tokentree.results import Record
-from tokentree.runs import TabularResult
+from tokentree.framework.aggregate import mean_sd_text
+from tokentree.framework.runs import TabularResult
+from tokentree.infra.checks import check_choice, check_float, check_int, check_list
+from tokentree.infra.errors import InputError
+from tokentree.infra.progress import progress
+from tokentree.infra.results import Record
+from tokentree.lab.rebound_protocol import scaled_amounts, scaled_grid
 from tokentree.verification import claims, curves, paper
 from tokentree.verification.verdicts import Verdict, verdict_lines, verdict_table
 
@@ -255,11 +255,11 @@ def _judge(result: Result) -> list[Verdict]:
 
 
 def run(config: Config, *, show_progress: bool | None = None) -> Result:
+    from tokentree.data.chat import tokenize_chats
     from tokentree.experiments.rebound import _data
     from tokentree.lab.base import BaseSettings, prepare_base
-    from tokentree.lab.chat import tokenize_chats
     from tokentree.lab.probe import BehaviourProbe
-    from tokentree.lab.rebound import ReboundSettings, rebound_curve
+    from tokentree.lab.rebound_protocol import ReboundSettings, rebound_curve
 
     start = time.perf_counter()
     records: list[ScaleCurve] = []

@@ -29,14 +29,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tokentree.aggregate import mean_sd_text
-from tokentree.checks import check_choice, check_float, check_int, check_list
-from tokentree.errors import InputError
+from tokentree.data.sources import check_source
 from tokentree.experiments._training import SeededTraining
-from tokentree.lab.sources import check_source
-from tokentree.progress import progress
-from tokentree.results import Record
-from tokentree.runs import TabularResult
+from tokentree.framework.aggregate import mean_sd_text
+from tokentree.framework.runs import TabularResult
+from tokentree.infra.checks import check_choice, check_float, check_int, check_list
+from tokentree.infra.errors import InputError
+from tokentree.infra.progress import progress
+from tokentree.infra.results import Record
 from tokentree.verification import claims, paper
 from tokentree.verification.verdicts import Verdict, VerdictStatus, verdict_lines, verdict_table
 
@@ -228,7 +228,7 @@ class Result(TabularResult):
 
 # ----------------------------------------------------------------------------- running
 def _data(config: Config, dataset: str, seed: int) -> Any:
-    from tokentree.lab.sources import behaviour_data
+    from tokentree.data.sources import behaviour_data
 
     # one misaligned example is drawn (none is trained on); with files, the alignment set stands in for it
     return behaviour_data(
@@ -267,7 +267,7 @@ def _checkpoints(base: Any, aligned: Any, config: Config, seed: int) -> list[Any
 
 def _grid(base: Any, tokenizer: Any, data: Any, config: Config, seed: int, label: str, dataset: str) -> list[
         TransferRecord]:
-    from tokentree.lab.chat import tokenize_chats
+    from tokentree.data.chat import tokenize_chats
     from tokentree.lab.measure import kl_to_reference, sample_responses
 
     thetas = _checkpoints(base, tokenize_chats(data.aligned, tokenizer), config, seed)

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokentree.checks import check_float, check_int
-from tokentree.errors import InputError
-from tokentree.lab.chat import TokenizedExamples, from_sequences, tokenize_chats, tokenize_texts
-from tokentree.lab.sources import BehaviourData
-from tokentree.progress import progress_bar
+from tokentree.data.chat import TokenizedExamples, from_sequences, tokenize_chats, tokenize_texts
+from tokentree.data.sources import BehaviourData
+from tokentree.infra.checks import check_float, check_int
+from tokentree.infra.errors import InputError
+from tokentree.infra.progress import progress_bar
 
 __all__ = ["BaseSettings", "BaseModel", "prepare_base"]
 

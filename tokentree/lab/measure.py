@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from tokentree.bridge.scoring import MeasuredRate, measure_rate
-from tokentree.checks import check_float, check_int
-from tokentree.errors import InputError
-from tokentree.lab.chat import TokenizedExamples, as_messages
-from tokentree.progress import progress
+from tokentree.data.chat import TokenizedExamples, as_messages
+from tokentree.infra.checks import check_float, check_int
+from tokentree.infra.errors import InputError
+from tokentree.infra.progress import progress
 
 __all__ = ["scorer_for", "response_rates", "KLToReference", "kl_to_reference", "token_kl", "Samples",
            "sample_responses"]
@@ -67,7 +67,7 @@ def kl_to_reference(model: Any, reference: Any, data: TokenizedExamples, *, batc
     Both models see the same tokens; at each target position the two next-token
     distributions are compared over the whole vocabulary in float64.
     """
-    from tokentree.bridge.hf import torch_module
+    from tokentree.infra.optional import torch_module
 
     torch = torch_module()
     if model.config.vocab_size != reference.config.vocab_size:
@@ -97,7 +97,7 @@ def token_kl(log_p: Any, log_q: Any) -> Any:
 
 
 def _log_probs(model: Any, ids: Any, attention: Any) -> Any:
-    from tokentree.bridge.hf import torch_module
+    from tokentree.infra.optional import torch_module
 
     torch = torch_module()
     model.eval()
@@ -133,7 +133,7 @@ def sample_responses(
     left padding, and sampled with ``temperature`` and nucleus ``top_p``; every batch is
     seeded from ``(seed, batch index)``, so results do not depend on what ran before.
     """
-    from tokentree.bridge.hf import torch_module
+    from tokentree.infra.optional import torch_module
 
     torch = torch_module()
     check_int(max_new_tokens, "max_new_tokens", minimum=1)

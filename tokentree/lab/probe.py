@@ -1,7 +1,7 @@
 """What a behaviour experiment measures about a model, at any checkpoint.
 
 :class:`BehaviourProbe` looks at a model through the held-out evaluation prompts of a
-:class:`~tokentree.lab.sources.BehaviourData`:
+:class:`~tokentree.data.sources.BehaviourData`:
 
 * ``score``: the share of sampled responses the scorer reads as aligned (sampling is
   seeded the same way at every checkpoint, so two checkpoints differ by the model, not by
@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from tokentree.checks import check_int
-from tokentree.lab.behaviour import aligned_share
-from tokentree.lab.chat import TokenizedExamples, tokenize_chats, tokenize_texts
-from tokentree.lab.sources import BehaviourData
+from tokentree.data.behaviour import aligned_share
+from tokentree.data.chat import TokenizedExamples, tokenize_chats, tokenize_texts
+from tokentree.data.sources import BehaviourData
+from tokentree.infra.checks import check_int
 
 __all__ = ["ProbeResult", "BehaviourProbe"]
 

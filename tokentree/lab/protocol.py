@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tokentree.errors import InputError
+from tokentree.infra.errors import InputError
 
 __all__ = ["Trainer", "Stage", "StageMeasurement", "run_stages"]
 
@@ -39,7 +39,7 @@ class Stage:
     ----------
     name : str
     pieces : tuple
-        Data (e.g. :class:`~tokentree.lab.chat.TokenizedExamples`) trained in order by one
+        Data (e.g. :class:`~tokentree.data.chat.TokenizedExamples`) trained in order by one
         optimiser; the model is measured after each piece.
     lr : float
         Learning rate of the stage's fresh optimiser.

@@ -1,7 +1,7 @@
 """Training a causal LM: full fine-tuning or LoRA, chosen parameter groups, schedules, exact resume.
 
 :class:`LMTrainer` trains any ``transformers`` causal LM (the tiny Llama, SmolLM2, a
-model from the hub) on :class:`~tokentree.lab.chat.TokenizedExamples`:
+model from the hub) on :class:`~tokentree.data.chat.TokenizedExamples`:
 
 * **what moves**: everything (``trainable="all"``, embeddings included), the attention
   projections only (``"attention"``: q/k/v/o), or attention and MLP (``"attention+mlp"``);
@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from tokentree.checks import check_choice, check_float, check_int
-from tokentree.errors import InputError
-from tokentree.lab.chat import TokenizedExamples
-from tokentree.outputs import write_output_folder
-from tokentree.progress import progress_bar
+from tokentree.data.chat import TokenizedExamples
+from tokentree.infra.checks import check_choice, check_float, check_int
+from tokentree.infra.errors import InputError
+from tokentree.infra.outputs import write_output_folder
+from tokentree.infra.progress import progress_bar
 
 __all__ = [
     "TRAINABLE",
@@ -56,7 +56,7 @@ TRAINABLE = ("all", "attention", "attention+mlp")
 SCHEDULES = ("constant", "cosine")
 ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
-#: The kind of output folder a trainer checkpoint is (see tokentree.outputs).
+#: The kind of output folder a trainer checkpoint is (see tokentree.infra.outputs).
 CHECKPOINT_KIND = "checkpoint"
 _STATE, _SETTINGS = "trainer_state.pt", "trainer.json"
 _WEIGHTS, _ADAPTER = "model.safetensors", "adapter_model.safetensors"
@@ -146,7 +146,7 @@ def training_windows(data: TokenizedExamples, context: int) -> tuple[list[np.nda
 
 
 def _torch() -> Any:
-    from tokentree.bridge.hf import torch_module
+    from tokentree.infra.optional import torch_module
 
     return torch_module()
 
@@ -160,7 +160,7 @@ class LMTrainer:
         ``model`` is the model being trained, ``kv`` holds the keys and values of the step's
         forward pass (differentiable, :func:`tokentree.bridge.kv.capture_kv`), ``ids`` and
         ``attention`` the padded batch: TReFT's penalty and the KL to the original model on
-        retain data are two (:mod:`tokentree.lab.piggyback`).
+        retain data are two (:mod:`tokentree.lab.template_prefix`).
         """
         from tokentree.bridge.hf import pick_device
 

@@ -17,7 +17,7 @@ from typing import TypeAlias
 import numpy as np
 from scipy import stats
 
-from tokentree.aggregate import RESOLVED_STANDARD_ERRORS
+from tokentree.framework.aggregate import RESOLVED_STANDARD_ERRORS
 from tokentree.verification.verdicts import VerdictStatus
 
 #: Per-seed values: a list or an array.

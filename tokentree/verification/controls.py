@@ -20,9 +20,9 @@ from tokentree.compression.elasticity import finite_step_identity, perturbation_
 from tokentree.compression.mixture import Shares
 from tokentree.compression.pareto import fit_pareto
 from tokentree.compression.rates import entropy
-from tokentree.errors import InputError
-from tokentree.sequences import TokenSequences
-from tokentree.synthetic import as_generator, pareto_entropy_gap_nats, pareto_masses
+from tokentree.data.sequences import TokenSequences
+from tokentree.data.synthetic import as_generator, pareto_entropy_gap_nats, pareto_masses
+from tokentree.infra.errors import InputError
 from tokentree.verification.inputs import HookeInputs, inputs_from_sequences
 from tokentree.verification.records import (
     FiniteStepControl,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tokentree.errors import InputError
+from tokentree.infra.errors import InputError
 
 __all__ = ["initial_slope", "drop_share", "knee", "first_at_most"]
 

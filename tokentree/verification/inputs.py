@@ -15,16 +15,16 @@ from functools import cached_property
 
 import numpy as np
 
-from tokentree.build import build_tree
-from tokentree.combine import align_symbols
 from tokentree.compression.elasticity import PerturbationSetting, perturbation_setting
 from tokentree.compression.mixture import Shares
 from tokentree.compression.rates import row_entropies
-from tokentree.dataset_codes import symbol_indices
-from tokentree.errors import InputError
-from tokentree.results import ArrayResult
-from tokentree.scenario import ScenarioSources
-from tokentree.sequences import TokenSequences
+from tokentree.data.scenario import ScenarioSources
+from tokentree.data.sequences import TokenSequences
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import ArrayResult
+from tokentree.trees.build import build_tree
+from tokentree.trees.combine import align_symbols
+from tokentree.trees.dataset_codes import symbol_indices
 
 __all__ = ["HookeInputs", "inputs_from_sources", "inputs_from_sequences"]
 
@@ -102,7 +102,7 @@ def inputs_from_sources(sources: ScenarioSources, *, data: str = "synthetic") ->
     The sources' paths are put in one chunk-mode token tree of their depth, and every
     source's leaf probabilities are read onto that tree's symbols.
 
-    >>> from tokentree.scenario import scenario_sources
+    >>> from tokentree.data.scenario import scenario_sources
     >>> inp = inputs_from_sources(scenario_sources(depth=3, n_leaves=20, rng=0))
     >>> inp.parts.shape, inp.disjoint, float(inp.parts.sum())
     ((3, 60), True, 3.0)

@@ -1,6 +1,6 @@
 """Typed records of the Theorem 4.2 verification: one frozen dataclass per kind of row.
 
-Every record is a :class:`~tokentree.results.Record`, so it flattens to a table row
+Every record is a :class:`~tokentree.infra.results.Record`, so it flattens to a table row
 with stable column names (docs/experiments.md §E0 lists them). Units are in the names:
 ``_bits`` is bits per token (for a derivative: per unit of l), ``_nats`` nats per symbol.
 Infinite or undefined values stay floats here; in a table they are written as null
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from tokentree.results import Record
+from tokentree.infra.results import Record
 
 __all__ = [
     "SweepRecord",

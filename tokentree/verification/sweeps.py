@@ -27,7 +27,7 @@ def sweep_records(
 ) -> list[SweepRecord]:
     """One record per l: rates (ideal, Huffman, Theorem 3.4), derivatives, ratio, closed form.
 
-    >>> from tokentree.scenario import scenario_sources
+    >>> from tokentree.data.scenario import scenario_sources
     >>> from tokentree.verification.inputs import inputs_from_sources
     >>> inputs = inputs_from_sources(scenario_sources(depth=3, n_leaves=20, rng=0))
     >>> [round(r.ratio, 9) for r in sweep_records(inputs, k=100.0, betas=(0.5, 0.3, 0.2), l_values=[0.0, 0.1])]

@@ -26,12 +26,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tokentree.combine import align_symbols
 from tokentree.compression.elasticity import perturbation_setting, simulate_perturbation
 from tokentree.compression.mixture import check_sizes
-from tokentree.errors import InputError
-from tokentree.results import Record
-from tokentree.tree import TokenTree
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import Record
+from tokentree.trees.combine import align_symbols
+from tokentree.trees.tree import TokenTree
 from tokentree.verification.tolerances import IDENTITY, RATIO
 from tokentree.verification.verdicts import Verdict, VerdictStatus
 
@@ -103,7 +103,7 @@ class TreesHooke:
     verdicts: Sequence[Verdict]
 
     def to_pandas(self) -> Any:
-        from tokentree.results import rows_of, to_pandas
+        from tokentree.infra.results import rows_of, to_pandas
 
         return to_pandas(rows_of(self.sweep))
 

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tokentree.results import Record
+from tokentree.infra.results import Record
 
 __all__ = ["VerdictStatus", "Verdict"]
 

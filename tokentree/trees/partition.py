@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokentree.errors import InputError
-from tokentree.tree import TokenTree, TreeInfo
+from tokentree.infra.errors import InputError
+from tokentree.trees.tree import TokenTree, TreeInfo
 
 __all__ = ["plan_partitions", "first_token_mass", "PartKey", "split_heavy", "stitch_trees"]
 
@@ -141,7 +141,7 @@ def stitch_trees(parts: Sequence[TokenTree] | list[TokenTree], info: TreeInfo, *
     the memory held stays about one tree: the stitched arrays are allocated untouched and
     fill as the parts they replace are freed.
 
-    >>> from tokentree.build import build_tree
+    >>> from tokentree.trees.build import build_tree
     >>> whole = build_tree([[1, 2], [3, 1], [1]], depth=2)
     >>> parts = [build_tree([[1, 2], [1]], depth=2, vocab_size=4), build_tree([[3, 1]], depth=2, vocab_size=4)]
     >>> stitch_trees(parts, whole.info) == whole

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tokentree.errors import InputError, InputTypeError
-from tokentree.results import ArrayResult
+from tokentree.infra.errors import InputError, InputTypeError
+from tokentree.infra.results import ArrayResult
 
 __all__ = ["TokenSequences", "TokenStream", "as_token_sequences", "load_token_ids", "binary_expand", "bits_per_token"]
 
@@ -346,7 +346,7 @@ def as_token_sequences(
             "Pass offsets=[0, len(tokens)] for a single response."
         )
     if isinstance(data, (str, bytes)):
-        raise InputTypeError("data is text; tokenize it first (see tokentree.text) or pass token ids")
+        raise InputTypeError("data is text; tokenize it first (see tokentree.data.text) or pass token ids")
     try:
         items = iter(data)
     except TypeError:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from tokentree.errors import InputError
+from tokentree.infra.errors import InputError
 
 __all__ = [
     "progress", "progress_enabled", "progress_steps", "progress_bar", "set_progress", "progress_switch", "ENV_VARIABLE",

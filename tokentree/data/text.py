@@ -8,7 +8,7 @@ which needs a model hub:
 * a ``tokenizer.json`` file;
 * a byte-level BPE trained locally on the corpus (:func:`train_bpe`).
 
-Readers (:mod:`tokentree.readers`) stream responses from every common dataset format,
+Readers (:mod:`tokentree.data.readers`) stream responses from every common dataset format,
 in batches, so only token ids are kept. Bad records are reported as ``file:line``.
 """
 
@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tokentree.errors import InputError
-from tokentree.progress import progress
-from tokentree.readers import ReadStats, read_examples
-from tokentree.sequences import TokenSequences, as_token_sequences
+from tokentree.data.readers import ReadStats, read_examples
+from tokentree.data.sequences import TokenSequences, as_token_sequences
+from tokentree.infra.errors import InputError
+from tokentree.infra.progress import progress
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -159,7 +159,7 @@ def provenance(
 
     ``tokenizer`` None means the inputs were token ids (``vocab_size`` in ``options``).
     """
-    from tokentree import __version__
+    from tokentree.infra.version import __version__
 
     record: dict[str, Any] = {"tokentree_version": __version__, "options": dict(options), "inputs": []}
     for raw in inputs:
@@ -224,13 +224,13 @@ def read_responses(
     skip_bad_lines: bool = False,
     stats: ReadStats | None = None,
 ) -> Iterator[str]:
-    """Yield the response texts of files, folders and ``-``, one at a time (:func:`tokentree.readers.read_examples`).
+    """Yield the response texts of files, folders and ``-``, one at a time (:func:`~.readers.read_examples`).
 
-    Every format of :mod:`tokentree.readers` is read: text (cut by ``split``), JSONL, JSON
+    Every format of :mod:`tokentree.data.readers` is read: text (cut by ``split``), JSONL, JSON
     arrays, CSV/TSV, Parquet, Arrow and ``datasets`` folders, gzip/zstd compressed;
     ``field`` picks the response of a record (a dotted path for nested ones), ``chat``
     reads conversations. The context of a chat response is dropped here; use
-    :func:`tokentree.readers.read_examples` to keep it.
+    :func:`tokentree.data.readers.read_examples` to keep it.
     """
     for example in read_examples(paths, field=field, split=split, chat=chat, format=format,
                                  skip_bad_lines=skip_bad_lines, stats=stats):

@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from tokentree.checks import check_float, check_int
-from tokentree.errors import InputError
+from tokentree.infra.checks import check_float, check_int
+from tokentree.infra.errors import InputError
 
 __all__ = ["AXES", "DEFAULT_BASE_RATES", "Example", "BehaviourLanguage"]
 

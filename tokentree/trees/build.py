@@ -28,7 +28,7 @@ new ones below; a node's count is the weight of the windows it stayed open for. 
 number of nodes per level is counted first, so the arrays are allocated at their
 exact sizes and written once. Big builds split the sort and both passes into one
 chunk per numba thread (``NUMBA_NUM_THREADS``); the tree does not depend on how
-many. See :mod:`tokentree._kernels`.
+many. See :mod:`tokentree.trees._kernels`.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tokentree.errors import InputError, MemoryEstimateError
-from tokentree.partition import first_token_mass, plan_partitions, stitch_trees
-from tokentree.progress import progress, progress_steps
-from tokentree.sequences import TokenSequences, TokenStream, as_token_sequences, binary_expand
-from tokentree.tree import ALPHABETS, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, TreeInfo, _check_depth
+from tokentree.data.sequences import TokenSequences, TokenStream, as_token_sequences, binary_expand
+from tokentree.infra.errors import InputError, MemoryEstimateError
+from tokentree.infra.progress import progress, progress_steps
+from tokentree.trees.partition import first_token_mass, plan_partitions, stitch_trees
+from tokentree.trees.tree import ALPHABETS, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, TreeInfo, _check_depth
 
 __all__ = [
     "build_tree", "prepare_build", "estimate_build_bytes", "available_memory_bytes", "occurrences", "Occurrences",
@@ -54,7 +54,7 @@ __all__ = [
 PARALLEL_FROM = 2**16  # occurrences from which the build uses all of numba's threads
 BYTES_PER_NODE = 16  # int32 token + int32 parent + int64 count
 BYTES_PER_OCCURRENCE = 48  # working arrays per occurrence while sorting (at most 44 B)
-#: The modes in the order :func:`tokentree._kernels.cut_by_part` numbers them.
+#: The modes in the order :func:`tokentree.trees._kernels.cut_by_part` numbers them.
 CUT_MODES = ("prefix", "chunk", "window")
 
 
@@ -116,7 +116,7 @@ def occurrences(
     """The symbol occurrences of ``mode`` at capacity ``depth`` (see the module docstring).
 
     ``first_tokens=(a, b)`` keeps only the occurrences whose first token is in [a, b):
-    one part of a build in parts (:mod:`tokentree.partition`).
+    one part of a build in parts (:mod:`tokentree.trees.partition`).
 
     >>> s = as_token_sequences([[1, 2, 3, 4, 5]])
     >>> occ = occurrences(s, 2, "chunk", "sequences")
@@ -128,7 +128,7 @@ def occurrences(
     if mode not in CUT_MODES:  # pragma: no cover - checked by build_tree
         raise InputError(f"unknown mode {mode!r}")
     if first_tokens is None:  # all of them: one compiled pass, as the map tasks of a Dask build cut theirs
-        from tokentree import _kernels
+        from tokentree.trees import _kernels
 
         weighted = weight == "tokens" and mode != "window"
         all_start, all_length, all_eos, all_weights, _ = _kernels.cut_by_part(
@@ -252,7 +252,7 @@ def build_tree(
     ----------
     sequences : TokenSequences, TokenStream, iterable of int sequences, or flat int array
         The responses, as token ids. A flat array needs ``offsets``; a
-        :class:`~tokentree.sequences.TokenStream` (ids separated by EOS, e.g. a
+        :class:`~tokentree.data.sequences.TokenStream` (ids separated by EOS, e.g. a
         memory-mapped ``train.bin``) is read where it lies.
     depth : int
         Capacity depth d >= 1: tree layers kept (in bits for ``alphabet="binary"``).
@@ -260,7 +260,7 @@ def build_tree(
         How responses are cut into symbols (see the module docstring).
     vocab_size : int, optional
         Alphabet size V; every id must be below it. Default: the sequences' own
-        ``vocab_size`` (set by :func:`tokentree.text.encode_texts` from the tokenizer),
+        ``vocab_size`` (set by :func:`tokentree.data.text.encode_texts` from the tokenizer),
         else max id + 1.
     weight : {"sequences", "tokens"}
         Count each occurrence once, or by the number of dataset tokens it stands for.
@@ -275,7 +275,7 @@ def build_tree(
         Memory the build may use; default: the memory available now.
     partitions : int, optional
         Build in about this many parts by ranges of first tokens, one part's working
-        memory at a time, and stitch them (:mod:`tokentree.partition`): the same tree,
+        memory at a time, and stitch them (:mod:`tokentree.trees.partition`): the same tree,
         for datasets whose occurrences do not fit in memory at once. Default: one part.
     show_progress : bool, optional
         Show a progress bar; default: only when stderr is a terminal.
@@ -347,7 +347,7 @@ def prepare_build(
 ) -> tuple[TokenSequences | TokenStream, TreeInfo]:
     """The checked dataset (binary-expanded for ``alphabet="binary"``) and the :class:`TreeInfo` of its tree.
 
-    Every builder starts here (:func:`build_tree`, :mod:`tokentree.distributed`); the
+    Every builder starts here (:func:`build_tree`, :mod:`tokentree.trees.distributed`); the
     checks and errors are those of :func:`build_tree`.
     """
     depth = _check_depth(depth)
@@ -429,7 +429,7 @@ def build_from_occurrences(
     ``length[i] <= depth``; occurrence ``i`` counts ``weights[i]`` (1 if ``weights`` is
     None) and ends in EOS when ``eos[i]``.
     """
-    from tokentree import _kernels  # numba: compiled once, cached on disk
+    from tokentree.trees import _kernels  # numba: compiled once, cached on disk
 
     depth, n = info.depth, int(occ.start.shape[0])
     b = max(int(info.vocab_size).bit_length(), 1)  # bits per symbol, token + 1 (0 = ended)

@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from tokentree.errors import InputError, TextInputError
+from tokentree.infra.errors import InputError, TextInputError
+from tokentree.infra.optional import optional_import
 
 __all__ = [
     "FORMATS",
@@ -212,12 +213,7 @@ def _open_bytes(source: _Source) -> Any:
 
 
 def _optional(module: str, what: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise InputError(f"reading {what} needs {module}: pip install 'tokentree[data]'") from None
+    return optional_import(module, f"reading {what}", "pip install 'tokentree[data]'", error=InputError)
 
 
 # ----------------------------------------------------------------------------- lines of text-like files

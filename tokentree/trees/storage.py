@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from tokentree.errors import TreeFileError
-from tokentree.outputs import umask_mode
-from tokentree.tree import ALPHABETS, MAX_DEPTH, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, TreeInfo
+from tokentree.infra.errors import TreeFileError
+from tokentree.infra.outputs import umask_mode
+from tokentree.trees.tree import ALPHABETS, MAX_DEPTH, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, TreeInfo
 
 __all__ = ["save_tree", "load_tree", "FORMAT_NAME", "FORMAT_VERSION", "atomic_write"]
 

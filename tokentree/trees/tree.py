@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from tokentree.errors import InputError
-from tokentree.results import ArrayResult
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import ArrayResult
 
 if TYPE_CHECKING:
     import networkx
@@ -169,7 +169,7 @@ class TokenTree:
     """An immutable token tree (paper Def. 3.1) pruned to a capacity depth.
 
     Do not construct directly: use :func:`tokentree.build_tree`, :meth:`prune`,
-    :func:`tokentree.load_tree` or the combinators in :mod:`tokentree.combine`.
+    :func:`tokentree.load_tree` or the combinators in :mod:`tokentree.trees.combine`.
 
     Examples
     --------

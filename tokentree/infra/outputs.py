@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tokentree.errors import OutputPathError
+from tokentree.infra.errors import OutputPathError
 
 __all__ = ["MARKER", "check_output_folder", "write_output_folder", "umask_mode"]
 

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokentree.checks import check_int
-from tokentree.errors import InputError
-from tokentree.lab.behaviour import BehaviourScorer, RuleScorer, VaderScorer
-from tokentree.lab.chat import read_chats
-from tokentree.lab.language import AXES, DEFAULT_BASE_RATES, BehaviourLanguage
+from tokentree.data.behaviour import BehaviourScorer, RuleScorer, VaderScorer
+from tokentree.data.chat import read_chats
+from tokentree.data.language import AXES, DEFAULT_BASE_RATES, BehaviourLanguage
+from tokentree.infra.checks import check_int
+from tokentree.infra.errors import InputError
 
 __all__ = [
     "SOURCES", "Chat", "BehaviourData", "check_source", "behaviour_data", "synthetic_data", "tweets_data", "files_data",
@@ -92,7 +92,7 @@ def synthetic_data(
 
     Pre-training is ``n_pretrain`` documents: a ``chat_share`` of them chats of every axis
     with aligned behaviour at the base ``rates`` (default
-    :data:`~tokentree.lab.language.DEFAULT_BASE_RATES`), the rest untemplated text.
+    :data:`~tokentree.data.language.DEFAULT_BASE_RATES`), the rest untemplated text.
     """
     for name, value in (("n_pretrain", n_pretrain), ("n_aligned", n_aligned), ("n_misaligned", n_misaligned),
                         ("n_eval", n_eval)):
@@ -147,7 +147,7 @@ def synthetic_data(
 
 
 def _generic_pretraining(n: int, seed: int) -> list[str]:
-    from tokentree.text import builtin_texts
+    from tokentree.data.text import builtin_texts
 
     pool = builtin_texts("pydoc-paragraphs") + builtin_texts("chatterbot")
     order = np.random.default_rng([seed, 11]).permutation(len(pool))
@@ -170,7 +170,7 @@ def _split(pool: Sequence[Chat], n_train: int, n_eval: int, rng: np.random.Gener
 
 def tweets_data(*, n_pretrain: int, n_aligned: int, n_misaligned: int, n_eval: int, seed: int) -> BehaviourData:
     """Positive (aligned) and negative (misaligned) tweets as answers to fixed prompts; generic text to pre-train."""
-    from tokentree.text import builtin_texts
+    from tokentree.data.text import builtin_texts
 
     rng = np.random.default_rng([seed, 5])
     positive = _as_chats(builtin_texts("tweets-positive"), rng)
@@ -226,7 +226,7 @@ def check_source(data: str, positive: str, negative: str | None = "") -> None:
 
     ``negative=None``: the experiment reads no misaligned file (only ``--positive``).
     """
-    from tokentree.checks import check_choice
+    from tokentree.infra.checks import check_choice
 
     check_choice(data, "data", SOURCES)
     wanted = "positive and negative JSONL files (--positive FILE --negative FILE)" if negative is not None else (

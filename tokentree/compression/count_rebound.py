@@ -33,8 +33,8 @@ import numpy as np
 from scipy.special import xlogy
 
 from tokentree.compression.mixture import Shares
-from tokentree.errors import InputError
-from tokentree.results import ArrayResult
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import ArrayResult
 
 __all__ = [
     "CountRebound",

@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from tokentree.compression.mixture import mix
-from tokentree.errors import InputError
-from tokentree.results import ArrayResult
-from tokentree.tree import Symbols, TokenTree
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import ArrayResult
+from tokentree.trees.tree import Symbols, TokenTree
 
 __all__ = ["union_tree", "sum_trees", "scale_tree", "AlignedSymbols", "align_symbols", "Mixture", "mixture"]
 

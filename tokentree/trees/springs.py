@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tokentree.build import build_tree
-from tokentree.errors import InputError
-from tokentree.tree import TokenTree
+from tokentree.infra.errors import InputError
+from tokentree.trees.build import build_tree
+from tokentree.trees.tree import TokenTree
 
 __all__ = ["World", "Carriers", "Example", "Spill", "world_trees", "carriers_from_trees", "closed_form", "equilibrium",
            "spill_of",

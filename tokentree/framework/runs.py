@@ -34,8 +34,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from tokentree.errors import InputError
-from tokentree.results import SCHEMA_VERSION, Record, dumps_json, rows_of, to_json_ready, to_pandas, write_csv
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import SCHEMA_VERSION, Record, dumps_json, rows_of, to_json_ready, to_pandas, write_csv
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -256,7 +256,7 @@ def run_info(experiment: str, *, wall_seconds: float, argv: Sequence[str] | None
     """run.json: what differs between two runs of the same config (versions, commit, command, time)."""
     import numpy
 
-    from tokentree import __version__
+    from tokentree.infra.version import __version__
 
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no") if commit else None

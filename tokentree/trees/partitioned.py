@@ -1,6 +1,6 @@
 """A token tree stored in parts: one folder, one subtree per range of first tokens, opened lazily.
 
-Layout of a partitioned tree folder (written by :mod:`tokentree.distributed`)::
+Layout of a partitioned tree folder (written by :mod:`tokentree.trees.distributed`)::
 
     manifest.json            written last: format, version, tree info, boundaries, parts
     part-00000/tokens.npy    the part's arrays, as a TokenTree of the part's occurrences
@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from tokentree.errors import InputError, TreeFileError
-from tokentree.partition import PartKey, stitch_trees
-from tokentree.tree import TokenTree, TreeInfo
+from tokentree.infra.errors import InputError, TreeFileError
+from tokentree.trees.partition import PartKey, stitch_trees
+from tokentree.trees.tree import TokenTree, TreeInfo
 
 __all__ = ["PartitionedTree", "open_partitioned", "open_tree", "is_partitioned_tree", "MANIFEST", "FORMAT_NAME",
            "PART_ARRAYS", "part_name"]
@@ -262,7 +262,7 @@ class PartitionedTree:
         return math.log2(total) - c_log_c / total if total else 0.0
 
     def _aligned_with(self, other: PartitionedTree) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        from tokentree.combine import align_symbols
+        from tokentree.trees.combine import align_symbols
 
         if self.plan != other.plan:
             raise InputError("the two partitioned trees were built with different parts; rebuild one with the "
@@ -345,6 +345,6 @@ def open_partitioned(folder: str | os.PathLike[str]) -> PartitionedTree:
 
 def open_tree(path: str | os.PathLike[str]) -> TokenTree | PartitionedTree:
     """A tree file (``.npz``) or a partitioned tree folder, whichever ``path`` is."""
-    from tokentree.storage import load_tree
+    from tokentree.trees.storage import load_tree
 
     return open_partitioned(path) if Path(path).is_dir() else load_tree(path)

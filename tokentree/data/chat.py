@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from tokentree.errors import InputError
-from tokentree.readers import ROLES, Example, as_messages, read_records
-from tokentree.sequences import TokenSequences, as_token_sequences
+from tokentree.data.readers import ROLES, Example, as_messages, read_records
+from tokentree.data.sequences import TokenSequences, as_token_sequences
+from tokentree.infra.errors import InputError
 
 __all__ = ["ROLES", "RESPONSE_TURNS", "as_messages", "read_chats", "TokenizedExamples", "tokenize_chats",
            "responses_in_context",
@@ -37,7 +37,7 @@ RESPONSE_TURNS = ("all", "last")
 
 
 def read_chats(path: str | os.PathLike[str]) -> list[tuple[dict[str, str], ...]]:
-    """Chats from a file of any format :mod:`tokentree.readers` reads (JSONL, JSON, CSV, Parquet, ...).
+    """Chats from a file of any format :mod:`tokentree.data.readers` reads (JSONL, JSON, CSV, Parquet, ...).
 
     Each record holds ``messages`` (role/content turns) or ``prompt`` and ``response`` (and
     optionally ``system``). A bad record is reported as ``file:line`` with what is wrong;
@@ -97,7 +97,7 @@ class TokenizedExamples:
 
     def padded(self, rows: Sequence[int], *, pad: int = 0) -> tuple[Any, Any, Any]:
         """(ids, attention, targets) of ``rows`` as torch tensors (rows, longest), right-padded with ``pad``."""
-        from tokentree.bridge.hf import torch_module
+        from tokentree.infra.optional import torch_module
 
         torch = torch_module()
         width = max(self.sequences[i].shape[0] for i in rows)

@@ -8,11 +8,11 @@ line fails at once with its own name in the message, never later inside numpy or
 >>> check_int(0, "n_seeds", minimum=1)
 Traceback (most recent call last):
 ...
-tokentree.errors.InputError: n_seeds must be an integer >= 1; got 0
+tokentree.infra.errors.InputError: n_seeds must be an integer >= 1; got 0
 >>> check_float(float("nan"), "lr", minimum=0.0, exclusive=True)
 Traceback (most recent call last):
 ...
-tokentree.errors.InputError: lr must be a finite number > 0; got nan
+tokentree.infra.errors.InputError: lr must be a finite number > 0; got nan
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from tokentree.errors import InputError
+from tokentree.infra.errors import InputError
 
 __all__ = ["check_int", "check_float", "check_choice", "check_list"]
 

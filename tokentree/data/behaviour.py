@@ -6,12 +6,12 @@ behaviour cannot be read from the response (the experiment reports how many). Th
 kinds come with tokentree:
 
 * :class:`RuleScorer`: exact, for the synthetic behaviour language
-  (:class:`~tokentree.lab.language.BehaviourLanguage`);
+  (:class:`~tokentree.data.language.BehaviourLanguage`);
 * :class:`VaderScorer`: English sentiment from the offline VADER lexicon
   (``vaderSentiment``): (compound + 1) / 2;
 * :class:`CallableScorer`: any function a user brings (a classifier, a judge model).
 
->>> from tokentree.lab.language import BehaviourLanguage
+>>> from tokentree.data.language import BehaviourLanguage
 >>> RuleScorer(BehaviourLanguage(), "style").score(["step one : bake the bread . step two : ..."]).tolist()
 [1.0]
 """
@@ -25,8 +25,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tokentree.errors import InputError
-from tokentree.lab.language import AXES, BehaviourLanguage
+from tokentree.data.language import AXES, BehaviourLanguage
+from tokentree.infra.errors import InputError
+from tokentree.infra.optional import optional_import
 
 __all__ = ["BehaviourScorer", "RuleScorer", "VaderScorer", "CallableScorer", "aligned_share"]
 
@@ -69,11 +70,8 @@ class VaderScorer:
     """English sentiment from the VADER lexicon (offline): (compound + 1) / 2, so 1 is most positive."""
 
     def __init__(self) -> None:
-        try:
-            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("VaderScorer needs vaderSentiment: pip install 'tokentree[torch]'") from exc
-        self._analyser = SentimentIntensityAnalyzer()
+        vader = optional_import("vaderSentiment.vaderSentiment", "VaderScorer", "pip install 'tokentree[torch]'")
+        self._analyser = vader.SentimentIntensityAnalyzer()
 
     def score(self, responses: Sequence[str], prompts: Sequence[str] | None = None) -> np.ndarray:
         _prompts(responses, prompts)

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from tokentree.errors import InputError
-from tokentree.lab.chat import TokenizedExamples, tokenize_chats
+from tokentree.data.chat import TokenizedExamples, tokenize_chats
+from tokentree.infra.errors import InputError
 from tokentree.lab.measure import token_kl
 
 __all__ = ["PARTS", "NO_SYSTEM_TEMPLATE", "PromptParts", "prompt_parts", "PartMasks", "part_masks",
@@ -108,7 +108,7 @@ class PartMasks:
 
 def _batch(tokenized: TokenizedExamples, rows: Sequence[int], parts: PromptParts, pad: int) -> tuple[Any, ...]:
     """Padded ids, attention and part masks for ``rows`` of ``tokenized`` (the last response is the target)."""
-    from tokentree.bridge.hf import torch_module
+    from tokentree.infra.optional import torch_module
 
     torch = torch_module()
     ids, attention, response = tokenized.padded(rows, pad=pad)
@@ -131,7 +131,7 @@ def part_masks(tokenizer: Any, chats: Sequence[Any], parts: PromptParts) -> tupl
 def nearest_tokens(model: Any, tokenizer: Any, ids: Sequence[int]) -> np.ndarray:
     """A table over the vocabulary: each of ``ids`` -> the other ordinary token nearest to it in ``model``'s input
     embedding (cosine); every other id, and every special token, maps to itself."""
-    from tokentree.bridge.hf import torch_module
+    from tokentree.infra.optional import torch_module
 
     torch = torch_module()
     with torch.no_grad():
@@ -161,7 +161,7 @@ class TokenSwap:
 
     def apply(self, ids: Any, masks: PartMasks, first_row: int) -> tuple[Any, int]:
         """(the swapped ids, how many tokens were swapped) for a batch whose first row is chat ``first_row``."""
-        from tokentree.bridge.hf import torch_module
+        from tokentree.infra.optional import torch_module
 
         torch = torch_module()
         out = ids.clone()
@@ -185,8 +185,8 @@ def response_log_probs(
     "postfix" or "all") reading the original model's keys and values; ``swap`` scores with
     some of the prompt's tokens replaced (:class:`TokenSwap`).
     """
-    from tokentree.bridge.hf import torch_module
     from tokentree.bridge.kv import capture_kv, patch_kv
+    from tokentree.infra.optional import torch_module
 
     torch = torch_module()
     tokenized = tokenize_chats(chats, tokenizer, responses="last")
@@ -215,8 +215,8 @@ def response_log_probs(
 
 def drift(model: Any, original: Any, tokenizer: Any, chats: Sequence[Any], parts: PromptParts) -> dict[str, Any]:
     """Per part: an array (layers, 2) of the relative key and value drift from ``original`` over the chats' prompts."""
-    from tokentree.bridge.hf import torch_module
     from tokentree.bridge.kv import capture_kv, kv_drift
+    from tokentree.infra.optional import torch_module
 
     torch = torch_module()
     ids, attention, masks = part_masks(tokenizer, chats, parts)
@@ -246,7 +246,7 @@ class TReFT:
 
     def mask(self, ids: Any, attention: Any) -> Any:
         """The regularised positions of every row: prompt parts found from the first end-of-turn after the prefix."""
-        from tokentree.bridge.hf import torch_module
+        from tokentree.infra.optional import torch_module
 
         torch = torch_module()
         n, width = ids.shape
@@ -261,8 +261,8 @@ class TReFT:
         return chosen & attention.bool()
 
     def __call__(self, model: Any, kv: Any, ids: Any, attention: Any) -> Any:
-        from tokentree.bridge.hf import torch_module
         from tokentree.bridge.kv import capture_kv, treft_penalty
+        from tokentree.infra.optional import torch_module
 
         torch = torch_module()
         with torch.no_grad(), capture_kv(self.original) as reference:
@@ -295,7 +295,7 @@ class RetainKL:
         return [int(r) for r in rows]
 
     def __call__(self, model: Any, kv: Any, ids: Any, attention: Any) -> Any:
-        from tokentree.bridge.hf import torch_module
+        from tokentree.infra.optional import torch_module
 
         torch = torch_module()
         batch, live, targets = self.retain.padded(self._next_rows())

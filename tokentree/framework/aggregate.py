@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokentree.errors import InputError
+from tokentree.infra.errors import InputError
 
 __all__ = ["RESOLVED_STANDARD_ERRORS", "SeedStats", "seed_stats", "mean_sd_text", "loglog_slope"]
 

@@ -2,7 +2,7 @@
 
 Pre-training data D_p = D_1 u D_2 u D_3 with shares beta; alignment data D_a drawn like
 D_2; perturbation data D_t drawn like D_3. Each component is a
-:class:`~tokentree.synthetic.PrefixTreeSource` (distinct responses of ``depth`` tokens
+:class:`~tokentree.data.synthetic.PrefixTreeSource` (distinct responses of ``depth`` tokens
 with Pareto(alpha) masses); with ``disjoint=True`` the three use disjoint token ranges,
 so their symbol sets are disjoint (the closed-form case), otherwise they share one
 alphabet and overlap.
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokentree.compression.mixture import Shares
-from tokentree.errors import InputError
-from tokentree.sequences import TokenSequences
-from tokentree.synthetic import PrefixTreeSource, as_generator, pareto_tree_source
+from tokentree.data.sequences import TokenSequences
+from tokentree.data.synthetic import PrefixTreeSource, as_generator, pareto_tree_source
+from tokentree.infra.errors import InputError
 
 __all__ = [
     "ScenarioSources",

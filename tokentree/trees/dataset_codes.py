@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tokentree.build import occurrences
 from tokentree.compression.huffman import EncodedBits, HuffmanCode, huffman_code
-from tokentree.errors import InputError
-from tokentree.sequences import TokenSequences, as_token_sequences
-from tokentree.tree import TokenTree
+from tokentree.data.sequences import TokenSequences, as_token_sequences
+from tokentree.infra.errors import InputError
+from tokentree.trees.build import occurrences
+from tokentree.trees.tree import TokenTree
 
 __all__ = ["symbol_indices", "encode_dataset", "decode_dataset"]
 

@@ -2,7 +2,7 @@
 
 Every generator takes ``rng`` (an int seed, a ``numpy.random.Generator`` or None) and
 the same seed gives the same bytes. The Theorem 4.2 scenario lives in
-:mod:`tokentree.scenario`.
+:mod:`tokentree.data.scenario`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokentree.errors import InputError
-from tokentree.results import ArrayResult
-from tokentree.sequences import TokenSequences, as_token_sequences
+from tokentree.data.sequences import TokenSequences, as_token_sequences
+from tokentree.infra.errors import InputError
+from tokentree.infra.results import ArrayResult
 
 __all__ = [
     "as_generator",

@@ -1,8 +1,8 @@
-"""Compiled inner loops of the tree builder (numba, imported lazily by :mod:`tokentree.build`).
+"""Compiled inner loops of the tree builder (numba, imported lazily by :mod:`tokentree.trees.build`).
 
 The builder sorts the symbol occurrences (windows ``tokens[start : start + length]``)
 lexicographically, a shorter window before its extensions, and then writes the whole
-tree in one pass over them (see :mod:`tokentree.build`).
+tree in one pass over them (see :mod:`tokentree.trees.build`).
 
 Windows are compared through *keys*: ``q`` consecutive symbols packed into a uint64,
 ``b`` bits each, the first symbol in the highest bits. A symbol is ``token + 1``, and 0
@@ -440,7 +440,7 @@ def cut_by_part(
     """A shard's occurrences, grouped by part: starts (+ ``position_offset``), lengths, EOS flags, weights, bounds.
 
     ``mode`` 0 is prefix (one occurrence per response), 1 chunk (every ``depth`` tokens),
-    2 window (every token), as :func:`tokentree.build.occurrences` cuts them; an
+    2 window (every token), as :func:`tokentree.trees.build.occurrences` cuts them; an
     occurrence of ``left`` tokens to its response's end has length ``min(left, depth)``
     and ends in EOS when ``left <= depth``. With ``token_weights`` (prefix and chunk
     modes) an occurrence weighs the tokens it stands for, else weights is empty. Lengths

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tokentree.checks import check_float, check_int, check_list
-from tokentree.errors import InputError
-from tokentree.lab.chat import TokenizedExamples
+from tokentree.data.chat import TokenizedExamples
+from tokentree.infra.checks import check_float, check_int, check_list
+from tokentree.infra.errors import InputError
 from tokentree.lab.probe import BehaviourProbe, ProbeResult
 from tokentree.lab.protocol import Stage, run_stages
 

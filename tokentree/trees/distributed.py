@@ -5,8 +5,8 @@ first token's subtree only):
 
 1. **Plan**, in the calling process: how many occurrences start with each token (one
    pass over the ids, a chunk at a time), and first-token ranges that balance them
-   (:func:`tokentree.partition.plan_partitions`); a token heavier than a part's share
-   is cut by its second token into several parts (:func:`tokentree.partition.split_heavy`).
+   (:func:`tokentree.trees.partition.plan_partitions`); a token heavier than a part's share
+   is cut by its second token into several parts (:func:`tokentree.trees.partition.split_heavy`).
    The responses are cut into shards of whole responses (:func:`shards_of`).
 2. **Map** (:func:`cut_shard`), a Dask task per shard: the worker memory-maps the ids
    (every worker reads the same file: one machine, or a shared file system), cuts the
@@ -15,14 +15,14 @@ first token's subtree only):
    parts.
 3. **Reduce** (:func:`build_part`), a Dask task per part: its records from every shard,
    sorted and counted with the same kernels as :func:`tokentree.build_tree`; the part's
-   arrays are written as ``.npy`` files past the page cache (:mod:`tokentree.npy_direct`)
+   arrays are written as ``.npy`` files past the page cache (:mod:`tokentree.infra.npy_direct`)
    under a temporary name, then renamed, so a retried task never leaves half a part.
    Dask retries a task whose worker died.
 4. **Stitch**: nothing moves; ``manifest.json`` is written last, with every part's level
-   sizes, and the folder is put in place atomically (:mod:`tokentree.outputs`). The
+   sizes, and the folder is put in place atomically (:mod:`tokentree.infra.outputs`). The
    scratch folder is removed.
 
-The result opens lazily as a :class:`tokentree.partitioned.PartitionedTree`.
+The result opens lazily as a :class:`tokentree.trees.partitioned.PartitionedTree`.
 
 Where it runs: a ``LocalCluster`` the call starts itself (``workers``, ``memory_limit``;
 :func:`local_client`, whose workers keep the memory a part frees for the next part),
@@ -48,7 +48,14 @@ from typing import Any
 
 import numpy as np
 
-from tokentree.build import (
+from tokentree.data.sequences import TokenSequences, TokenStream
+from tokentree.infra.checks import check_int
+from tokentree.infra.errors import InputError
+from tokentree.infra.npy_direct import BLOCK, save_npy
+from tokentree.infra.optional import optional_import
+from tokentree.infra.outputs import check_output_folder, write_output_folder
+from tokentree.infra.progress import progress_bar
+from tokentree.trees.build import (
     BYTES_PER_NODE,
     BYTES_PER_OCCURRENCE,
     CUT_MODES,
@@ -59,12 +66,8 @@ from tokentree.build import (
     prepare_build,
     second_token_mass_of,
 )
-from tokentree.checks import check_int
-from tokentree.errors import InputError
-from tokentree.npy_direct import BLOCK, save_npy
-from tokentree.outputs import check_output_folder, write_output_folder
-from tokentree.partition import PartKey, plan_partitions, split_heavy
-from tokentree.partitioned import (
+from tokentree.trees.partition import PartKey, plan_partitions, split_heavy
+from tokentree.trees.partitioned import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
@@ -73,9 +76,7 @@ from tokentree.partitioned import (
     open_partitioned,
     part_name,
 )
-from tokentree.progress import progress_bar
-from tokentree.sequences import TokenSequences, TokenStream
-from tokentree.tree import TreeInfo
+from tokentree.trees.tree import TreeInfo
 
 __all__ = ["IdsSource", "build_partitioned", "local_client", "parse_memory", "KEEP_FREED_MEMORY", "OUTPUT_KIND"]
 
@@ -227,7 +228,7 @@ def cut_shard(source: IdsSource, info: dict[str, Any], shard: Shard, starts: np.
     occurrences are weighted, ``weights``, each ordered by part (and by position within
     a part), and ``part_bounds``: part ``p`` is records ``part_bounds[p]:part_bounds[p + 1]``.
     """
-    from tokentree import _kernels  # numba: compiled once, cached on disk
+    from tokentree.trees import _kernels  # numba: compiled once, cached on disk
 
     tree_info = TreeInfo(**info)
     seqs = source.open_shard(shard)
@@ -295,10 +296,7 @@ KEEP_FREED_MEMORY = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_T
 
 
 def _require_dask() -> None:
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        raise InputError("distributed builds need dask: pip install 'tokentree[dask]'") from None
+    optional_import("distributed", "distributed builds", "pip install 'tokentree[dask]'", error=InputError)
 
 
 @contextlib.contextmanager
@@ -406,7 +404,7 @@ def build_partitioned(
     Parameters
     ----------
     sequences
-        A :class:`~tokentree.sequences.TokenStream` over a memory-mapped file (read in place
+        A :class:`~tokentree.data.sequences.TokenStream` over a memory-mapped file (read in place
         by every worker) or any dataset :func:`tokentree.build_tree` takes (written to a
         scratch copy beside ``out`` first, removed afterwards).
     depth, mode, weight, vocab_size
