@@ -17,9 +17,9 @@ from tokentree.compression.count_rebound import (
     count_model_rebound,
     count_model_return_count,
 )
+from tokentree.framework.verdicts import VerdictStatus
 from tokentree.infra.errors import InputError
 from tokentree.verification import claims, curves, paper
-from tokentree.verification.verdicts import VerdictStatus
 
 shares = st.tuples(
     st.one_of(st.just(0.0), st.floats(0.01, 0.8)), st.floats(0.05, 1.0), st.floats(0.05, 1.0)

@@ -30,6 +30,7 @@ from tokentree.data.sequences import TokenSequences
 from tokentree.data.synthetic import markov_corpus
 from tokentree.data.text import BUILTIN_CORPORA, encode_builtin_corpora, load_tokenizer
 from tokentree.framework.runs import TabularResult
+from tokentree.framework.verdicts import verdict_lines, verdict_table
 from tokentree.infra.checks import check_choice, check_float, check_int, check_list
 from tokentree.infra.errors import InputError
 from tokentree.infra.progress import progress
@@ -55,7 +56,6 @@ from tokentree.verification import (
     split_sample_control,
     sweep_records,
 )
-from tokentree.verification.verdicts import verdict_lines, verdict_table
 
 __all__ = ["NAME", "DATA_SOURCES", "Config", "Result", "run"]
 

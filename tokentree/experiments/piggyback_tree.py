@@ -23,6 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from tokentree.framework.runs import TabularResult
+from tokentree.framework.verdicts import Verdict, VerdictStatus, verdict_lines, verdict_table
 from tokentree.infra.checks import check_float, check_int, check_list
 from tokentree.infra.errors import InputError
 from tokentree.infra.results import Record
@@ -36,7 +37,6 @@ from tokentree.trees.springs import (
     spill_of,
     world_trees,
 )
-from tokentree.verification.verdicts import Verdict, VerdictStatus, verdict_lines, verdict_table
 
 __all__ = ["NAME", "Config", "InterventionRecord", "Result", "run"]
 

@@ -37,12 +37,12 @@ from tokentree.data.language import AXES
 from tokentree.data.sources import check_source
 from tokentree.experiments._training import SeededTraining
 from tokentree.framework.runs import TabularResult
+from tokentree.framework.verdicts import Verdict, VerdictStatus, verdict_lines, verdict_table
 from tokentree.infra.checks import check_choice, check_float, check_int
 from tokentree.infra.progress import progress
 from tokentree.infra.results import Record
 from tokentree.lab.rebound_protocol import scaled_amounts, scaled_grid
 from tokentree.verification import claims, curves, paper
-from tokentree.verification.verdicts import Verdict, VerdictStatus, verdict_lines, verdict_table
 
 __all__ = ["NAME", "Config", "PointRecord", "CurveRecord", "CountModelRecord", "Result", "run"]
 

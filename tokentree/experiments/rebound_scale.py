@@ -29,13 +29,13 @@ from tokentree.data.sources import check_source
 from tokentree.experiments._training import SeededTraining
 from tokentree.framework.aggregate import mean_sd_text
 from tokentree.framework.runs import TabularResult
+from tokentree.framework.verdicts import Verdict, verdict_lines, verdict_table
 from tokentree.infra.checks import check_choice, check_float, check_int, check_list
 from tokentree.infra.errors import InputError
 from tokentree.infra.progress import progress
 from tokentree.infra.results import Record
 from tokentree.lab.rebound_protocol import scaled_amounts, scaled_grid
 from tokentree.verification import claims, curves, paper
-from tokentree.verification.verdicts import Verdict, verdict_lines, verdict_table
 
 __all__ = ["NAME", "Config", "ScaleCurve", "Result", "run"]
 

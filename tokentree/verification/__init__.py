@@ -8,17 +8,20 @@ Split by concern, data flowing one way:
 ``controls``        the cases where elasticity must fail, and the side checks
 ``records``         typed rows of all of the above
 ``judges``          one verdict per claim of docs/theory.md §5-§6
-``verdicts``        :class:`Verdict` and :class:`VerdictStatus`, shared by every experiment
 ``tolerances``      every threshold a judge uses, named, with its reason
 ``trees``           Theorem 4.2 on a user's own three trees, with the regime they are in
 ``claims``          empirical claims over seeds: holds, fails or within noise
 ``curves``          reading rebound curves
 ``paper``           the papers' own figures
 ==================  ==============================================================
+
+:class:`Verdict` and :class:`VerdictStatus` live in :mod:`tokentree.framework.verdicts`
+(shared by every experiment) and are re-exported here.
 """
 
 from __future__ import annotations
 
+from tokentree.framework.verdicts import Verdict, VerdictStatus
 from tokentree.verification.controls import (
     finite_step_control,
     huffman_step_control,
@@ -41,7 +44,6 @@ from tokentree.verification.records import (
 )
 from tokentree.verification.sweeps import sweep_records
 from tokentree.verification.trees import RegimeRecord, RegimeWarning, TreesHooke, TreeSweepRecord, hooke_on_trees
-from tokentree.verification.verdicts import Verdict, VerdictStatus
 
 __all__ = [
     "FiniteStepControl",

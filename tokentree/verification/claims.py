@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats
 
 from tokentree.framework.aggregate import RESOLVED_STANDARD_ERRORS
-from tokentree.verification.verdicts import VerdictStatus
+from tokentree.framework.verdicts import VerdictStatus
 
 #: Per-seed values: a list or an array.
 Values: TypeAlias = Sequence[float] | np.ndarray

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from tokentree.framework.verdicts import Verdict, VerdictStatus
 from tokentree.verification import tolerances as tol
 from tokentree.verification.records import HookeControls, ParetoCheck, SweepRecord
-from tokentree.verification.verdicts import Verdict, VerdictStatus
 
 __all__ = ["judge"]
 

@@ -28,12 +28,12 @@ import numpy as np
 
 from tokentree.compression.elasticity import perturbation_setting, simulate_perturbation
 from tokentree.compression.mixture import check_sizes
+from tokentree.framework.verdicts import Verdict, VerdictStatus
 from tokentree.infra.errors import InputError
 from tokentree.infra.results import Record
 from tokentree.trees.combine import align_symbols
 from tokentree.trees.tree import TokenTree
 from tokentree.verification.tolerances import IDENTITY, RATIO
-from tokentree.verification.verdicts import Verdict, VerdictStatus
 
 __all__ = ["RegimeWarning", "TreeSweepRecord", "RegimeRecord", "TreesHooke", "hooke_on_trees", "REGIMES"]
 

@@ -9,8 +9,8 @@ docs/theory.md or docs/experiments.md where the claim is stated.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from tokentree.infra.results import Record
 
@@ -26,7 +26,9 @@ class VerdictStatus(enum.StrEnum):
     FAILS: an empirical claim (of a paper, on trained models) that the measurement
     contradicts beyond the seed-to-seed noise. WITHIN_NOISE: the measured effect is
     smaller than its seed-to-seed spread, so it neither supports nor contradicts the
-    claim. NOT_APPLICABLE: the claim's premise does not hold for these data (e.g. a
+    claim. NOT_DETECTABLE: the run's regime or design could not show the effect either way
+    (e.g. too few seeds for the test, or the claim's premise on the data not met), so the
+    verdict says so instead of "fails". NOT_APPLICABLE: the claim's premise does not hold for these data (e.g. a
     closed form for disjoint symbol sets on overlapping ones).
     """
 
@@ -35,6 +37,7 @@ class VerdictStatus(enum.StrEnum):
     UNEXPECTED = "unexpected"
     FAILS = "fails"
     WITHIN_NOISE = "within noise"
+    NOT_DETECTABLE = "not detectable at this regime"
     NOT_APPLICABLE = "not applicable"
 
     @classmethod
@@ -60,6 +63,9 @@ class Verdict(Record):
         The numbers this run measured, in words.
     reference : str
         Where the claim is stated, e.g. "docs/theory.md §5.2".
+    values : Mapping[str, float]
+        The numbers behind ``evidence``, by name (what a test or a notebook reads instead of
+        parsing the words), e.g. ``{"max_residual": 3e-13, "tolerance": 1e-9}``.
     """
 
     item: str
@@ -67,6 +73,7 @@ class Verdict(Record):
     status: VerdictStatus
     evidence: str
     reference: str
+    values: Mapping[str, float] = field(default_factory=dict)
 
 
 def verdict_lines(verdicts: Sequence[Verdict]) -> list[str]:
