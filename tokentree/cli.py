@@ -488,12 +488,12 @@ def _run_query(args: argparse.Namespace) -> int:
 
 
 def _run_experiment(args: argparse.Namespace) -> int:
-    import dataclasses
     import time
     from pathlib import Path
 
     from tokentree.framework.runs import (
         available_experiments,
+        has_option,
         load_experiment,
         resolve_config,
         run_info,
@@ -513,9 +513,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
                  for key in RUN_OVERRIDES if (v := getattr(args, key)) is not None}
     if args.pretrain is not None and args.data is None:
         overrides["data"] = "files"  # your own data: --pretrain says so
-    fields = {f.name for f in dataclasses.fields(module.Config)}
     for key in overrides:
-        if key not in fields:
+        if not has_option(module.Config, key):
             raise InputError(f"experiment {args.name!r} has no {key} option")
     config = resolve_config(
         module.Config, toml_path=args.config, quick=args.quick, overrides=overrides, experiment=args.name

@@ -29,7 +29,7 @@ from tokentree.compression.rates import entropy
 from tokentree.data.scenario import sample_from_pools
 from tokentree.data.synthetic import pareto_entropy_gap_nats
 from tokentree.data.text import BUILTIN_CORPORA, encode_builtin_corpora, load_tokenizer
-from tokentree.framework.runs import TabularResult
+from tokentree.framework.report import ExperimentReport
 from tokentree.infra.checks import check_choice, check_int, check_list
 from tokentree.infra.errors import InputError
 from tokentree.infra.progress import progress
@@ -116,7 +116,7 @@ class DepthRecord(Record):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class Result(TabularResult):
+class Result(ExperimentReport):
     EXPERIMENT = NAME
 
     config: Config

@@ -43,7 +43,7 @@ import numpy as np
 from tokentree.compression.mixture import Shares, theorem_4_2_sizes
 from tokentree.data.sequences import TokenSequences, as_token_sequences
 from tokentree.experiments._training import SeededTraining
-from tokentree.framework.runs import TabularResult
+from tokentree.framework.report import ExperimentReport
 from tokentree.infra.checks import check_choice, check_float, check_int, check_list
 from tokentree.infra.errors import InputError
 from tokentree.infra.progress import progress
@@ -584,7 +584,7 @@ def loglog_slopes(rows: Sequence[CellSummary]) -> list[SlopeRecord]:
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class Result(TabularResult):
+class Result(ExperimentReport):
     EXPERIMENT = NAME
 
     config: Config

@@ -27,7 +27,7 @@ from tokentree.bridge.hf import DEVICES
 from tokentree.bridge.scoring import measure_rate
 from tokentree.bridge.tree_model import fit_tree_model
 from tokentree.data.sequences import TokenSequences, as_token_sequences
-from tokentree.framework.runs import TabularResult
+from tokentree.framework.report import ExperimentReport
 from tokentree.infra.checks import check_choice, check_float, check_int, check_list
 from tokentree.infra.errors import InputError
 from tokentree.infra.progress import progress
@@ -127,7 +127,7 @@ class CodingRecord(Record):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class Result(TabularResult):
+class Result(ExperimentReport):
     EXPERIMENT = NAME
 
     config: Config

@@ -22,8 +22,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from tokentree.framework.runs import TabularResult
-from tokentree.framework.verdicts import Verdict, VerdictStatus, verdict_lines, verdict_table
+from tokentree.framework.report import ExperimentReport, verdict_lines, verdict_table
+from tokentree.framework.verdicts import Verdict, VerdictStatus
 from tokentree.infra.checks import check_float, check_int, check_list
 from tokentree.infra.errors import InputError
 from tokentree.infra.results import Record
@@ -119,7 +119,7 @@ class InterventionRecord(Record):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class Result(TabularResult):
+class Result(ExperimentReport):
     EXPERIMENT = NAME
 
     config: Config

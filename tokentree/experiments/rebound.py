@@ -36,8 +36,8 @@ from tokentree.compression.count_rebound import (
 from tokentree.data.language import AXES
 from tokentree.data.sources import check_source
 from tokentree.experiments._training import SeededTraining
-from tokentree.framework.runs import TabularResult
-from tokentree.framework.verdicts import Verdict, VerdictStatus, verdict_lines, verdict_table
+from tokentree.framework.report import ExperimentReport, verdict_lines, verdict_table
+from tokentree.framework.verdicts import Verdict, VerdictStatus
 from tokentree.infra.checks import check_choice, check_float, check_int
 from tokentree.infra.progress import progress
 from tokentree.infra.results import Record
@@ -193,7 +193,7 @@ class CountModelRecord(Record):
 
 # ----------------------------------------------------------------------------- result
 @dataclass(frozen=True, eq=False, repr=False)
-class Result(TabularResult):
+class Result(ExperimentReport):
     EXPERIMENT = NAME
 
     config: Config

@@ -28,8 +28,8 @@ from tokentree.data.language import AXES
 from tokentree.data.sources import check_source
 from tokentree.experiments._training import SeededTraining
 from tokentree.framework.aggregate import mean_sd_text
-from tokentree.framework.runs import TabularResult
-from tokentree.framework.verdicts import Verdict, verdict_lines, verdict_table
+from tokentree.framework.report import ExperimentReport, verdict_lines, verdict_table
+from tokentree.framework.verdicts import Verdict
 from tokentree.infra.checks import check_choice, check_float, check_int, check_list
 from tokentree.infra.errors import InputError
 from tokentree.infra.progress import progress
@@ -147,7 +147,7 @@ class ScaleCurve(Record):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class Result(TabularResult):
+class Result(ExperimentReport):
     EXPERIMENT = NAME
 
     config: Config

@@ -32,19 +32,21 @@ from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from tokentree.framework.config import is_group
+from tokentree.framework.report import MAIN_TABLE
 from tokentree.infra.errors import InputError
-from tokentree.infra.results import SCHEMA_VERSION, Record, dumps_json, rows_of, to_json_ready, to_pandas, write_csv
+from tokentree.infra.results import SCHEMA_VERSION, dumps_json, write_csv
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "MAIN_TABLE",
     "Experiment",
     "ExperimentResult",
-    "TabularResult",
     "available_experiments",
     "load_experiment",
+    "has_option",
     "resolve_config",
     "config_to_toml",
     "run_info",
@@ -52,8 +54,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "tokentree.experiments"
-#: The key of every experiment's main table in result.json (also written as records.csv).
-MAIN_TABLE = "records"
 
 
 @runtime_checkable
@@ -87,61 +87,6 @@ class Experiment(Protocol):
     def run(self, config: Any, *, show_progress: bool | None = None) -> ExperimentResult: ...
 
 
-@dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class TabularResult:
-    """Base of experiment results: a main table of records, named side tables, verdicts.
-
-    Subclasses are frozen dataclasses with ``config`` and ``records`` fields, set
-    ``EXPERIMENT`` and override :meth:`side_tables` and :meth:`verdict_list` when they
-    have them.
-    """
-
-    EXPERIMENT: ClassVar[str] = ""
-
-    config: Any
-    records: Sequence[Record]
-
-    def side_tables(self) -> dict[str, Sequence[Record]]:
-        """Tables besides the main one, by name."""
-        return {}
-
-    def verdict_list(self) -> Sequence[Record]:
-        return ()
-
-    def table(self, name: str = MAIN_TABLE) -> list[dict[str, Any]]:
-        """Rows of one table (flat dicts; non-finite numbers as None)."""
-        if name == MAIN_TABLE:
-            return rows_of(self.records)
-        if name == "verdicts":
-            return rows_of(self.verdict_list())
-        tables = self.side_tables()
-        if name not in tables:
-            raise InputError(f"no table {name!r}; tables: {[MAIN_TABLE, 'verdicts', *tables]}")
-        return rows_of(tables[name])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "experiment": self.EXPERIMENT,
-            "schema_version": SCHEMA_VERSION,
-            "config": to_json_ready(self.config),
-            "verdicts": rows_of(self.verdict_list()),
-            MAIN_TABLE: rows_of(self.records),
-            "tables": {name: rows_of(rows) for name, rows in self.side_tables().items()},
-        }
-
-    def to_pandas(self, table: str = MAIN_TABLE) -> Any:
-        return to_pandas(self.table(table))
-
-    def __repr__(self) -> str:
-        parts = [f"{len(self.records)} records"]
-        parts += [f"{name}: {len(rows)}" for name, rows in self.side_tables().items()]
-        verdicts = self.verdict_list()
-        if verdicts:
-            statuses = [str(getattr(v, "status", "")) for v in verdicts]
-            parts.append("verdicts: " + ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses)))
-        return f"<{self.EXPERIMENT} result: {'; '.join(parts)}>"
-
-
 def available_experiments() -> dict[str, str]:
     """Registered experiment names and their modules."""
     return {ep.name: ep.value for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)}
@@ -159,7 +104,11 @@ def load_experiment(name: str) -> ModuleType:
 
 
 def _coerce(default: Any, value: Any, where: str) -> Any:
-    """``value`` from TOML cast to the type of the field's default (lists become tuples)."""
+    """``value`` from TOML cast to the type of the field's default (lists become tuples, tables groups)."""
+    if is_group(default):
+        if not isinstance(value, dict):
+            raise InputError(f"{where} is a group of settings: write it as a [table]; got {value!r}")
+        return _with_changes(default, value, where)
     if isinstance(default, tuple):
         if not isinstance(value, list):
             raise InputError(f"{where} must be a list; got {value!r}")
@@ -178,6 +127,56 @@ def _coerce(default: Any, value: Any, where: str) -> Any:
     raise InputError(f"{where} must be a {type(default).__name__}; got {value!r}")
 
 
+def _with_changes(config: Any, table: Mapping[str, Any], where: str) -> Any:
+    """``config`` with the TOML ``table``'s values (a sub-table for every group), unknown keys refused."""
+    fields = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(table) - fields)
+    if unknown:
+        raise InputError(f"{where} has unknown keys {unknown}; valid keys: {sorted(fields)}")
+    changes = {key: _coerce(getattr(config, key), value, f"{where}: {key}") for key, value in table.items()}
+    return dataclasses.replace(config, **changes)
+
+
+def _option_path(config: Any, key: str, name: str) -> list[str]:
+    """The fields ``key`` names, outermost first: ``"base.lr"`` -> [base, lr]; a bare key found in one group."""
+    head, _, rest = key.partition(".")
+    fields = {f.name for f in dataclasses.fields(config)}
+    if head not in fields:
+        owners = [] if rest else _groups_with(config, head)
+        if len(owners) != 1:
+            where = f" (in groups {owners}: write one of {[f'{g}.{head}' for g in owners]})" if owners else ""
+            raise InputError(f"{name} has no option {key!r}{where}")
+        return [owners[0], head]
+    if not rest:
+        return [head]
+    inner = getattr(config, head)
+    if not is_group(inner):
+        raise InputError(f"{name}: {head!r} is not a group of settings, so {key!r} does not exist")
+    return [head, *_option_path(inner, rest, f"{name}.{head}")]
+
+
+def _groups_with(config: Any, key: str) -> list[str]:
+    """The groups of ``config`` that have a field ``key``."""
+    return [f.name for f in dataclasses.fields(config) if is_group(value := getattr(config, f.name))
+            and key in {g.name for g in dataclasses.fields(value)}]
+
+
+def _apply(config: Any, changes: Mapping[str, Any]) -> Any:
+    """``config`` with ``changes`` (a nested mapping for groups) made in one step per group, so checked once."""
+    return dataclasses.replace(config, **{
+        key: _apply(getattr(config, key), value) if isinstance(value, dict) else value for key, value in changes.items()
+    })
+
+
+def has_option(config_cls: Any, key: str) -> bool:
+    """Whether ``key`` (``"lr"``, ``"base.lr"``) names an option of ``config_cls``, directly or in one group."""
+    try:
+        _option_path(config_cls(), key, config_cls.__name__)
+    except InputError:
+        return False
+    return True
+
+
 def resolve_config(
     config_cls: Any,
     *,
@@ -189,11 +188,11 @@ def resolve_config(
     """Defaults, then ``Config.quick()`` if asked, then the TOML file, then ``overrides``.
 
     A TOML file may say which experiment it is for (``experiment = "NAME"``); it is
-    refused when that is not ``experiment``.
+    refused when that is not ``experiment``. A group of settings is a TOML table
+    (``[base]``) and an override key with a dot (``"base.lr"``); a key without a dot
+    that is not a field reaches the one group that has it (``"model"`` -> ``base.model``).
     """
     config = config_cls.quick() if quick else config_cls()
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    changes: dict[str, Any] = {}
     if toml_path is not None:
         where = os.fspath(toml_path)
         try:
@@ -213,26 +212,27 @@ def resolve_config(
                 f"config file {where!r} is a recipe for experiment {named!r}, not {experiment!r}; "
                 f"run it with `tokentree run {named} --config {where}`"
             )
-        unknown = sorted(set(table) - fields)
-        if unknown:
-            raise InputError(f"config file {where!r} has unknown keys {unknown}; valid keys: {sorted(fields)}")
-        for key, value in table.items():
-            changes[key] = _coerce(getattr(config, key), value, f"{where}: {key}")
+        config = _with_changes(config, table, f"config file {where!r}")
+    changes: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
-        if key not in fields:
-            raise InputError(f"{config_cls.__name__} has no option {key!r}")
-        changes[key] = value
-    return dataclasses.replace(config, **changes)
+        *groups, name = _option_path(config, key, config_cls.__name__)
+        inner = changes
+        for g in groups:
+            inner = inner.setdefault(g, {})
+        inner[name] = value
+    return _apply(config, changes) if changes else config
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     return value
 
 
 def config_to_toml(config: Any, *, experiment: str | None = None) -> str:
-    """The resolved config as TOML (it loads back to an equal config), naming its experiment if given."""
+    """The resolved config as TOML (it loads back to an equal config; groups as tables), naming its experiment."""
     import tomli_w
 
     table = {k: _plain(v) for k, v in dataclasses.asdict(config).items()}

@@ -9,7 +9,7 @@ docs/theory.md or docs/experiments.md where the claim is stated.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tokentree.infra.results import Record
@@ -74,16 +74,3 @@ class Verdict(Record):
     evidence: str
     reference: str
     values: Mapping[str, float] = field(default_factory=dict)
-
-
-def verdict_lines(verdicts: Sequence[Verdict]) -> list[str]:
-    """The verdicts for a terminal: item, status and claim, then the evidence on an indented line."""
-    width = max((len(v.item) for v in verdicts), default=0)
-    return [f"  {v.item:<{width}} {v.status:<13} {v.claim}\n  {'':<{width}} {'':<13} -> {v.evidence}"
-            for v in verdicts]
-
-
-def verdict_table(verdicts: Sequence[Verdict]) -> list[str]:
-    """The verdicts as a markdown table (the status in bold)."""
-    return ["| item | verdict | claim | evidence |", "|---|---|---|---|",
-            *(f"| {v.item} | **{v.status}** | {v.claim} | {v.evidence} |" for v in verdicts)]

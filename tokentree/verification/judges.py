@@ -22,8 +22,9 @@ __all__ = ["judge"]
 THEORY = "docs/theory.md"
 
 
-def _verdict(item: str, claim: str, status: VerdictStatus, evidence: str) -> Verdict:
-    return Verdict(item, claim, status, evidence, f"{THEORY} §{item}")
+def _verdict(item: str, claim: str, status: VerdictStatus, evidence: str, **values: float) -> Verdict:
+    """A verdict on the theory section ``item``; ``values`` are the numbers of ``evidence``, with the tolerance used."""
+    return Verdict(item, claim, status, evidence, f"{THEORY} §{item}", {k: float(v) for k, v in values.items()})
 
 
 def _array(records: Sequence[Any], attribute: str) -> np.ndarray:
@@ -69,6 +70,8 @@ def _judge_identity(records: Sequence[SweepRecord], controls: HookeControls) -> 
         VerdictStatus.judge(ok),
         f"max relative residual {worst:.1e} over {residuals.size} points; finite-step sides agree to "
         f"{step_err:.1e}, smallest right side {step_min:.3g} bits",
+        max_relative_residual=worst, n_points=residuals.size, finite_step_error=step_err,
+        smallest_finite_step_bits=step_min, tolerance=tol.IDENTITY.value, finite_step_tolerance=tol.FINITE_STEP.value,
     )
 
 
@@ -96,6 +99,8 @@ def _judge_ratio(records: Sequence[SweepRecord]) -> Verdict:
         VerdictStatus.judge(ok),
         f"k = {ks[0]:g} .. {ks[-1]:g}: max |R(0)/(-k L_p/L_a) - 1| = {_worst(err):.1e} "
         f"(against -k itself: {_worst(err_k):.1e}); fitted slopes within {slope_err:.1e} of 1",
+        max_error_exact=_worst(err), max_error_minus_k=_worst(err_k), slope_error=slope_err, k_min=ks[0],
+        k_max=ks[-1], tolerance=tol.RATIO.value,
     )
 
 
@@ -122,6 +127,7 @@ def _judge_signs(records: Sequence[SweepRecord]) -> Verdict:
         "gamma_p falls and gamma_a rises only while l < l*; beyond l* both rise (R > 0)",
         VerdictStatus.judge(bad == 0 and after > 0),
         f"{before} points below l* and {after} above; {bad} with the wrong signs{shrink}",
+        points_below_l_star=before, points_above_l_star=after, wrong_signs=bad,
     )
 
 
@@ -136,6 +142,7 @@ def _judge_closed_form(records: Sequence[SweepRecord]) -> Verdict:
             VerdictStatus.NOT_APPLICABLE,
             f"these symbol sets overlap; R(l) departs from the disjoint closed form by up to "
             f"{float(err.max()) if err.size else math.nan:.2g} (relative) below l*/2",
+            max_departure=float(err.max()) if err.size else math.nan,
         )
     away = [r for r in disjoint if abs(r.l - r.l_star_closed_form) > tol.AT_L_STAR.value]
     err_r = _worst(_rel(_array(away, "ratio"), _array(away, "ratio_closed_form")))
@@ -151,6 +158,8 @@ def _judge_closed_form(records: Sequence[SweepRecord]) -> Verdict:
         "disjoint components: rates, R(l) = -(b3 k + l)/(b3(1 + l) - l) and l* = b3/(1 - b3)",
         VerdictStatus.judge(worst <= tol.CLOSED_FORM.value),
         f"max relative error: R(l) {err_r:.1e}, rates {err_rates:.1e}, l* {err_ls:.1e} over {len(disjoint)} points",
+        ratio_error=err_r, rate_error=err_rates, l_star_error=err_ls, n_points=len(disjoint),
+        tolerance=tol.CLOSED_FORM.value,
     )
 
 
@@ -164,6 +173,7 @@ def _judge_novel(controls: HookeControls) -> Verdict:
         VerdictStatus.judge(err <= tol.CLOSED_FORM.value, control=True),
         f"R(0) = {', '.join(f'{v:g}' for v in values[:4])} in {len(rows)} cases; "
         f"max error against +L_p/L_a {err:.1e}",
+        max_error=err, n_cases=len(rows), tolerance=tol.CLOSED_FORM.value,
     )
 
 
@@ -184,6 +194,7 @@ def _judge_overlap(controls: HookeControls) -> Verdict:
         VerdictStatus.judge(n_neg == values.size and ok_closed, control=True),
         f"d gamma_a/dl(0) < 0 in {n_neg} of {values.size} cases (largest {_worst(values):.3g} "
         f"bits/token per unit l){extra}",
+        n_negative=n_neg, n_cases=values.size, largest_slope_bits=_worst(values),
     )
 
 
@@ -210,6 +221,7 @@ def _judge_depth(records: Sequence[SweepRecord]) -> Verdict:
         "with ideal codes the l -> 0 ratio does not depend on d; magnitudes scale as 1/d",
         VerdictStatus.judge(ok),
         f"depths {depths}: R(0)/(-k L_p/L_a) spread {ratio_spread:.1e}; {magnitudes}",
+        ratio_spread=ratio_spread, magnitude_spread=mag_spread, tolerance=tol.RATIO.value,
     )
 
 
@@ -223,6 +235,7 @@ def _judge_huffman(controls: HookeControls) -> Verdict:
         "Huffman lengths are piecewise constant in q: small steps in l often change nothing",
         VerdictStatus.judge(ideal == steps and huff < steps),
         f"over {steps} small steps of l the ideal rate of D_a moved {ideal} times, the Huffman rate {huff} times",
+        n_steps=steps, ideal_steps_changed=ideal, huffman_steps_changed=huff,
     )
 
 
@@ -240,6 +253,8 @@ def _judge_split(controls: HookeControls) -> Verdict:
         f"{shallowest.depth} -> {deepest.shared_mass_independent:.3f} at d = {deepest.depth}, "
         f"R(0)/(-k L_p/L_a) = {norm_deep:.3g} there; resampled D_t: -k L_p/L_a within {resampled_err:.1e} at "
         "every depth",
+        normalised_ratio_deepest=norm_deep, resampled_error=resampled_err, broken_below=tol.BROKEN_RATIO.value,
+        tolerance=tol.RATIO.value,
     )
 
 
@@ -264,6 +279,8 @@ def _judge_pareto(rows: Sequence[ParetoCheck]) -> Verdict:
         "Pareto leaves: H - ln M -> ln(alpha/(alpha-1)) - 1/(alpha-1), independent of M; slow for alpha <= 1.5",
         VerdictStatus.judge(ok),
         f"|error| in nats, M = {smallest} -> {largest}: " + "; ".join(msgs),
+        **{f"error_nats_alpha_{a:g}": abs(next(r.error_nats for r in rows if r.alpha == a and r.n_leaves == largest))
+           for a in sorted({r.alpha for r in rows})},
     )
 
 

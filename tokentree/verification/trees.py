@@ -220,6 +220,7 @@ def _verdicts(sweep: Sequence[TreeSweepRecord], regime: RegimeRecord) -> list[Ve
     out = [Verdict(
         "5.1", "sum_X |D_X| L_X d gamma_X/dl = 0 exactly", VerdictStatus.judge(worst < float(IDENTITY)),
         f"{d}: max relative residual {worst:.2g} over {len(sweep)} values of l", "docs/theory.md §5.1",
+        {"depth": regime.depth, "max_relative_residual": worst, "tolerance": float(IDENTITY)},
     )]
     gap = abs(regime.ratio_l0 / regime.minus_k_scaled - 1) if math.isfinite(regime.ratio_l0) else math.inf
     if regime.novel_share > 0:
@@ -230,6 +231,8 @@ def _verdicts(sweep: Sequence[TreeSweepRecord], regime: RegimeRecord) -> list[Ve
         "5.2", "R(0) = -k L_p / L_a (when D_t lies inside what the model gives mass to)", status,
         f"{d}: R(0) = {regime.ratio_l0:.6g}, -k L_p/L_a = {regime.minus_k_scaled:.6g} (k = {regime.k:.4g}); "
         f"regime: {regime.regime}", "docs/theory.md §5.2",
+        {"depth": regime.depth, "ratio_l0": regime.ratio_l0, "minus_k_scaled": regime.minus_k_scaled, "k": regime.k,
+         "relative_gap": gap, "tolerance": float(RATIO)},
     ))
     if regime.regime == "novel perturbation":
         status = VerdictStatus.NOT_APPLICABLE
@@ -241,5 +244,7 @@ def _verdicts(sweep: Sequence[TreeSweepRecord], regime: RegimeRecord) -> list[Ve
         "5.3", "at small l, gamma_p falls and gamma_a rises", status,
         f"{d}: d gamma_p/dl = {regime.d_rate_pretrain_l0_bits:.3g}, d gamma_a/dl = "
         f"{regime.d_rate_align_l0_bits:.3g} bits per token at l = 0; l* = {regime.l_star:.4g}", "docs/theory.md §5.3",
+        {"depth": regime.depth, "d_rate_pretrain_l0_bits": regime.d_rate_pretrain_l0_bits,
+         "d_rate_align_l0_bits": regime.d_rate_align_l0_bits, "l_star": regime.l_star},
     ))
     return out

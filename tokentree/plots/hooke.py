@@ -1,51 +1,27 @@
-"""Figures (matplotlib, imported only here) and where to save them.
-
-Every function takes plain numbers, draws one figure with matplotlib's object API (no
-pyplot state, no backend switch, so it works in scripts, tests and notebooks alike),
-saves it as PNG when ``path`` is given, and returns the ``Figure``.
-"""
+"""The figures of ``tokentree run hooke``: rates and the ratio against l and k, code lengths against depth,
+the finite-sample control and the Pareto lemma (docs/experiments.md §E0)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from tokentree.plots import COLOURS, finish, new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
-    "COLOURS",
-    "new_figure",
     "plot_rates_vs_l",
     "plot_ratio_vs_k",
     "plot_ratio_vs_closed_form",
     "plot_rates_vs_depth",
     "plot_split_control",
     "plot_pareto_normalisation",
-    "figure_folder",
 ]
-
-COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
-
-
-def new_figure(
-    nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] = (6.4, 4.4), **kw: Any
-) -> tuple[Figure, Any]:
-    """A Figure with constrained layout and its axes (matplotlib's object API, no pyplot state)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size, dpi=110, layout="constrained")
-    return fig, fig.subplots(nrows, ncols, **kw)
-
-
-def _finish(fig: Figure, path: str | os.PathLike[str] | None) -> Figure:
-    if path is not None:
-        fig.savefig(path)
-    return fig
 
 
 def plot_rates_vs_l(
@@ -70,7 +46,7 @@ def plot_rates_vs_l(
     bottom.set_ylabel("gamma_p (bits/token)")
     bottom.set_xlabel("l = |D_t| / |D_a|  (perturbation size in units of the alignment set)")
     top.set_title(title)
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def plot_ratio_vs_k(
@@ -99,7 +75,7 @@ def plot_ratio_vs_k(
     ax.set_title(f"Elasticity ratio against k (fitted log-log slope {slope:.9f})")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def plot_ratio_vs_closed_form(
@@ -124,7 +100,7 @@ def plot_ratio_vs_closed_form(
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def plot_rates_vs_depth(
@@ -147,7 +123,7 @@ def plot_rates_vs_depth(
     ax.set_xticks(list(depth))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def plot_split_control(
@@ -179,7 +155,7 @@ def plot_split_control(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def plot_pareto_normalisation(
@@ -209,15 +185,107 @@ def plot_pareto_normalisation(
     ax.set_title("Pareto lemma: H - ln M -> ln(a/(a-1)) - 1/(a-1) (dotted)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
-def figure_folder(name: str = "notebooks") -> Path:
-    """Where notebooks and scripts save figures: ``$TOKENTREE_FIGURES``, else ``~/.cache/tokentree/figures/NAME``.
+def hooke_figures(
+    records: Sequence[Any],
+    split: Sequence[Any],
+    pareto: Sequence[Any],
+    *,
+    reference: dict[str, Any],
+    data: str,
+    depths: Sequence[int],
+    k_values: Sequence[float],
+    l_values: Sequence[float],
+    k_reference: float,
+    folder: os.PathLike[str] | str,
+) -> None:
+    """The six figures of a hooke run from its sweep records, split-control rows and Pareto checks.
 
-    Never inside the source tree. The folder is created if needed.
+    ``reference`` (alpha, depth, betas) picks the case the figures show; ``k_reference`` its k.
     """
-    env = os.environ.get("TOKENTREE_FIGURES")
-    folder = Path(env) if env else Path.home() / ".cache" / "tokentree" / "figures" / name
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    from pathlib import Path
+
+    from tokentree.compression.elasticity import l_star_disjoint, ratio_disjoint
+
+    folder = Path(folder)
+    ref = reference
+
+    def select(**match: Any) -> list[Any]:
+        return [r for r in records if all(getattr(r, key) == value for key, value in {**ref, **match}.items())]
+
+    sweep = sorted(select(k=k_reference), key=lambda r: r.l)
+    l_star = sweep[0].l_star
+    alpha = "" if ref["alpha"] is None else f", alpha {ref['alpha']}"
+    label = f"{data}{alpha}, d = {ref['depth']}, betas {list(ref['betas'])}, k = {k_reference:g}"
+    plot_rates_vs_l([r.l for r in sweep], [r.rate_align_bits for r in sweep], [r.rate_pretrain_bits for r in sweep],
+                    l_star=l_star, title=label, path=folder / "rates_vs_l.png")
+    groups: list[dict[str, Any]] = []
+    for d in depths:
+        rows = sorted(select(l=0.0, depth=d), key=lambda r: r.k)
+        groups.append({"label": f"d = {d}", "k": [r.k for r in rows], "ratio": [r.ratio for r in rows]})
+    slope = float(np.polyfit(np.log(groups[0]["k"]), np.log(np.abs(groups[0]["ratio"])), 1)[0])
+    plot_ratio_vs_k(groups, slope=slope, path=folder / "ratio_vs_k.png")
+    dense = np.linspace(0, max(l_values), 800)
+    l_cf = l_star_disjoint(ref["betas"])
+    below, above = dense[dense < l_cf - 1e-3], dense[dense > l_cf + 1e-3]
+    dense = np.concatenate([below, [np.nan], above])  # the line breaks at l*, where R diverges
+    series = []
+    for k in sorted({k_values[0], k_reference, k_values[-1]}):
+        rows = sorted(select(k=k), key=lambda r: r.l)
+        closed: list[Any] = [ratio_disjoint(k, ref["betas"], below), [np.nan], ratio_disjoint(k, ref["betas"], above)]
+        series.append({"label": f"k = {k:g}", "l": [r.l for r in rows], "ratio": [r.ratio for r in rows],
+                       "l_dense": dense, "ratio_dense": np.concatenate(closed)})
+    title = (
+        "R(l) against the closed form: elastic (negative) below l*, positive beyond"
+        if all(r.disjoint for r in sweep)
+        else f"R(l) against the disjoint closed form, which does not apply here\n(overlapping symbol sets; "
+        f"measured l* = {l_star:.3g})"
+    )
+    plot_ratio_vs_closed_form(series, l_star=l_cf, title=title, path=folder / "ratio_vs_closed_form.png")
+    every_depth = (r for r in records if r.l == 0.0 and r.k == k_reference and r.alpha == ref["alpha"]
+                   and r.betas == ref["betas"])
+    profile = sorted(every_depth, key=lambda r: r.depth)
+    plot_rates_vs_depth([r.depth for r in profile], [r.rate_pretrain_bits for r in profile],
+                        [r.huffman_rate_pretrain_bits for r in profile],
+                        [r.theorem_3_4_rate_pretrain_bits for r in profile],
+                        title=f"Code lengths against depth ({data}, k = {k_reference:g}, l = 0)",
+                        path=folder / "rates_vs_depth.png")
+    kinds = ("independent", "resampled")
+    plot_split_control([r.depth for r in split],
+                       {kind: [getattr(r, f"shared_mass_{kind}") for r in split] for kind in kinds},
+                       {kind: [r.normalised(kind) for r in split] for kind in kinds},
+                       title=f"Finite samples: independent vs resampled D_t ({data})",
+                       path=folder / "split_control.png")
+    pareto_series = []
+    for a in sorted({p.alpha for p in pareto}):
+        checks = sorted((p for p in pareto if p.alpha == a), key=lambda p: p.n_leaves)
+        pareto_series.append({"alpha": a, "n_leaves": [p.n_leaves for p in checks],
+                              "gap_nats": [p.entropy_minus_log_m_nats for p in checks],
+                              "spread_nats": [p.spread_nats for p in checks], "lemma_nats": checks[0].lemma_nats})
+    plot_pareto_normalisation(pareto_series, path=folder / "pareto.png")
+
+
+def files_figure(records: Sequence[Any], regimes: Sequence[Any], path: os.PathLike[str] | str) -> Figure:
+    """Theorem 4.2 on a user's data: the rate changes and R(l) against l, one colour per depth."""
+    fig, axes = new_figure(1, 2, size=(12, 4.2))
+    for i, r in enumerate(regimes):
+        rows = [x for x in records if x.depth == r.depth]
+        ls = [x.l for x in rows]
+        colour = COLOURS[i % len(COLOURS)]
+        axes[0].plot(ls, [x.rate_pretrain_bits - rows[0].rate_pretrain_bits for x in rows], "o-", color=colour,
+                     label=f"gamma_p, d = {r.depth}")
+        axes[0].plot(ls, [x.rate_align_bits - rows[0].rate_align_bits for x in rows], "s--", color=colour,
+                     label=f"gamma_a, d = {r.depth}")
+        axes[1].plot(ls, [x.ratio for x in rows], "o-", color=colour, label=f"R(l), d = {r.depth} ({r.regime})")
+        axes[1].axhline(r.minus_k_scaled, color=colour, ls=":", lw=1)
+    axes[0].set_ylabel("change of the rate since l = 0 (bits per token)")
+    axes[1].set_ylabel("R(l) = (d gamma_a/dl) / (d gamma_p/dl); dotted: -k L_p/L_a")
+    axes[1].set_yscale("symlog")
+    for ax in axes:
+        ax.set_xlabel("l = |D_t| / |D_a|")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Theorem 4.2 on your data")
+    return finish(fig, path)
