@@ -135,7 +135,7 @@ def decide(test: SeedTest, *, alpha: float = ALPHA, min_seeds: int = MIN_SEEDS, 
     >>> from tokentree.framework.stats import paired_test
     >>> d = decide(paired_test([0.3, 0.5, 0.2, 0.4, 0.6, 0.3, 0.5, 0.4]))
     >>> str(d.status), d.reason
-    ('holds', 'p = 2.8e-05 < alpha 0.05 in the claimed direction (greater)')
+    ('holds', 'significant at alpha 0.05 in the claimed direction')
     >>> str(decide(paired_test([0.3, 0.5, 0.2, 0.4, 0.6])).status)
     'not detectable at this regime'
     """
@@ -149,12 +149,12 @@ def decide(test: SeedTest, *, alpha: float = ALPHA, min_seeds: int = MIN_SEEDS, 
         return Decision(VerdictStatus.WITHIN_NOISE, "the test is undefined (no seed-to-seed variation and no "
                         "effect)", (test,))
     if p < alpha:
-        return Decision(VerdictStatus.HOLDS, f"p = {p_text(p)} < alpha {alpha:g} in the claimed direction "
-                        f"({test.alternative})", (test,))
+        holm = f" after Holm (p = {p_text(p)})" if test.cells > 1 else ""
+        return Decision(VerdictStatus.HOLDS, f"significant at alpha {alpha:g} in the claimed direction{holm}", (test,))
     if q < alpha:
-        return Decision(VerdictStatus.FAILS, f"the opposite direction is significant: p = {p_text(q)} < alpha "
-                        f"{alpha:g} one-sided against the claim ({test.alternative})", (test,))
-    reason = f"neither direction is significant (p = {p_text(p)}, opposite {p_text(q)}, alpha {alpha:g})"
+        return Decision(VerdictStatus.FAILS, f"significant the other way: p = {p_text(q)} one-sided against the "
+                        f"claim{' after Holm' if test.cells > 1 else ''}, alpha {alpha:g}", (test,))
+    reason = f"neither direction is significant at alpha {alpha:g} (the other way: p = {p_text(q)})"
     if test.test != PAGE_L and test.spread > 0:
         mde = minimum_detectable_effect(test.n, sd=test.spread, alpha=alpha, power=power, cells=test.cells)
         reason += (f"; an effect below {mde:.3g}{' ' + test.unit if test.unit else ''} could not be seen at "
