@@ -227,23 +227,18 @@ class Result(ExperimentReport):
                       f"{list(ref['betas'])}; l* is where gamma_p is smallest)", RATIO_TABLE.columns)
         return [(ratio, self.ratio_table()), (SPLIT_TABLE, self.controls.split), (PARETO_TABLE, self.pareto)]
 
-    @property
-    def k_reference(self) -> float:
-        c = self.config
-        return c.control_k if c.control_k in c.k_values else c.k_values[len(c.k_values) // 2]
-
     def plot(self, folder: Path) -> None:
         from tokentree.plots.hooke import hooke_figures
 
         c = self.config
+        k_reference = c.control_k if c.control_k in c.k_values else c.k_values[len(c.k_values) // 2]
         hooke_figures(self.records, self.controls.split, self.pareto, reference=self.reference, data=c.data,
-                      depths=c.depths, k_values=c.k_values, l_values=c.l_values, k_reference=self.k_reference,
-                      folder=folder)
+                      depths=c.depths, k_values=c.k_values, l_values=c.l_values, k_reference=k_reference, folder=folder)
 
 
 # ----------------------------------------------------------------------------- data
 def _rng(seed: int, *path: int) -> np.random.Generator:
-    return np.random.default_rng([seed, *path])
+    return np.random.default_rng([seed, *path])  # one stream per use, so adding one moves no other
 
 
 def _pools(config: Config, show_progress: bool | None) -> tuple[list[TokenSequences], int]:

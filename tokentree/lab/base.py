@@ -58,13 +58,15 @@ class BaseSettings:
 
 @dataclass(eq=False)
 class BaseModel:
-    """theta_0 and its tokenizer; ``snapshots`` maps a fraction of the pre-training run to the model then."""
+    """theta_0 and its tokenizer; ``snapshots`` maps a fraction of the pre-training run to the model then;
+    ``pretrain_losses`` is the loss of every pre-training step (nats per token; empty for a loaded model)."""
 
     model: Any
     tokenizer: Any
     n_parameters: int
     pretrain_tokens: int
     snapshots: dict[float, Any] = field(default_factory=dict)
+    pretrain_losses: tuple[float, ...] = ()
 
 
 def prepare_base(
@@ -117,4 +119,5 @@ def prepare_base(
             bar.update(trainer.steps_done - before)
             if trainer.steps_done in marks:
                 snapshots[marks[trainer.steps_done]] = copy.deepcopy(trainer.model).eval()
-    return BaseModel(trainer.model.eval(), tokenizer, n_parameters, round(budget * tokens_per_step), snapshots)
+    return BaseModel(trainer.model.eval(), tokenizer, n_parameters, round(budget * tokens_per_step), snapshots,
+                     tuple(trainer.losses))
