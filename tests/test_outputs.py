@@ -17,6 +17,10 @@ from tokentree.infra.errors import OutputPathError
 from tokentree.infra.outputs import MARKER, check_output_folder, write_output_folder
 
 
+#: A process id no process can have (past the kernel's largest).
+DEAD_PID = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+
+
 def _write(text: str):
     def write(folder: Path) -> None:
         (folder / "result.json").write_text(text)
@@ -126,7 +130,7 @@ def test_without_an_atomic_exchange_a_crash_between_the_renames_is_recovered(tmp
     write_output_folder(out, _write("second"), kind="run")
     assert _content(out) == "second" and sorted(os.listdir(tmp_path)) == ["run"]
     # a crash after moving the old folder aside: the path is empty until the next call restores it
-    old = tmp_path / ".run.old-crash"
+    old = tmp_path / f".run.old-{DEAD_PID}-crash"  # moved aside by a process that is gone
     out.rename(old)
     assert check_output_folder(out, kind="run") == out and _content(out) == "second"
 
@@ -219,21 +223,22 @@ def test_a_closed_pipe_is_not_an_error(tmp_path, monkeypatch):
         closed.close()
 
 
-def test_outputs_from_before_the_marker_are_recognised_by_their_files(tmp_path):
-    """A run folder written by an older tokentree (no marker) may be replaced; a look-alike may not."""
-    old = tmp_path / "old-run"
-    old.mkdir()
-    (old / "config.toml").write_text("seed = 0\n")
-    (old / "result.json").write_text('{"experiment": "hooke"}')
-    (old / "summary.md").write_text("# hooke\n")
-    write_output_folder(old, _write("new"), kind="run")
-    assert _content(old) == "new"
+def test_a_folder_that_only_looks_like_a_run_is_refused(tmp_path):
+    """issue 28, case 3: config.toml, summary.md and a result.json with an "experiment" key are not a marker;
+    such a folder (an old run or a look-alike, nobody can tell) is refused and everything in it kept."""
     lookalike = tmp_path / "lookalike"
     lookalike.mkdir()
-    (lookalike / "config.toml").write_text("x = 1\n")
-    (lookalike / "result.json").write_text('{"accuracy": 0.9}')
+    (lookalike / "config.toml").write_text("seed = 0\n")
+    (lookalike / "result.json").write_text('{"experiment": "hooke"}')
     (lookalike / "summary.md").write_text("# my results\n")
-    with pytest.raises(OutputPathError, match="other files"):
+    (lookalike / "data.csv").write_text("precious")
+    with pytest.raises(OutputPathError, match=rf"other files .* and no tokentree marker \({MARKER}\).*--overwrite"):
         write_output_folder(lookalike, _write("new"), kind="run")
-    with pytest.raises(OutputPathError, match="a tokentree run folder"):
-        write_output_folder(old, _write("x"), kind="checkpoint")
+    assert sorted(os.listdir(lookalike)) == ["config.toml", "data.csv", "result.json", "summary.md"]
+    assert (lookalike / "data.csv").read_text() == "precious" and sorted(os.listdir(tmp_path)) == ["lookalike"]
+    out = tmp_path / "run"
+    write_output_folder(out, _write("x"), kind="run", label="hooke")
+    with pytest.raises(OutputPathError, match="a tokentree run folder of hooke"):
+        write_output_folder(out, _write("x"), kind="checkpoint")
+    with pytest.raises(OutputPathError, match="a tokentree run folder of hooke; .* an earlier run folder of rebound"):
+        write_output_folder(out, _write("x"), kind="run", label="rebound")

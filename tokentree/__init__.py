@@ -8,6 +8,7 @@ sympy, matplotlib, numba) are imported only by the modules that need them.
 from __future__ import annotations
 
 from tokentree.data.sequences import TokenSequences, as_token_sequences, binary_expand
+from tokentree.infra.cache import use_user_numba_cache
 from tokentree.infra.errors import (
     InputError,
     InputTypeError,
@@ -18,6 +19,8 @@ from tokentree.infra.errors import (
 from tokentree.infra.version import __version__
 from tokentree.trees.build import build_tree
 from tokentree.trees.tree import LayerStats, PathCount, Symbols, TokenTree, TreeInfo
+
+use_user_numba_cache()  # before any kernel imports numba (lazily): its cache goes to ~/.cache/tokentree/numba
 
 __all__ = [
     "InputError",

@@ -16,9 +16,12 @@ states its default.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -279,13 +282,36 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from tokentree.data.text import load_tokenizer, provenance, tokenizer_vocab_size
-    from tokentree.trees.build import build_tree
-    from tokentree.trees.storage import save_tree
-
     sources = [bool(args.inputs), bool(args.builtin), args.ids is not None]
     if sum(sources) != 1:
         raise InputError("give input files/folders, --builtin NAME or --ids FILE (exactly one of them)")
+    if args.workers is not None or args.scheduler is not None:
+        from tokentree.infra.outputs import claim_output_folder
+        from tokentree.trees.distributed import OUTPUT_KIND
+
+        with claim_output_folder(args.output, kind=OUTPUT_KIND, overwrite=args.overwrite):  # before any work
+            return _build(args)
+    from tokentree.infra.outputs import check_output_file
+
+    check_output_file(args.output)  # before any work: a bad -o fails in a second, not after tokenizing
+    return _build(args)
+
+
+def _say(message: str) -> None:
+    """A line on stderr saying what a long step is doing, when progress is shown (a terminal, --progress)."""
+    from tokentree.infra.progress import progress_enabled
+
+    if progress_enabled():
+        print(f"tokentree: {message}", file=sys.stderr, flush=True)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from tokentree.data.text import load_tokenizer, provenance, tokenizer_vocab_size
+    from tokentree.infra.cache import kernels_cached
+    from tokentree.trees import _kernels
+    from tokentree.trees.build import build_tree
+    from tokentree.trees.storage import save_tree
+
     text_only = {"--field": args.field, "--chat": args.chat, "--split": args.split, "--format": args.format,
                  "--train-bpe": args.train_bpe, "--template": args.template}
     ids_only = {"--dtype": args.dtype, "--eos": args.eos, "--vocab-size": args.vocab_size}
@@ -316,6 +342,10 @@ def _run_build(args: argparse.Namespace) -> int:
                     "builtin": args.builtin, "template": args.template}
     record = provenance(tokenizer=tokenizer, tokenizer_name=name, inputs=inputs,
                         options={k: v for k, v in options.items() if v is not None})
+    if not kernels_cached(_kernels.__file__):
+        _say(f"compiling the tree builder (once after installing; about a minute; cached in "
+             f"{os.environ.get('NUMBA_CACHE_DIR')})")
+    _say(f"building the depth-{args.depth} tree")
     if args.workers is not None or args.scheduler is not None:
         from tokentree.trees.distributed import build_partitioned
 
@@ -348,6 +378,9 @@ def _encode_in_context(args: argparse.Namespace, stats: Any) -> tuple[Any, Any, 
         raise InputError("--template renders conversations; read them with --chat assistant or --chat last-assistant")
     if args.tokenizer is not None or args.train_bpe is not None:
         raise InputError("--template's tokenizer is the tokenizer; drop --tokenizer and --train-bpe")
+    if not os.path.isdir(args.template) and os.environ.get("HF_HUB_OFFLINE") != "1":
+        _say(f"fetching the chat tokenizer {args.template} from the Hugging Face hub (offline, this retries for about "
+             "a minute; set HF_HUB_OFFLINE=1 to fail at once)")
     chat_tokenizer = load_chat_tokenizer(args.template)
     examples = read_examples(args.inputs, field=args.field, chat=args.chat, format=args.format,
                              skip_bad_lines=args.skip_bad_lines, stats=stats)
@@ -379,6 +412,7 @@ def _encode_text_inputs(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
         tokenizer, name = train_bpe(texts(), args.train_bpe), f"byte-level BPE trained on the inputs ({args.train_bpe})"
     else:
         tokenizer, name = load_tokenizer(args.tokenizer or "gpt2"), str(args.tokenizer or "gpt2")
+    _say(f"reading and tokenizing {', '.join(args.inputs) or args.builtin} with {name}")
     seqs = encode_texts(texts(stats), tokenizer)  # only this read is counted
     if stats.skipped:
         print(f"skipped {stats.skipped} bad records (first: {', '.join(stats.skipped_at[:3])})", file=sys.stderr)
@@ -461,6 +495,13 @@ def _run_query(args: argparse.Namespace) -> int:
     tree = open_tree(args.tree)
     if args.text is not None and args.ids is not None:
         raise InputError("give a text or --ids, not both")
+    if args.top is not None and args.top < 1:
+        raise InputError(f"--top K lists the K heaviest symbols, so K must be at least 1; got {args.top}")
+    vocab = tree.info.vocab_size
+    outside = [(j, i) for j, i in enumerate(args.ids or (), start=1) if not 0 <= i < vocab]
+    if outside:
+        j, i = outside[0]
+        raise InputError(f"--ids: id {i} (position {j}) is not a token of this tree, whose ids are 0..{vocab - 1}")
     out: dict[str, Any] = {}
     if args.text is not None or args.ids is not None:
         ids = tree.ids_of(args.text) if args.text is not None else args.ids
@@ -499,7 +540,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
         run_info,
         write_run_outputs,
     )
-    from tokentree.infra.outputs import check_output_folder, write_output_folder
+    from tokentree.infra.outputs import claim_output_folder, write_output_folder
 
     if args.list:
         for name, where in available_experiments().items():
@@ -508,6 +549,14 @@ def _run_experiment(args: argparse.Namespace) -> int:
         return 0
     if not args.name:
         raise InputError("name an experiment (e.g. `tokentree run hooke`) or use --list")
+    known = available_experiments()
+    if args.name not in known:
+        import difflib
+
+        close = difflib.get_close_matches(args.name, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise InputError(f"unknown experiment {args.name!r}; {hint}registered: {', '.join(known) or 'none'} "
+                         "(`tokentree run --list`)")
     module = load_experiment(args.name)
     overrides = {key: tuple(v) if isinstance(v, list) else v
                  for key in RUN_OVERRIDES if (v := getattr(args, key)) is not None}
@@ -520,21 +569,33 @@ def _run_experiment(args: argparse.Namespace) -> int:
         module.Config, toml_path=args.config, quick=args.quick, overrides=overrides, experiment=args.name
     )
     out = Path(args.out) if args.out is not None else Path("runs") / args.name
-    check_output_folder(out, kind=RUN_KIND, overwrite=args.overwrite)  # before the work, not after
     start = time.perf_counter()
-    result = module.run(config, show_progress=args.progress)
-    info = run_info(args.name, wall_seconds=time.perf_counter() - start)
-    write_output_folder(
-        out, lambda folder: write_run_outputs(folder, config, result, info=info), kind=RUN_KIND,
-        overwrite=args.overwrite,
-    )
+    with claim_output_folder(out, kind=RUN_KIND, label=args.name, overwrite=args.overwrite):  # before the work
+        result = module.run(config, show_progress=args.progress)
+        info = run_info(args.name, wall_seconds=time.perf_counter() - start)
+        write_output_folder(
+            out, lambda folder: write_run_outputs(folder, config, result, info=info), kind=RUN_KIND, label=args.name,
+            overwrite=args.overwrite,
+        )
     print(result.terminal_summary())
     print(f"wrote {out}/ (config.toml, result.json, records.csv, summary.md, plots, run.json) in "
           f"{time.perf_counter() - start:.1f} s")
     return 0
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every clean-up runs (temporary files go, outputs stay whole)."""
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise Stopped
+
+
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        where = f" {exc.filename}" if exc.filename else ""
+        return (f"cannot write{where}: {exc.strerror}; free some space or choose another place (nothing was "
+                "half-written: earlier outputs are as they were)")
     if isinstance(exc, OSError) and exc.strerror:
         where = f" {exc.filename}" if exc.filename else ""
         return f"cannot use{where}: {exc.strerror}; check the path and its permissions"
@@ -552,8 +613,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"build": _run_build, "info": _run_info, "query": _run_query, "run": _run_experiment}
     before = progress.progress_switch()
     progress.set_progress(args.global_progress if args.global_progress is not None else before)
+    on_main = threading.current_thread() is threading.main_thread()
+    sigterm = signal.signal(signal.SIGTERM, _stop) if on_main else None
     try:
         return commands[args.command](args)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the clean-ups have run on the way here
+        if args.debug:
+            raise
+        how = "SIGTERM" if isinstance(exc, Stopped) else "an interrupt"
+        print(f"tokentree {args.command}: stopped by {how}; nothing was half-written (earlier outputs are as they "
+              "were)", file=sys.stderr)
+        return 143 if isinstance(exc, Stopped) else 130
     except (InputError, InputTypeError, MemoryEstimateError, OSError) as exc:
         if isinstance(exc, BrokenPipeError):  # `tokentree info x | head`: the reader left, nothing is wrong
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -564,6 +634,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         progress.set_progress(before)  # main() called from Python leaves the caller's switch as it was
+        if on_main:
+            signal.signal(signal.SIGTERM, sigterm)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,42 +1,61 @@
 """Output folders that never lose anything: checked first, replaced only if they are ours, swapped atomically.
 
-Every folder tokentree writes (a run's outputs, a model checkpoint, a model cache) goes
-through :func:`write_output_folder`:
+Every folder tokentree writes (a run's outputs, a model checkpoint, a model cache, a
+partitioned tree) goes through :func:`write_output_folder`:
 
-* **Checked before any work** (:func:`check_output_folder`): the path must be a folder
-  or not exist yet, its nearest existing parent must be a writable folder, and a folder
-  that exists may be replaced only if it is empty or is an earlier output of the same
-  kind, marked by the file ``.tokentree-output.json`` that every output folder carries.
-  Anything else (a thesis, a dataset, a checkout) is refused with a message, unless the
-  caller passes ``overwrite=True`` (``--overwrite``). A folder that contains the current
-  directory is never replaced.
-* **Written beside the target** into a hidden temporary folder, then put in place with
-  one atomic exchange of the two paths (Linux ``renameat2(RENAME_EXCHANGE)``), so that at
-  every instant the path holds either the complete old folder or the complete new one:
-  a run killed at any point loses nothing. Where the exchange is not available the old
-  folder is moved aside first, and a later call restores it if a crash left the path
-  empty. Leftover temporary folders from killed runs are removed by the next call.
+* **Checked before any work** (:func:`check_output_folder`, :func:`claim_output_folder`):
+  the path must be a folder or not exist yet, its parent must be writable (tried, by
+  creating the lock file), and a folder that exists may be replaced only if it is empty
+  or carries the marker ``.tokentree-output.json`` that only tokentree writes: its kind
+  (run, checkpoint, ...), its label (the experiment's name) and the list of files
+  tokentree wrote there. Anything else (a thesis, a dataset, a folder that merely looks
+  like a run) is refused with a message, unless the caller passes ``overwrite=True``
+  (``--overwrite``). A folder that contains the current directory is never replaced.
+* **Only its own files are replaced**: files in the folder that are not in the marker's
+  list (``notes.md``, an analysis folder) are carried into the new output (hard links,
+  so nothing is copied and nothing can be lost); one whose name the new output now
+  writes is kept beside it as ``NAME.kept`` with a warning.
+* **One writer at a time** (:mod:`tokentree.infra.output_lock`): a second process
+  writing the same path is refused at once, naming the first one's pid; a lock left by
+  a killed process is stale and taken over.
+* **Written beside the target** into a hidden temporary folder named after the
+  process (``.NAME.tmp-PID-RANDOM``), then put in place with one atomic exchange of the
+  two paths (Linux ``renameat2(RENAME_EXCHANGE)``), so that at every instant the path
+  holds either the complete old folder or the complete new one: a run killed at any
+  point loses nothing. Where the exchange is not available the old folder is moved
+  aside first, and a later call restores it if a crash left the path empty. Temporary
+  folders of processes that are no longer alive are removed by the next writer; those
+  of a live process never are.
 * **Permissions follow the umask**, like any file the user creates (temporary files
   would otherwise keep their private 0600 / 0700 modes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import json
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tokentree.infra.errors import OutputPathError
+from tokentree.infra.output_lock import holds_lock, lock_output, pid_alive, pid_of_temporary, temporary_prefix
 
-__all__ = ["MARKER", "check_output_folder", "write_output_folder", "umask_mode"]
+__all__ = [
+    "MARKER", "KEPT_SUFFIX", "check_output_folder", "check_output_file", "claim_output_folder", "write_output_folder",
+    "umask_mode", "read_marker",
+]
 
-#: The file that marks a folder as tokentree's own output, with its kind.
+#: The file that marks a folder as tokentree's own output: its kind, label and the files tokentree wrote.
 MARKER = ".tokentree-output.json"
+#: A file of the user's whose name a new output writes is kept as NAME + this suffix.
+KEPT_SUFFIX = ".kept"
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -49,36 +68,28 @@ def umask_mode(mode: int) -> int:
     return mode & ~mask
 
 
-#: Outputs written before folders carried the marker, recognised by files they always held and a key
-#: inside the JSON one: (files, json file, key).
-_UNMARKED = {
-    "run": (("config.toml", "result.json", "summary.md"), "result.json", "experiment"),
-    "checkpoint": (("config.json", "model.safetensors", "optimizer.pt"), "config.json", "epochs_done"),
-    "model cache": (("config.json", "model.safetensors", "tokenizer.json"), "config.json", "model_type"),
-}
-
-
-def _read_json(path: Path) -> object:
+def read_marker(folder: Path) -> dict | None:
+    """The marker of a tokentree output folder (``kind``, ``label``, ``files``), or None if it has none."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def _kind_of(folder: Path) -> str | None:
-    marker = _read_json(folder / MARKER)
-    if isinstance(marker, dict) and isinstance(marker.get("kind"), str):
-        return marker["kind"]
-    for kind, (files, json_file, key) in _UNMARKED.items():
-        if all((folder / name).is_file() for name in files):
-            content = _read_json(folder / json_file)
-            if isinstance(content, dict) and key in content:
-                return kind
-    return None
+    if not isinstance(marker, dict) or not isinstance(marker.get("kind"), str):
+        return None
+    files = marker.get("files")
+    if files is not None and not (isinstance(files, list) and all(isinstance(f, str) for f in files)):
+        return None
+    return marker
 
 
 def _temporaries(out: Path, tag: str) -> list[Path]:
-    return sorted(out.parent.glob(f".{out.name}.{tag}-*"))
+    """Temporary siblings of ``out`` left by processes that are no longer alive."""
+    found = []
+    for sibling in sorted(out.parent.glob(f".{out.name}.{tag}-*")):
+        pid = pid_of_temporary(sibling, out, tag)
+        if pid is not None and not pid_alive(pid):
+            found.append(sibling)
+    return found
 
 
 def _recover(out: Path) -> None:
@@ -96,10 +107,20 @@ def _remove_leftovers(out: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def check_output_folder(out: str | os.PathLike[str], *, kind: str, overwrite: bool = False) -> Path:
+def _what(marker: dict) -> str:
+    label = marker.get("label")
+    return f"a tokentree {marker['kind']} folder" + (f" of {label}" if label else "")
+
+
+def check_output_folder(
+    out: str | os.PathLike[str], *, kind: str, label: str | None = None, overwrite: bool = False
+) -> Path:
     """The absolute path of ``out`` if tokentree may write a folder of ``kind`` there; else OutputPathError.
 
-    Call it before expensive work, so that a bad path fails in a second, not after an hour.
+    Call it before expensive work, so that a bad path fails in a second, not after an hour
+    (:func:`claim_output_folder` also takes the lock and tries writing). A folder that
+    exists must be empty, or carry the marker of an output of the same ``kind`` (and
+    ``label``, when both have one); ``overwrite=True`` accepts any folder.
     """
     if not os.fspath(out).strip():
         raise OutputPathError("the output path is empty; give a folder such as runs/mine")
@@ -115,12 +136,15 @@ def check_output_folder(out: str | os.PathLike[str], *, kind: str, overwrite: bo
         if not path.is_dir():
             raise OutputPathError(f"{path} exists and is not a folder; give a folder path (it is replaced as a whole)")
         entries = sorted(p.name for p in path.iterdir())
-        mine = _kind_of(path)
-        if entries and mine != kind and not overwrite:
+        marker = read_marker(path)
+        same = marker is not None and marker["kind"] == kind and (
+            label is None or marker.get("label") in (None, label))
+        if entries and not same and not overwrite:
             shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-            what = f"a tokentree {mine} folder" if mine else f"other files ({shown})"
+            what = _what(marker) if marker else f"other files ({shown}) and no tokentree marker ({MARKER})"
+            wanted = f"{kind} folder" + (f" of {label}" if label else "")
             raise OutputPathError(
-                f"{path} already holds {what}; tokentree replaces only an earlier {kind} folder of its own. "
+                f"{path} already holds {what}; tokentree replaces only an earlier {wanted} of its own. "
                 "Choose another output folder, or pass --overwrite (overwrite=True) to replace it with everything in it"
             )
     parent = path.parent
@@ -131,6 +155,44 @@ def check_output_folder(out: str | os.PathLike[str], *, kind: str, overwrite: bo
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"cannot write in {parent} (permission denied); choose an output folder you can write to")
     return path
+
+
+def check_output_file(out: str | os.PathLike[str]) -> Path:
+    """The absolute path of output file ``out`` if it can be written (tried); else OutputPathError, at once."""
+    if not os.fspath(out).strip():
+        raise OutputPathError("the output path is empty; give a file such as tree.npz")
+    path = Path(os.path.abspath(os.fspath(out)))
+    if path.is_dir():
+        raise OutputPathError(f"{path} is a folder; give the path of a file to write, such as {path / 'tree.npz'}")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputPathError(f"cannot create {path}: {parent} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=temporary_prefix(path, "probe"), dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputPathError(
+            f"cannot write {path}: {parent} is not writable ({exc.strerror}); choose a place you can write to"
+        ) from None
+    return path
+
+
+@contextlib.contextmanager
+def claim_output_folder(
+    out: str | os.PathLike[str], *, kind: str, label: str | None = None, overwrite: bool = False
+) -> Iterator[Path]:
+    """Check ``out`` and hold its lock for the ``with`` block: call it before the work that fills the folder.
+
+    :func:`write_output_folder` inside the block writes under the same lock. A second
+    process claiming the same path meanwhile gets OutputPathError at once.
+    """
+    path = check_output_folder(out, kind=kind, label=label, overwrite=overwrite)
+    with lock_output(path):
+        yield path
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -155,30 +217,114 @@ def _put_in_place(tmp: Path, out: Path) -> None:
     if _exchange(tmp, out):
         shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    old = Path(tempfile.mkdtemp(prefix=temporary_prefix(out, "old"), dir=out.parent))
     old.rmdir()
     out.rename(old)
     tmp.rename(out)
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _listing(folder: Path) -> list[str]:
+    """Every file and link under ``folder`` (and every empty folder, with a trailing /), relative, sorted."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root).relative_to(folder)
+        found += [(here / name).as_posix() for name in files]
+        found += [(here / name).as_posix() for name in dirs if os.path.islink(os.path.join(root, name))]
+        if not dirs and not files and root != os.fspath(folder):
+            found.append(here.as_posix() + "/")
+    return sorted(found)
+
+
+def _link(source: Path, target: Path) -> None:
+    """``target`` as a second name of ``source`` (a hard link; a copy where links are not allowed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_symlink():
+        os.symlink(os.readlink(source), target)
+    elif source.is_dir():
+        target.mkdir(exist_ok=True)
+    else:
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+
+
+def _free_name(tmp: Path, name: str) -> str | None:
+    """``name`` if the new output leaves it free; else the name to keep the user's file under (NAME.kept)."""
+    parts = list(Path(name.rstrip("/")).parts)
+    for i in range(1, len(parts) + 1):
+        here = tmp.joinpath(*parts[:i])
+        if os.path.lexists(here) and (i == len(parts) or not here.is_dir() or here.is_symlink()):
+            while os.path.lexists(tmp.joinpath(*parts[:i])):
+                parts[i - 1] += KEPT_SUFFIX
+            return "/".join(parts)
+    return None
+
+
+def _carry_user_files(out: Path, tmp: Path, overwrite: bool) -> list[str]:
+    """Link into ``tmp`` the files of ``out`` that tokentree did not write; returns those kept as NAME.kept."""
+    if not out.is_dir() or out.is_symlink():
+        return []
+    marker = read_marker(out)
+    if marker is None and overwrite:
+        return []  # --overwrite on a foreign folder: replaced with everything in it, as asked
+    ours = set(marker["files"]) if marker is not None and marker.get("files") is not None else None
+    kept = []
+    for name in _listing(out):
+        if name == MARKER or (ours is not None and name in ours):
+            continue
+        new = _free_name(tmp, name)
+        if name.endswith("/") and (tmp / name).is_dir():
+            continue  # an empty folder of the user's where the new output has a folder of that name
+        if new is None:
+            _link(out / name, tmp / name)
+        elif marker is None or ours is not None:  # (an older marker has no file list: its names were ours)
+            _link(out / name, tmp / new)
+            kept.append(f"{name} -> {new}")
+    return kept
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done (they arrive just after it)."""
+    wanted = {signal.SIGINT, signal.SIGTERM}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def write_output_folder(
-    out: str | os.PathLike[str], write: Callable[[Path], None], *, kind: str, overwrite: bool = False
+    out: str | os.PathLike[str], write: Callable[[Path], None], *, kind: str, label: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Call ``write(tmp)`` on a fresh temporary folder, then put it in place of ``out`` (see the module docstring).
 
     If ``write`` raises, the temporary folder is removed and ``out`` is left as it was.
     """
-    path = check_output_folder(out, kind=kind, overwrite=overwrite)
-    _remove_leftovers(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        os.chmod(tmp, umask_mode(0o777))
-        write(tmp)
-        (tmp / MARKER).write_text(json.dumps({"kind": kind}) + "\n", encoding="utf-8")
-        _put_in_place(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    path = Path(os.path.abspath(os.fspath(out)))
+    held = holds_lock(path)  # claimed before the work: files the user added since then are carried over
+    claim = contextlib.nullcontext(path) if held else claim_output_folder(out, kind=kind, label=label,
+                                                                          overwrite=overwrite)
+    with claim as path:
+        _remove_leftovers(path)
+        tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(path, "tmp"), dir=path.parent))
+        try:
+            os.chmod(tmp, umask_mode(0o777))
+            write(tmp)
+            marker = {"kind": kind, "label": label, "files": _listing(tmp)}
+            (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+            with _signals_deferred():
+                kept = _carry_user_files(path, tmp, overwrite)
+                _put_in_place(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    if kept:
+        warnings.warn(
+            f"{path}: your files {', '.join(kept)} were kept under new names, since the new output writes their "
+            "names", UserWarning, stacklevel=2,
+        )
     return path

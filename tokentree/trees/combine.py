@@ -37,6 +37,9 @@ def _check_compatible(trees: Sequence[TokenTree]) -> None:
                 )
 
 
+_MAX_COUNT = int(np.iinfo(np.int64).max)
+
+
 def union_tree(trees: Sequence[TokenTree]) -> tuple[TokenTree, list[np.ndarray]]:
     """The tree of all datasets together, and for each input tree its node -> union node map.
 
@@ -47,6 +50,13 @@ def union_tree(trees: Sequence[TokenTree]) -> tuple[TokenTree, list[np.ndarray]]
     (2, [[0, 1, 2], [0, 1, 3]])
     """
     _check_compatible(trees)
+    for what, sizes in (("total mass", [t.total_mass for t in trees]), ("token count", [t.info.n_tokens for t in trees]),
+                        ("sequence count", [t.info.n_sequences for t in trees])):
+        if sum(sizes) > _MAX_COUNT:
+            raise InputError(
+                f"the trees' {what}s add up to {sum(sizes)}, past the int64 counts' limit {_MAX_COUNT}; combine "
+                "fewer or smaller trees, or use mixture(trees, sizes=...) for relative sizes"
+            )
     depth = trees[0].depth
     vocab = max(t.vocab_size for t in trees)
     radix = vocab + 1
@@ -109,8 +119,6 @@ def sum_trees(trees: Sequence[TokenTree]) -> TokenTree:
     """
     return union_tree(trees)[0]
 
-
-_MAX_COUNT = int(np.iinfo(np.int64).max)
 
 
 def scale_tree(tree: TokenTree, factor: int) -> TokenTree:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tokentree.infra.errors import TreeFileError
+from tokentree.infra.output_lock import pid_alive, pid_of_temporary, temporary_prefix
 from tokentree.infra.outputs import umask_mode
 from tokentree.trees.tree import ALPHABETS, MAX_DEPTH, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, TreeInfo
 
@@ -33,11 +34,21 @@ _ARRAYS = ("tokens", "parents", "counts", "leaf_eos", "level_offsets")
 def atomic_write(path: str | os.PathLike[str], write: Any, *, suffix: str = "") -> Path:
     """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it over ``path``.
 
-    A failure (or an interrupt) midway leaves any earlier ``path`` untouched.
+    A failure (or an interrupt) midway leaves any earlier ``path`` untouched; an error of the
+    file system names ``path``, not the hidden temporary file. The temporary file is named
+    after the process (``.NAME.tmp-PID-RANDOM``), and those of processes no longer alive
+    (killed mid-write) are removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in path.parent.glob(f".{path.name}.tmp-*"):
+            pid = pid_of_temporary(leftover, path, "tmp")
+            if pid is not None and not pid_alive(pid):
+                leftover.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path, "tmp"), suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from None
     try:
         os.chmod(tmp, umask_mode(0o666))  # mkstemp makes it private (0600); a saved file follows the umask
         with os.fdopen(fd, "wb") as f:
@@ -45,10 +56,18 @@ def atomic_write(path: str | os.PathLike[str], write: Any, *, suffix: str = "") 
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(exc, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming ``path`` (the file the user asked for) instead of a temporary file."""
+    return OSError(exc.errno, exc.strerror, os.fspath(path)) if exc.errno is not None else exc
 
 
 def save_tree(tree: TokenTree, path: str | os.PathLike[str], *, compress: bool = False) -> Path:
