@@ -14,8 +14,7 @@ import pytest
 
 from tokentree.cli import main
 from tokentree.infra.errors import OutputPathError
-from tokentree.infra.outputs import MARKER, check_output_folder, write_output_folder
-
+from tokentree.infra.outputs import MARKER, check_output_folder, read_marker, write_output_folder
 
 #: A process id no process can have (past the kernel's largest).
 DEAD_PID = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
@@ -240,5 +239,121 @@ def test_a_folder_that_only_looks_like_a_run_is_refused(tmp_path):
     write_output_folder(out, _write("x"), kind="run", label="hooke")
     with pytest.raises(OutputPathError, match="a tokentree run folder of hooke"):
         write_output_folder(out, _write("x"), kind="checkpoint")
-    with pytest.raises(OutputPathError, match="a tokentree run folder of hooke; .* an earlier run folder of rebound"):
+    with pytest.raises(OutputPathError, match=r"a tokentree run folder of hooke; .* an earlier run folder of rebound"):
         write_output_folder(out, _write("x"), kind="run", label="rebound")
+
+
+def test_a_re_run_replaces_only_the_files_tokentree_wrote(tmp_path):
+    """issue 28, case 2: the user's notes.md and analysis/ survive a re-run, hard-linked (nothing copied)."""
+    out = tmp_path / "run"
+    write_output_folder(out, _write("first"), kind="run", label="hooke")
+    (out / "notes.md").write_text("my notes")
+    (out / "analysis").mkdir()
+    (out / "analysis" / "fit.py").write_text("print(1)")
+    (out / "sub" / "mine.png").write_text("my plot")  # the user's file inside a folder tokentree writes
+    (out / "empty").mkdir()
+    inode = (out / "notes.md").stat().st_ino
+
+    def fewer(folder: Path) -> None:
+        (folder / "result.json").write_text("second")  # no sub/plot.png this time
+
+    write_output_folder(out, fewer, kind="run", label="hooke")
+    assert _content(out) == "second" and not (out / "sub" / "plot.png").exists()
+    assert (out / "notes.md").read_text() == "my notes" and (out / "notes.md").stat().st_ino == inode
+    assert (out / "analysis" / "fit.py").read_text() == "print(1)"
+    assert (out / "sub" / "mine.png").read_text() == "my plot"
+    assert (out / "empty").is_dir()
+    assert read_marker(out)["files"] == ["result.json"]  # the user's files never become tokentree's
+    (out / "notes.md").write_text("edited")
+    write_output_folder(out, _write("third"), kind="run", overwrite=True)  # --overwrite on our own folder: kept too
+    assert (out / "notes.md").read_text() == "edited" and sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_a_file_of_the_users_whose_name_the_new_output_writes_is_kept_beside_it(tmp_path):
+    out = tmp_path / "run"
+    write_output_folder(out, lambda f: (f / "a.txt").write_text("ours"), kind="run")
+    (out / "result.json").write_text("the user's")
+    with pytest.warns(UserWarning, match=r"result.json -> result.json.kept"):
+        write_output_folder(out, _write("new"), kind="run")
+    assert _content(out) == "new" and (out / "result.json.kept").read_text() == "the user's"
+    assert not (out / "a.txt").exists()
+
+
+def test_files_added_during_a_run_into_an_empty_folder_are_kept(tmp_path):
+    from tokentree.infra.outputs import claim_output_folder
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with claim_output_folder(out, kind="run"):
+        (out / "notes.md").write_text("written while the run ran")
+        write_output_folder(out, _write("new"), kind="run")
+    assert (out / "notes.md").read_text() == "written while the run ran" and _content(out) == "new"
+    assert sorted(os.listdir(tmp_path)) == ["run"]  # the lock file went with the claim
+
+
+def test_only_temporaries_of_dead_processes_are_removed(tmp_path):
+    """issue 28, case 4: a live process's temporary folder (here: this one's) and folders of other names stay."""
+    out = tmp_path / "run"
+    live = tmp_path / f".run.tmp-{os.getpid()}-abc"
+    dead = tmp_path / f".run.tmp-{DEAD_PID}-abc"
+    legacy = tmp_path / ".run.tmp-abcdef"  # another pattern: nobody can tell whose it is
+    for folder in (live, dead, legacy):
+        folder.mkdir()
+        (folder / "x").write_text("x")
+    write_output_folder(out, _write("new"), kind="run")
+    assert live.is_dir() and legacy.is_dir() and not dead.exists()
+
+
+def test_a_lock_is_refused_while_its_process_lives_and_taken_over_when_it_is_gone(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from tokentree.infra.outputs import claim_output_folder\n"
+         f"with claim_output_folder({str(tmp_path / 'run')!r}, kind='run'):\n print('held', flush=True); "
+         "sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(OutputPathError, match=rf"being written by another tokentree process \(pid {holder.pid} "):
+            write_output_folder(tmp_path / "run", _write("new"), kind="run")
+    finally:
+        holder.kill()  # SIGKILL: its lock file stays behind, stale
+        holder.communicate()
+    lock = tmp_path / ".run.lock"
+    assert lock.is_file() and str(holder.pid) in lock.read_text()
+    write_output_folder(tmp_path / "run", _write("new"), kind="run")
+    assert _content(tmp_path / "run") == "new" and not lock.exists()
+    lock.write_text(f'{{"pid": {DEAD_PID}}}')  # a lock file from a file system without flock, or a crash
+    write_output_folder(tmp_path / "run", _write("newer"), kind="run")
+    assert _content(tmp_path / "run") == "newer"
+
+
+def test_unwritable_places_fail_before_any_work_and_errors_name_the_output(tmp_path):
+    from tokentree.infra.outputs import check_output_file, claim_output_folder
+
+    for bad in ("/proc/tokentree-run", "/sys/tokentree/run"):  # writable by os.access as root, yet not writable
+        with pytest.raises(OutputPathError, match=f"cannot write {bad}: .* not writable"):
+            with claim_output_folder(bad, kind="run"):
+                pass
+        with pytest.raises(OutputPathError, match=f"cannot write {bad}/tree.npz: .* not writable"):
+            check_output_file(f"{bad}/tree.npz")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(OutputPathError, match="is a folder; give the path of a file"):
+        check_output_file(tmp_path / "folder")
+
+    def full(folder: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left") as caught:
+        write_output_folder(tmp_path / "run", full, kind="run")
+    assert caught.value.filename == str(tmp_path / "run") and sorted(os.listdir(tmp_path)) == ["folder"]
+
+
+def test_checksums_find_a_flipped_byte(tmp_path):
+    from tokentree.infra.outputs import damaged_files
+
+    out = write_output_folder(tmp_path / "ckpt", _write("weights"), kind="checkpoint", checksums=True)
+    assert damaged_files(out) == []
+    (out / "sub" / "plot.png").write_text("weighta")
+    (out / "result.json").unlink()
+    assert damaged_files(out) == ["result.json", "sub/plot.png"]
+    assert damaged_files(write_output_folder(tmp_path / "run", _write("x"), kind="run")) == []  # none recorded

@@ -163,6 +163,16 @@ def test_corrupt_checkpoints_are_named(tmp_path, name, damage):
         LMTrainer.resume(folder, tiny_llama(SPEC))
 
 
+def _forget_checksums(folder):
+    import json
+
+    from tokentree.infra.outputs import MARKER
+
+    marker = json.loads((folder / MARKER).read_text())
+    marker.pop("sha256")
+    (folder / MARKER).write_text(json.dumps(marker))
+
+
 def test_a_checkpoint_is_read_without_unpickling(tmp_path):
 
     trainer = _trainer()
@@ -173,5 +183,6 @@ def test_a_checkpoint_is_read_without_unpickling(tmp_path):
             return (print, ("pwned",))
 
     torch.save({"optimizer": Payload()}, folder / "trainer_state.pt")  # a real torch archive with a payload
+    _forget_checksums(folder)  # as a checkpoint from elsewhere: only weights_only loading stands in the way
     with pytest.raises(InputError, match="unpickling them could run code"):
         LMTrainer.resume(folder, tiny_llama(SPEC))

@@ -621,8 +621,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         how = "SIGTERM" if isinstance(exc, Stopped) else "an interrupt"
-        print(f"tokentree {args.command}: stopped by {how}; nothing was half-written (earlier outputs are as they "
-              "were)", file=sys.stderr)
+        print(f"tokentree {args.command}: stopped by {how}; nothing was half-written (each output is as it was, or "
+              "complete if it was already in place)", file=sys.stderr)
         return 143 if isinstance(exc, Stopped) else 130
     except (InputError, InputTypeError, MemoryEstimateError, OSError) as exc:
         if isinstance(exc, BrokenPipeError):  # `tokentree info x | head`: the reader left, nothing is wrong

@@ -40,6 +40,7 @@ __all__ = [
     "load_causal_lm",
     "load_smollm2",
     "load_model",
+    "DTYPES",
     "pick_device",
     "smollm2_gguf_path",
     "cache_dir",
@@ -259,11 +260,34 @@ def smollm2_gguf_path() -> Path:
         ) from None
 
 
-def load_causal_lm(source: str | os.PathLike[str]) -> tuple[Any, Any]:
-    """(model, tokenizer) from a local folder, a ``.gguf`` file, or a Hugging Face hub name."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+#: What ``dtype=`` accepts as a name (or any torch dtype); "auto" keeps the dtype the weights are stored in.
+DTYPES = ("auto", "float32", "float16", "bfloat16", "float64")
 
+
+def _dtype(dtype: Any) -> Any:
     torch = torch_module()
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) or dtype == "auto":
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return getattr(torch, dtype)
+    raise InputError(f"dtype must be a torch dtype or one of {DTYPES}; got {dtype!r}")
+
+
+def load_causal_lm(
+    source: str | os.PathLike[str], *, dtype: Any = None, device_map: Any = None
+) -> tuple[Any, Any]:
+    """(model, tokenizer) from a local folder, a ``.gguf`` file, or a Hugging Face hub name.
+
+    ``dtype`` (default float32) and ``device_map`` (e.g. "auto", through accelerate) are
+    passed to ``from_pretrained``. A damaged weights file or weights that do not fit the
+    config (a vocabulary of another size) raise InputError in one line.
+    """
+    from safetensors import SafetensorError
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging
+
     path = Path(source)
     text = str(source)
     looks_like_path = os.sep in text and text.count("/") != 1  # a hub name is "owner/name" or "name"
@@ -285,8 +309,27 @@ def load_causal_lm(source: str | os.PathLike[str]) -> tuple[Any, Any]:
             f"{os.fspath(path)!r} is not a Hugging Face model folder (it has no config.json); save models with "
             "save_pretrained or tokentree.bridge.tiny.save_model"
         )
+    if device_map is not None:
+        kw["device_map"] = device_map
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.CRITICAL)  # its load report is many lines; the error below says it in one
     try:
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **kw)
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(where, dtype=_dtype(dtype), **kw)
+    except SafetensorError as exc:
+        raise InputError(
+            f"{source!s}: its weights file is truncated or corrupt ({str(exc).splitlines()[0]}); copy or save the "
+            "model again"
+        ) from None
+    except RuntimeError as exc:
+        if "mismatch" not in str(exc):
+            raise
+        raise InputError(
+            f"{source!s}: its weights do not fit its config.json (a tensor of another size, e.g. a vocab_size that "
+            "differs from the embedding's rows); save the model and its config together with save_pretrained"
+        ) from None
+    except ImportError as exc:  # device_map without accelerate
+        raise InputError(f"{source!s}: {str(exc).splitlines()[0]}") from None
     except (ValueError, KeyError) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise InputError(f"{source!s} is not a causal language model that transformers can load ({first})") from None
@@ -295,6 +338,8 @@ def load_causal_lm(source: str | os.PathLike[str]) -> tuple[Any, Any]:
         raise InputError(
             f"{source!s}: its weights cannot be read ({first}); the folder is incomplete or corrupt"
         ) from None
+    finally:
+        logging.set_verbosity(verbosity)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, **kw)
     except (OSError, ValueError, TypeError) as exc:
@@ -338,11 +383,25 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
-def load_model(source: str, *, device: str = "auto") -> tuple[Any, Any]:
-    """(model, tokenizer) for ``source``: "smollm2" (offline), a model folder, a .gguf file or a hub name,
-    on ``device`` ("auto": a GPU when there is one)."""
-    model, tokenizer = load_smollm2() if source == "smollm2" else load_causal_lm(source)
-    return model.to(pick_device(device)), tokenizer
+def load_model(
+    source: str, *, device: str = "auto", dtype: Any = None, device_map: Any = None
+) -> tuple[Any, Any]:
+    """(model, tokenizer) for ``source``: "smollm2" (offline), a model folder, a .gguf file or a hub name.
+
+    The model is in ``dtype`` (a torch dtype or one of :data:`DTYPES`; default float32) on
+    ``device`` ("auto": a GPU when there is one), or placed by ``device_map`` as
+    transformers does (e.g. "auto" across GPUs and CPU; needs accelerate), in which case
+    ``device`` is not used.
+    """
+    wanted = _dtype(dtype)
+    where = pick_device(device)  # checked before the model is loaded
+    if source == "smollm2":
+        if device_map is not None:
+            raise InputError("device_map places models transformers loads; smollm2 (135M) takes device= instead")
+        model, tokenizer = load_smollm2()
+        return model.to(device=where, dtype=None if wanted == "auto" else wanted), tokenizer
+    model, tokenizer = load_causal_lm(source, dtype=wanted, device_map=device_map)
+    return (model if device_map is not None else model.to(where)), tokenizer
 
 
 def load_smollm2(*, cache: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -49,7 +50,7 @@ from tokentree.infra.output_lock import holds_lock, lock_output, pid_alive, pid_
 
 __all__ = [
     "MARKER", "KEPT_SUFFIX", "check_output_folder", "check_output_file", "claim_output_folder", "write_output_folder",
-    "umask_mode", "read_marker",
+    "umask_mode", "read_marker", "damaged_files",
 ]
 
 #: The file that marks a folder as tokentree's own output: its kind, label and the files tokentree wrote.
@@ -171,7 +172,7 @@ def check_output_file(out: str | os.PathLike[str]) -> Path:
         raise OutputPathError(f"cannot create {path}: {parent} is a file, not a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=temporary_prefix(path, "probe"), dir=path.parent)
+        fd, probe = tempfile.mkstemp(prefix=temporary_prefix(path, "tmp"), dir=path.parent)  # as atomic_write
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
@@ -296,13 +297,33 @@ def _signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def damaged_files(folder: str | os.PathLike[str]) -> list[str]:
+    """Files of an output written with ``checksums=True`` that are missing or no longer match their checksum.
+
+    Empty for an intact folder, and for one written without checksums (nothing to compare).
+    """
+    folder = Path(folder)
+    sums = (read_marker(folder) or {}).get("sha256")
+    if not isinstance(sums, dict):
+        return []
+    return sorted(name for name, digest in sums.items()
+                  if not (folder / name).is_file() or _sha256(folder / name) != digest)
+
+
 def write_output_folder(
     out: str | os.PathLike[str], write: Callable[[Path], None], *, kind: str, label: str | None = None,
-    overwrite: bool = False,
+    overwrite: bool = False, checksums: bool = False,
 ) -> Path:
     """Call ``write(tmp)`` on a fresh temporary folder, then put it in place of ``out`` (see the module docstring).
 
     If ``write`` raises, the temporary folder is removed and ``out`` is left as it was.
+    ``checksums=True`` records every file's sha256 in the marker, for :func:`damaged_files`
+    (a flipped byte in a weights file is otherwise invisible).
     """
     path = Path(os.path.abspath(os.fspath(out)))
     held = holds_lock(path)  # claimed before the work: files the user added since then are carried over
@@ -314,11 +335,19 @@ def write_output_folder(
         try:
             os.chmod(tmp, umask_mode(0o777))
             write(tmp)
-            marker = {"kind": kind, "label": label, "files": _listing(tmp)}
+            files = _listing(tmp)
+            marker: dict = {"kind": kind, "label": label, "files": files}
+            if checksums:
+                marker["sha256"] = {name: _sha256(tmp / name) for name in files if (tmp / name).is_file()}
             (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
             with _signals_deferred():
                 kept = _carry_user_files(path, tmp, overwrite)
                 _put_in_place(tmp, path)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if exc.errno is None or not (exc.filename is None or os.fspath(exc.filename).startswith(os.fspath(tmp))):
+                raise
+            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None  # the output, not a hidden folder
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -17,7 +17,8 @@ model from the hub) on :class:`~tokentree.data.chat.TokenizedExamples`:
 * **checkpoints**: :meth:`LMTrainer.save` writes the model (or the adapter) with
   ``save_pretrained`` and the optimiser, schedule and position in the epoch; training
   resumed with :meth:`LMTrainer.resume` continues exactly as if it had never stopped.
-  Nothing is unpickled on loading (``torch.load(weights_only=True)``, safetensors).
+  Nothing is unpickled on loading (``torch.load(weights_only=True)``, safetensors), and
+  every file is checked against the sha256 recorded when it was saved.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 from tokentree.data.chat import TokenizedExamples
 from tokentree.infra.checks import check_choice, check_float, check_int
 from tokentree.infra.errors import InputError
-from tokentree.infra.outputs import write_output_folder
+from tokentree.infra.outputs import damaged_files, write_output_folder
 from tokentree.infra.progress import progress_bar
 
 __all__ = [
@@ -283,7 +284,7 @@ class LMTrainer:
             }
             (tmp / _SETTINGS).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
-        return write_output_folder(folder, write, kind=CHECKPOINT_KIND, overwrite=overwrite)
+        return write_output_folder(folder, write, kind=CHECKPOINT_KIND, overwrite=overwrite, checksums=True)
 
     @classmethod
     def resume(cls, folder: str | os.PathLike[str], model: Any) -> LMTrainer:
@@ -302,6 +303,12 @@ class LMTrainer:
         def corrupt(name: str, exc: BaseException) -> InputError:
             first = (str(exc).splitlines() or [type(exc).__name__])[0]
             return InputError(f"{os.fspath(folder / name)!r} is corrupt or does not match ({first}); restore it")
+
+        damaged = damaged_files(folder)
+        if damaged:
+            raise corrupt(damaged[0], ValueError(
+                "it is missing or differs from the sha256 recorded when the checkpoint was saved: truncated, "
+                "overwritten or damaged on disk"))
 
         try:
             info = json.loads((folder / _SETTINGS).read_text(encoding="utf-8"))

@@ -50,11 +50,12 @@ def union_tree(trees: Sequence[TokenTree]) -> tuple[TokenTree, list[np.ndarray]]
     (2, [[0, 1, 2], [0, 1, 3]])
     """
     _check_compatible(trees)
-    for what, sizes in (("total mass", [t.total_mass for t in trees]), ("token count", [t.info.n_tokens for t in trees]),
-                        ("sequence count", [t.info.n_sequences for t in trees])):
+    for what, sizes in (("total masses", [t.total_mass for t in trees]),
+                        ("token counts", [t.info.n_tokens for t in trees]),
+                        ("sequence counts", [t.info.n_sequences for t in trees])):
         if sum(sizes) > _MAX_COUNT:
             raise InputError(
-                f"the trees' {what}s add up to {sum(sizes)}, past the int64 counts' limit {_MAX_COUNT}; combine "
+                f"the trees' {what} add up to {sum(sizes)}, past the int64 counts' limit {_MAX_COUNT}; combine "
                 "fewer or smaller trees, or use mixture(trees, sizes=...) for relative sizes"
             )
     depth = trees[0].depth
