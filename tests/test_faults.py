@@ -182,6 +182,23 @@ def test_a_run_killed_anywhere_leaves_the_old_or_the_new_output_and_the_users_fi
     assert report[-1]["leftovers"] == []  # no temporary folder and no lock left behind
 
 
+def test_sigterm_from_outside_during_a_run_stops_it_cleanly(tmp_path):
+    """A real `tokentree run hooke --quick` sent SIGTERM at a seeded moment of its work: status 143, one line,
+    the earlier output as it was, and no lock or temporary folder left behind."""
+    out = tmp_path / "run"
+    out.mkdir()  # an empty folder: accepted, and still there afterwards
+    proc = subprocess.Popen([sys.executable, "-m", "tokentree", "run", "hooke", "--quick", "--out", str(out)],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / ".run.lock").exists() and time.monotonic() < deadline:  # the run has claimed its folder
+        time.sleep(0.01)
+    time.sleep(random.Random(SEED).uniform(0.0, 1.0))
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 143 and err.count("\n") == 1 and "stopped by SIGTERM" in err, (proc.returncode, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and list(out.iterdir()) == []
+
+
 def test_a_second_run_into_a_claimed_folder_is_refused_at_once(tmp_path, capsys):
     """Another process holds the output: `tokentree run` says so before computing anything."""
     from tokentree.cli import main

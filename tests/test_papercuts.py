@@ -163,3 +163,21 @@ def test_a_truncated_weights_file_and_a_vocabulary_mismatch_are_one_line_errors(
             load_model(str(_copy_with(model_folder, tmp_path, change)), device="cpu")
         assert "\n" not in str(caught.value)
     assert "LOAD REPORT" not in capfd.readouterr().err  # transformers' many-line report is not shown
+
+
+def test_a_dask_task_whose_worker_dies_every_time_is_one_line(tmp_path, capsys, monkeypatch):
+    """Dask retries a task whose worker died (tests/test_faults.py); after the last retry, one line says what to do."""
+    pytest.importorskip("distributed")
+    from distributed.scheduler import KilledWorker
+
+    import tokentree.trees.distributed as distributed
+
+    def dies(*args, **kwargs):
+        raise KilledWorker("tokentree-part-3-abc", None, 2)
+
+    monkeypatch.setattr(distributed, "build_partitioned", dies)
+    out = tmp_path / "parts"
+    assert main(["build", "--builtin", "pydoc", "--depth", "2", "--workers", "2", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "a Dask worker died on every attempt at task tokentree-part-3-abc" in err and err.count("\n") == 1
+    assert "--memory-limit" in err and sorted(os.listdir(tmp_path)) == []  # no lock, no folder left

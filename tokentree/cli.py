@@ -289,8 +289,17 @@ def _run_build(args: argparse.Namespace) -> int:
         from tokentree.infra.outputs import claim_output_folder
         from tokentree.trees.distributed import OUTPUT_KIND
 
-        with claim_output_folder(args.output, kind=OUTPUT_KIND, overwrite=args.overwrite):  # before any work
-            return _build(args)
+        try:
+            with claim_output_folder(args.output, kind=OUTPUT_KIND, overwrite=args.overwrite):  # before any work
+                return _build(args)
+        except Exception as exc:  # a task whose worker died on every retry: Dask's own message is many lines
+            scheduler = sys.modules.get("distributed.scheduler")  # loaded if Dask ran at all
+            if scheduler is None or not isinstance(exc, scheduler.KilledWorker):
+                raise
+            raise InputError(
+                f"a Dask worker died on every attempt at task {exc.task} (out of memory, or killed); {args.output} is "
+                "as it was. Give workers more memory (--memory-limit) or use more, smaller parts (--partitions)"
+            ) from None
     from tokentree.infra.outputs import check_output_file
 
     check_output_file(args.output)  # before any work: a bad -o fails in a second, not after tokenizing

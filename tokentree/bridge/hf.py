@@ -32,6 +32,7 @@ from tokentree.bridge.scoring import checked_contexts, checked_sequences
 from tokentree.infra.checks import check_int
 from tokentree.infra.errors import InputError
 from tokentree.infra.optional import torch_module
+from tokentree.infra.output_lock import OutputBusyError
 from tokentree.infra.outputs import write_output_folder
 from tokentree.infra.progress import progress
 
@@ -422,7 +423,10 @@ def load_smollm2(*, cache: str | os.PathLike[str] | None = None) -> tuple[Any, A
             model.config.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
 
-        write_output_folder(folder, write, kind="model cache")
+        try:
+            write_output_folder(folder, write, kind="model cache")
+        except OutputBusyError:
+            pass  # another process is writing the same cache at this moment; this one uses its own conversion
         return model, tokenizer
     config = AutoConfig.from_pretrained(folder)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)

@@ -25,7 +25,11 @@ from pathlib import Path
 
 from tokentree.infra.errors import OutputPathError
 
-__all__ = ["lock_output", "holds_lock", "pid_alive", "temporary_prefix", "pid_of_temporary"]
+__all__ = ["OutputBusyError", "lock_output", "holds_lock", "pid_alive", "temporary_prefix", "pid_of_temporary"]
+
+class OutputBusyError(OutputPathError):
+    """Another live process is writing the same output path."""
+
 
 #: Output paths whose lock this process holds (so that nested writers do not lock themselves out).
 _HELD: set[Path] = set()
@@ -76,8 +80,8 @@ def _describe(lock: Path) -> tuple[str, int | None]:
         return "a process that has not written its id yet", None
 
 
-def _busy(path: Path, who: str) -> OutputPathError:
-    return OutputPathError(
+def _busy(path: Path, who: str) -> OutputBusyError:
+    return OutputBusyError(
         f"{path} is being written by another tokentree process ({who}); wait for it to finish, or choose another "
         "output folder"
     )
