@@ -198,6 +198,7 @@ def run(config: Config, *, show_progress: bool | None = None) -> Result:
     """Every intervention, then the verdicts (see the module docstring)."""
     start = time.perf_counter()
     records, carriers = interventions(config)
-    tables = {"records": records, "predicted_shares": [springs.predicted_shares(carriers, config.finetune_queries)],
-              "setting": [{"n_finetune": config.n_finetune}]}
+    shares = springs.predicted_shares(carriers, config.finetune_queries)
+    tables: dict[str, Sequence[Any]] = {"records": records, "predicted_shares": [shares],
+                                        "setting": [{"n_finetune": config.n_finetune}]}
     return Result(config, records, judge_claims(SPRING_CLAIMS, tables), seconds=time.perf_counter() - start)

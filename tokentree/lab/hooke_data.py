@@ -18,12 +18,30 @@ from typing import Any
 import numpy as np
 
 from tokentree.data.sequences import TokenSequences, as_token_sequences
+from tokentree.framework.config import Checked, bounded
 from tokentree.infra.errors import InputError
 
-__all__ = ["REAL_POOLS", "HookeData", "hooke_sizes", "real_hooke_data", "synthetic_hooke_data", "head"]
+__all__ = ["REAL_POOLS", "SyntheticSettings", "HookeData", "hooke_sizes", "real_hooke_data", "synthetic_hooke_data",
+           "head"]
 
 #: The corpora of D_1, D_2 and D_3 for real data.
 REAL_POOLS = (("pydoc-paragraphs", "chatterbot"), ("tweets-positive",), ("tweets-negative",))
+
+
+@dataclass(frozen=True)
+class SyntheticSettings(Checked):
+    """The synthetic sources: ``depth`` tokens per response, Pareto shape ``alpha``, ``n_leaves`` leaves and
+    ``vocab_size`` token ids per component."""
+
+    depth: int = bounded(4, minimum=1, maximum=64)
+    alpha: float = bounded(2.0, minimum=1.0, exclusive=True)
+    n_leaves: int = bounded(200, minimum=1)
+    vocab_size: int = bounded(8, minimum=1, maximum=2**20)
+
+    def validate(self) -> None:
+        if self.vocab_size**self.depth < self.n_leaves:
+            raise InputError(f"synthetic n_leaves = {self.n_leaves} distinct leaves do not fit in "
+                             f"{self.vocab_size}^{self.depth} paths; raise synthetic.vocab_size or synthetic.depth")
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,14 +116,13 @@ def real_hooke_data(sizes: tuple[list[int], int, int], *, seed: int, bpe_vocab: 
     return HookeData(parts, align, perturb, vocab, bos, scored)  # type: ignore[arg-type]
 
 
-def synthetic_hooke_data(sizes: tuple[list[int], int, int], *, seed: int, n_pretrain: int, betas: Sequence[float],
-                         depth: int, alpha: float, n_leaves: int, vocab_size: int) -> HookeData:
-    """A sample of the built-in Theorem 4.2 sources (``depth`` tokens per response, Pareto ``alpha``, ``n_leaves``
-    leaves and ``vocab_size`` token ids per component); the start token is one id above the data."""
+def synthetic_hooke_data(sizes: tuple[list[int], int, int], settings: SyntheticSettings, *, seed: int,
+                         n_pretrain: int, betas: Sequence[float]) -> HookeData:
+    """A sample of the built-in Theorem 4.2 sources; the start token is one id above the data."""
     from tokentree.data.scenario import sample_scenario, scenario_sources
 
-    sources = scenario_sources(betas=betas, depth=depth, alpha=alpha, n_leaves=n_leaves, vocab_size=vocab_size,
-                               rng=seed)
+    sources = scenario_sources(betas=tuple(betas), depth=settings.depth, alpha=settings.alpha,
+                               n_leaves=settings.n_leaves, vocab_size=settings.vocab_size, rng=seed)
     _, n_align, n_perturb = sizes
     sample = sample_scenario(sources, n_pretrain=n_pretrain, n_align=n_align, n_perturb=n_perturb,
                              rng=np.random.default_rng([seed, 1]))

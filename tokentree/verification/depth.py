@@ -11,7 +11,7 @@ from typing import ClassVar
 from tokentree.compression.elasticity import simulate_perturbation
 from tokentree.compression.pareto import fit_pareto
 from tokentree.compression.rates import entropy
-from tokentree.data.scenario import ScenarioSample
+from tokentree.data.scenario import PoolSample
 from tokentree.data.sequences import TokenSequences
 from tokentree.data.synthetic import pareto_entropy_gap_nats
 from tokentree.infra.results import Record
@@ -52,7 +52,7 @@ class DepthRecord(Record):
 
 
 def depth_records(
-    pools: Sequence[TokenSequences], names: Sequence[str], sample: ScenarioSample, *, depth: int, vocab_size: int,
+    pools: Sequence[TokenSequences], names: Sequence[str], sample: PoolSample, *, depth: int, vocab_size: int,
     k: float, betas: Sequence[float], huffman_step: float,
 ) -> list[DepthRecord]:
     """One :class:`DepthRecord` per pool (D_1, D_2, D_3 named ``names``) at ``depth``.

@@ -1,8 +1,15 @@
-"""hooke-trained's rows and their summaries over seeds: one row per seed, k and step of D_t, one summary per
-(k, step), log-log slopes against k (docs/experiments.md §E4h)."""
+"""hooke-trained's rows, their summaries over seeds and its claims (docs/experiments.md §E4h).
+
+One :class:`TrainedRecord` per seed, k and step of D_t; one :class:`CellSummary` per (k, step);
+log-log slopes against k. The claims (:data:`HOOKE_TRAINED_CLAIMS`) are judged at the smallest
+l, per k, by the calibrated rule of :mod:`tokentree.framework.decisions` (paired t over seeds,
+Holm over the k cells), only on the cells whose regime meets the premise: the judges read the
+tables ``records`` and ``regime`` (rows with ``k_requested``, ``premise_met``, ``problems``).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -10,9 +17,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tokentree.framework.aggregate import loglog_slope, seed_stats
+from tokentree.framework.claims import Claim, Finding, Tables
+from tokentree.framework.decisions import decide, decide_cells
+from tokentree.framework.stats import paired_test, slope_test
+from tokentree.framework.verdicts import VerdictStatus
 from tokentree.infra.results import Record
 
-__all__ = ["TrainedRecord", "CellSummary", "SlopeRecord", "SLOPES", "summarise", "loglog_slopes"]
+__all__ = ["TrainedRecord", "CellSummary", "SlopeRecord", "SLOPES", "HOOKE_TRAINED_CLAIMS", "trained_records",
+           "summarise", "loglog_slopes", "premise_cells"]
+
+SECTION = "docs/experiments.md §E4h"
 
 
 @dataclass(frozen=True)
@@ -120,6 +134,29 @@ class SlopeRecord(Record):
     mixture: float
 
 
+def trained_records(runs: Any, theory: Any, *, seed: int, k: float, k_requested: float, n_align: int,
+                    sizes: Sequence[int], n_pretrain: int, pretrain_epochs: int) -> list[TrainedRecord]:
+    """One row per step of D_t from ``runs`` (``base``, ``aligned`` and ``after``: rates by dataset, as
+    :class:`tokentree.lab.hooke_protocol.HookeRuns`) and ``theory`` (the mixture's changes, as
+    :class:`tokentree.lab.mixture_reference.MixtureChanges`)."""
+    before, start, rows = runs.base, runs.aligned, []
+    for j, (n, now) in enumerate(zip(sizes, runs.after, strict=True)):
+        delta = {name: now[name] - start[name] for name in ("pretrain", "align", "perturb")}
+        rows.append(TrainedRecord(
+            seed=seed, step=j, k=float(k), k_requested=float(k_requested), l=n / n_align, n_pretrain=n_pretrain,
+            pretrain_epochs=pretrain_epochs, n_align=n_align, n_perturb=n, rate_pretrain_base_bits=before["pretrain"],
+            rate_align_base_bits=before["align"], rate_pretrain_0_bits=start["pretrain"],
+            rate_align_0_bits=start["align"], rate_perturb_0_bits=start["perturb"], rate_pretrain_bits=now["pretrain"],
+            rate_align_bits=now["align"], rate_perturb_bits=now["perturb"], delta_pretrain_bits=delta["pretrain"],
+            delta_align_bits=delta["align"], delta_perturb_bits=delta["perturb"],
+            ratio=delta["align"] / delta["pretrain"] if delta["pretrain"] != 0 else math.nan,
+            mixture_ratio_l0=float(theory.ratio_l0), mixture_ratio=float(theory.ratio[j]),
+            mixture_delta_align_bits=float(theory.delta_align_bits[j]),
+            mixture_delta_pretrain_bits=float(theory.delta_pretrain_bits[j]),
+        ))
+    return rows
+
+
 def summarise(records: Sequence[TrainedRecord]) -> list[CellSummary]:
     """One summary per (k, step of D_t): the seeds' mean and spread of the changes and ratios."""
     rows = []
@@ -177,3 +214,61 @@ def loglog_slopes(rows: Sequence[CellSummary]) -> list[SlopeRecord]:
                 )
             )
     return out
+
+
+# ----------------------------------------------------------------------------- claims
+def premise_cells(tables: Tables) -> tuple[list[float], str]:
+    """The k cells (``k_requested``) whose every regime row meets the premise, and the problems of the others."""
+    ks = sorted({float(r["k_requested"]) for r in tables["regime"]})
+    problems = {k: sorted({p for r in tables["regime"] if float(r["k_requested"]) == k and not r["premise_met"]
+                           for p in r["problems"].split("; ")}) for k in ks}
+    met = [k for k in ks if not problems[k]]
+    return met, "; ".join(f"k = {k:g}: {', '.join(p)}" for k, p in problems.items() if p)
+
+
+def _first_step(tables: Tables, k: float) -> list[Any]:
+    return sorted((r for r in tables["records"] if r.step == 0 and r.k_requested == k), key=lambda r: r.seed)
+
+
+def _not_detectable(problems: str, **values: float) -> Finding:
+    return Finding(VerdictStatus.NOT_DETECTABLE, f"not detectable at this regime: {problems}", dict(values))
+
+
+def _direction(key: str, alternative: Any) -> Any:
+    """Judge: per k cell in the premise, the per-seed change ``key`` at the smallest l, against 0, Holm over k."""
+    def judge(tables: Tables) -> Finding:
+        met, problems = premise_cells(tables)
+        if not met:
+            return _not_detectable(problems, cells=0.0)
+        tests = [paired_test([getattr(r, key) for r in _first_step(tables, k)], alternative=alternative, unit="bits")
+                 for k in met]
+        d = decide_cells(tests, labels=[f"k={k:g}" for k in met]) if len(tests) > 1 else decide(tests[0])
+        mixture = ", ".join(f"k = {k:g}: {np.mean([getattr(r, f'mixture_{key}') for r in _first_step(tables, k)]):+.3g}"
+                            for k in met)
+        left_out = f"; left out, outside the premise: {problems}" if problems else ""
+        values = d.values() if len(tests) > 1 else {f"k={met[0]:g}.{n}": v for n, v in d.values().items()}
+        return Finding(d.status, f"{d.evidence}; the mixture on the same data: {mixture} bits{left_out}", values)
+    return judge
+
+
+def _shrinks(tables: Tables) -> Finding:
+    met, problems = premise_cells(tables)
+    if len(met) < 2:
+        return _not_detectable(problems or "fewer than two values of k", cells=float(len(met)))
+    per_seed = np.array([[abs(r.delta_align_bits) for r in _first_step(tables, k)] for k in met]).T
+    with np.errstate(divide="ignore"):
+        logs = np.log(np.maximum(per_seed, 1e-300))
+    d = decide(slope_test(met, logs, alternative="less", unit="log bits"))
+    mixture = loglog_slope(met, [np.mean([r.mixture_delta_align_bits for r in _first_step(tables, k)]) for k in met])
+    left_out = f"; left out, outside the premise: {problems}" if problems else ""
+    return Finding(d.status, f"{d.evidence}; slope of log |d gamma_a| on log k, the mixture's {mixture:.2f}{left_out}",
+                   {**d.values(), "mixture_slope": mixture})
+
+
+HOOKE_TRAINED_CLAIMS = (
+    Claim("H1", "gamma_a rises when D_t joins the training data (d gamma_a > 0 at the smallest l, every k)", SECTION,
+          _direction("delta_align_bits", "greater")),
+    Claim("H2", "gamma_p falls when D_t joins the training data (d gamma_p < 0 at the smallest l, every k)", SECTION,
+          _direction("delta_pretrain_bits", "less")),
+    Claim("H3", "|d gamma_a| shrinks as k grows (the mixture: about k^-1)", SECTION, _shrinks),
+)
