@@ -181,7 +181,7 @@ def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
         regime = training_regime(pretrain_tokens=pretrain.n_tokens, behaviour_tokens=align.n_tokens,
                                  transfer_tokens=evals["perturb"].n_tokens, pretrain_losses=losses,
                                  fine_tune_lr=ft.lr, warmup_steps=ft.warmup_steps,
-                                 pretrained_elsewhere=b.model != "tiny", warn=False)
+                                 pretrained_elsewhere=b.model == "smollm2", warn=False)
         regimes.append({"seed": seed, "k_requested": float(k), **regime.to_row()})
         k_actual = pretrain.n_sequences / n_align
         theory = mixture_changes(data.parts, evals, vocab_size=data.vocab_size, k=k_actual,
