@@ -1,22 +1,16 @@
 """hooke-trained: the Hooke test on a trained transformer instead of a mixture (docs/experiments.md §E4h).
 
-The Theorem 4.2 scenario with a real model: a tiny Llama (:mod:`tokentree.bridge.tiny`,
-``model = "tiny"``) is pre-trained from scratch on D_p = D_1 u D_2 u D_3 (a loaded model,
-``model = "smollm2"``, a folder or a hub name, is trained further on it), fine-tuned on the
-alignment set D_a (drawn like D_2, k = |D_p|/|D_a| responses), then fine-tuned further on
-growing amounts of the perturbation set D_t (drawn like D_3, l = |D_t|/|D_a|). After
-every step the bits per token of D_p, D_a and D_t under the current model are measured,
-and the measured ratio of the changes,
+The Theorem 4.2 scenario with a real model: theta_0 (a tiny Llama pre-trained here on
+D_p = D_1 u D_2 u D_3 to a plateau, or a loaded model trained further on it) is fine-tuned
+with D_a (drawn like D_2, k = |D_p|/|D_a|) and growing amounts of D_t (drawn like D_3,
+l = |D_t|/|D_a|): pooled, every model trained from theta_0 on D_p u D_a u D_t(l), the
+theorem's setting; or in sequence, the labelled variant (:mod:`tokentree.lab.hooke_protocol`).
+The changes of D_p's, D_a's and D_t's bits per token are set against Theorem 4.2's mixture
+on the same data (:mod:`tokentree.lab.mixture_reference`) and judged over seeds, where the
+regime meets the premise (:mod:`tokentree.lab.regime`, :mod:`tokentree.verification.trained_hooke`).
 
-    R_trained(l) = (gamma_a(l) - gamma_a(0)) / (gamma_p(l) - gamma_p(0)),
-
-is set against -k, the mixture theory's l -> 0 value, and against Theorem 4.2's mixture
-computed on the very same datasets (:mod:`tokentree.lab.mixture_reference`). The data are
-:mod:`tokentree.lab.hooke_data`; the staged protocol is :func:`tokentree.lab.run_stages`;
-rows and summaries over seeds are :mod:`tokentree.verification.trained_hooke`.
-
-    tokentree run hooke-trained                     # synthetic, about a minute on 2 cores
-    tokentree run hooke-trained --data real         # real text, a few minutes
+    tokentree run hooke-trained                     # synthetic, 8 seeds: long on 2 cores
+    tokentree run hooke-trained --quick             # about a minute; its claims are not detectable
     tokentree run hooke-trained --data real --model smollm2 --device auto   # SmolLM2 (slow on a CPU)
 """
 
@@ -44,7 +38,6 @@ from tokentree.infra.checks import check_choice
 from tokentree.infra.errors import InputError
 from tokentree.lab import hooke_data, hooke_protocol
 from tokentree.lab.base import BaseSettings
-from tokentree.lab.hooke_data import HookeData, SyntheticSettings
 from tokentree.lab.hooke_protocol import FineTuneSettings
 from tokentree.lab.mixture_reference import mixture_changes
 from tokentree.lab.regime import training_regime
@@ -94,7 +87,7 @@ class Config(Checked):
     # group() is dataclasses.field(default_factory=...): one instance per config, nothing shared
     base: BaseSettings = group(lambda: BaseSettings(vocab_size=2048, pretrain_tokens=400_000, device="auto"))  # noqa: RUF009
     finetune: FineTuneSettings = group(FineTuneSettings)  # noqa: RUF009
-    synthetic: SyntheticSettings = group(SyntheticSettings)  # noqa: RUF009
+    synthetic: hooke_data.SyntheticSettings = group(hooke_data.SyntheticSettings)  # noqa: RUF009
 
     def validate(self) -> None:
         if any(b <= a for a, b in itertools.pairwise(self.l_values)):
@@ -125,7 +118,7 @@ class Config(Checked):
 
 
 # ----------------------------------------------------------------------------- wiring
-def _model_and_data(config: Config, seed: int) -> tuple[Any, HookeData]:
+def _model_and_data(config: Config, seed: int) -> tuple[Any, hooke_data.HookeData]:
     """The model to pre-train (a seeded tiny Llama, or a loaded one) and this seed's data."""
     from tokentree.bridge.hf import load_model
     from tokentree.bridge.tiny import TinySpec, tiny_llama
@@ -211,13 +204,11 @@ CELLS = Table("cells", "Changes after l |D_a| responses of D_t (mean ± sd over 
     Column("mixture_ratio_mean", "ratio mixture", "+.4g"),
     Column("rose", "gamma_a rose", value=lambda r: f"{r.gamma_a_rose}/{r.n_seeds}"),
     Column("fell", "gamma_p fell", value=lambda r: f"{r.gamma_p_fell}/{r.n_seeds}"),
-], note='"noise": the mean is under two standard errors from 0.')
+    Column("alignment_change_pretrain_bits", "alignment's own d gamma_p", "+.4f"),
+], note='"noise": the mean is under two standard errors from 0; the last column: aligned minus pre-trained model.')
 SLOPE_TABLE = Table("slopes", "Log-log slopes against k", [
     Column("quantity"), Column("theory", "theory (l -> 0)", "g"), Column("l", fmt=".3g"),
     Column("trained", fmt=".2f"), Column("mixture", fmt=".2f")])
-ALIGNMENT = Table("alignment", "Alignment itself (aligned minus pre-trained model), bits per token", [
-    Column("k", fmt=".3g"), Column("alignment_change_align_bits", "gamma_a", "+.3f"),
-    Column("alignment_change_pretrain_bits", "gamma_p", "+.3f")])
 
 
 REGIME = Table("regime", "Regime per k (first seed; docs/experiments.md §regime)", [
@@ -266,8 +257,7 @@ class Result(ExperimentReport):
 
     def sections(self) -> Sequence[Section]:
         first = [r for r in self.regime if r["seed"] == self.config.seed]
-        return [(CELLS, self.cells), (SLOPE_TABLE, self.slopes), (ALIGNMENT, [r for r in self.cells if r.step == 0]),
-                (REGIME, first)]
+        return [(CELLS, self.cells), (SLOPE_TABLE, self.slopes), (REGIME, first)]
 
     def terminal_tables(self) -> Sequence[tuple[Table, Sequence[Any]]]:
         return self.sections()  # type: ignore[return-value]

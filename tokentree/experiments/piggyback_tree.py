@@ -44,12 +44,9 @@ class Config(Checked):
         The world (:class:`tokentree.trees.springs.World`).
     n_finetune, finetune_queries
         Narrow fine-tuning chats, all in domain 0, spread over this many of its queries.
-    lambdas
-        TReFT strengths (in examples' worth of stiffness added to the trunk); must include 0.
-    interleave_share
-        Aligned chats of other domains mixed into the fine-tune, as a share of it.
-    align_scales
-        Template alignment data multiplied by these factors.
+    lambdas, interleave_share, align_scales
+        TReFT strengths (examples' worth of stiffness added to the trunk; must include 0), aligned chats of
+        other domains mixed into the fine-tune (a share of it), factors on the template alignment data.
     """
 
     n_domains: int = 6
@@ -166,14 +163,11 @@ class Result(ExperimentReport):
     verdicts: Sequence[Verdict]
     seconds: float = field(default=0.0)
 
-    def rows(self, intervention: str) -> list[InterventionRecord]:
-        return [r for r in self.records if r.intervention == intervention]
-
     def title(self) -> str:
         return "piggyback-tree: the template trunk as a shared spring"
 
     def intro(self) -> str:
-        c, base = self.config, self.rows("baseline")[0]
+        c, base = self.config, next(r for r in self.records if r.intervention == "baseline")
         return (f"{c.n_domains} domains x {c.n_queries} queries; {c.align_per_query} templated aligned chats per "
                 f"query, {c.pretrain_per_query} untemplated documents per query ({c.misaligned_share:.0%} misaligned); "
                 f"a narrow fine-tune of {c.n_finetune} misaligned chats on {c.finetune_queries} queries of domain 0: "
