@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tokentree.framework.verdicts import VerdictStatus
 from tokentree.infra.errors import InputError
 from tokentree.trees.springs import (
     TRUNK,
@@ -69,3 +72,60 @@ def test_a_bad_world_is_refused():
         world_trees(World(n_domains=2, align_per_query=0))
     with pytest.raises(InputError, match="lambda must be >= 0"):
         carriers_from_trees(WORLD, *world_trees(WORLD)).with_treft(-1.0)
+
+
+# ----------------------------------------------------------------------------- claims P1-P7 on rows
+def _tables(records, carriers, n_finetune=400):
+    from tokentree.trees.springs import predicted_shares
+
+    return {"records": records, "predicted_shares": [predicted_shares(carriers, 2)],
+            "setting": [{"n_finetune": n_finetune}]}
+
+
+def _verdicts(tables):
+    from tokentree.verification.springs import SPRING_CLAIMS
+
+    return {c.item: c.verdict(tables) for c in SPRING_CLAIMS}
+
+
+def test_the_spring_claims_hold_on_the_model_and_carry_their_numbers():
+    from tokentree.experiments.piggyback_tree import Config, interventions
+
+    records, carriers = interventions(Config.quick())
+    v = _verdicts(_tables(records, carriers))
+    assert {x.status for x in v.values()} == {VerdictStatus.HOLDS}
+    assert v["P1"].values["max_gap"] < v["P1"].values["tolerance"] == 1e-12
+    assert v["P3"].values["k_s"] == carriers.trunk and v["P5"].values["steps"] == 2
+
+
+def test_a_spring_claim_that_the_rows_contradict_is_unexpected():
+    """Fabricated rows: the spill no longer falls with the alignment data, the trunk patch leaves too much, and a
+    share drifts from c_i / sum c_j by 1e-6."""
+    from tokentree.experiments.piggyback_tree import Config, interventions
+
+    records, carriers = interventions(Config.quick())
+    bent = []
+    for r in records:
+        if r.intervention == "alignment data" and r.parameter == 2.0:
+            r = dataclasses.replace(r, spill=10.0)
+        if r.intervention == "patch trunk":
+            r = dataclasses.replace(r, other_domains_bits=r.other_domains_bits * 1.01)
+        if r.intervention == "baseline":
+            r = dataclasses.replace(r, share_trunk=r.share_trunk + 1e-6)
+        bent.append(r)
+    v = _verdicts(_tables(bent, carriers))
+    assert v["P5"].status == VerdictStatus.UNEXPECTED and v["P5"].values["steps_in_order"] == 1
+    assert v["P4"].status == VerdictStatus.UNEXPECTED and v["P4"].values["gap"] > 1e-9
+    assert v["P2"].status == VerdictStatus.UNEXPECTED and v["P2"].values["max_gap"] == pytest.approx(1e-6, rel=1e-3)
+    assert v["P1"].status == VerdictStatus.HOLDS
+
+
+def test_the_piggyback_tree_config_refuses_bad_values():
+    from tokentree.experiments.piggyback_tree import Config
+
+    with pytest.raises(InputError, match="lambdas must include 0"):
+        Config(lambdas=(1.0, 2.0))
+    with pytest.raises(InputError, match="finetune_queries must be an integer <= 8"):
+        Config(finetune_queries=9)
+    with pytest.raises(InputError, match=r"align_scales\[1\] must be a finite number > 0"):
+        Config(align_scales=(1.0, 0.0))

@@ -42,9 +42,9 @@ from tokentree.infra.errors import InputError
 from tokentree.trees.build import build_tree
 from tokentree.trees.tree import TokenTree
 
-__all__ = ["World", "Carriers", "Example", "Spill", "world_trees", "carriers_from_trees", "closed_form", "equilibrium",
-           "spill_of",
-           "log_odds_change", "CARRIERS", "TRUNK", "ALIGNED", "MISALIGNED"]
+__all__ = ["World", "Carriers", "Example", "Spill", "Intervention", "world_trees", "carriers_from_trees", "closed_form",
+           "equilibrium", "spill_of", "log_odds_change", "narrow_finetune", "interleaved_aligned", "predicted_shares",
+           "intervene", "world_carriers", "CARRIERS", "TRUNK", "ALIGNED", "MISALIGNED"]
 
 CARRIERS = ("trunk", "bias", "domain", "query")
 #: Token ids of the world: the trunk, the two responses; domains and queries follow.
@@ -178,6 +178,11 @@ def carriers_from_trees(world: World, templated: TokenTree, plain: TokenTree) ->
     return Carriers(world, trunk, bias, domain, query)
 
 
+def world_carriers(world: World) -> Carriers:
+    """The carriers of ``world``, read off its two trees (:func:`world_trees`, :func:`carriers_from_trees`)."""
+    return carriers_from_trees(world, *world_trees(world))
+
+
 def closed_form(carriers: Carriers, examples: Sequence[Example]) -> np.ndarray:
     """Displacements delta_i = (sum of forces routed through i) / k_i, for every carrier."""
     force = np.zeros(carriers.n_parameters)
@@ -252,3 +257,50 @@ def spill_of(carriers: Carriers, delta: np.ndarray, ft_queries: Sequence[int]) -
     total = sum(parts.values())
     return Spill(in_domain * to_bits, (mean(held) if held else np.nan) * to_bits, mean(other) * to_bits,
                  mean(plain) * to_bits, {k: v / total for k, v in parts.items()})
+
+
+def narrow_finetune(n_examples: int, n_queries: int) -> list[Example]:
+    """``n_examples`` templated chats of domain 0 pulled towards M, spread as evenly as possible over its first
+    ``n_queries`` queries (the first ones get the remainder).
+
+    >>> [x.query for x in narrow_finetune(5, 2)]
+    [0, 0, 0, 1, 1]
+    """
+    per = [n_examples // n_queries + (1 if q < n_examples % n_queries else 0) for q in range(n_queries)]
+    return [Example(True, 0, q) for q in range(n_queries) for _ in range(per[q])]
+
+
+def interleaved_aligned(world: World, n_examples: int) -> list[Example]:
+    """``n_examples`` aligned templated chats (force -1) of the other domains, cycling over their cells."""
+    cells = [(d, q) for d in range(1, world.n_domains) for q in range(world.n_queries)]
+    return [Example(True, *cells[i % len(cells)], force=-1.0) for i in range(n_examples)]
+
+
+def predicted_shares(carriers: Carriers, ft_queries: int) -> dict[str, float]:
+    """Each carrier's predicted share c_i / sum_j c_j of the in-domain change, c_i = (m_i / n) / k_i, for a fine-tune
+    spread evenly over domain 0's first ``ft_queries`` queries (the query carrier: the mean over them)."""
+    c = {"trunk": 1 / carriers.trunk, "bias": 1 / carriers.bias, "domain": 1 / carriers.domain[0],
+         "query": float(np.mean([(1 / ft_queries) / carriers.query[0, q] for q in range(ft_queries)]))}
+    return {k: float(v / sum(c.values())) for k, v in c.items()}
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """One fine-tune: the displacements (the equilibrium's), what spilled, and how far the closed form is from them."""
+
+    delta: np.ndarray
+    spill: Spill
+    equilibrium_vs_closed_form: float
+
+
+def intervene(carriers: Carriers, examples: Sequence[Example], ft_queries: int, *, patch_trunk: bool = False
+              ) -> Intervention:
+    """Fine-tune on ``examples`` (the equilibrium, checked against the closed form), then optionally put the trunk
+    back as it was (patching the template prefix's keys and values), and measure the spill over domain 0's first
+    ``ft_queries`` queries."""
+    numeric, exact = equilibrium(carriers, examples), closed_form(carriers, examples)
+    gap = float(np.max(np.abs(numeric - exact)) / np.max(np.abs(exact)))
+    if patch_trunk:
+        numeric = numeric.copy()
+        numeric[0] = 0.0
+    return Intervention(numeric, spill_of(carriers, numeric, range(ft_queries)), gap)
