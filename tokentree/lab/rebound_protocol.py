@@ -5,6 +5,10 @@ Stage 1 fine-tunes theta_0 on the first ``n_pos`` aligned examples (a fresh opti
 in *one pass*, measured after the first n_neg examples for every amount in the grid: the
 model after 500 negatives is the model after 200 plus 300 more, not a separate run.
 Every checkpoint is measured by a :class:`~tokentree.lab.probe.BehaviourProbe`.
+
+:func:`count_model_records` gives the count model's
+closed forms (docs/theory.md §7) on an experiment's sizes; :func:`pretraining_shares` the
+count model's beta from the data's scorer.
 """
 
 from __future__ import annotations
@@ -12,15 +16,27 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+import numpy as np
+
+from tokentree.compression.count_rebound import (
+    count_model_initial_slope,
+    count_model_minimum,
+    count_model_negatives_to_kl,
+    count_model_rebound,
+    count_model_return_count,
+)
 from tokentree.data.chat import TokenizedExamples
+from tokentree.data.sources import BehaviourData
 from tokentree.infra.checks import check_float, check_int, check_list
 from tokentree.infra.errors import InputError
+from tokentree.infra.results import Record
 from tokentree.lab.probe import BehaviourProbe, ProbeResult
 from tokentree.lab.protocol import Stage, run_stages
 
-__all__ = ["ReboundSettings", "ReboundCurve", "rebound_curve", "scaled_amounts", "scaled_grid"]
+__all__ = ["ReboundSettings", "ReboundCurve", "CountModelRecord", "rebound_curve", "count_model_records",
+           "pretraining_shares", "scaled_amounts", "scaled_grid"]
 
 
 def scaled_amounts(values: Sequence[int], scale: float) -> list[int]:
@@ -107,3 +123,49 @@ def rebound_curve(
     measured = run_stages(base_model, stages, new_trainer=new_trainer, measure=lambda m: asdict(probe(m)))
     results = [ProbeResult(**{k: v for k, v in m.values.items()}) for m in measured]  # type: ignore[arg-type]
     return ReboundCurve(n_pos, tuple(amounts), results[0], tuple(results[1:]))
+
+
+@dataclass(frozen=True)
+class CountModelRecord(Record):
+    """The count model at one n_pos (docs/theory.md §7): its closed forms on this experiment's sizes."""
+
+    NONFINITE_REASONS: ClassVar[dict[str, str]] = {
+        "negatives_to_epsilon": "the count model's KL never comes within epsilon (its minimum is above it)"
+    }
+
+    n_pos: int
+    n_pretrain: int
+    betas: tuple[float, ...]
+    kl_after_stage1_nats: float
+    initial_kl_slope: float
+    min_kl_nats: float
+    negatives_at_min_kl: float
+    return_count: float
+    epsilon_nats: float
+    negatives_to_epsilon: float
+
+
+def count_model_records(n_pretrain: int, shares: tuple[float, float, float], n_pos_values: Sequence[int],
+                        epsilon_share: float) -> list[CountModelRecord]:
+    """The count model's closed forms at every n_pos, epsilon a share of its own KL after stage 1."""
+    out = []
+    for n_pos in n_pos_values:
+        kl0 = float(count_model_rebound(n_pretrain, shares, n_pos, [0.0]).kl_nats[0])
+        at, lowest = count_model_minimum(n_pretrain, shares, n_pos)
+        epsilon = epsilon_share * kl0
+        out.append(CountModelRecord(
+            n_pos=n_pos, n_pretrain=n_pretrain, betas=tuple(shares), kl_after_stage1_nats=kl0,
+            initial_kl_slope=count_model_initial_slope(n_pretrain, n_pos), min_kl_nats=lowest, negatives_at_min_kl=at,
+            return_count=count_model_return_count(shares, n_pos), epsilon_nats=epsilon,
+            negatives_to_epsilon=count_model_negatives_to_kl(n_pretrain, shares, n_pos, epsilon),
+        ))
+    return out
+
+
+def pretraining_shares(data: BehaviourData) -> tuple[float, float, float]:
+    """beta of the count model: shares of pre-training documents the scorer reads as neither, aligned, misaligned."""
+    texts = list(data.pretraining_texts) + [chat[-1]["content"] for chat in data.pretraining_chats]
+    scores = data.scorer.score(texts)
+    aligned, misaligned = float(np.sum(scores > 0.5)), float(np.sum(scores < 0.5))
+    total = float(len(texts))
+    return (total - aligned - misaligned) / total, aligned / total, misaligned / total

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from tokentree.infra.errors import InputError
+from tokentree.infra.results import Record
 
-__all__ = ["initial_slope", "drop_share", "knee", "first_at_most"]
+__all__ = ["initial_slope", "drop_share", "knee", "first_at_most", "CurveRecord", "read_curve"]
 
 
 def _curve(n: Sequence[float], values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -64,3 +67,56 @@ def first_at_most(n: Sequence[float], values: Sequence[float], level: float) -> 
     """The first amount at which the value is at most ``level`` (inf if never within the curve)."""
     x, y = _curve(n, values)
     return _crossing(x, y, level)
+
+
+@dataclass(frozen=True)
+class CurveRecord(Record):
+    """One rebound curve (seed, n_pos) read off: see docs/experiments.md §E4r for every column."""
+
+    NONFINITE_REASONS: ClassVar[dict[str, str]] = {
+        "drop_share_quarter": "the log-odds did not drop over the negatives",
+        "knee": "the log-odds did not drop over the negatives",
+        "negatives_to_epsilon": "the KL to theta_0 never came within epsilon",
+        "negatives_to_base_behaviour": "the log-odds never came back to theta_0's",
+        "initial_slope_normalised": "stage 1 did not raise the log-odds",
+    }
+
+    seed: int
+    n_pos: int
+    base_log_odds_nats: float
+    stage1_log_odds_nats: float
+    stage1_gain_nats: float
+    stage1_score: float
+    initial_slope: float
+    initial_slope_normalised: float
+    drop_share_quarter: float
+    knee: float
+    kl_after_stage1_nats: float
+    epsilon_nats: float
+    negatives_to_epsilon: float
+    min_kl_nats: float
+    negatives_at_min_kl: float
+    negatives_to_base_behaviour: float
+
+
+def read_curve(seed: int, curve: Any, epsilon_share: float) -> CurveRecord:
+    """One curve (a :class:`~tokentree.lab.rebound_protocol.ReboundCurve`) read off; epsilon is
+    ``epsilon_share`` times the curve's KL right after stage 1."""
+    amounts = list(curve.n_neg)
+    odds = [p.log_odds_nats for p in curve.points]
+    kl = [p.kl_to_base_nats for p in curve.points]
+    base = curve.base.log_odds_nats
+    gain = odds[0] - base
+    epsilon = epsilon_share * kl[0]
+    lowest = int(np.argmin(kl))
+    slope = initial_slope(amounts, odds)
+    return CurveRecord(
+        seed=seed, n_pos=curve.n_pos, base_log_odds_nats=base, stage1_log_odds_nats=odds[0], stage1_gain_nats=gain,
+        stage1_score=curve.points[0].score, initial_slope=slope,
+        initial_slope_normalised=slope / gain if gain > 0 else math.nan,
+        drop_share_quarter=drop_share(amounts, odds, 0.25 * amounts[-1]), knee=knee(amounts, odds),
+        kl_after_stage1_nats=kl[0], epsilon_nats=epsilon, negatives_to_epsilon=first_at_most(amounts, kl, epsilon),
+        min_kl_nats=float(kl[lowest]), negatives_at_min_kl=float(amounts[lowest]),
+        negatives_to_base_behaviour=first_at_most(amounts, odds, base),
+    )
+
