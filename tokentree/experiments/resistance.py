@@ -1,45 +1,39 @@
 """resistance: is inverse alignment easier than forward alignment? The paper's Table 1 (docs/experiments.md §E4s).
 
-Per seed: pre-train theta_0 (and keep the barely pre-trained model at ``barely_share`` of
-the run). For every alignment dataset, fine-tune theta_0 for one epoch, keeping theta_1,
-theta_2, theta_3 at 1/3, 2/3 and 3/3 of it, and sample each one's responses to the same
-held-out prompts: D_1, D_2, D_3 (:mod:`tokentree.lab.transfer`). For every pair k < l,
-*forward* alignment trains theta_k on D_l and *inverse* alignment trains theta_l on D_k,
-with the same optimiser, learning rate, batch and number of steps; the final training
-loss is the mean of the last 10% of the steps. Controls: target difficulty (theta_0
-itself trained on D_k and on D_l), and the whole grid again from the barely pre-trained
-model (if resistance comes from pre-training, the asymmetry must shrink there).
+Per seed: theta_0 (and a barely pre-trained copy); per dataset, a gentle alignment run keeps theta_1..3 whose
+sampled answers are the slices D_1..3 (aligned shares measured, prompts split into training and held-out parts);
+every theta_s is trained on every D_t (:mod:`tokentree.lab.transfer`). For a pair k < l, the 2x2 contrast on
+held-out loss [L(k->l) - L(l->l)] - [L(l->k) - L(k->k)] removes target difficulty and the start's own fit; beside
+it the paper's raw comparison (final training loss) and a KL measure (Table 2). Decided over seeds, Holm over cells.
 
-The synthetic datasets stand for the paper's: answer style for Alpaca (helpful), truth for
-TruthfulQA (honest), safety for BeaverTails (harmless).
-
-    tokentree run resistance                     # synthetic, tiny Llama, 5 seeds
-    tokentree run resistance --data tweets       # one dataset: positive tweets
+    tokentree run resistance                         # synthetic, tiny Llama, 8 seeds
+    tokentree run resistance --config experiments/resistance-k-sweep.toml
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from tokentree.data.sources import SOURCES, check_source
-from tokentree.framework.aggregate import mean_sd_text
 from tokentree.framework.config import Checked, bounded, group
 from tokentree.framework.report import ExperimentReport, Section
 from tokentree.framework.runner import run_cases, seed_list
 from tokentree.framework.tables import Column, Table
-from tokentree.framework.verdicts import Verdict, VerdictStatus
+from tokentree.framework.verdicts import Verdict
 from tokentree.infra.errors import InputError
-from tokentree.infra.results import Record
 from tokentree.lab.base import BaseSettings
-from tokentree.lab.transfer import PAIRS, TransferSettings
-from tokentree.verification import claims, paper
+from tokentree.lab.regime import TrainingRegime
+from tokentree.lab.transfer import SliceRecord, TransferRecord, TransferSettings
+from tokentree.verification import paper, trained
 
-__all__ = ["NAME", "Config", "TransferRecord", "Result", "run"]
+__all__ = ["NAME", "Config", "TransferRecord", "SliceRecord", "Result", "run"]
 
 NAME = "resistance"
 SECTION = "docs/experiments.md §E4s"
@@ -49,45 +43,43 @@ STANDS_FOR = {"style": "Alpaca", "truth": "TruthfulQA", "safety": "BeaverTails",
 
 @dataclass(frozen=True)
 class Config(Checked):
-    """Options of ``tokentree run resistance``; every field can be set in a TOML file (``[base]`` for theta_0).
+    """Options of ``tokentree run resistance`` (``[base]``: theta_0, :class:`~tokentree.lab.base.BaseSettings`).
 
-    data, axes, positive
-        "synthetic" (one alignment dataset per behaviour axis in ``axes``), "tweets" (positive
-        tweets), or "files" (the JSONL ``positive`` as the alignment set).
-    base, n_pretrain_docs, barely_share
-        theta_0 (:class:`~tokentree.lab.base.BaseSettings`: model, shape, pre-training tokens, device,
-        threads), its pre-training documents, and the share of its pre-training at which the barely
-        pre-trained base is kept.
-    n_align, lr_align
-        The alignment set (one epoch; theta_1..3 at thirds of it) and its learning rate.
-    n_samples, max_new_tokens, temperature
-        Prompts sampled from each theta_k to make D_k, and the sampling.
-    lr_transfer, transfer_epochs, batch_size, tail_share
-        Forward and inverse training (identical settings), and the share of final steps averaged.
+    data/axes/positive: the alignment datasets; barely/barely_share: the control base; n_align/lr_align/align_epochs:
+    the alignment run (theta_1..3 at its thirds); align_values: a sweep of the alignment set size, hence of k
+    (T-claims judged at n_align); n_samples/heldout_share/max_new_tokens/temperature: the slices;
+    lr_transfer/warmup_steps/transfer_epochs/batch_size: every fine-tune; tail_share: the raw "final loss".
     """
 
     data: str = bounded("synthetic", choices=SOURCES)
     axes: tuple[str, ...] = bounded(("style", "truth", "safety"), choices=tuple(STANDS_FOR))
     positive: str = ""
     seed: int = bounded(0, minimum=0)
-    n_seeds: int = bounded(5, minimum=1)
-    base: BaseSettings = group(lambda: BaseSettings(pretrain_tokens=150_000, device="auto"))  # noqa: RUF009
-    n_pretrain_docs: int = bounded(4000, minimum=1)
+    n_seeds: int = bounded(8, minimum=1)
+    base: BaseSettings = group(lambda: BaseSettings(pretrain_tokens=1_500_000, device="auto"))  # noqa: RUF009
+    n_pretrain_docs: int = bounded(12000, minimum=1)
+    barely: bool = True
     barely_share: float = bounded(0.05, minimum=0.0, maximum=0.5, exclusive=True)
-    n_align: int = bounded(600, minimum=1)
-    lr_align: float = bounded(1e-3, minimum=0.0, exclusive=True)
-    n_samples: int = bounded(128, minimum=1)
+    n_align: int = bounded(400, minimum=3)
+    align_values: tuple[int, ...] = ()
+    lr_align: float = bounded(1e-4, minimum=0.0, exclusive=True)
+    align_epochs: int = bounded(3, minimum=1)
+    n_samples: int = bounded(128, minimum=4)
+    heldout_share: float = bounded(0.25, minimum=0.0, maximum=0.75, exclusive=True)
     max_new_tokens: int = bounded(40, minimum=1)
     temperature: float = bounded(1.0, minimum=0.0, exclusive=True)
-    lr_transfer: float = bounded(1e-3, minimum=0.0, exclusive=True)
-    transfer_epochs: int = bounded(1, minimum=1)
+    lr_transfer: float = bounded(1e-4, minimum=0.0, exclusive=True)
+    warmup_steps: int = bounded(10, minimum=0)
+    transfer_epochs: int = bounded(2, minimum=1)
     batch_size: int = bounded(16, minimum=1)
     tail_share: float = bounded(0.1, minimum=0.0, maximum=1.0, exclusive=True)
 
     def validate(self) -> None:
         check_source(self.data, self.positive, negative=None)
-        if self.n_align < 3:
-            raise InputError(f"n_align must be at least 3 (three checkpoints in one epoch); got {self.n_align}")
+        if self.align_values and (self.n_align not in self.align_values or len(set(self.align_values)) < 4
+                                  or min(self.align_values) < 3):
+            raise InputError(f"align_values sweeps k: give at least 4 sizes >= 3, including n_align ({self.n_align}) "
+                             f"where the T-claims are judged; got {list(self.align_values)}")
 
     @property
     def seeds(self) -> list[int]:
@@ -97,193 +89,189 @@ class Config(Checked):
     def datasets(self) -> tuple[str, ...]:
         return self.axes if self.data == "synthetic" else ("sentiment",)
 
-    def fine_tune(self, lr: float) -> TransferSettings:
-        return TransferSettings(lr=lr, batch_size=self.batch_size, epochs=self.transfer_epochs,
+    @property
+    def levels(self) -> list[int]:
+        """Alignment set sizes run, largest first (smallest k first)."""
+        return sorted(self.align_values or (self.n_align,), reverse=True)
+
+    def fine_tune(self, lr: float, epochs: int) -> TransferSettings:
+        return TransferSettings(lr=lr, warmup_steps=self.warmup_steps, batch_size=self.batch_size, epochs=epochs,
                                 tail_share=self.tail_share, threads=self.base.threads, device=self.base.device)
 
     @classmethod
     def quick(cls) -> Config:
-        """Two seeds, one dataset, a small model: under a minute."""
+        """Two seeds, one dataset, a small model: about a minute; outside the premise (k about 10)."""
         return cls(n_seeds=2, axes=("safety",), n_pretrain_docs=1000, n_align=96, n_samples=32, max_new_tokens=24,
+                   align_epochs=1, transfer_epochs=1, lr_align=1e-3, lr_transfer=1e-3, warmup_steps=2,
                    base=BaseSettings(pretrain_tokens=30_000, d_model=32, n_heads=2, vocab_size=600, device="auto"))
-
-
-@dataclass(frozen=True)
-class TransferRecord(Record):
-    """One cell (dataset, pair k-l) of one seed from one base: forward and inverse losses, and the controls.
-
-    Losses are nats per target token, the mean of the last ``tail_share`` of the steps;
-    ``*_delta_kl_nats`` is the change of the KL to theta_0 the training caused; the
-    ``difficulty_*`` columns are theta_0's own final loss on the forward target D_l and
-    the inverse target D_k.
-    """
-
-    NONFINITE_REASONS: ClassVar[dict[str, str]] = {}
-
-    seed: int
-    dataset: str
-    base: str
-    pair: str
-    forward_loss: float
-    inverse_loss: float
-    gap: float
-    forward_delta_kl_nats: float
-    inverse_delta_kl_nats: float
-    difficulty_forward_target: float
-    difficulty_inverse_target: float
 
 
 # ----------------------------------------------------------------------------- wiring
 def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
-    """Both bases of one seed, every dataset's checkpoints, slices and transfer grid."""
+    """Both bases of one seed; for every dataset and alignment size: checkpoints, slices and the transfer grid."""
     from tokentree.data.chat import tokenize_chats
     from tokentree.data.sources import behaviour_data
     from tokentree.lab.base import prepare_base
-    from tokentree.lab.measure import kl_to_reference
-    from tokentree.lab.transfer import alignment_checkpoints, sample_slices, train_on
+    from tokentree.lab.regime import training_regime
+    from tokentree.lab.transfer import transfer_run
 
     # one misaligned example is drawn (none is trained on); with files, the alignment set stands in for it
     datasets = {name: behaviour_data(config.data, axis=name, positive=config.positive, negative=config.positive,
-                                     n_pretrain=config.n_pretrain_docs, n_aligned=config.n_align, n_misaligned=1,
+                                     n_pretrain=config.n_pretrain_docs, n_aligned=max(config.levels), n_misaligned=1,
                                      n_eval=config.n_samples, seed=seed) for name in config.datasets}
     base = prepare_base(datasets[config.datasets[0]], config.base, seed=seed,
-                        snapshot_fractions=(config.barely_share,))
-    bases = {"full": base.model, "barely": base.snapshots.get(config.barely_share, base.model)}
-    align, transfer = config.fine_tune(config.lr_align), config.fine_tune(config.lr_transfer)
-    out: list[TransferRecord] = []
-    for name, data in datasets.items():
-        for label, model in bases.items():
-            thetas = alignment_checkpoints(model, tokenize_chats(data.aligned, base.tokenizer), align, seed)
-            slices = sample_slices(thetas, base.tokenizer, data.eval_prompts, max_new_tokens=config.max_new_tokens,
-                                   temperature=config.temperature, seed=seed + 100, what=name)
-            d = dict(zip((1, 2, 3), slices.data, strict=True))
-            reference = tokenize_chats(data.eval_aligned, base.tokenizer)
-
-            def kl(m: Any, base_model: Any = model, ref: Any = reference) -> float:
-                return kl_to_reference(m, base_model, ref).mean_kl_nats
-
-            kls = {k: kl(thetas[k - 1]) for k in (1, 2, 3)}
-            difficulty = {k: train_on(model, d[k], transfer, seed + 300)[1] for k in (1, 2, 3)}
-            for k, l in PAIRS:
-                forward_model, forward = train_on(thetas[k - 1], d[l], transfer, seed + 200)
-                inverse_model, inverse = train_on(thetas[l - 1], d[k], transfer, seed + 200)
-                out.append(TransferRecord(
-                    seed=seed, dataset=name, base=label, pair=f"{k}-{l}", forward_loss=forward, inverse_loss=inverse,
-                    gap=forward - inverse, forward_delta_kl_nats=kl(forward_model) - kls[k],
-                    inverse_delta_kl_nats=kl(inverse_model) - kls[l], difficulty_forward_target=difficulty[l],
-                    difficulty_inverse_target=difficulty[k]))
-    return {"records": out}
+                        snapshot_fractions=(config.barely_share,) if config.barely else ())
+    bases = {"full": base.model, **({"barely": base.snapshots[config.barely_share]} if config.barely else {})}
+    align, transfer = config.fine_tune(config.lr_align, config.align_epochs), config.fine_tune(
+        config.lr_transfer, config.transfer_epochs)
+    out: dict[str, list[Any]] = {"records": [], "slices": [], "regime": []}
+    for n_align, (name, data), (label, model) in itertools.product(config.levels, datasets.items(), bases.items()):
+        aligned = tokenize_chats(data.aligned[:n_align], base.tokenizer)
+        done = transfer_run(model, base.tokenizer, data, aligned, align=align, transfer=transfer, seed=seed,
+                            max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                            heldout_share=config.heldout_share, labels=(name, label, n_align))
+        out["records"] += done.records
+        out["slices"].append(done.slices)
+        if label == "full" and name == config.datasets[0]:
+            out["regime"].append(training_regime(
+                pretrain_tokens=base.pretrain_tokens, behaviour_tokens=aligned.n_target_tokens,
+                transfer_tokens=done.transfer_tokens, pretrain_losses=base.pretrain_losses,
+                fine_tune_lr=max(config.lr_align, config.lr_transfer), warmup_steps=config.warmup_steps,
+                alignment_kl_nats=done.alignment_kl_nats, warn=False))
+    return out
 
 
 # ----------------------------------------------------------------------------- claims
-def _cells(records: Sequence[TransferRecord], base: str = "full") -> list[tuple[str, str, list[TransferRecord]]]:
-    keys = sorted({(r.dataset, r.pair) for r in records if r.base == base})
-    return [(d, p, [r for r in records if (r.dataset, r.pair, r.base) == (d, p, base)]) for d, p in keys]
+CLAIMS = (("T1", "the paper's raw comparison: inverse reaches a lower final training loss than forward, in every "
+           "cell", "gap"),
+          ("T2", "2x2 on held-out loss: moving forward costs more than moving back, in every cell (target difficulty "
+           "and the start's fit removed)", "contrast_nats"),
+          ("T3", "KL measure (Table 2 analogue): inverse training takes back more KL to theta_0 than forward training "
+           "adds, in every cell", "kl_return_excess_nats"),
+          ("T4", "the 2x2 contrast is larger on the full base than on the barely pre-trained one (resistance comes "
+           "from pre-training), in every cell", "contrast_nats"))
 
 
-def judge(records: Sequence[TransferRecord]) -> list[Verdict]:
-    """T1-T4 (docs/experiments.md §E4s)."""
-    full = [r for r in records if r.base == "full"]
-    cells = _cells(records)
-    statuses = [claims.direction([r.gap for r in rows]) for _, _, rows in cells]
-    wins = sum(np.mean([r.gap for r in rows]) > 0 for _, _, rows in cells)
-    resolved, against = statuses.count(VerdictStatus.HOLDS), statuses.count(VerdictStatus.FAILS)
-    seed_wins, total = sum(r.gap > 0 for r in full), len(full)
-    p = claims.sign_test(seed_wins, total)
-    mean_gap = float(np.mean([r.gap for r in full]))
-    difficulty = [r.difficulty_forward_target - r.difficulty_inverse_target for r in full]
-    residual = [r.gap - d for r, d in zip(full, difficulty, strict=True)]
-    barely = {(r.seed, r.dataset, r.pair): r.gap for r in records if r.base == "barely"}
-    shrink = [r.gap - barely[(r.seed, r.dataset, r.pair)] for r in full if (r.seed, r.dataset, r.pair) in barely]
-    sign = (VerdictStatus.WITHIN_NOISE if not p < 0.05 else
-            VerdictStatus.HOLDS if seed_wins > total / 2 else VerdictStatus.FAILS)
-    return [
-        Verdict("T1", "inverse alignment reaches a lower loss than forward alignment in every cell",
-                claims.all_of(statuses),
-                f"{wins}/{len(cells)} cells with inverse < forward on average ({resolved} beyond the seed noise, "
-                f"{against} the other way); the paper: {paper.TABLE_1_INVERSE_WINS}/{paper.TABLE_1_CELLS}", SECTION,
-                {"cells": len(cells), "cells_inverse_lower": int(wins), "cells_resolved": resolved,
-                 "cells_other_way": against, "paper_cells": paper.TABLE_1_CELLS}),
-        Verdict("T2", "sign test over cells x seeds: inverse < forward more often than chance", sign,
-                f"{seed_wins} of {total} runs, two-sided p = {p:.3g}", SECTION,
-                {"wins": seed_wins, "runs": total, "p_value": p}),
-        Verdict("T3", "the asymmetry is not just target difficulty (gap minus theta_0's own difficulty gap stays > 0)",
-                claims.direction(residual),
-                f"mean gap {mean_gap:.4f}, theta_0's difficulty gap {np.mean(difficulty):.4f}, residual "
-                f"{np.mean(residual):.4f} nats", SECTION,
-                {"mean_gap_nats": mean_gap, "difficulty_gap_nats": float(np.mean(difficulty)),
-                 "residual_nats": float(np.mean(residual))}),
-        Verdict("T4", "the asymmetry shrinks on a barely pre-trained base (resistance comes from pre-training)",
-                claims.direction(shrink),
-                f"mean gap {mean_gap:.4f} (full) vs {np.mean(list(barely.values())):.4f} (barely pre-trained) nats",
-                SECTION, {"mean_gap_nats": mean_gap, "mean_gap_barely_nats": float(np.mean(list(barely.values())))}),
-    ]
+def judge(records: Sequence[TransferRecord], slices: Sequence[SliceRecord], regimes: Sequence[TrainingRegime], *,
+          n_align: int) -> list[Verdict]:
+    """T0-T4 at alignment size ``n_align`` (docs/experiments.md §E4s), cells = dataset x pair, seeds the unit."""
+    records = [r for r in records if r.n_align == n_align]
+    full = [s for s in slices if s.base == "full" and s.n_align == n_align]
+    regime = trained.premise_problems(regimes)
+    t0, differs = trained.precondition_verdict(
+        "T0", "the slices differ: D_3 is more aligned than D_1 (the design's premise)", [s.seed for s in full],
+        [s.share_3 for s in full], [s.share_1 for s in full], SECTION, untestable=regime)
+    untestable = "; ".join(p for p in (regime, "" if differs else "the slices do not measurably differ (T0)") if p)
+    barely = {(r.seed, r.dataset, r.pair): r.contrast_nats for r in records if r.base == "barely"}
+    rows = {item: _full(records) for item in ("T1", "T2", "T3")}
+    if barely:
+        rows["T4"] = [dataclasses.replace(r, contrast_nats=r.contrast_nats - barely[(r.seed, r.dataset, r.pair)])
+                      for r in _full(records)]
+    return [t0, *(trained.gated_verdict(item, claim, trained.cells_decision(trained.cells_of(
+        rows[item], key, lambda r: f"{r.dataset} {r.pair}")), SECTION, untestable=untestable)
+        for item, claim, key in CLAIMS if item in rows)]
+
+
+def _full(records: Sequence[TransferRecord]) -> list[TransferRecord]:
+    return [r for r in records if r.base == "full"]
+
+
+def _effects(records: Sequence[TransferRecord], seeds: Sequence[int], sizes: Sequence[int]) -> np.ndarray:
+    """The mean 2x2 contrast over cells (full base), one row per seed, one column per alignment size."""
+    return np.array([[np.mean([r.contrast_nats for r in _full(records) if (r.seed, r.n_align) == (s, n)])
+                      for n in sizes] for s in seeds])
+
+
+def judge_sweep(records: Sequence[TransferRecord], regimes: Sequence[TrainingRegime], levels: Sequence[int]) -> list[
+        Verdict]:
+    """K1 per alignment size (``levels`` largest first, so k increases), and K1-trend: the contrast grows with k."""
+    per_level = [regimes[i::len(levels)] for i in range(len(levels))]
+    return trained.sweep_verdicts(
+        "K1", "the mean 2x2 contrast over cells is positive", [float(np.mean([r.k for r in lv])) for lv in per_level],
+        _effects(records, sorted({r.seed for r in records}), levels), SECTION,
+        untestable=[trained.premise_problems(lv) for lv in per_level])
 
 
 # ----------------------------------------------------------------------------- report
-def _ms(key: str) -> Any:
-    return lambda row: mean_sd_text([getattr(r, key) for r in row["rows"]], ".3f")
+def _ms(key: str, fmt: str = ".4f") -> Any:
+    return trained.mean_sd_cell(key, fmt)
 
 
-CELL_TABLE = Table("cells", "Cells (mean ± sd over seeds)", [
+CELL_TABLE = Table("cells", "Cells (mean ± sd over seeds, nats per token)", [
     Column("dataset", "dataset (stands for)", value=lambda row: f"{row['dataset']} ({STANDS_FOR[row['dataset']]})"),
-    Column("pair"), Column("inverse", "inverse loss", value=_ms("inverse_loss")),
-    Column("forward", "forward loss", value=_ms("forward_loss")), Column("gap", value=_ms("gap")),
-    Column("verdict", value=lambda row: str(claims.direction([r.gap for r in row["rows"]]))),
-    Column("difficulty", "difficulty: D_l vs D_k for theta_0", value=lambda row: mean_sd_text(
-        [r.difficulty_forward_target - r.difficulty_inverse_target for r in row["rows"]], ".3f")),
+    Column("pair"), Column("gap", "raw gap forward - inverse", value=_ms("gap")),
+    Column("contrast", "2x2 contrast (held-out)", value=_ms("contrast_nats")),
+    Column("difficulty", "target difficulty D_l - D_k", value=_ms("target_difficulty_nats")),
+    Column("kl", "KL return excess", value=_ms("kl_return_excess_nats")),
 ])
-PAPER_TABLE = Table("paper", "The paper's Alpaca rows (Llama2-7B) beside this run's answer-style (Alpaca) rows", [
-    Column("pair"), Column("paper_inverse", "paper inverse"), Column("paper_forward", "paper forward"),
-    Column("inverse", "this run inverse"), Column("forward", "this run forward"),
+SLICE_TABLE = Table("slices", "Aligned share of each slice (mean ± sd over seeds)", [
+    Column("dataset"), Column("base"), Column("n_align"),
+    *(Column(f"share_{k}", f"D_{k}", value=_ms(f"share_{k}", ".2f")) for k in (1, 2, 3)),
 ])
-
-
 @dataclass(frozen=True, eq=False, repr=False)
 class Result(ExperimentReport):
     EXPERIMENT = NAME
-    PLOTS = ("forward_vs_inverse",)
+    PLOTS = ("forward_vs_inverse", "contrast_vs_k")
     CLAIMS_SECTION = SECTION
 
     config: Config
     records: Sequence[TransferRecord]
+    slices: Sequence[SliceRecord]
+    regime: Sequence[TrainingRegime]
     verdicts: Sequence[Verdict]
     seconds: float = field(default=0.0)
 
+    def side_tables(self) -> dict[str, Sequence[Any]]:
+        return {"slices": self.slices, "regime": self.regime}
+
     def cells(self, base: str = "full") -> list[tuple[str, str, list[TransferRecord]]]:
-        return _cells(self.records, base)
+        at = [r for r in self.records if r.base == base and r.n_align == self.config.n_align]
+        keys = sorted({(r.dataset, r.pair) for r in at})
+        return [(d, p, [r for r in at if (r.dataset, r.pair) == (d, p)]) for d, p in keys]
 
     def title(self) -> str:
         return f"resistance: forward vs inverse alignment ({self.config.data}, model {self.config.base.model})"
 
     def intro(self) -> str:
         c = self.config
-        return (f"Seeds {c.seeds}; alignment sets of {c.n_align} examples, D_k sampled from theta_k on {c.n_samples} "
-                f"held-out prompts; forward and inverse training: {c.transfer_epochs} epoch(s) at lr "
-                f"{c.lr_transfer:g}, batch {c.batch_size}; final loss = mean of the last {c.tail_share:.0%} of the "
-                f"steps (nats per token). Run time {self.seconds:.0f} s. Columns: {SECTION}.")
+        words = self.regime[0].words if self.regime else ""
+        return (f"Seeds {c.seeds}; alignment sets of {c.levels} examples ({c.align_epochs} epoch(s) at lr "
+                f"{c.lr_align:g}), D_k sampled from theta_k on {c.n_samples} prompts, {c.heldout_share:.0%} held "
+                f"out; every transfer: {c.transfer_epochs} epoch(s) at lr {c.lr_transfer:g}, {c.warmup_steps} warmup "
+                f"steps, batch {c.batch_size}. Regime (first seed): {words}. Run time {self.seconds:.0f} s. "
+                f"Columns: {SECTION}.")
 
     def sections(self) -> Sequence[Section]:
-        out: list[Section] = []
-        for base in ("full", "barely"):
-            table = Table(CELL_TABLE.name, f"Cells, {base} pre-trained base (mean ± sd over seeds)",
-                          CELL_TABLE.columns)
-            out.append((table, [{"dataset": d, "pair": p, "rows": rows} for d, p, rows in self.cells(base)]))
-        ours = {p: rows for d, p, rows in self.cells("full") if d == "style"}
-        rows = [{"pair": pair, "paper_inverse": inverse, "paper_forward": forward,
-                 "inverse": mean_sd_text([r.inverse_loss for r in ours.get(pair, [])], ".3f", missing=""),
-                 "forward": mean_sd_text([r.forward_loss for r in ours.get(pair, [])], ".3f", missing="")}
-                for pair, inverse, forward in paper.TABLE_1_ALPACA_LLAMA2_7B]
-        return [*out, (PAPER_TABLE, rows)]
+        out: list[Section] = [(Table(CELL_TABLE.name, f"Cells, {base} pre-trained base, n_align {self.config.n_align} "
+                                     "(mean ± sd over seeds, nats per token)", CELL_TABLE.columns),
+                               [{"dataset": d, "pair": p, "rows": rows} for d, p, rows in self.cells(base)])
+                              for base in sorted({r.base for r in self.records})]
+        keys = sorted({(s.dataset, s.base, s.n_align) for s in self.slices})
+        out.append((SLICE_TABLE, [{"dataset": d, "base": b, "n_align": n, "rows": [
+            s for s in self.slices if (s.dataset, s.base, s.n_align) == (d, b, n)]} for d, b, n in keys]))
+        ours = {p: ([r.inverse_loss for r in rows], [r.forward_loss for r in rows]) for d, p, rows in self.cells()
+                if d == "style"}
+        return [*out, (trained.REGIME_TABLE, self.regime), (paper.TABLE_1_SIDE_BY_SIDE, paper.table_1_rows(ours))]
+
+    def terminal_tables(self) -> Sequence[tuple[Table, Sequence[Any]]]:
+        return [(trained.REGIME_TABLE, self.regime)]
 
     def plot(self, folder: Path) -> None:
-        from tokentree.plots.resistance import plot_forward_vs_inverse
+        from tokentree.plots.resistance import plot_effect_vs_k, plot_forward_vs_inverse
 
-        plot_forward_vs_inverse({base: self.cells(base) for base in ("full", "barely")},
+        plot_forward_vs_inverse({base: self.cells(base) for base in sorted({r.base for r in self.records})},
                                 path=folder / "forward_vs_inverse.png")
+        c = self.config
+        plot_effect_vs_k(np.array([r.k for r in self.regime]).reshape(len(c.seeds), len(c.levels)),
+                         _effects(self.records, c.seeds, c.levels), ylabel="2x2 resistance contrast (nats per token)",
+                         path=folder / "contrast_vs_k.png")
 
 
 def run(config: Config, *, show_progress: bool | None = None) -> Result:
     runs = run_cases(config.seeds, lambda seed: one_seed(config, seed), desc="resistance seeds", show=show_progress)
-    records = runs.tables["records"]
-    return Result(config, records, judge(records), seconds=runs.seconds)
+    t = runs.tables
+    verdicts = judge(t["records"], t["slices"], [r for i, r in enumerate(t["regime"]) if config.levels[
+        i % len(config.levels)] == config.n_align], n_align=config.n_align)
+    if len(config.levels) > 1:
+        verdicts += judge_sweep(t["records"], t["regime"], config.levels)
+    return Result(config, t["records"], t["slices"], t["regime"], verdicts, seconds=runs.seconds)

@@ -13,6 +13,7 @@ count model's beta from the data's scorer.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -35,7 +36,8 @@ from tokentree.infra.results import Record
 from tokentree.lab.probe import BehaviourProbe, ProbeResult
 from tokentree.lab.protocol import Stage, run_stages
 
-__all__ = ["ReboundSettings", "ReboundCurve", "CountModelRecord", "rebound_curve", "count_model_records",
+__all__ = ["ReboundSettings", "ReboundCurve", "PointRecord", "point_record", "CountModelRecord", "rebound_curve",
+           "stage_one", "count_model_records",
            "pretraining_shares", "scaled_amounts", "scaled_grid"]
 
 
@@ -63,7 +65,8 @@ def scaled_grid(n_pos: Sequence[int], n_neg: Sequence[int], scale: float) -> tup
 
 @dataclass(frozen=True)
 class ReboundSettings:
-    """Learning rates of the two stages, epochs of stage 1, batch size, threads and device."""
+    """Learning rates of the two stages, epochs of stage 1, batch size, threads, device, and the linear warmup
+    steps of each stage's fresh optimiser."""
 
     lr_align: float = 1e-3
     lr_negative: float = 1e-3
@@ -71,12 +74,14 @@ class ReboundSettings:
     batch_size: int = 16
     threads: int = 1
     device: str = "cpu"
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         check_float(self.lr_align, "lr_align", minimum=0.0, exclusive=True)
         check_float(self.lr_negative, "lr_negative", minimum=0.0, exclusive=True)
         check_int(self.align_epochs, "align_epochs", minimum=1)
         check_int(self.batch_size, "batch_size", minimum=1)
+        check_int(self.warmup_steps, "warmup_steps", minimum=0)
 
 
 @dataclass(frozen=True)
@@ -118,11 +123,51 @@ def rebound_curve(
 
     def new_trainer(model: Any, stage: Stage) -> LMTrainer:
         return LMTrainer(model, TrainSettings(lr=stage.lr, batch_size=settings.batch_size, seed=stage.seed,
-                                              threads=settings.threads, device=settings.device))
+                                              warmup_steps=settings.warmup_steps, threads=settings.threads,
+                                              device=settings.device))
 
     measured = run_stages(base_model, stages, new_trainer=new_trainer, measure=lambda m: asdict(probe(m)))
     results = [ProbeResult(**{k: v for k, v in m.values.items()}) for m in measured]  # type: ignore[arg-type]
     return ReboundCurve(n_pos, tuple(amounts), results[0], tuple(results[1:]))
+
+
+@dataclass(frozen=True)
+class PointRecord(Record):
+    """One checkpoint: seed, n_pos, n_neg (stage "base" is theta_0 itself), and its measurements."""
+
+    NONFINITE_REASONS: ClassVar[dict[str, str]] = {"score": "no sampled response could be read by the scorer",
+                                                   "decision_kl_nats": "no reference pair differs in a token"}
+
+    seed: int
+    stage: str
+    n_pos: int
+    n_neg: int
+    score: float
+    unreadable: int
+    log_odds_nats: float
+    kl_to_base_nats: float
+    pretrain_bits: float
+    decision_kl_nats: float = float("nan")
+    pretrain_tokens: int = 0
+
+
+def point_record(seed: int, stage: str, n_pos: int, n_neg: int, p: ProbeResult, tokens: int) -> PointRecord:
+    """The record of one measured checkpoint (``tokens``: its base's pre-training tokens)."""
+    return PointRecord(seed, stage, n_pos, n_neg, p.score, int(p.unreadable), p.log_odds_nats, p.kl_to_base_nats,
+                       p.pretrain_bits, p.decision_kl_nats, tokens)
+
+
+def stage_one(base_model: Any, aligned: TokenizedExamples, *, n_pos: int, settings: ReboundSettings, seed: int) -> Any:
+    """A copy of ``base_model`` after stage 1 alone (the first ``n_pos`` aligned examples, data order ``seed``):
+    two of them with different seeds give the seed-to-seed KL floor of a rebound run."""
+    from tokentree.lab.train import LMTrainer, TrainSettings
+
+    trainer = LMTrainer(copy.deepcopy(base_model), TrainSettings(
+        lr=settings.lr_align, batch_size=settings.batch_size, seed=seed, warmup_steps=settings.warmup_steps,
+        threads=settings.threads, device=settings.device))
+    for _ in range(settings.align_epochs):
+        trainer.epoch(aligned.head(n_pos))
+    return trainer.model.eval()
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,13 +32,16 @@ def plot_rebound_curves(points: Sequence[Any], n_pos: Sequence[int], panels: Seq
         colour = COLOURS[i % len(COLOURS)]
         for ax, (key, _) in zip(axes, panels, strict=True):
             grid = np.array([[getattr(r, key) for r in pts if r.n_neg == a] for a in amounts], dtype=float)
-            mean, sd = np.nanmean(grid, axis=1), np.nanstd(grid, axis=1)
+            with warnings.catch_warnings():  # a checkpoint whose samples were all unreadable has no score
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean, sd = np.nanmean(grid, axis=1), np.nanstd(grid, axis=1)
             ax.plot(amounts, mean, "o-", color=colour, label=f"n_pos = {n}")
             ax.fill_between(amounts, mean - sd, mean + sd, color=colour, alpha=0.15)
     base = [r for r in points if r.stage == "base"]
     for ax, (key, label) in zip(axes, panels, strict=True):
-        if key in base_line:
-            ax.axhline(np.nanmean([getattr(r, key) for r in base]), color="0.3", ls="--", lw=1, label="theta_0")
+        values = [getattr(r, key) for r in base]
+        if key in base_line and np.isfinite(values).any():
+            ax.axhline(np.nanmean(values), color="0.3", ls="--", lw=1, label="theta_0")
         ax.set_xlabel("negative examples (stage 2)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

@@ -13,7 +13,7 @@ from tokentree.plots import COLOURS, finish, new_figure
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_forward_vs_inverse"]
+__all__ = ["plot_forward_vs_inverse", "plot_effect_vs_k"]
 
 
 def _mean_sd(rows: Sequence[Any], key: str) -> tuple[float, float]:
@@ -42,4 +42,29 @@ def plot_forward_vs_inverse(cells: Mapping[str, Sequence[tuple[str, str, Sequenc
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("Forward vs inverse alignment (error bars: seed sd)")
+    return finish(fig, path)
+
+
+def plot_effect_vs_k(k: np.ndarray, effects: np.ndarray, *, ylabel: str,
+                     path: str | os.PathLike[str] | None = None) -> Figure:
+    """A per-seed effect against k = |D_pre| / |D_a| (log axis): every seed's points, the mean and a seed-sd bar.
+
+    ``k`` and ``effects`` have one row per seed and one column per level of the sweep.
+    """
+    fig, ax = new_figure()
+    k, effects = np.atleast_2d(k), np.atleast_2d(effects)
+    for row_k, row in zip(k, effects, strict=True):
+        ax.plot(row_k, row, ".", color="0.6", ms=5)
+    mean_k, mean = k.mean(axis=0), effects.mean(axis=0)
+    sd = effects.std(axis=0, ddof=1) if effects.shape[0] > 1 else np.zeros_like(mean)
+    ax.errorbar(mean_k, mean, yerr=sd, fmt="o-", capsize=3, color=COLOURS[0], label="mean ± seed sd")
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.axvline(100, color=COLOURS[1], ls=":", lw=1, label="k = 100 (the premise)")
+    ax.set_xscale("log")
+    if np.nanmin(mean_k) == np.nanmax(mean_k):  # one level: a decade around it
+        ax.set_xlim(mean_k[0] / 3, mean_k[0] * 3)
+    ax.set_xlabel("k = pre-training tokens / aligned tokens")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
     return finish(fig, path)
