@@ -40,8 +40,8 @@ def test_rebound_curves_are_read_off_the_measured_points(quick_runs):
     assert [v["item"] for v in r["verdicts"]] == ["R1", "R2", "R3", "R4", "R6"]
     assert {v["status"] for v in r["verdicts"]} <= EMPIRICAL | {"not detectable at this regime"}
     assert r["config"]["axis"] == "safety" and all(v["values"] for v in r["verdicts"])
-    assert [x["pretrain_tokens"] for x in r["tables"]["regime"]] == [
-        p["pretrain_tokens"] for p in r["records"] if p["stage"] == "base"]
+    budgets = [p["pretrain_tokens"] for p in r["records"] if p["stage"] == "base"]  # one base per seed
+    assert [x["pretrain_tokens"] for x in r["tables"]["regime"]] == pytest.approx(budgets, rel=0.05)
     for curve in r["tables"]["curves"]:
         seed, n_pos = curve["seed"], curve["n_pos"]
         points = sorted((p for p in r["records"] if (p["seed"], p["n_pos"], p["stage"]) == (seed, n_pos, "curve")),
@@ -74,9 +74,13 @@ def test_the_count_model_in_the_rebound_run_is_its_closed_form(quick_runs):
         assert m["initial_kl_slope"] == pytest.approx(-n_pos / (n_p * (n_p + n_pos)))
         assert m["return_count"] == pytest.approx(n_pos * b[2] / b[1])
         assert m["negatives_at_min_kl"] == pytest.approx(n_pos * b[2] / (1 - b[2]))
-        kl = count_model_rebound(n_p, b, n_pos, [0.0, _null(m["negatives_to_epsilon"])]).kl_nats
+        kl = count_model_rebound(n_p, b, n_pos, [0.0]).kl_nats
         assert kl[0] == pytest.approx(m["kl_after_stage1_nats"])
-        assert kl[1] == pytest.approx(m["epsilon_nats"], rel=1e-6)
+        if m["negatives_to_epsilon"] is None:  # its minimum is above epsilon (beta_1 > 0 on the safety axis)
+            assert m["min_kl_nats"] > m["epsilon_nats"]
+        else:
+            at = count_model_rebound(n_p, b, n_pos, [m["negatives_to_epsilon"]]).kl_nats
+            assert at[0] == pytest.approx(m["epsilon_nats"], rel=1e-6)
     returns = [m["return_count"] for m in rows]  # R5 is a reference line: it grows with n_pos by construction
     assert all(b > a for a, b in itertools.pairwise(returns))
     assert "R5" not in {v["item"] for v in r["verdicts"]}
