@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 
+import numpy as np
 import pytest
 
 from tokentree.cli import main
@@ -36,8 +37,11 @@ def test_rebound_curves_are_read_off_the_measured_points(quick_runs):
     r = _result(quick_runs, "rebound")
     config = r["config"]
     amounts = [round(v * config["scale"]) for v in config["n_neg_values"]]
-    assert [v["item"] for v in r["verdicts"]] == ["R1", "R2", "R3", "R3n", "R4", "R5", "R6"]
-    assert {v["status"] for v in r["verdicts"]} <= EMPIRICAL
+    assert [v["item"] for v in r["verdicts"]] == ["R1", "R2", "R3", "R4", "R6"]
+    assert {v["status"] for v in r["verdicts"]} <= EMPIRICAL | {"not detectable at this regime"}
+    assert r["config"]["axis"] == "safety" and all(v["values"] for v in r["verdicts"])
+    budgets = [p["pretrain_tokens"] for p in r["records"] if p["stage"] == "base"]  # one base per seed
+    assert [x["pretrain_tokens"] for x in r["tables"]["regime"]] == pytest.approx(budgets, rel=0.05)
     for curve in r["tables"]["curves"]:
         seed, n_pos = curve["seed"], curve["n_pos"]
         points = sorted((p for p in r["records"] if (p["seed"], p["n_pos"], p["stage"]) == (seed, n_pos, "curve")),
@@ -52,6 +56,9 @@ def test_rebound_curves_are_read_off_the_measured_points(quick_runs):
         assert curve["epsilon_nats"] == pytest.approx(config["epsilon_share"] * kl[0])
         assert _null(curve["negatives_to_epsilon"]) == curves.first_at_most(amounts, kl, curve["epsilon_nats"])
         assert curve["min_kl_nats"] == pytest.approx(min(kl))
+        decision = [p["decision_kl_nats"] for p in points]
+        assert curve["decision_kl_after_stage1_nats"] == pytest.approx(decision[0]) and curve["kl_floor_nats"] >= 0
+        assert _null(curve["negatives_to_floor"]) == curves.first_at_most(amounts, decision, curve["kl_floor_nats"])
         # the log-odds and the KL both move: stage 2 changed the model at every step
         assert len(set(odds)) == len(odds) and len(set(kl)) == len(kl)
 
@@ -67,12 +74,16 @@ def test_the_count_model_in_the_rebound_run_is_its_closed_form(quick_runs):
         assert m["initial_kl_slope"] == pytest.approx(-n_pos / (n_p * (n_p + n_pos)))
         assert m["return_count"] == pytest.approx(n_pos * b[2] / b[1])
         assert m["negatives_at_min_kl"] == pytest.approx(n_pos * b[2] / (1 - b[2]))
-        kl = count_model_rebound(n_p, b, n_pos, [0.0, _null(m["negatives_to_epsilon"])]).kl_nats
+        kl = count_model_rebound(n_p, b, n_pos, [0.0]).kl_nats
         assert kl[0] == pytest.approx(m["kl_after_stage1_nats"])
-        assert kl[1] == pytest.approx(m["epsilon_nats"], rel=1e-6)
-    returns = [m["return_count"] for m in rows]
-    r5 = next(v for v in r["verdicts"] if v["item"] == "R5")
-    assert r5["status"] == ("holds" if all(b > a for a, b in itertools.pairwise(returns)) else "fails")
+        if m["negatives_to_epsilon"] is None:  # its minimum is above epsilon (beta_1 > 0 on the safety axis)
+            assert m["min_kl_nats"] > m["epsilon_nats"]
+        else:
+            at = count_model_rebound(n_p, b, n_pos, [m["negatives_to_epsilon"]]).kl_nats
+            assert at[0] == pytest.approx(m["epsilon_nats"], rel=1e-6)
+    returns = [m["return_count"] for m in rows]  # R5 is a reference line: it grows with n_pos by construction
+    assert all(b > a for a, b in itertools.pairwise(returns))
+    assert "R5" not in {v["item"] for v in r["verdicts"]}
 
 
 SMALL_REBOUND = dict(n_seeds=1, n_pos_values=(1000, 2000), scale=0.02)
@@ -128,6 +139,8 @@ def test_rebound_on_the_users_own_files(tmp_path):
     (dict(scale=0.001), "makes amounts of the grid coincide"),
     (dict(axis="politeness"), "axis"),
     (dict(epsilon_share=1.5), "epsilon_share"),
+    (dict(pretrain_scales=(0.1, 0.5, 2.0, 3.0)), "including 1"),
+    (dict(pretrain_scales=(0.1, 1.0)), "at least 4"),
 ])
 def test_bad_rebound_configs_are_refused_with_the_fix(changes, message):
     from tokentree.experiments.rebound import Config
@@ -137,30 +150,93 @@ def test_bad_rebound_configs_are_refused_with_the_fix(changes, message):
 
 
 # ----------------------------------------------------------------------------- resistance
-def test_resistance_records_forward_and_inverse_on_both_bases(quick_runs):
+def test_resistance_records_the_2x2_design_on_both_bases(quick_runs):
     r = _result(quick_runs, "resistance")
     rows = r["records"]
     assert {(x["base"], x["pair"]) for x in rows} == {(b, p) for b in ("full", "barely") for p in ("1-2", "1-3", "2-3")}
     assert len(rows) == r["config"]["n_seeds"] * len(r["config"]["axes"]) * 6
     for x in rows:
         assert x["gap"] == pytest.approx(x["forward_loss"] - x["inverse_loss"])
-        assert 0 < x["inverse_loss"] < 20 and 0 < x["forward_loss"] < 20
-    assert [v["item"] for v in r["verdicts"]] == ["T1", "T2", "T3", "T4"]
-    assert {v["status"] for v in r["verdicts"]} <= EMPIRICAL
-    wins = sum(x["gap"] > 0 for x in rows if x["base"] == "full")
-    assert f"{wins} of {len([x for x in rows if x['base'] == 'full'])} runs" in r["verdicts"][1]["evidence"]
+        assert x["contrast_nats"] == pytest.approx((x["heldout_forward_nats"] - x["heldout_stay_late_nats"])
+                                                   - (x["heldout_inverse_nats"] - x["heldout_stay_early_nats"]))
+        assert x["kl_return_excess_nats"] == pytest.approx(-x["inverse_delta_kl_nats"] - x["forward_delta_kl_nats"])
+        assert 0 < x["inverse_loss"] < 20 and 0 < x["heldout_forward_nats"] < 20
+    assert [v["item"] for v in r["verdicts"]] == ["T0", "T1", "T2", "T3", "T4"]
+    assert {v["status"] for v in r["verdicts"]} == {"not detectable at this regime"}  # 2 seeds, k about 20
+    assert all(v["values"] for v in r["verdicts"])
+    slices, regime = r["tables"]["slices"], r["tables"]["regime"]
+    assert len(slices) == len(rows) // 3 and all(0 < s["n_heldout"] < s["n_prompts"] for s in slices)
+    assert len(regime) == r["config"]["n_seeds"] and all(not g["premise_met"] and g["k"] < 100 for g in regime)
 
 
 def test_resistance_is_deterministic_and_checks_its_config():
     from tokentree.experiments.resistance import Config, run
 
-    config = dataclasses.replace(Config.quick(), n_seeds=1, n_align=48, n_samples=16)
+    config = dataclasses.replace(Config.quick(), n_seeds=1, n_align=48, n_samples=16, barely=False)
     first, second = (dumps_json(run(config, show_progress=False).to_dict()) for _ in range(2))
     assert first == second
-    with pytest.raises(InputError, match="at least 3"):
+    with pytest.raises(InputError, match="n_align must be an integer >= 3"):
         Config(n_align=2)
     with pytest.raises(InputError, match="axes"):
         Config(axes=("style", "nonsense"))
+    with pytest.raises(InputError, match="including n_align"):
+        Config(align_values=(300, 60, 12, 3), n_align=100)
+
+
+def _transfer(seed, pair, contrast, *, base="full", gap=0.01, kl=0.001):
+    from tokentree.lab.transfer import TransferRecord
+
+    return TransferRecord(seed, "safety", base, 96, pair, 1.0 + gap, 1.0, gap, 1.0 + contrast, 1.0, 1.0, 1.0, contrast,
+                          0.0, kl, -2 * kl, kl)
+
+
+def _slices(seed, share_1=0.6, share_3=0.9):
+    from tokentree.lab.transfer import SliceRecord
+
+    return SliceRecord(seed, "safety", "full", 96, share_1, 0.75, share_3, 32, 8)
+
+
+def _resistance_statuses(contrast, *, shares=(0.6, 0.9), regime_k=1000.0, noise=0.002, barely=0.0):
+    from tokentree.experiments.resistance import judge
+    from tokentree.lab.regime import training_regime
+
+    rng = np.random.default_rng(1)
+    records = [_transfer(s, p, contrast + rng.normal(0, noise), gap=contrast + rng.normal(0, noise))
+               for s in range(8) for p in ("1-2", "1-3", "2-3")]
+    records += [_transfer(s, p, barely + rng.normal(0, noise), base="barely") for s in range(8) for p in ("1-2", "1-3",
+                                                                                                          "2-3")]
+    slices = [_slices(s, shares[0] + rng.normal(0, 0.01), shares[1] + rng.normal(0, 0.01)) for s in range(8)]
+    regime = training_regime(pretrain_tokens=int(regime_k * 1000), behaviour_tokens=1000, transfer_tokens=500,
+                             pretrain_losses=[2.0] * 100, fine_tune_lr=1e-4, warmup_steps=5, warn=False)
+    verdicts = judge(records, slices, [regime] * 8, n_align=96)
+    assert all(v.values for v in verdicts)
+    return {v.item: str(v.status) for v in verdicts}
+
+
+def test_resistance_claims_on_fabricated_cells():
+    """Claims judged over seeds with Holm over the cells: one that holds, one that fails, one within noise."""
+    assert _resistance_statuses(0.01) == {"T0": "holds", "T1": "holds", "T2": "holds", "T3": "holds", "T4": "holds"}
+    assert _resistance_statuses(-0.01)["T2"] == "fails" and _resistance_statuses(-0.01)["T4"] == "fails"
+    noisy = _resistance_statuses(0.0, noise=0.01)
+    assert noisy["T2"] == "within noise" and noisy["T1"] == "within noise"
+    # slices that do not differ, or a run outside the premise: nothing is detectable, whatever the cells say
+    flat = _resistance_statuses(0.01, shares=(0.9, 0.9))
+    assert flat["T0"] == "within noise" and {flat[t] for t in ("T1", "T2", "T3", "T4")} == {
+        "not detectable at this regime"}
+    assert set(_resistance_statuses(0.01, regime_k=20.0).values()) == {"not detectable at this regime"}
+
+
+def test_the_k_sweeps_run_quick_with_a_verdict_per_k_and_on_the_trend(tmp_path):
+    """experiments/resistance-k-sweep.toml and rebound-k-sweep.toml with --quick, as a user runs them."""
+    for name in ("resistance", "rebound"):
+        out = tmp_path / name
+        assert main(["run", name, "--quick", "--config", f"experiments/{name}-k-sweep.toml", "--out", str(out)]) == 0
+        r = json.loads((out / "result.json").read_text())
+        sweep = [v for v in r["verdicts"] if v["item"].startswith("K")]
+        assert len(sweep) == 5 and sweep[-1]["item"].endswith("-trend") and all(v["values"] for v in sweep)
+        k = sorted({round(g["k"], 6) for g in r["tables"]["regime"]})
+        assert len(k) >= 4 and k[-1] / k[0] > 20  # quick: 30k pre-training tokens quantise the smallest budgets
+        assert (out / ("contrast_vs_k.png" if name == "resistance" else "rebound_vs_k.png")).stat().st_size > 0
 
 
 # ----------------------------------------------------------------------------- rebound-scale

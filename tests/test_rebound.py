@@ -149,3 +149,113 @@ def test_threshold_and_sign_test():
     assert claims.sign_test(27, 27) == pytest.approx(2 * 0.5**27)
     assert claims.sign_test(5, 10) == pytest.approx(1.0)
     assert math.isnan(claims.sign_test(0, 0))
+
+
+# ----------------------------------------------------------------------------- the redesigned claims (issue 25)
+from tokentree.experiments import rebound as rebound_experiment  # noqa: E402
+from tokentree.lab.probe import decision_positions  # noqa: E402
+from tokentree.lab.regime import training_regime  # noqa: E402
+from tokentree.verification.curves import CurveRecord, normalised_counts  # noqa: E402
+from tokentree.verification.trained import premise_problems, sweep_verdicts  # noqa: E402
+
+N_POS = [20, 40, 100]
+_CURVE_DEFAULTS = dict(base_log_odds_nats=0.0, stage1_log_odds_nats=1.0, stage1_gain_nats=1.0, stage1_score=0.9,
+                       initial_slope=0.01, initial_slope_normalised=0.01, drop_share_quarter=0.5, knee=10.0,
+                       kl_after_stage1_nats=0.1, epsilon_nats=0.004, negatives_to_epsilon=math.inf, min_kl_nats=0.01,
+                       negatives_at_min_kl=10.0, negatives_to_base_behaviour=10.0, base_score=0.5)
+
+
+def _regime(k=1000.0, lr=1e-4):
+    return training_regime(pretrain_tokens=int(k * 1000), behaviour_tokens=1000, transfer_tokens=500,
+                           pretrain_losses=[3.0] * 50 + [2.0] * 50, fine_tune_lr=lr, warmup_steps=5, warn=False)
+
+
+def _curves(slope_by_n, floor_by_n, *, gain=0.3, drop=0.6, noise=0.0, n_seeds=8, seed=0):
+    """Fabricated curve readings: per seed, the given means per n_pos plus seeded noise."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in range(n_seeds):
+        for i, n in enumerate(N_POS):
+            out.append(CurveRecord(
+                seed=s, n_pos=n, **_CURVE_DEFAULTS, stage1_score_gain=gain + rng.normal(0, 0.02),
+                score_initial_slope=slope_by_n[i] + rng.normal(0, noise), score_drop_share_quarter=drop + rng.normal(
+                    0, 0.05), negatives_to_base_score=10.0 * (i + 1) + rng.normal(0, noise),
+                negatives_to_floor=floor_by_n[i] + rng.normal(0, noise), kl_floor_nats=0.001))
+    return out
+
+
+def _statuses(curves, regimes=None):
+    verdicts = rebound_experiment.judge(curves, regimes or [_regime()] * 8, N_POS)
+    assert [v.item for v in verdicts] == ["R1", "R2", "R3", "R4", "R6"]
+    assert all(v.values and all(isinstance(x, float) for x in v.values.values()) for v in verdicts)
+    return {v.item: str(v.status) for v in verdicts}
+
+
+def test_the_rebound_claims_hold_on_a_table_that_shows_the_papers_effects():
+    s = _statuses(_curves([0.01, 0.02, 0.03], [80.0, 60.0, 40.0], noise=1e-3))
+    assert s == {"R1": "holds", "R2": "holds", "R3": "holds", "R4": "holds", "R6": "holds"}
+
+
+def test_the_rebound_claims_fail_on_a_table_that_shows_the_opposite():
+    s = _statuses(_curves([0.03, 0.02, 0.01], [40.0, 60.0, 80.0], noise=1e-3, drop=0.1))
+    assert s["R1"] == "holds" and s["R2"] == "fails" and s["R3"] == "fails" and s["R4"] == "fails"
+
+
+def test_the_rebound_claims_are_within_noise_when_nothing_orders_the_curves():
+    s = _statuses(_curves([0.02, 0.02, 0.02], [60.0, 60.0, 60.0], noise=5.0, drop=0.25, seed=3))
+    assert s["R3"] == "within noise" and s["R4"] == "within noise" and s["R2"] == "within noise"
+
+
+def test_the_rebound_claims_are_not_detectable_outside_the_premise_or_without_stage_1():
+    curves = _curves([0.01, 0.02, 0.03], [80.0, 60.0, 40.0], noise=1e-3)
+    s = _statuses(curves, [_regime(k=20.0, lr=1e-3)] * 8)
+    assert set(s.values()) == {"not detectable at this regime"}
+    verdicts = rebound_experiment.judge(curves, [_regime(k=20.0)] * 8, N_POS)
+    assert "k = 20 < 100" in verdicts[2].evidence and verdicts[2].values["effect"] > 0  # the measurement is kept
+    no_gain = _curves([0.01, 0.02, 0.03], [80.0, 60.0, 40.0], noise=1e-3, gain=0.0)
+    s = _statuses(no_gain)
+    assert s["R1"] != "holds" and s["R3"] == "not detectable at this regime"  # no stage-1 gain: nothing to undo
+    never = _curves([0.01, 0.02, 0.03], [math.inf] * 3, noise=1e-3)
+    verdict = rebound_experiment.judge(never, [_regime()] * 8, N_POS)[3]
+    assert str(verdict.status) == "not detectable at this regime" and "never came within the floor" in verdict.evidence
+
+
+def test_premise_problems_are_said_once_with_the_range_of_k():
+    problems = premise_problems([_regime(k=20.0), _regime(k=40.0, lr=1e-3), _regime()])
+    assert problems == "k = 20-40 < 100; fine-tuning lr 0.001 > 0.0001"
+    assert premise_problems([_regime()]) == ""
+
+
+def test_a_k_sweep_gives_a_verdict_per_level_and_one_on_the_trend():
+    rng = np.random.default_rng(0)
+    k = [10.0, 100.0, 1000.0, 10000.0]
+    growing = np.array([[0.1 * i + rng.normal(0, 0.02) for i in range(4)] for _ in range(8)])
+    verdicts = sweep_verdicts("K", "effect", k, growing, "docs/experiments.md §E4r", untestable=["k = 10 < 100", "",
+                                                                                                 "", ""])
+    assert [v.item for v in verdicts] == ["K@1", "K@2", "K@3", "K@4", "K-trend"]
+    assert str(verdicts[0].status) == "not detectable at this regime" and str(verdicts[-1].status) == "holds"
+    assert verdicts[-1].values["effect"] == pytest.approx(np.mean(np.polyfit(np.log(k), growing.T, 1)[0]))
+    flat = sweep_verdicts("K", "effect", k, rng.normal(0, 0.1, (8, 4)), "docs/experiments.md §E4r", untestable=[""] * 4)
+    assert str(flat[-1].status) == "within noise"
+
+
+def test_the_decision_position_is_where_the_references_part():
+    from tokentree.data.chat import TokenizedExamples
+
+    same = np.array([False, False, True, True, True])
+    a = TokenizedExamples((np.array([5, 6, 7, 8, 9]), np.array([5, 6, 7, 8, 9])), (same, same))
+    b = TokenizedExamples((np.array([5, 6, 7, 1, 2]), np.array([5, 6, 7, 8, 9])), (same, same))
+    found = decision_positions(a, b)
+    assert len(found) == 1 and found.masks[0].tolist() == [False, False, False, True, False]  # identical pair dropped
+    assert decision_positions(a, a) is None
+
+
+def test_table_3_is_read_as_counts_normalised_to_the_smallest_alignment_set():
+    assert normalised_counts([[961.0], [844.0], [801.0], [729.0]]) == pytest.approx(
+        list(paper.table_3_normalised("Llama2-7B")))
+    assert math.isnan(normalised_counts([[math.inf], [1.0]])[1])
+
+
+def test_the_papers_table_1_pairs_are_labelled_as_corrected_in_issue_25():
+    rows = {pair: (inverse, forward) for pair, inverse, forward in paper.TABLE_1_ALPACA_LLAMA2_7B}
+    assert rows == {"1-2": (0.159, 0.202), "2-3": (0.195, 0.214), "1-3": (0.167, 0.235)}

@@ -1,48 +1,44 @@
-"""rebound: more alignment, faster collapse? The paper's Table 3 and the count-model null (docs/experiments.md §E4r).
+"""rebound: more alignment, faster collapse? The paper's Table 3, on the safety axis (docs/experiments.md §E4r).
 
-Per seed: pre-train theta_0; for every amount n_pos of aligned examples, fine-tune theta_0
-on them (stage 1), then on misaligned examples in one pass measured at every n_neg of the
-grid (stage 2; :mod:`tokentree.lab.rebound_protocol`). Every checkpoint is measured by the
-behaviour probe (:mod:`tokentree.lab.probe`): the sampled behaviour score, the smooth
-log-odds of the aligned vs the misaligned reference response, the KL to theta_0 over
-response tokens, and bits per token of pre-training text. Beside it, the same protocol in
-the count model of docs/theory.md §7, where fine-tuning adds counts
-(:mod:`tokentree.compression.count_rebound`), and the paper's Table 3.
+Per seed: theta_0; per n_pos, a gentle stage 1 on aligned examples, then misaligned ones in one measured pass
+(:mod:`tokentree.lab.rebound_protocol`). The claims read the bounded sampled score and the KL to theta_0 at the
+decision positions (:mod:`tokentree.lab.probe`); Table 3's threshold is the seed-to-seed KL floor (two stage-1
+runs that differ only in data order). The count model (docs/theory.md §7) is a reference line, not a claim.
 
-    tokentree run rebound                        # synthetic sentiment, tiny Llama, 5 seeds
-    tokentree run rebound --data tweets          # positive / negative tweets, VADER
-    tokentree run rebound --data files --positive good.jsonl --negative bad.jsonl
+    tokentree run rebound                        # synthetic safety, tiny Llama, 8 seeds
+    tokentree run rebound --config experiments/rebound-k-sweep.toml
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-import time
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from tokentree.compression.count_rebound import (
-    count_model_initial_slope,
-    count_model_minimum,
-    count_model_negatives_to_kl,
-    count_model_rebound,
-    count_model_return_count,
-)
 from tokentree.data.language import AXES
-from tokentree.data.sources import check_source
-from tokentree.experiments._training import SeededTraining
-from tokentree.framework.report import ExperimentReport, verdict_lines, verdict_table
-from tokentree.framework.verdicts import Verdict, VerdictStatus
-from tokentree.infra.checks import check_choice, check_float, check_int
-from tokentree.infra.progress import progress
-from tokentree.infra.results import Record
-from tokentree.lab.rebound_protocol import scaled_amounts, scaled_grid
-from tokentree.verification import claims, curves, paper
+from tokentree.data.sources import SOURCES, check_source
+from tokentree.framework.config import Checked, bounded, group
+from tokentree.framework.report import ExperimentReport, Section
+from tokentree.framework.runner import run_cases, seed_list
+from tokentree.framework.tables import Table
+from tokentree.framework.verdicts import Verdict
+from tokentree.infra.errors import InputError
+from tokentree.lab.base import BaseSettings
+from tokentree.lab.rebound_protocol import (
+    CountModelRecord,
+    PointRecord,
+    count_model_records,
+    point_record,
+    scaled_amounts,
+    scaled_grid,
+)
+from tokentree.lab.regime import TrainingRegime
+from tokentree.verification import paper, trained
+from tokentree.verification.curves import CURVE_TABLE, CurveRecord, normalised_counts, read_curve
 
 __all__ = ["NAME", "Config", "PointRecord", "CurveRecord", "CountModelRecord", "Result", "run"]
 
@@ -51,66 +47,51 @@ SECTION = "docs/experiments.md §E4r"
 
 
 @dataclass(frozen=True)
-class Config(SeededTraining):
-    """Options of ``tokentree run rebound``; every field can be set in a TOML file.
+class Config(Checked):
+    """Options of ``tokentree run rebound`` (``[base]``: theta_0); every field: docs/experiments.md §E4r.
 
-    data, axis, positive, negative
-        "synthetic" (the behaviour language's ``axis``), "tweets", or "files" (the JSONL files
-        ``positive`` and ``negative`` of prompt/response pairs or chats).
-    model, device, threads
-        "tiny" (trained here), "smollm2", a model folder or a hub name; where it runs; CPU threads.
-    n_pos_values, n_neg_values, scale
-        The paper's grid (aligned examples; negatives after them), multiplied by ``scale``.
-    n_pretrain_docs, pretrain_tokens, vocab_size, n_layers, d_model, n_heads, context
-        theta_0 for the tiny model: documents of pre-training data, the token budget, the shape.
-    lr_align, lr_negative, align_epochs, batch_size
-        The two fine-tuning stages.
-    n_eval, max_new_tokens, temperature
-        Evaluation prompts (each with an aligned and a misaligned reference) and sampling.
-    epsilon_share
-        The KL threshold of the Table 3 analogue, as a share of the KL right after stage 1:
-        the paper's 0.01 against its 0.21-0.27 is about 0.042.
+    pretrain_scales sweeps theta_0's pre-training tokens (multiples of base.pretrain_tokens), hence k; the
+    R-claims are judged at 1. epsilon_share: the old log-odds-KL threshold, a share of the KL after stage 1.
     """
 
-    data: str = "synthetic"
-    axis: str = "sentiment"
+    data: str = bounded("synthetic", choices=SOURCES)
+    axis: str = bounded("safety", choices=AXES)
     positive: str = ""
     negative: str = ""
-    model: str = "tiny"
-    device: str = "auto"
-    threads: int = 1
-    seed: int = 0
-    n_seeds: int = 5
+    seed: int = bounded(0, minimum=0)
+    n_seeds: int = bounded(8, minimum=1)
+    base: BaseSettings = group(lambda: BaseSettings(pretrain_tokens=1_500_000, device="auto"))  # noqa: RUF009
+    n_pretrain_docs: int = bounded(12000, minimum=1)
     n_pos_values: tuple[int, ...] = paper.TABLE_3_N_POSITIVE
     n_neg_values: tuple[int, ...] = paper.REBOUND_NEGATIVES
-    scale: float = 0.2
-    n_pretrain_docs: int = 4000
-    pretrain_tokens: int = 150_000
-    vocab_size: int = 1000
-    n_layers: int = 2
-    d_model: int = 64
-    n_heads: int = 4
-    context: int = 128
-    lr_align: float = 1e-3
-    lr_negative: float = 1e-3
-    align_epochs: int = 1
-    batch_size: int = 16
-    n_eval: int = 64
-    max_new_tokens: int = 40
-    temperature: float = 1.0
-    epsilon_share: float = paper.TABLE_3_KL_THRESHOLD / 0.24
+    scale: float = 0.05
+    pretrain_scales: tuple[float, ...] = ()
+    lr_align: float = bounded(1e-4, minimum=0.0, exclusive=True)
+    lr_negative: float = bounded(1e-4, minimum=0.0, exclusive=True)
+    warmup_steps: int = bounded(5, minimum=0)
+    align_epochs: int = bounded(1, minimum=1)
+    batch_size: int = bounded(16, minimum=1)
+    n_eval: int = bounded(64, minimum=1)
+    max_new_tokens: int = bounded(40, minimum=1)
+    temperature: float = bounded(1.0, minimum=0.0, exclusive=True)
+    epsilon_share: float = bounded(paper.TABLE_3_KL_THRESHOLD / 0.24, minimum=0.0, maximum=1.0, exclusive=True)
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         check_source(self.data, self.positive, self.negative)
-        check_choice(self.axis, "axis", AXES)
-        self.check_training_settings()
         scaled_grid(self.n_pos_values, self.n_neg_values, self.scale)
-        for name in ("n_pretrain_docs", "pretrain_tokens", "n_eval", "max_new_tokens", "align_epochs", "batch_size"):
-            check_int(getattr(self, name), name, minimum=1)
-        check_float(self.lr_align, "lr_align", minimum=0.0, exclusive=True)
-        check_float(self.lr_negative, "lr_negative", minimum=0.0, exclusive=True)
-        check_float(self.temperature, "temperature", minimum=0.0, exclusive=True)
-        check_float(self.epsilon_share, "epsilon_share", minimum=0.0, maximum=1.0, exclusive=True)
+        sweep = self.pretrain_scales
+        if sweep and (1.0 not in sweep or len(set(sweep)) < 4 or min(sweep) <= 0 or len(set(self.levels)) < 4):
+            raise InputError(f"pretrain_scales sweeps k: give at least 4 positive multiples of base.pretrain_tokens, "
+                             f"including 1 (where the R-claims are judged); got {list(sweep)}")
+
+    @property
+    def levels(self) -> list[int]:
+        """theta_0's pre-training token budgets run (``pretrain_scales`` x base.pretrain_tokens), increasing."""
+        return sorted({max(1, round(s * self.base.pretrain_tokens)) for s in self.pretrain_scales or (1.0,)})
+
+    @property
+    def seeds(self) -> list[int]:
+        return seed_list(self.seed, self.n_seeds)
 
     def scaled(self, values: Sequence[int]) -> list[int]:
         """``values`` (n_pos_values or n_neg_values) times ``scale``, rounded."""
@@ -118,381 +99,200 @@ class Config(SeededTraining):
 
     @classmethod
     def quick(cls) -> Config:
-        """Two seeds, a tenth of the default grid and a small model: about half a minute."""
-        return cls(n_seeds=2, scale=0.02, n_pretrain_docs=1000, pretrain_tokens=30_000, d_model=32, n_heads=2,
-                   vocab_size=600, n_eval=24, max_new_tokens=24)
+        """Two seeds, a small grid and a small model: about half a minute; outside the premise (k about 4)."""
+        return cls(n_seeds=2, scale=0.02, n_pretrain_docs=1000, n_eval=24, max_new_tokens=24, lr_align=1e-3,
+                   lr_negative=1e-3, warmup_steps=1,
+                   base=BaseSettings(pretrain_tokens=30_000, d_model=32, n_heads=2, vocab_size=600, device="auto"))
 
 
-# ----------------------------------------------------------------------------- records
-@dataclass(frozen=True)
-class PointRecord(Record):
-    """One checkpoint: seed, n_pos, n_neg (stage "base" is theta_0 itself), and its measurements."""
+# ----------------------------------------------------------------------------- wiring
+def _data(config: Any, seed: int) -> Any:
+    """The behaviour data of a rebound config (also rebound-scale's), sized for its largest amounts."""
+    from tokentree.data.sources import behaviour_data
 
-    NONFINITE_REASONS: ClassVar[dict[str, str]] = {"score": "no sampled response could be read by the scorer"}
-
-    seed: int
-    stage: str
-    n_pos: int
-    n_neg: int
-    score: float
-    unreadable: int
-    log_odds_nats: float
-    kl_to_base_nats: float
-    pretrain_bits: float
+    return behaviour_data(config.data, axis=config.axis, positive=config.positive, negative=config.negative,
+                          n_pretrain=config.n_pretrain_docs, n_aligned=max(config.scaled(config.n_pos_values)),
+                          n_misaligned=max(config.scaled(config.n_neg_values)), n_eval=config.n_eval, seed=seed)
 
 
-@dataclass(frozen=True)
-class CurveRecord(Record):
-    """One rebound curve (seed, n_pos) read off: see docs/experiments.md §E4r for every column."""
+def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
+    """For every pre-training budget: theta_0, the KL floor, a rebound curve per n_pos; the count model's shares."""
+    from tokentree.data.chat import tokenize_chats
+    from tokentree.lab.base import prepare_base
+    from tokentree.lab.probe import BehaviourProbe
+    from tokentree.lab.rebound_protocol import ReboundSettings, pretraining_shares, rebound_curve, stage_one
+    from tokentree.lab.regime import training_regime
 
-    NONFINITE_REASONS: ClassVar[dict[str, str]] = {
-        "drop_share_quarter": "the log-odds did not drop over the negatives",
-        "knee": "the log-odds did not drop over the negatives",
-        "negatives_to_epsilon": "the KL to theta_0 never came within epsilon",
-        "negatives_to_base_behaviour": "the log-odds never came back to theta_0's",
-        "initial_slope_normalised": "stage 1 did not raise the log-odds",
-    }
-
-    seed: int
-    n_pos: int
-    base_log_odds_nats: float
-    stage1_log_odds_nats: float
-    stage1_gain_nats: float
-    stage1_score: float
-    initial_slope: float
-    initial_slope_normalised: float
-    drop_share_quarter: float
-    knee: float
-    kl_after_stage1_nats: float
-    epsilon_nats: float
-    negatives_to_epsilon: float
-    min_kl_nats: float
-    negatives_at_min_kl: float
-    negatives_to_base_behaviour: float
-
-
-@dataclass(frozen=True)
-class CountModelRecord(Record):
-    """The count model at one n_pos (docs/theory.md §7): its closed forms on this experiment's sizes."""
-
-    NONFINITE_REASONS: ClassVar[dict[str, str]] = {
-        "negatives_to_epsilon": "the count model's KL never comes within epsilon (its minimum is above it)"
-    }
-
-    n_pos: int
-    n_pretrain: int
-    betas: tuple[float, ...]
-    kl_after_stage1_nats: float
-    initial_kl_slope: float
-    min_kl_nats: float
-    negatives_at_min_kl: float
-    return_count: float
-    epsilon_nats: float
-    negatives_to_epsilon: float
+    settings = ReboundSettings(lr_align=config.lr_align, lr_negative=config.lr_negative,
+                               align_epochs=config.align_epochs, batch_size=config.batch_size,
+                               threads=config.base.threads, device=config.base.device,
+                               warmup_steps=config.warmup_steps)
+    data, n_pos_values = _data(config, seed), config.scaled(config.n_pos_values)
+    out: dict[str, list[Any]] = {"records": [], "curves": [], "regime": [], "shares": [pretraining_shares(data)]}
+    for tokens in config.levels:
+        base = prepare_base(data, dataclasses.replace(config.base, pretrain_tokens=tokens), seed=seed)
+        probe = BehaviourProbe(data, base.tokenizer, base.model, max_new_tokens=config.max_new_tokens,
+                               temperature=config.temperature, seed=seed, threads=config.base.threads)
+        aligned = tokenize_chats(data.aligned, base.tokenizer)
+        misaligned = tokenize_chats(data.misaligned, base.tokenizer)
+        twins = [stage_one(base.model, aligned, n_pos=n_pos_values[0], settings=settings, seed=seed + s)
+                 for s in (1000, 2000)]
+        floor = probe.decision_kl(twins[0], twins[1])
+        for i, n_pos in enumerate(n_pos_values):
+            curve = rebound_curve(base.model, probe, aligned, misaligned, n_pos=n_pos,
+                                  n_neg=config.scaled(config.n_neg_values), settings=settings, seed=seed)
+            out["records"] += [point_record(seed, "base", 0, 0, curve.base, tokens)] if i == 0 else []
+            out["records"] += [point_record(seed, "curve", n_pos, n, p, tokens)
+                               for n, p in zip(curve.n_neg, curve.points, strict=True)]
+            out["curves"].append(read_curve(seed, curve, config.epsilon_share, floor=floor, pretrain_tokens=tokens))
+        out["regime"].append(training_regime(
+            pretrain_tokens=base.pretrain_tokens, behaviour_tokens=aligned.head(n_pos_values[-1]).n_target_tokens,
+            transfer_tokens=misaligned.head(config.scaled(config.n_neg_values)[-1]).n_target_tokens,
+            pretrain_losses=base.pretrain_losses, fine_tune_lr=max(config.lr_align, config.lr_negative),
+            warmup_steps=config.warmup_steps, alignment_kl_nats=out["curves"][-1].kl_after_stage1_nats, warn=False))
+    return out
 
 
-# ----------------------------------------------------------------------------- result
+# ----------------------------------------------------------------------------- claims
+#: (item, claim, CurveRecord column, direction along n_pos, gated on reaching the floor) of R2-R6 (R5 is a line).
+ORDERINGS = (
+    ("R2", "every curve is steep then flat: more than a quarter of the score's drop (a straight line's share) in the "
+     "first quarter of the negatives", "", "", False),
+    ("R3", "the initial rebound is faster after more alignment (score lost per negative at the start increases with "
+     "n_pos)", "score_initial_slope", "greater", False),
+    ("R4", "Table 3: more alignment needs fewer negatives to bring the decision KL back within the seed-to-seed floor",
+     "negatives_to_floor", "less", True),
+    ("R6", "the trained model needs more negatives to undo more alignment, as the count model does (negatives until "
+     "the score is back at theta_0's increase with n_pos)", "negatives_to_base_score", "greater", False),
+)
+
+
+def judge(curves: Sequence[CurveRecord], regimes: Sequence[TrainingRegime], n_pos: list[int]) -> list[Verdict]:
+    """R1-R4 and R6 on the sampled score and the decision KL (docs/experiments.md §E4r); seeds are the unit."""
+    seeds = sorted({c.seed for c in curves})
+
+    def matrix(key: str) -> np.ndarray:
+        return np.array([[next(getattr(c, key) for c in curves if (c.seed, c.n_pos) == (s, n)) for n in n_pos]
+                         for s in seeds], dtype=float)
+
+    regime, by_n = trained.premise_problems(regimes), lambda c: f"n_pos {c.n_pos}"
+    r1 = trained.cells_verdict("R1", "stage 1 took: the sampled score after stage 1 is above theta_0's, at every n_pos",
+                               trained.cells_of(curves, "stage1_score_gain", by_n), SECTION, untestable=regime)
+    untestable = "; ".join(p for p in (regime, "" if r1.status == "holds" else "stage 1 did not measurably take "
+                                       "(R1)") if p)
+    never = "" if np.isfinite(matrix("negatives_to_floor")).any() else "the decision KL never came within the floor"
+    r2 = trained.cells_verdict("R2", ORDERINGS[0][1], trained.cells_of(curves, "score_drop_share_quarter", by_n),
+                               SECTION, untestable=untestable, null=0.25)
+    return [r1, r2, *(trained.order_verdict(item, claim, n_pos, matrix(key), SECTION, alternative=alternative,
+                                            untestable="; ".join(p for p in (untestable, extra and never) if p))
+                      for item, claim, key, alternative, extra in ORDERINGS[1:])]
+
+
+def _sweep_effects(curves: Sequence[CurveRecord], seeds: Sequence[int], levels: Sequence[int],
+                   n_pos: Sequence[int]) -> np.ndarray:
+    """Per seed and pre-training budget: Spearman's rho of the initial score drop on n_pos (0 where undefined)."""
+    from scipy import stats
+
+    def slope(s: int, n: int, t: int) -> float:
+        return next(c.score_initial_slope for c in curves if (c.seed, c.n_pos, c.pretrain_tokens) == (s, n, t))
+
+    def rho(values: list[float]) -> float:
+        return float(np.nan_to_num(stats.spearmanr(n_pos, values).statistic)) if np.ptp(values) > 0 else 0.0
+
+    return np.array([[rho([slope(s, n, t) for n in n_pos]) for t in levels] for s in seeds])
+
+
+def judge_sweep(curves: Sequence[CurveRecord], regimes: Sequence[TrainingRegime], levels: Sequence[int],
+                n_pos: list[int]) -> list[Verdict]:
+    """K2 per pre-training budget (rho > 0 over seeds) and K2-trend: rho grows with log k."""
+    per_level = [regimes[i::len(levels)] for i in range(len(levels))]
+    return trained.sweep_verdicts("K2", "more alignment, faster initial rebound (Spearman rho of the score drop on "
+                                  "n_pos > 0)", [float(np.mean([r.k for r in lv])) for lv in per_level],
+                                  _sweep_effects(curves, sorted({c.seed for c in curves}), levels, n_pos), SECTION,
+                                  untestable=[trained.premise_problems(lv) for lv in per_level], unit="")
+
+
+# ----------------------------------------------------------------------------- report
 @dataclass(frozen=True, eq=False, repr=False)
 class Result(ExperimentReport):
     EXPERIMENT = NAME
+    PLOTS = ("rebound_curves", "table3", "rebound_vs_k")
+    CLAIMS_SECTION = SECTION
 
     config: Config
     records: Sequence[PointRecord]
     curves: Sequence[CurveRecord]
     count_model: Sequence[CountModelRecord]
+    regime: Sequence[TrainingRegime]
     verdicts: Sequence[Verdict]
     seconds: float = field(default=0.0)
 
     def side_tables(self) -> dict[str, Sequence[Any]]:
-        return {"curves": self.curves, "count_model": self.count_model}
-
-    def verdict_list(self) -> Sequence[Verdict]:
-        return self.verdicts
+        return {"curves": self.curves, "count_model": self.count_model, "regime": self.regime}
 
     @property
     def n_pos(self) -> list[int]:
         return sorted({c.n_pos for c in self.curves})
 
-    def _per_n_pos(self, attribute: str) -> list[np.ndarray]:
-        return [np.array([getattr(c, attribute) for c in self.curves if c.n_pos == n]) for n in self.n_pos]
-
-    def terminal_summary(self) -> str:
-        head = f"rebound ({self.config.data}, {self.config.n_seeds} seeds): verdicts ({SECTION})"
-        return "\n".join([head, *verdict_lines(self.verdicts)])
-
-    def _table(self) -> list[str]:
-        lines = [
-            "| n_pos | stage-1 gain (nats) | stage-1 score | initial slope (nats/neg) | slope / gain | "
-            "drop share by 1/4 | knee | negatives to KL <= eps | to theta_0's behaviour | count model: to eps | "
-            "count model: return |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        model = {c.n_pos: c for c in self.count_model}
-
-        def cell(values: np.ndarray, fmt: str) -> str:
-            finite = values[np.isfinite(values)]
-            if finite.size == 0:
-                return "never"
-            tail = f" ({values.size - finite.size} never)" if finite.size < values.size else ""
-            sd = f" ± {finite.std(ddof=1):{fmt}}" if finite.size > 1 else ""
-            return f"{finite.mean():{fmt}}{sd}{tail}"
-
-        for n in self.n_pos:
-            row = [c for c in self.curves if c.n_pos == n]
-
-            def col(name: str, row: list[CurveRecord] = row) -> np.ndarray:
-                return np.array([getattr(c, name) for c in row])
-
-            m = model[n]
-            to_eps = "never" if not math.isfinite(m.negatives_to_epsilon) else f"{m.negatives_to_epsilon:.0f}"
-            lines.append(
-                f"| {n} | {cell(col('stage1_gain_nats'), '.2f')} | {cell(col('stage1_score'), '.2f')} | "
-                f"{cell(col('initial_slope'), '.3g')} | {cell(col('initial_slope_normalised'), '.3g')} | "
-                f"{cell(col('drop_share_quarter'), '.2f')} | {cell(col('knee'), '.0f')} | "
-                f"{cell(col('negatives_to_epsilon'), '.0f')} | {cell(col('negatives_to_base_behaviour'), '.0f')} | "
-                f"{to_eps} | {m.return_count:.0f} |"
-            )
-        return lines
-
-    def summary_markdown(self) -> str:
-        c = self.config
-        out = [
-            f"# rebound: more alignment, faster collapse? ({c.data}, model {c.model})",
-            "",
-            f"Seeds {c.seeds}. Grid: n_pos {c.scaled(c.n_pos_values)} (the paper's {list(c.n_pos_values)} x "
-            f"{c.scale:g}), then n_neg {c.scaled(c.n_neg_values)} in one pass, measured at each. Behaviour is the "
-            f"smooth log-odds of the aligned vs the misaligned reference answer to {c.n_eval} held-out prompts; "
-            f"the sampled score is reported beside it. KL to theta_0 is per response token, in nats; epsilon = "
-            f"{c.epsilon_share:.3f} x the KL after stage 1. Run time {self.seconds:.0f} s. Columns: {SECTION}.",
-            "",
-            "## Verdicts",
-            "",
-            *verdict_table(self.verdicts),
-        ]
-        out += ["", "## Per amount of aligned data (mean ± sd over seeds)", "", *self._table(), ""]
-        out += [
-            "## Table 3 side by side (negatives needed, normalised to the smallest n_pos)",
-            "",
-            "| n_pos | this run | count model | Llama2-7B | Gemma-2B |",
-            "|---|---|---|---|---|",
-        ]
-        ours, model = self.table3_ratios()
-        llama, gemma = paper.table_3_normalised("Llama2-7B"), paper.table_3_normalised("Gemma-2B")
-        for i, n in enumerate(self.n_pos):
-            ll = f"{llama[i]:.2f}" if i < len(llama) else ""
-            gg = f"{gemma[i]:.2f}" if i < len(gemma) else ""
-            out.append(f"| {n} | {ours[i]:.2f} | {model[i]:.2f} | {ll} | {gg} |")
-        out += ["", "![rebound curves](rebound_curves.png)", "", "![Table 3](table3.png)"]
-        return "\n".join(out).replace("nan", "n/a") + "\n"
+    def _at(self) -> list[CurveRecord]:
+        return [c for c in self.curves if c.pretrain_tokens == self.config.base.pretrain_tokens]
 
     def table3_ratios(self) -> tuple[list[float], list[float]]:
-        """Negatives to KL <= epsilon over the smallest n_pos's: this run (means of finite values), the count model."""
-        means = [float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else math.nan
-                 for v in self._per_n_pos("negatives_to_epsilon")]
-        model = [m.negatives_to_epsilon for m in sorted(self.count_model, key=lambda m: m.n_pos)]
-        first = means[0]
-        return [m / first if first and math.isfinite(first) else math.nan for m in means], \
-            [m / model[0] if math.isfinite(model[0]) and model[0] > 0 else math.nan for m in model]
+        """Negatives to the KL floor over the smallest n_pos's (means of finite values); the count model's to its
+        epsilon (:func:`~tokentree.verification.curves.normalised_counts`)."""
+        return normalised_counts([[c.negatives_to_floor for c in self._at() if c.n_pos == n] for n in self.n_pos]), \
+            normalised_counts([[m.negatives_to_epsilon] for m in sorted(self.count_model, key=lambda m: m.n_pos)])
+
+    def title(self) -> str:
+        return f"rebound: more alignment, faster collapse? ({self.config.data}, model {self.config.base.model})"
+
+    def intro(self) -> str:
+        c = self.config
+        words = self.regime[-1].words if self.regime else ""
+        return (f"Seeds {c.seeds}; axis {c.axis}. Grid: n_pos {c.scaled(c.n_pos_values)} (the paper's "
+                f"{list(c.n_pos_values)} x {c.scale:g}), then n_neg {c.scaled(c.n_neg_values)} in one pass; lr "
+                f"{c.lr_align:g} / {c.lr_negative:g} with {c.warmup_steps} warmup steps. The claims read the sampled "
+                f"score on {c.n_eval} held-out prompts and the KL to theta_0 at the decision positions; the threshold "
+                f"is the seed-to-seed floor. Regime: {words}. Run time {self.seconds:.0f} s. Columns: {SECTION}.")
+
+    def sections(self) -> Sequence[Section]:
+        model = {m.n_pos: m for m in self.count_model}
+        rows = [{"n_pos": n, "curves": [c for c in self._at() if c.n_pos == n], "model": model[n]}
+                for n in self.n_pos]
+        table3 = paper.table_3_rows(self.n_pos, *self.table3_ratios())
+        return [(CURVE_TABLE, rows), (paper.TABLE_3_SIDE_BY_SIDE, table3), (trained.REGIME_TABLE, self.regime)]
+
+    def terminal_tables(self) -> Sequence[tuple[Table, Sequence[Any]]]:
+        return [(trained.REGIME_TABLE, self.regime)]
 
     def plot(self, folder: Path) -> None:
-        from tokentree.plots import COLOURS, new_figure
+        from tokentree.plots.rebound import plot_rebound_curves, plot_table3
+        from tokentree.plots.resistance import plot_effect_vs_k
 
-        fig, axes = new_figure(1, 3, size=(15, 4.2))
-        for i, n in enumerate(self.n_pos):
-            pts = [r for r in self.records if r.stage == "curve" and r.n_pos == n]
-            amounts = sorted({r.n_neg for r in pts})
-            for ax, key in zip(axes, ("log_odds_nats", "score", "kl_to_base_nats"), strict=True):
-                grid = np.array([[getattr(r, key) for r in pts if r.n_neg == a] for a in amounts], dtype=float)
-                mean, sd = np.nanmean(grid, axis=1), np.nanstd(grid, axis=1)
-                ax.plot(amounts, mean, "o-", color=COLOURS[i % len(COLOURS)], label=f"n_pos = {n}")
-                ax.fill_between(amounts, mean - sd, mean + sd, color=COLOURS[i % len(COLOURS)], alpha=0.15)
-        base = [r for r in self.records if r.stage == "base"]
-        for ax, key, label in zip(
-            axes, ("log_odds_nats", "score", "kl_to_base_nats"),
-            ("log-odds aligned vs misaligned (nats)", "sampled behaviour score", "KL to theta_0 (nats per token)"),
-            strict=True,
-        ):
-            if key != "kl_to_base_nats":
-                ax.axhline(np.nanmean([getattr(r, key) for r in base]), color="0.3", ls="--", lw=1, label="theta_0")
-            ax.set_xlabel("negative examples (stage 2)")
-            ax.set_ylabel(label)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-        fig.suptitle(f"Rebound after alignment ({self.config.data}; bands: seed sd)")
-        fig.savefig(folder / "rebound_curves.png")
-
-        fig, ax = new_figure()
-        ours, model = self.table3_ratios()
-        xs = np.arange(len(self.n_pos))
-        ax.plot(xs, ours, "o-", color=COLOURS[0], label="this run (trained)")
-        ax.plot(xs, model, "s--", color=COLOURS[1], label="count model (docs/theory.md §7)")
-        for j, name in enumerate(paper.TABLE_3_NEGATIVES):
-            row = paper.table_3_normalised(name)[: len(xs)]
-            ax.plot(xs[: len(row)], row, "^:", color=COLOURS[2 + j], label=f"paper, {name}")
-        ax.set_xticks(xs, [str(n) for n in self.n_pos])
-        ax.set_xlabel("aligned examples n_pos")
-        ax.set_ylabel("negatives to KL <= epsilon, / smallest n_pos")
-        ax.set_title("Table 3: does more alignment need fewer negatives to return?")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.savefig(folder / "table3.png")
-
-
-# ----------------------------------------------------------------------------- running
-def _data(config: Any, seed: int) -> Any:
-    """The behaviour data of a rebound config (also rebound-scale's), sized for its largest amounts."""
-    from tokentree.data.sources import behaviour_data
-
-    return behaviour_data(
-        config.data, axis=config.axis, positive=config.positive, negative=config.negative,
-        n_pretrain=config.n_pretrain_docs, n_aligned=max(config.scaled(config.n_pos_values)),
-        n_misaligned=max(config.scaled(config.n_neg_values)), n_eval=config.n_eval, seed=seed,
-    )
-
-
-def _pretraining_shares(data: Any) -> tuple[float, float, float]:
-    """beta of the count model: shares of pre-training documents the scorer reads as neither, aligned, misaligned."""
-    texts = list(data.pretraining_texts) + [chat[-1]["content"] for chat in data.pretraining_chats]
-    scores = data.scorer.score(texts)
-    aligned = float(np.sum(scores > 0.5))
-    misaligned = float(np.sum(scores < 0.5))
-    neither = len(texts) - aligned - misaligned
-    total = float(len(texts))
-    return neither / total, aligned / total, misaligned / total
-
-
-def _curve_record(seed: int, curve: Any, epsilon_share: float) -> CurveRecord:
-    amounts = list(curve.n_neg)
-    odds = [p.log_odds_nats for p in curve.points]
-    kl = [p.kl_to_base_nats for p in curve.points]
-    base = curve.base.log_odds_nats
-    gain = odds[0] - base
-    epsilon = epsilon_share * kl[0]
-    lowest = int(np.argmin(kl))
-    slope = curves.initial_slope(amounts, odds)
-    return CurveRecord(
-        seed=seed,
-        n_pos=curve.n_pos,
-        base_log_odds_nats=base,
-        stage1_log_odds_nats=odds[0],
-        stage1_gain_nats=gain,
-        stage1_score=curve.points[0].score,
-        initial_slope=slope,
-        initial_slope_normalised=slope / gain if gain > 0 else math.nan,
-        drop_share_quarter=curves.drop_share(amounts, odds, 0.25 * amounts[-1]),
-        knee=curves.knee(amounts, odds),
-        kl_after_stage1_nats=kl[0],
-        epsilon_nats=epsilon,
-        negatives_to_epsilon=curves.first_at_most(amounts, kl, epsilon),
-        min_kl_nats=float(kl[lowest]),
-        negatives_at_min_kl=float(amounts[lowest]),
-        negatives_to_base_behaviour=curves.first_at_most(amounts, odds, base),
-    )
-
-
-def _count_model(config: Config, shares: tuple[float, float, float]) -> list[CountModelRecord]:
-    out = []
-    n_p = config.n_pretrain_docs
-    for n_pos in config.scaled(config.n_pos_values):
-        kl0 = float(count_model_rebound(n_p, shares, n_pos, [0.0]).kl_nats[0])
-        at, lowest = count_model_minimum(n_p, shares, n_pos)
-        epsilon = config.epsilon_share * kl0
-        out.append(CountModelRecord(
-            n_pos=n_pos, n_pretrain=n_p, betas=tuple(shares), kl_after_stage1_nats=kl0,
-            initial_kl_slope=count_model_initial_slope(n_p, n_pos), min_kl_nats=lowest, negatives_at_min_kl=at,
-            return_count=count_model_return_count(shares, n_pos), epsilon_nats=epsilon,
-            negatives_to_epsilon=count_model_negatives_to_kl(n_p, shares, n_pos, epsilon),
-        ))
-    return out
-
-
-def _judge(result_curves: Sequence[CurveRecord], model: Sequence[CountModelRecord], n_pos: list[int]) -> list[Verdict]:
-    def per(attribute: str) -> list[np.ndarray]:
-        return [np.array([getattr(c, attribute) for c in result_curves if c.n_pos == n]) for n in n_pos]
-
-    def summary(attribute: str, fmt: str = ".3g") -> str:
-        return ", ".join(f"{n}: {np.nanmean(v):{fmt}}" for n, v in zip(n_pos, per(attribute), strict=True))
-
-    verdicts = []
-
-    def add(item: str, claim: str, status: VerdictStatus, evidence: str) -> None:
-        verdicts.append(Verdict(item, claim, status, evidence, SECTION))
-
-    add("R1", "the stage-1 behaviour rises with the amount of aligned data",
-        claims.ordered(per("stage1_log_odds_nats")),
-        f"stage-1 log-odds by n_pos: {summary('stage1_log_odds_nats', '.2f')}; sampled score "
-        f"{summary('stage1_score', '.2f')}")
-    shares = [claims.at_least(v, 0.5) for v in per("drop_share_quarter")]
-    add("R2", "every curve is steep then flat: at least half the drop in the first quarter of the negatives",
-        claims.all_of(shares),
-        f"share of the log-odds drop by a quarter of the budget: {summary('drop_share_quarter', '.2f')} "
-        f"({', '.join(str(s) for s in shares)})")
-    add("R3", "the initial rebound is faster after more alignment (raw slope ordered by n_pos)",
-        claims.ordered(per("initial_slope")), f"log-odds lost per negative at the start: {summary('initial_slope')}")
-    add("R3n", "... and per unit of stage-1 gain (slope / gain ordered by n_pos)",
-        claims.ordered(per("initial_slope_normalised")), f"slope / gain: {summary('initial_slope_normalised')}")
-    counts = per("negatives_to_epsilon")
-    reached = [int(np.isfinite(v).sum()) for v in counts]
-    if sum(reached) < sum(v.size for v in counts) / 2:
-        status, extra = VerdictStatus.FAILS, "; the KL to theta_0 did not come back within epsilon in most runs"
-    else:
-        status, extra = claims.ordered([-v for v in counts]), ""
-    add("R4", "Table 3: more alignment needs fewer negatives to bring the KL to theta_0 within epsilon", status,
-        f"negatives to KL <= eps: {summary('negatives_to_epsilon', '.0f')} (reached in {reached} runs per n_pos); "
-        f"smallest KL reached {summary('min_kl_nats', '.3f')} vs epsilon {summary('epsilon_nats', '.4f')} nats{extra}")
-    returns = [m.return_count for m in model]
-    grows = all(b > a for a, b in itertools.pairwise(returns))
-    add("R5", "the count model predicts the opposite of Table 3: its return count n_pos beta_3/beta_2 grows with n_pos",
-        VerdictStatus.HOLDS if grows else VerdictStatus.FAILS,
-        f"count-model return counts {[round(r) for r in returns]}; its initial KL slopes "
-        f"{[f'{m.initial_kl_slope:.2g}' for m in model]} per negative; its smallest KL "
-        f"{[f'{m.min_kl_nats:.3g}' for m in model]} nats (0 when every pre-training document shows the behaviour "
-        f"one way or the other, beta_1 = {model[0].betas[0]:.3f})")
-    add("R6", "the trained model needs more negatives to undo more alignment, as the count model does",
-        claims.ordered(per("negatives_to_base_behaviour")),
-        f"negatives until the log-odds are back at theta_0's: {summary('negatives_to_base_behaviour', '.0f')}")
-    return verdicts
+        c = self.config
+        panels = (("score", "sampled behaviour score"), ("decision_kl_nats", "KL to theta_0 at decision positions"),
+                  ("log_odds_nats", "log-odds aligned vs misaligned (nats)"))
+        plot_rebound_curves([r for r in self.records if r.pretrain_tokens == c.base.pretrain_tokens], self.n_pos,
+                            panels, base_line=("log_odds_nats", "score"),
+                            title=f"Rebound after alignment ({c.data}, {c.axis}; bands: seed sd)",
+                            path=folder / "rebound_curves.png")
+        ours, counted = self.table3_ratios()
+        plot_table3(self.n_pos, ours, counted, {name: paper.table_3_normalised(name) for name in
+                                                paper.TABLE_3_NEGATIVES},
+                    ylabel="negatives to the KL floor, / smallest n_pos", path=folder / "table3.png")
+        plot_effect_vs_k(np.array([r.k for r in self.regime]).reshape(len(c.seeds), len(c.levels)),
+                         _sweep_effects(self.curves, c.seeds, c.levels, self.n_pos),
+                         ylabel="Spearman rho: initial score drop on n_pos", path=folder / "rebound_vs_k.png")
 
 
 def run(config: Config, *, show_progress: bool | None = None) -> Result:
-    from tokentree.data.chat import tokenize_chats
-    from tokentree.lab.base import BaseSettings, prepare_base
-    from tokentree.lab.probe import BehaviourProbe
-    from tokentree.lab.rebound_protocol import ReboundSettings, rebound_curve
-
-    start = time.perf_counter()
-    points: list[PointRecord] = []
-    curve_records: list[CurveRecord] = []
-    shares: list[tuple[float, float, float]] = []
-    settings = ReboundSettings(lr_align=config.lr_align, lr_negative=config.lr_negative,
-                               align_epochs=config.align_epochs, batch_size=config.batch_size,
-                               threads=config.threads, device=config.device)
-    for seed in progress(config.seeds, desc="rebound seeds", show=show_progress):
-        data = _data(config, seed)
-        shares.append(_pretraining_shares(data))
-        base = prepare_base(data, BaseSettings(
-            model=config.model, vocab_size=config.vocab_size, n_layers=config.n_layers, d_model=config.d_model,
-            n_heads=config.n_heads, context=config.context, pretrain_tokens=config.pretrain_tokens,
-            batch_size=config.batch_size, device=config.device, threads=config.threads,
-        ), seed=seed)
-        probe = BehaviourProbe(data, base.tokenizer, base.model, max_new_tokens=config.max_new_tokens,
-                               temperature=config.temperature, seed=seed, threads=config.threads)
-        aligned = tokenize_chats(data.aligned, base.tokenizer)
-        misaligned = tokenize_chats(data.misaligned, base.tokenizer)
-        for n_pos in config.scaled(config.n_pos_values):
-            curve = rebound_curve(base.model, probe, aligned, misaligned, n_pos=n_pos,
-                                  n_neg=config.scaled(config.n_neg_values), settings=settings, seed=seed)
-            if n_pos == config.scaled(config.n_pos_values)[0]:
-                points.append(PointRecord(seed, "base", 0, 0, **_values(curve.base)))
-            points += [PointRecord(seed, "curve", n_pos, n, **_values(p))
-                       for n, p in zip(curve.n_neg, curve.points, strict=True)]
-            curve_records.append(_curve_record(seed, curve, config.epsilon_share))
-    mean_shares = tuple(float(x) for x in np.mean(np.array(shares), axis=0))
-    model = _count_model(config, mean_shares)  # type: ignore[arg-type]
-    verdicts = _judge(curve_records, model, config.scaled(config.n_pos_values))
-    return Result(config, points, curve_records, model, verdicts, seconds=time.perf_counter() - start)
-
-
-def _values(p: Any) -> dict[str, Any]:
-    return {"score": p.score, "unreadable": int(p.unreadable), "log_odds_nats": p.log_odds_nats,
-            "kl_to_base_nats": p.kl_to_base_nats, "pretrain_bits": p.pretrain_bits}
+    runs = run_cases(config.seeds, lambda seed: one_seed(config, seed), desc="rebound seeds", show=show_progress)
+    t, n_pos = runs.tables, config.scaled(config.n_pos_values)
+    shares = tuple(float(x) for x in np.mean(np.array(t["shares"]), axis=0))
+    model = count_model_records(config.n_pretrain_docs, shares, n_pos, config.epsilon_share)  # type: ignore[arg-type]
+    at = config.levels.index(config.base.pretrain_tokens)
+    judged = [c for c in t["curves"] if c.pretrain_tokens == config.base.pretrain_tokens]
+    verdicts = judge(judged, t["regime"][at::len(config.levels)], n_pos)
+    if len(config.levels) > 1:
+        verdicts += judge_sweep(t["curves"], t["regime"], config.levels, n_pos)
+    return Result(config, t["records"], t["curves"], model, t["regime"], verdicts, seconds=runs.seconds)

@@ -113,7 +113,7 @@ def _coerce(default: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise InputError(f"{where} must be a list; got {value!r}")
         inner = default[0] if default else None
-        return tuple(value if inner is None else _coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
+        return tuple(v if inner is None else _coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise InputError(f"{where} must be true or false; got {value!r}")

@@ -8,6 +8,7 @@ the data it trains on: :mod:`tokentree.data`).
 ``base``            theta_0: a tiny Llama pre-trained here (cosine schedule, snapshots), or a loaded model
 ``probe``           what a behaviour experiment measures: sampled score, log-odds, KL to theta_0, forgetting
 ``rebound_protocol`` the rebound protocol: aligned examples, then misaligned ones in one measured pass
+``transfer``        resistance: checkpoints of one alignment epoch, their sampled slices, forward/inverse training
 ``template_prefix`` where a narrow fine-tune stores its shift: the template prefix, the query, the postfix
 ==================  ===============================================================
 

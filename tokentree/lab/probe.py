@@ -10,7 +10,11 @@
   log p(aligned reference | prompt) - log p(misaligned reference | prompt);
 * ``kl_to_base_nats``: the mean token-level KL(model || theta_0) over the response
   positions of both references, exact over the vocabulary;
-* ``pretrain_bits``: bits per token of held-out pre-training text (forgetting).
+* ``decision_kl_nats``: the same KL at the *decision position* only: the first response
+  token where the aligned and the misaligned reference part (the context before it is the
+  same in both), so that drift on the rest of the response does not count;
+* ``pretrain_bits``: bits per token of the last ``n_pretrain_eval`` pre-training documents
+  (text the base was trained on, not held out: a measure of forgetting).
 
 Each measurement but the log-odds can be switched off (then it is nan), to save time in
 sweeps that need only the log-odds.
@@ -28,7 +32,29 @@ from tokentree.data.chat import TokenizedExamples, tokenize_chats, tokenize_text
 from tokentree.data.sources import BehaviourData
 from tokentree.infra.checks import check_int
 
-__all__ = ["ProbeResult", "BehaviourProbe"]
+__all__ = ["ProbeResult", "BehaviourProbe", "decision_positions"]
+
+
+def decision_positions(aligned: TokenizedExamples, misaligned: TokenizedExamples) -> TokenizedExamples | None:
+    """The aligned references with one target each: the first response token where the misaligned reference to
+    the same prompt differs (pairs that never differ are dropped; None if none differ).
+
+    >>> import numpy as np
+    >>> a = TokenizedExamples((np.array([1, 2, 3, 4]),), (np.array([False, False, True, True]),))
+    >>> b = TokenizedExamples((np.array([1, 2, 3, 9]),), (np.array([False, False, True, True]),))
+    >>> decision_positions(a, b).masks[0].tolist()
+    [False, False, False, True]
+    """
+    seqs, masks = [], []
+    for s, m, t in zip(aligned.sequences, aligned.masks, misaligned.sequences, strict=True):
+        n = min(s.shape[0], t.shape[0])
+        differ = np.flatnonzero((s[:n] != t[:n]) & m[:n])
+        if differ.size and differ[0] >= 1:
+            mask = np.zeros_like(m)
+            mask[differ[0]] = True
+            seqs.append(s)
+            masks.append(mask)
+    return TokenizedExamples(tuple(seqs), tuple(masks)) if seqs else None
 
 
 @dataclass(frozen=True)
@@ -40,6 +66,7 @@ class ProbeResult:
     log_odds_nats: float
     kl_to_base_nats: float
     pretrain_bits: float
+    decision_kl_nats: float = float("nan")
 
 
 class BehaviourProbe:
@@ -72,6 +99,7 @@ class BehaviourProbe:
         self.aligned = tokenize_chats(data.eval_aligned, tokenizer, responses="last")
         self.misaligned = tokenize_chats(data.eval_misaligned, tokenizer, responses="last")
         self.both = TokenizedExamples.concatenate([self.aligned, self.misaligned])
+        self.decision = decision_positions(self.aligned, self.misaligned)
         texts = data.pretraining_texts[-n_pretrain_eval:]
         self.pretrain = tokenize_texts(texts, tokenizer)
 
@@ -100,8 +128,18 @@ class BehaviourProbe:
         if self.pretrain_rate:
             rates = response_rates(model, {"pretrain": self.pretrain}, batch_size=self.batch_size, threads=self.threads)
             bits = rates["pretrain"].bits_per_token
-        kl = float("nan")
+        kl = decision = float("nan")
         if self.kl:
             kl = kl_to_reference(model, self.base, self.both, batch_size=self.batch_size).mean_kl_nats
+            decision = self.decision_kl(model)
         return ProbeResult(score=score, unreadable=unreadable, log_odds_nats=self.log_odds(model), kl_to_base_nats=kl,
-                           pretrain_bits=bits)
+                           pretrain_bits=bits, decision_kl_nats=decision)
+
+    def decision_kl(self, model: Any, reference: Any = None) -> float:
+        """KL(model || reference, theta_0 by default) at the decision positions, nats (nan if no pair differs)."""
+        from tokentree.lab.measure import kl_to_reference
+
+        if self.decision is None:
+            return float("nan")
+        return kl_to_reference(model, self.base if reference is None else reference, self.decision,
+                               batch_size=self.batch_size).mean_kl_nats

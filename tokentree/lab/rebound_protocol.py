@@ -5,22 +5,40 @@ Stage 1 fine-tunes theta_0 on the first ``n_pos`` aligned examples (a fresh opti
 in *one pass*, measured after the first n_neg examples for every amount in the grid: the
 model after 500 negatives is the model after 200 plus 300 more, not a separate run.
 Every checkpoint is measured by a :class:`~tokentree.lab.probe.BehaviourProbe`.
+
+:func:`count_model_records` gives the count model's
+closed forms (docs/theory.md §7) on an experiment's sizes; :func:`pretraining_shares` the
+count model's beta from the data's scorer.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+import numpy as np
+
+from tokentree.compression.count_rebound import (
+    count_model_initial_slope,
+    count_model_minimum,
+    count_model_negatives_to_kl,
+    count_model_rebound,
+    count_model_return_count,
+)
 from tokentree.data.chat import TokenizedExamples
+from tokentree.data.sources import BehaviourData
 from tokentree.infra.checks import check_float, check_int, check_list
 from tokentree.infra.errors import InputError
+from tokentree.infra.results import Record
 from tokentree.lab.probe import BehaviourProbe, ProbeResult
 from tokentree.lab.protocol import Stage, run_stages
 
-__all__ = ["ReboundSettings", "ReboundCurve", "rebound_curve", "scaled_amounts", "scaled_grid"]
+__all__ = ["ReboundSettings", "ReboundCurve", "PointRecord", "point_record", "CountModelRecord", "rebound_curve",
+           "stage_one", "count_model_records",
+           "pretraining_shares", "scaled_amounts", "scaled_grid"]
 
 
 def scaled_amounts(values: Sequence[int], scale: float) -> list[int]:
@@ -47,7 +65,8 @@ def scaled_grid(n_pos: Sequence[int], n_neg: Sequence[int], scale: float) -> tup
 
 @dataclass(frozen=True)
 class ReboundSettings:
-    """Learning rates of the two stages, epochs of stage 1, batch size, threads and device."""
+    """Learning rates of the two stages, epochs of stage 1, batch size, threads, device, and the linear warmup
+    steps of each stage's fresh optimiser."""
 
     lr_align: float = 1e-3
     lr_negative: float = 1e-3
@@ -55,12 +74,14 @@ class ReboundSettings:
     batch_size: int = 16
     threads: int = 1
     device: str = "cpu"
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         check_float(self.lr_align, "lr_align", minimum=0.0, exclusive=True)
         check_float(self.lr_negative, "lr_negative", minimum=0.0, exclusive=True)
         check_int(self.align_epochs, "align_epochs", minimum=1)
         check_int(self.batch_size, "batch_size", minimum=1)
+        check_int(self.warmup_steps, "warmup_steps", minimum=0)
 
 
 @dataclass(frozen=True)
@@ -102,8 +123,94 @@ def rebound_curve(
 
     def new_trainer(model: Any, stage: Stage) -> LMTrainer:
         return LMTrainer(model, TrainSettings(lr=stage.lr, batch_size=settings.batch_size, seed=stage.seed,
-                                              threads=settings.threads, device=settings.device))
+                                              warmup_steps=settings.warmup_steps, threads=settings.threads,
+                                              device=settings.device))
 
     measured = run_stages(base_model, stages, new_trainer=new_trainer, measure=lambda m: asdict(probe(m)))
     results = [ProbeResult(**{k: v for k, v in m.values.items()}) for m in measured]  # type: ignore[arg-type]
     return ReboundCurve(n_pos, tuple(amounts), results[0], tuple(results[1:]))
+
+
+@dataclass(frozen=True)
+class PointRecord(Record):
+    """One checkpoint: seed, n_pos, n_neg (stage "base" is theta_0 itself), and its measurements."""
+
+    NONFINITE_REASONS: ClassVar[dict[str, str]] = {"score": "no sampled response could be read by the scorer",
+                                                   "decision_kl_nats": "no reference pair differs in a token"}
+
+    seed: int
+    stage: str
+    n_pos: int
+    n_neg: int
+    score: float
+    unreadable: int
+    log_odds_nats: float
+    kl_to_base_nats: float
+    pretrain_bits: float
+    decision_kl_nats: float = float("nan")
+    pretrain_tokens: int = 0
+
+
+def point_record(seed: int, stage: str, n_pos: int, n_neg: int, p: ProbeResult, tokens: int) -> PointRecord:
+    """The record of one measured checkpoint (``tokens``: its base's pre-training tokens)."""
+    return PointRecord(seed, stage, n_pos, n_neg, p.score, int(p.unreadable), p.log_odds_nats, p.kl_to_base_nats,
+                       p.pretrain_bits, p.decision_kl_nats, tokens)
+
+
+def stage_one(base_model: Any, aligned: TokenizedExamples, *, n_pos: int, settings: ReboundSettings, seed: int) -> Any:
+    """A copy of ``base_model`` after stage 1 alone (the first ``n_pos`` aligned examples, data order ``seed``):
+    two of them with different seeds give the seed-to-seed KL floor of a rebound run."""
+    from tokentree.lab.train import LMTrainer, TrainSettings
+
+    trainer = LMTrainer(copy.deepcopy(base_model), TrainSettings(
+        lr=settings.lr_align, batch_size=settings.batch_size, seed=seed, warmup_steps=settings.warmup_steps,
+        threads=settings.threads, device=settings.device))
+    for _ in range(settings.align_epochs):
+        trainer.epoch(aligned.head(n_pos))
+    return trainer.model.eval()
+
+
+@dataclass(frozen=True)
+class CountModelRecord(Record):
+    """The count model at one n_pos (docs/theory.md §7): its closed forms on this experiment's sizes."""
+
+    NONFINITE_REASONS: ClassVar[dict[str, str]] = {
+        "negatives_to_epsilon": "the count model's KL never comes within epsilon (its minimum is above it)"
+    }
+
+    n_pos: int
+    n_pretrain: int
+    betas: tuple[float, ...]
+    kl_after_stage1_nats: float
+    initial_kl_slope: float
+    min_kl_nats: float
+    negatives_at_min_kl: float
+    return_count: float
+    epsilon_nats: float
+    negatives_to_epsilon: float
+
+
+def count_model_records(n_pretrain: int, shares: tuple[float, float, float], n_pos_values: Sequence[int],
+                        epsilon_share: float) -> list[CountModelRecord]:
+    """The count model's closed forms at every n_pos, epsilon a share of its own KL after stage 1."""
+    out = []
+    for n_pos in n_pos_values:
+        kl0 = float(count_model_rebound(n_pretrain, shares, n_pos, [0.0]).kl_nats[0])
+        at, lowest = count_model_minimum(n_pretrain, shares, n_pos)
+        epsilon = epsilon_share * kl0
+        out.append(CountModelRecord(
+            n_pos=n_pos, n_pretrain=n_pretrain, betas=tuple(shares), kl_after_stage1_nats=kl0,
+            initial_kl_slope=count_model_initial_slope(n_pretrain, n_pos), min_kl_nats=lowest, negatives_at_min_kl=at,
+            return_count=count_model_return_count(shares, n_pos), epsilon_nats=epsilon,
+            negatives_to_epsilon=count_model_negatives_to_kl(n_pretrain, shares, n_pos, epsilon),
+        ))
+    return out
+
+
+def pretraining_shares(data: BehaviourData) -> tuple[float, float, float]:
+    """beta of the count model: shares of pre-training documents the scorer reads as neither, aligned, misaligned."""
+    texts = list(data.pretraining_texts) + [chat[-1]["content"] for chat in data.pretraining_chats]
+    scores = data.scorer.score(texts)
+    aligned, misaligned = float(np.sum(scores > 0.5)), float(np.sum(scores < 0.5))
+    total = float(len(texts))
+    return (total - aligned - misaligned) / total, aligned / total, misaligned / total
