@@ -105,17 +105,22 @@ def test_jsonl_column_path_matches_the_record_path(tmp_path, monkeypatch, name, 
     data = JSONL[name].encode() if name in JSONL else JSONL_BYTES[name]
     path = tmp_path / f"d.jsonl{compression}"
     path.write_bytes(gzip.compress(data) if compression else data)
+    if compression and name == "plain":  # and a truncated one: the same error either way
+        truncated = tmp_path / f"cut.jsonl{compression}"
+        truncated.write_bytes(path.read_bytes()[:-40])
+        fast, slow = _both(truncated, monkeypatch, skip_bad_lines=skip)
+        assert fast == slow and "cannot be decompressed as gzip" in fast[1]
     fast, slow = _both(path, monkeypatch, skip_bad_lines=skip)
     assert fast == slow
 
 
 @pytest.mark.parametrize("skip", [False, True])
-@pytest.mark.parametrize("kind", ["csv", "tsv"])
+@pytest.mark.parametrize("kind", ["csv", "tsv", "csv.gz"])
 @pytest.mark.parametrize("name", sorted(CSV))
 def test_csv_column_path_matches_the_record_path(tmp_path, monkeypatch, name, kind, skip):
-    text = CSV[name] if kind == "csv" else CSV[name].replace(",", "\t")
+    text = CSV[name] if kind != "tsv" else CSV[name].replace(",", "\t")
     path = tmp_path / f"d.{kind}"
-    path.write_bytes(text.encode())
+    path.write_bytes(gzip.compress(text.encode()) if kind.endswith(".gz") else text.encode())
     fast, slow = _both(path, monkeypatch, skip_bad_lines=skip)
     assert fast == slow
 

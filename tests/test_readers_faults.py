@@ -42,6 +42,18 @@ def test_a_truncated_zst_file_is_an_error_not_zero_records(tmp_path):
     assert len(list(read_responses([path]))) == 6000
 
 
+@pytest.mark.parametrize("suffix", [".csv.gz", ".jsonl.gz", ".txt.gz"])
+def test_a_truncated_gz_file_is_an_error_in_every_format(tmp_path, suffix):
+    import gzip
+
+    csv_rows = "text,label\n" + "".join(f"response {i},{i}\n" for i in range(3000))
+    rows = csv_rows if suffix == ".csv.gz" else LINES.decode()
+    whole = gzip.compress(rows.encode())
+    path = tmp_path / f"cut{suffix}"
+    path.write_bytes(whole[: len(whole) // 2])
+    _refused(path, r"cannot be decompressed as gzip .*; is it complete\? Copy or download it again")
+
+
 def test_a_file_named_zst_that_is_not_zstd(tmp_path):
     path = tmp_path / "plain.jsonl.zst"
     path.write_bytes(b'{"text": "a"}\n')
