@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tokentree.data.formats import Source, optional, sniff
+from tokentree.data.formats import Source, open_bytes, optional, sniff
 from tokentree.data.records import ReadStats, arrow_batches, batch_records, csv_records, jsonl_records, lines
 
 __all__ = ["COLUMN_FORMATS", "column_responses"]
@@ -248,7 +248,7 @@ def _jsonl_responses(source: Source, field: str, stats: ReadStats, stream: Any) 
 
 
 # ----------------------------------------------------------------------------- CSV and TSV
-class _Checked(io.RawIOBase):
+class _CsvBytes(io.RawIOBase):
     """The bytes of a CSV file, then a sentinel record; NUL bytes or invalid UTF-8 stop the column path."""
 
     def __init__(self, head: bytes, stream: Any, sentinel: bytes) -> None:
@@ -320,7 +320,7 @@ def _csv_fast(source: Source, field: str, kind: str, stats: ReadStats, stream: A
                                   strings_can_be_null=False, quoted_strings_can_be_null=False)
     parse = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
     try:
-        reader = pcsv.open_csv(_Checked(head, stream, sentinel), parse_options=parse, convert_options=options,
+        reader = pcsv.open_csv(_CsvBytes(head, stream, sentinel), parse_options=parse, convert_options=options,
                                read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK))
         held = None
         for batch in reader:
@@ -343,9 +343,9 @@ def _csv_fast(source: Source, field: str, kind: str, stats: ReadStats, stream: A
         yield texts
 
 
-def _csv_responses(source: Source, field: str, kind: str, stats: ReadStats, open_stream: Any) -> Iterator[Any]:
+def _csv_responses(source: Source, field: str, kind: str, stats: ReadStats) -> Iterator[Any]:
     done = [0]  # rows read (and counted in stats) before the record path takes over
-    stream = open_stream(source)
+    stream = open_bytes(source)
     try:
         yield from _csv_fast(source, field, kind, stats, stream, done)
         return
@@ -353,7 +353,7 @@ def _csv_responses(source: Source, field: str, kind: str, stats: ReadStats, open
         pass
     finally:
         stream.close()
-    stream = open_stream(source)
+    stream = open_bytes(source)
     try:
         for i, item in enumerate(csv_records(stream, source.label, kind)):
             if i >= done[0]:
@@ -363,15 +363,15 @@ def _csv_responses(source: Source, field: str, kind: str, stats: ReadStats, open
 
 
 # ----------------------------------------------------------------------------- every format
-def column_responses(source: Source, field: str, stats: ReadStats, open_stream: Any) -> Iterator[Any]:
+def column_responses(source: Source, field: str, stats: ReadStats) -> Iterator[Any]:
     """Lists of responses (and record-path ``(where, record)`` pairs) of a source's top-level ``field``."""
     if source.format in ("parquet", "arrow", "datasets"):
         yield from _arrow_responses(source, field, stats)
     elif source.format == "jsonl":
-        stream = open_stream(source)
+        stream = open_bytes(source)
         try:
             yield from _jsonl_responses(source, field, stats, stream)
         finally:
             stream.close()
     else:
-        yield from _csv_responses(source, field, source.format, stats, open_stream)
+        yield from _csv_responses(source, field, source.format, stats)

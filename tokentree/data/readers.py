@@ -55,7 +55,6 @@ from tokentree.data.formats import (
     Source,
     detect_format,
     expand_inputs,
-    open_bytes,
 )
 from tokentree.data.records import Bad, ReadStats, source_records
 from tokentree.infra.errors import InputError, TextInputError
@@ -151,7 +150,7 @@ def read_records(
     stats = ReadStats() if stats is None else stats
     for source, kind in _sources(paths, format, split, stats):
         text_split = split if split in SPLITS else "line"
-        yield from _checked(source_records(source, kind, text_split, columns, open_bytes), skip_bad_lines, stats)
+        yield from _checked(source_records(source, kind, text_split, columns), skip_bad_lines, stats)
 
 
 # ----------------------------------------------------------------------------- from records to examples
@@ -286,8 +285,8 @@ def response_batches(
     for source, kind in _sources(paths, format, split, stats):
         columnar = (chat is None and "." not in field_path and source.path is not None and kind in COLUMN_FORMATS
                     and (kind in BINARY_FORMATS or _has_pyarrow()))
-        items = (column_responses(source, field_path, stats, open_bytes) if columnar
-                 else source_records(source, kind, text_split, top, open_bytes))
+        items = (column_responses(source, field_path, stats) if columnar
+                 else source_records(source, kind, text_split, top))
         for item in items:
             if type(item) is list:
                 stats.responses += len(item)

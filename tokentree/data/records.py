@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from tokentree.data.formats import BINARY_FORMATS, READABLE, Source, datasets_files, optional, sniff
+from tokentree.data.formats import BINARY_FORMATS, READABLE, Source, datasets_files, open_bytes, optional, sniff
 from tokentree.infra.errors import InputError, TextInputError
 
 __all__ = ["Bad", "ReadStats", "arrow_batches", "csv_records", "jsonl_records", "lines", "records_of_stream"]
@@ -336,8 +336,7 @@ def records_of_stream(stream: IO[bytes] | Iterable[bytes], label: str, kind: str
         yield from csv_records(stream, label, kind)  # type: ignore[arg-type]
 
 
-def source_records(source: Source, kind: str, split: str, columns: Sequence[str] | None,
-                   open_stream: Any) -> Iterator[tuple[str, Any]]:
+def source_records(source: Source, kind: str, split: str, columns: Sequence[str] | None) -> Iterator[tuple[str, Any]]:
     """``(where, record or Bad)`` of one source, whole."""
     if kind in BINARY_FORMATS:
         if source.path is None:
@@ -347,7 +346,7 @@ def source_records(source: Source, kind: str, split: str, columns: Sequence[str]
             yield from batch_records(batch, source.label, row)
             row += batch.num_rows
         return
-    stream = open_stream(source)
+    stream = open_bytes(source)
     try:
         yield from records_of_stream(stream, source.label, kind, split)
     finally:

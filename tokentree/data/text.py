@@ -229,7 +229,9 @@ def read_responses(
     Every format of :mod:`tokentree.data.readers` is read: text (cut by ``split``), JSONL, JSON
     arrays, CSV/TSV, Parquet, Arrow and ``datasets`` folders, gzip/zstd compressed;
     ``field`` picks the response of a record (a dotted path for nested ones), ``chat``
-    reads conversations. The context of a chat response is dropped here; use
+    reads conversations, ``split`` names a DatasetDict's split (``"train"``) as well as
+    cutting plain text. Null and blank fields are counted in ``stats`` (``nulls``,
+    ``empty``). The context of a chat response is dropped here; use
     :func:`tokentree.data.readers.read_examples` to keep it.
     """
     for batch in response_batches(paths, field=field, split=split, chat=chat, format=format,
