@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 
@@ -82,7 +83,30 @@ class TokenSequences(ArrayResult):
     def __len__(self) -> int:
         return self.n_sequences
 
-    def __getitem__(self, index: int) -> np.ndarray:
+    @overload
+    def __getitem__(self, index: int) -> np.ndarray: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> TokenSequences: ...
+
+    def __getitem__(self, index: int | slice) -> np.ndarray | TokenSequences:
+        """Response ``index`` as an array, or the responses of a slice as a dataset (a view when the step is 1).
+
+        >>> as_token_sequences([[1], [2, 3], [4]])[1:].tokens.tolist()
+        [2, 3, 4]
+        """
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self.n_sequences)
+            if step != 1:
+                picked = self.select(np.arange(start, stop, step, dtype=np.int64))
+                return picked if self.vocab_size is None else picked.with_vocab_size(self.vocab_size)
+            stop = max(start, stop)
+            offsets = self.offsets[start : stop + 1] - self.offsets[start]
+            offsets.flags.writeable = False
+            return TokenSequences(self.tokens[self.offsets[start] : self.offsets[stop]], offsets, self.vocab_size)
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise InputTypeError(f"a TokenSequences index is an int or a slice; got {type(index).__name__} "
+                                 "(use .select(indices) for a list of indices)")
         if not -self.n_sequences <= index < self.n_sequences:
             raise IndexError(f"sequence index {index} out of range for {self.n_sequences} sequences")
         index %= self.n_sequences

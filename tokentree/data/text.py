@@ -21,11 +21,11 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from tokentree.data.readers import ReadStats, read_examples
+from tokentree.data.readers import Example, ReadStats, response_batches
 from tokentree.data.sequences import TokenSequences, as_token_sequences
 from tokentree.infra.errors import InputError
 from tokentree.infra.progress import progress
@@ -229,26 +229,35 @@ def read_responses(
     Every format of :mod:`tokentree.data.readers` is read: text (cut by ``split``), JSONL, JSON
     arrays, CSV/TSV, Parquet, Arrow and ``datasets`` folders, gzip/zstd compressed;
     ``field`` picks the response of a record (a dotted path for nested ones), ``chat``
-    reads conversations. The context of a chat response is dropped here; use
+    reads conversations, ``split`` names a DatasetDict's split (``"train"``) as well as
+    cutting plain text. Null and blank fields are counted in ``stats`` (``nulls``,
+    ``empty``). The context of a chat response is dropped here; use
     :func:`tokentree.data.readers.read_examples` to keep it.
     """
-    for example in read_examples(paths, field=field, split=split, chat=chat, format=format,
-                                 skip_bad_lines=skip_bad_lines, stats=stats):
-        yield example.response
+    for batch in response_batches(paths, field=field, split=split, chat=chat, format=format,
+                                  skip_bad_lines=skip_bad_lines, stats=stats):
+        if batch and isinstance(batch[0], str):
+            yield from cast("list[str]", batch)
+        else:
+            yield from (example.response for example in cast("list[Example]", batch))
 
 
 def encode_texts(
     texts: Iterable[str],
-    tokenizer: Tokenizer,
+    tokenizer: Any,
     *,
     batch_size: int = 4096,
     show_progress: bool | None = None,
 ) -> TokenSequences:
     """Tokenize responses in batches, keeping only the ids (int32) of each batch.
 
+    ``tokenizer`` is a ``tokenizers.Tokenizer`` or a ``transformers`` fast tokenizer (whose
+    ``backend_tokenizer`` encodes, with the same special tokens as calling it).
+
     >>> encode_texts(["Hello world", "Hello"], gpt2_tokenizer()).tokens.tolist()
     [15496, 995, 15496]
     """
+    tokenizer = load_tokenizer(tokenizer) if not hasattr(tokenizer, "encode_batch") else tokenizer
     chunks: list[np.ndarray] = []
     lengths: list[np.ndarray] = []
     batch: list[str] = []
