@@ -85,9 +85,9 @@ class Config(Checked):
     theory_depth: int = bounded(3, minimum=1)
     theory_discount: float = bounded(0.75, minimum=0.0, maximum=0.999999)
     # group() is dataclasses.field(default_factory=...): one instance per config, nothing shared
-    base: BaseSettings = group(lambda: BaseSettings(vocab_size=2048, pretrain_tokens=400_000, device="auto"))  # noqa: RUF009
-    finetune: FineTuneSettings = group(FineTuneSettings)  # noqa: RUF009
-    synthetic: hooke_data.SyntheticSettings = group(hooke_data.SyntheticSettings)  # noqa: RUF009
+    base: BaseSettings = group(lambda: BaseSettings(vocab_size=2048, pretrain_tokens=400_000, device="auto"))
+    finetune: FineTuneSettings = group(FineTuneSettings)
+    synthetic: hooke_data.SyntheticSettings = group(hooke_data.SyntheticSettings)
 
     def validate(self) -> None:
         if any(b <= a for a, b in itertools.pairwise(self.l_values)):

@@ -60,7 +60,7 @@ class Config(Checked):
     negative: str = ""
     seed: int = bounded(0, minimum=0)
     n_seeds: int = bounded(8, minimum=1)
-    base: BaseSettings = group(lambda: BaseSettings(pretrain_tokens=1_500_000, device="auto"))  # noqa: RUF009
+    base: BaseSettings = group(lambda: BaseSettings(pretrain_tokens=1_500_000, device="auto"))
     n_pretrain_docs: int = bounded(12000, minimum=1)
     n_pos_values: tuple[int, ...] = paper.TABLE_3_N_POSITIVE
     n_neg_values: tuple[int, ...] = paper.REBOUND_NEGATIVES

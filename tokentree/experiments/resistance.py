@@ -56,7 +56,7 @@ class Config(Checked):
     positive: str = ""
     seed: int = bounded(0, minimum=0)
     n_seeds: int = bounded(8, minimum=1)
-    base: BaseSettings = group(lambda: BaseSettings(pretrain_tokens=1_500_000, device="auto"))  # noqa: RUF009
+    base: BaseSettings = group(lambda: BaseSettings(pretrain_tokens=1_500_000, device="auto"))
     n_pretrain_docs: int = bounded(12000, minimum=1)
     barely: bool = True
     barely_share: float = bounded(0.05, minimum=0.0, maximum=0.5, exclusive=True)
