@@ -21,7 +21,7 @@ from tokentree.infra.results import NONFINITE_COLUMN, SCHEMA_VERSION, Record, cs
 #: Columns that label a row (categories), not measure it.
 TEXT_COLUMNS = {
     "data", "corpus", "corpora", "dataset", "quantity", "stage", "base", "pair", "sweep", "intervention", "variant",
-    "part",
+    "part", "problems",
     NONFINITE_COLUMN,
 }
 
