@@ -44,7 +44,17 @@ from tokentree.data.sequences import TokenSequences, TokenStream, as_token_seque
 from tokentree.infra.errors import InputError, MemoryEstimateError
 from tokentree.infra.progress import progress, progress_steps
 from tokentree.trees.partition import first_token_mass, plan_partitions, stitch_trees
-from tokentree.trees.tree import ALPHABETS, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, TreeInfo, _check_depth
+from tokentree.trees.tree import (
+    ALPHABETS,
+    MAX_VOCAB,
+    MODES,
+    WEIGHTINGS,
+    TokenTree,
+    TreeInfo,
+    _check_depth,
+    count_dtype,
+    token_dtype,
+)
 
 __all__ = [
     "build_tree", "prepare_build", "estimate_build_bytes", "available_memory_bytes", "occurrences", "Occurrences",
@@ -52,7 +62,7 @@ __all__ = [
 ]
 
 PARALLEL_FROM = 2**16  # occurrences from which the build uses all of numba's threads
-BYTES_PER_NODE = 16  # int32 token + int32 parent + int64 count
+BYTES_PER_NODE = 16  # at most: int32 token + int32 parent + int64 count (10 for a 32k vocabulary and uint32 counts)
 BYTES_PER_OCCURRENCE = 48  # working arrays per occurrence while sorting (at most 44 B)
 #: The modes in the order :func:`tokentree.trees._kernels.cut_by_part` numbers them.
 CUT_MODES = ("prefix", "chunk", "window")
@@ -463,15 +473,19 @@ def build_from_occurrences(
         np.cumsum(chunk_nodes.sum(axis=0)[1 : depth + 1], out=level_offsets[2:])
         level_offsets[2:] += 1
         n_nodes = int(level_offsets[-1])
-        node_token = np.empty(n_nodes, dtype=np.int32)
+        total_mass = int(sorted_weights.sum()) if has_weights else n
+        # The tree's stored dtypes (tokentree.trees.tree): uint16 ids for a vocabulary that fits, uint32 counts
+        # when the total mass (the largest count) does.
+        node_token = np.empty(n_nodes, dtype=token_dtype(info.vocab_size))
         node_parent = np.empty(n_nodes, dtype=np.int32 if n_nodes < 2**31 else np.int64)
-        node_count = np.empty(n_nodes, dtype=np.int64)
-        leaf_eos = np.empty(n_nodes - int(level_offsets[depth]), dtype=np.int64)
+        node_count = np.empty(n_nodes, dtype=count_dtype(total_mass))
+        leaf_eos = np.empty(n_nodes - int(level_offsets[depth]), dtype=node_count.dtype)
         # Touch the pages in order first: first-touching them from the emit pass's
         # depth + 1 interleaved write streams measured 2-3x slower on this VM.
         for a in (node_token, node_parent, node_count, leaf_eos):
             _kernels.zero(a, n_chunks)
-        node_token[0], node_parent[0] = -1, -1
+        node_token[0] = 0 if node_token.dtype == np.uint16 else -1  # the root's slot (its id is -1)
+        node_parent[0] = -1
         _kernels.emit_nodes(
             keys, shared, sorted_places, info_bits, sorted_weights, has_weights, tokens, depth, q, b,
             level_offsets, bounds, chunk_nodes, node_token, node_parent, node_count, leaf_eos,

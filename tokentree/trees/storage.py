@@ -5,6 +5,15 @@ node arrays and a JSON header stored as a uint8 array. Loading uses
 ``allow_pickle=False`` and validates everything before building the tree, so a
 truncated, corrupt, foreign or newer file raises :class:`TreeFileError` with a message
 saying what is wrong, never an error from deep inside numpy.
+
+Format versions
+---------------
+1. int32 tokens (the root's -1), int32 or int64 parents, int64 counts and leaf EOS counts.
+2. (issue 26) the tree's stored dtypes (:mod:`tokentree.trees.tree`): uint16 tokens for
+   vocabularies up to 65,536 ids, the root's slot holding 0; uint32 counts and leaf EOS
+   counts when the total mass is below 2**32. The same arrays and checks otherwise.
+
+Version-1 files still open (their arrays are narrowed on loading).
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from tokentree.trees.tree import ALPHABETS, MAX_DEPTH, MAX_VOCAB, MODES, WEIGHTI
 __all__ = ["save_tree", "load_tree", "FORMAT_NAME", "FORMAT_VERSION", "atomic_write"]
 
 FORMAT_NAME = "tokentree.TokenTree"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _ARRAYS = ("tokens", "parents", "counts", "leaf_eos", "level_offsets")
 
 
@@ -67,14 +76,8 @@ def save_tree(tree: TokenTree, path: str | os.PathLike[str], *, compress: bool =
     header: dict[str, Any] = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "info": tree.info.to_dict()}
     if tree.provenance is not None:
         header["provenance"] = tree.provenance
-    arrays = {
-        "header": np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8),
-        "tokens": tree.tokens,
-        "parents": tree.parents,
-        "counts": tree.counts,
-        "leaf_eos": tree.leaf_eos,
-        "level_offsets": tree.level_offsets,
-    }
+    arrays = {"header": np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8),
+              **tree.stored_arrays}
     if tree.tokenizer_json is not None:
         # zlib: a tokenizer.json is mostly repeated vocabulary (GPT-2's: 2.1 MB -> 0.6 MB)
         arrays["tokenizer"] = np.frombuffer(zlib.compress(tree.tokenizer_json.encode(), 6), dtype=np.uint8)

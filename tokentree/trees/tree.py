@@ -12,8 +12,16 @@ symbol occurrences passing through it, i.e. the unnormalised weight of the paper
 Depth and the EOS count (occurrences ending exactly at the node: the weight of its
 EOS leaf) are derived: ``eos = count - sum(children's counts)`` except on the deepest
 level, whose EOS counts are stored because a depth-``d`` node can both end there and
-continue beyond the pruning depth. That keeps the resident cost at 16 bytes per node
-(int32 token, int32 parent, int64 count).
+continue beyond the pruning depth.
+
+Stored layout (issue 26): the narrowest dtypes that hold the data. Tokens are uint16 when
+the vocabulary has at most 65,536 ids (else int32), the root's slot holding 0; counts are
+uint32 when the total mass is below 2**32 (a node counts at most the total; else int64);
+parents int32 (int64 past 2**31 nodes). That is 10 bytes per node for a 32k vocabulary
+instead of 16. The public arrays (:attr:`TokenTree.tokens`, :attr:`TokenTree.counts`) keep
+their documented dtypes (int32 with root -1, int64): they are widened on first use and
+cached, while the tree's own queries (counts, lookups, symbols, pruning, statistics,
+saving) work on the stored arrays.
 
 Build trees with :func:`tokentree.build_tree`; never call the constructor directly.
 """
@@ -44,6 +52,10 @@ MAX_VOCAB = 2**31
 #: The deepest tree the builder makes. Levels below the longest response are empty, so a
 #: larger depth only costs memory (the builder keeps per-level tables).
 MAX_DEPTH = 2**16
+#: Largest vocabulary whose ids the tree stores as uint16.
+MAX_U16_VOCAB = 2**16
+#: Total masses below this are stored as uint32 counts.
+MAX_U32_MASS = 2**32
 Mode = Literal["prefix", "chunk", "window"]
 
 
@@ -158,6 +170,40 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def token_dtype(vocab_size: int) -> np.dtype:
+    """Dtype of stored node tokens: uint16 for vocabularies up to 65,536 ids, else int32."""
+    return np.dtype(np.uint16 if int(vocab_size) <= MAX_U16_VOCAB else np.int32)
+
+
+def count_dtype(total_mass: int) -> np.dtype:
+    """Dtype of stored node counts: uint32 when the total mass (the root's count, the largest) fits, else int64."""
+    return np.dtype(np.uint32 if int(total_mass) < MAX_U32_MASS else np.int64)
+
+
+def compact_node_arrays(
+    tokens: np.ndarray, counts: np.ndarray, leaf_eos: np.ndarray, vocab_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``tokens``, ``counts`` and ``leaf_eos`` in the stored dtypes (unchanged when they already are)."""
+    total = int(counts[0]) if counts.shape[0] else 0
+    want_t, want_c = token_dtype(vocab_size), count_dtype(total)
+    if tokens.dtype != want_t:
+        narrow = tokens.astype(want_t)
+        if narrow.shape[0]:
+            narrow[0] = 0 if want_t == np.uint16 else -1
+        tokens = narrow
+    if counts.dtype != want_c:
+        counts = counts.astype(want_c)
+    if leaf_eos.dtype != want_c:
+        leaf_eos = leaf_eos.astype(want_c)
+    return tokens, counts, leaf_eos
+
+
+def _update_int64(h: Any, a: np.ndarray, chunk: int = 1 << 22) -> None:
+    """Feed ``a`` to the hash ``h`` as int64 bytes, a chunk at a time (the same bytes as all at once)."""
+    for i in range(0, a.shape[0], chunk):
+        h.update(np.ascontiguousarray(a[i : i + chunk], dtype=np.int64).tobytes())
+
+
 def entropy_bits_of_counts(counts: np.ndarray) -> float:
     """Entropy in bits of the distribution proportional to ``counts`` (0 for an empty layer)."""
     from tokentree.compression.rates import entropy  # scipy, only when statistics are asked for
@@ -211,13 +257,14 @@ class TokenTree:
         info: TreeInfo,
     ) -> TokenTree:
         self = object.__new__(cls)
+        tokens, counts, leaf_eos = compact_node_arrays(tokens, counts, np.asarray(leaf_eos), info.vocab_size)
         object.__setattr__(self, "_tokens", _readonly(tokens))
         object.__setattr__(self, "_parents", _readonly(parents))
         object.__setattr__(self, "_counts", _readonly(counts))
         # Deepest-level EOS counts are mostly zero: keep them sparse (index, count).
         at = np.flatnonzero(leaf_eos)
         object.__setattr__(self, "_leaf_eos_at", _readonly(at.astype(np.int64)))
-        object.__setattr__(self, "_leaf_eos_count", _readonly(np.asarray(leaf_eos)[at].astype(np.int64)))
+        object.__setattr__(self, "_leaf_eos_count", _readonly(leaf_eos[at].astype(np.int64)))
         object.__setattr__(self, "_level_offsets", _readonly(level_offsets))
         object.__setattr__(self, "_info", info)
         return self
@@ -229,20 +276,38 @@ class TokenTree:
         raise AttributeError("TokenTree is immutable")
 
     # ----------------------------------------------------------------- arrays
-    @property
+    @cached_property
     def tokens(self) -> np.ndarray:
-        """Token id of every node (int32, root = -1)."""
-        return self._tokens
+        """Token id of every node (int32, root = -1), widened from the stored ids on first use."""
+        if self._tokens.dtype == np.int32 and (self.n_nodes == 0 or self._tokens[0] == -1):
+            return self._tokens
+        wide = self._tokens.astype(np.int32)
+        wide[0] = -1
+        return _readonly(wide)
 
     @property
     def parents(self) -> np.ndarray:
         """Parent index of every node (non-decreasing, root = -1)."""
         return self._parents
 
-    @property
+    @cached_property
     def counts(self) -> np.ndarray:
-        """Occurrences passing through every node (int64); the root holds the total mass."""
-        return self._counts
+        """Occurrences passing through every node (int64); the root holds the total mass.
+
+        Widened from the stored counts (uint32 for a total mass below 2**32) on first use.
+        """
+        return self._counts if self._counts.dtype == np.int64 else _readonly(self._counts.astype(np.int64))
+
+    @property
+    def stored_tokens(self) -> np.ndarray:
+        """Token ids as stored (uint16 for a vocabulary that fits; the root's slot holds no id)."""
+        return self._tokens
+
+    @property
+    def stored_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays as stored (narrow dtypes, root token slot 0 when uint16): what :func:`save_tree` writes."""
+        return {"tokens": self._tokens, "parents": self._parents, "counts": self._counts,
+                "leaf_eos": self._dense_leaf_eos(self._counts.dtype), "level_offsets": self._level_offsets}
 
     @property
     def level_offsets(self) -> np.ndarray:
@@ -266,7 +331,10 @@ class TokenTree:
     @property
     def leaf_eos(self) -> np.ndarray:
         """EOS counts of the deepest level's nodes (dense int64, one per node of depth ``depth``)."""
-        dense = np.zeros(int(self._level_offsets[-1] - self._level_offsets[-2]), dtype=np.int64)
+        return self._dense_leaf_eos(np.dtype(np.int64))
+
+    def _dense_leaf_eos(self, dtype: np.dtype) -> np.ndarray:
+        dense = np.zeros(int(self._level_offsets[-1] - self._level_offsets[-2]), dtype=dtype)
         dense[self._leaf_eos_at] = self._leaf_eos_count
         return dense
 
@@ -274,9 +342,10 @@ class TokenTree:
     def eos_counts(self) -> np.ndarray:
         """Occurrences ending exactly at every node: the weight of its EOS leaf (int64)."""
         cumulative = np.zeros(self.n_nodes + 1, dtype=np.int64)
-        np.cumsum(self._counts, out=cumulative[1:])
+        np.cumsum(self._counts, dtype=np.int64, out=cumulative[1:])
         co = self.child_offsets
-        eos = self._counts - (cumulative[co[1:]] - cumulative[co[:-1]])
+        eos = self._counts.astype(np.int64)
+        eos -= cumulative[co[1:]] - cumulative[co[:-1]]
         eos[self._level_offsets[-2] :] = self.leaf_eos
         return _readonly(eos)
 
@@ -333,7 +402,7 @@ class TokenTree:
         return (
             self._info == other._info
             and np.array_equal(self._level_offsets, other._level_offsets)
-            and np.array_equal(self._tokens, other._tokens)
+            and np.array_equal(self._tokens[1:], other._tokens[1:])  # the root's slot holds no id
             and np.array_equal(self._parents, other._parents)
             and np.array_equal(self._counts, other._counts)
             and np.array_equal(self._leaf_eos_at, other._leaf_eos_at)
@@ -346,11 +415,11 @@ class TokenTree:
     def digest(self) -> str:
         """SHA-256 of the tree's content (arrays and metadata): equal trees, equal digests."""
         h = hashlib.sha256(repr(sorted(self._info.to_dict().items())).encode())
-        for a in (
-            self._level_offsets, self._tokens, self._parents, self._counts, self._leaf_eos_at,
-            self._leaf_eos_count,
-        ):
-            h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+        _update_int64(h, self._level_offsets)
+        if self.n_nodes:  # the root's token as -1, whatever its stored slot holds
+            h.update(np.int64(-1).tobytes())
+        for a in (self._tokens[1:], self._parents, self._counts, self._leaf_eos_at, self._leaf_eos_count):
+            _update_int64(h, a)
         return h.hexdigest()
 
     # ------------------------------------------------------------- pruning
@@ -424,7 +493,7 @@ class TokenTree:
         """Node count, mass, EOS mass and entropy (bits) of every layer 0..depth."""
         lo = self._level_offsets
         eos = self.eos_counts
-        mass = np.array([self._counts[lo[j] : lo[j + 1]].sum() for j in range(self.depth + 1)], np.int64)
+        mass = np.array([self._counts[lo[j] : lo[j + 1]].sum(dtype=np.int64) for j in range(self.depth + 1)], np.int64)
         eos_mass = np.array([eos[lo[j] : lo[j + 1]].sum() for j in range(self.depth + 1)], np.int64)
         ent = np.array(
             [entropy_bits_of_counts(self._counts[lo[j] : lo[j + 1]]) for j in range(self.depth + 1)]
@@ -436,8 +505,11 @@ class TokenTree:
         node = 0
         co = self.child_offsets
         for tok in prefix:
+            tok = int(tok)
+            if not 0 <= tok < self.vocab_size:
+                return -1
             lo, hi = int(co[node]), int(co[node + 1])
-            j = lo + int(np.searchsorted(self._tokens[lo:hi], int(tok)))
+            j = lo + int(np.searchsorted(self._tokens[lo:hi], tok))
             if j >= hi or self._tokens[j] != tok:
                 return -1
             node = j
@@ -463,7 +535,8 @@ class TokenTree:
     def with_provenance(self, provenance: dict[str, Any], tokenizer_json: str | None = None) -> TokenTree:
         """The same tree, recording how it was made and (as ``tokenizer.json`` text) the tokenizer that made it."""
         out = TokenTree._from_arrays(
-            tokens=self._tokens, parents=self._parents, counts=self._counts, leaf_eos=self.leaf_eos,
+            tokens=self._tokens, parents=self._parents, counts=self._counts,
+            leaf_eos=self._dense_leaf_eos(self._counts.dtype),
             level_offsets=self._level_offsets, info=self._info,
         )
         out.__dict__["_provenance"] = dict(provenance)
