@@ -116,8 +116,22 @@ def test_file_is_a_zip_of_plain_arrays(tmp_path, tree):
     path = save_tree(tree, tmp_path / "t.npz")
     with zipfile.ZipFile(path) as z:
         assert sorted(z.namelist()) == sorted(
-            f"{k}.npy" for k in ("header", "tokens", "parents", "counts", "leaf_eos", "level_offsets")
+            f"{k}.npy" for k in ("header", "tokens", "flags", "counts", "leaf_eos", "level_offsets")
         )
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda f: f.__setitem__(1, 5), "bits other than the two flags"),  # a bit that is no flag
+    (lambda f: f.__setitem__(0, 0), "do not pair"),  # first children but no node with children
+    (lambda f: f.__setitem__(3, f[3] | 2), "do not pair"),  # a node with children but none follow
+])
+def test_corrupt_node_flags(tmp_path, tree, change, match):
+    path = save_tree(tree, tmp_path / "t.npz")
+    flags = tree.stored_flags.copy()
+    change(flags)
+    _rewrite(path, flags=flags)
+    with pytest.raises(TreeFileError, match=match):
+        load_tree(path)
 
 
 DATA = __import__("pathlib").Path(__file__).parent / "data"

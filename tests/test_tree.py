@@ -71,16 +71,36 @@ def test_prune_rejects_deeper_or_invalid_depths():
         small_tree().prune(0)
 
 
-def test_memory_is_about_10_bytes_per_node_resident():
-    """uint16 token + int32 parent + uint32 count for a 32k vocabulary (issue 26; 16 bytes before);
-    deepest-level EOS counts are stored sparsely."""
+def test_memory_is_about_7_bytes_per_node_resident():
+    """uint16 token + uint8 flags (parent links derived) + uint32 count for a 32k vocabulary (issue 26; 16 bytes
+    before); deepest-level EOS counts are stored sparsely."""
     from tokentree.data.synthetic import zipf_corpus
 
     tree = build_tree(zipf_corpus(200_000, rng=0), depth=8, mode="window")
     assert tree.n_nodes > 1_000_000
-    assert tree.nbytes / tree.n_nodes <= 10.05
+    assert tree.nbytes / tree.n_nodes <= 7.05
     stored = tree.stored_arrays
-    assert (stored["tokens"].dtype, stored["parents"].dtype, stored["counts"].dtype) == (np.uint16, np.int32, np.uint32)
+    assert (stored["tokens"].dtype, stored["flags"].dtype, stored["counts"].dtype) == (np.uint16, np.uint8, np.uint32)
+    assert "parents" not in stored and tree.parents.dtype == np.int32
+
+
+@given(token_sequences(), depths, modes)
+def test_parent_links_derived_from_flags_equal_the_explicit_ones(seqs, depth, mode):
+    """Flags -> parents -> flags round trip; child offsets from the flags equal searchsorted over the parents;
+    a tree built with flags equals the same tree given explicit parent links (and has its digest)."""
+    from tokentree.trees import _kernels
+
+    tree = build_tree(seqs, depth=depth, mode=mode)
+    parents = tree.parents
+    assert np.array_equal(_kernels.flags_from_parents(parents), tree.stored_flags)
+    assert np.array_equal(tree.child_offsets, np.searchsorted(parents, np.arange(tree.n_nodes + 1)))
+    explicit = TokenTree._from_arrays(tokens=tree.tokens, parents=parents, counts=tree.counts,
+                                      leaf_eos=tree.leaf_eos, level_offsets=tree.level_offsets, info=tree.info)
+    assert explicit == tree and explicit.digest() == tree.digest()
+    assert explicit.eos_counts.tolist() == tree.eos_counts.tolist()
+    for d in range(1, depth + 1):
+        assert explicit.prune(d) == tree.prune(d) and explicit.prune(d).digest() == tree.prune(d).digest()
+        assert tree.prune(d).stored_flags is not None
 
 
 def test_narrow_dtypes_widen_where_the_data_needs_it():

@@ -311,12 +311,16 @@ def common_prefixes(
     return bounds, nodes
 
 
+FIRST_CHILD = 1  # node flag: the node is its parent's first child (its children block starts here)
+HAS_CHILDREN = 2  # node flag: the node has at least one child
+
+
 @njit(cache=True, nogil=True)
 def emit_chunk(
     lo: int,
     hi: int,
     first_node: np.ndarray,
-    keys: np.ndarray,
+    root_has_child: bool,
     shared: np.ndarray,
     sorted_places: np.ndarray,
     info_bits: int,
@@ -324,11 +328,9 @@ def emit_chunk(
     has_weights: bool,
     tokens: np.ndarray,
     depth: int,
-    q: int,
-    b: int,
     deepest: int,
     node_token: np.ndarray,
-    node_parent: np.ndarray,
+    node_flags: np.ndarray,
     node_count: np.ndarray,
     leaf_eos: np.ndarray,
 ) -> None:  # pragma: no cover
@@ -336,15 +338,20 @@ def emit_chunk(
 
     Each level keeps one open node: the prefix of that length that the current window
     passes through. Window i keeps the open nodes of depths 1..shared[i], closes the
-    deeper ones, and opens new nodes at depths shared[i] + 1..length, each the child of
+    deeper ones, and opens new ones at depths shared[i] + 1..length, each the child of
     the open node one level up. Sorted order is lexicographic order, so every level's
     nodes come out sorted by (parent, token), the order the tree stores. A node's count
-    is the weight of the windows passed while it was open.
+    is the weight of the windows passed while it was open. Parent links are not written:
+    a node's flags say whether it is its parent's first child and whether it has
+    children, which is enough to derive them (:func:`parents_from_flags`). The root's
+    flags are the caller's (every chunk adds children to it); ``root_has_child``: an earlier chunk
+    holds windows (so gave the root its first child).
     """
-    symbol_mask = np.uint64((1 << b) - 1)
     current = first_node[: depth + 1] - 1
     current[0] = 0
     opened_at = np.zeros(depth + 1, np.int64)  # weight before the open node's first window
+    has_child = np.zeros(depth + 1, np.bool_)  # whether the open node of each depth has a child yet
+    has_child[0] = root_has_child
     total = 0
     prev_length = 0
     for i in range(lo, hi):
@@ -352,20 +359,19 @@ def emit_chunk(
         c = shared[i]
         for j in range(c + 1, prev_length + 1):
             node_count[current[j]] = total - opened_at[j]
-        key = keys[i]
         parent = current[c]
-        for j in range(c + 1, min(length, q) + 1):  # the first q tokens are in the key
-            k = current[j] + 1
-            current[j] = k
-            node_token[k] = np.int64((key >> np.uint64(b * (q - j))) & symbol_mask) - 1
-            node_parent[k] = parent
-            parent = k
-            opened_at[j] = total
-        for j in range(max(c, q) + 1, length + 1):
+        for j in range(c + 1, length + 1):
             k = current[j] + 1
             current[j] = k
             node_token[k] = tokens[start + j - 1]
-            node_parent[k] = parent
+            if has_child[j - 1]:
+                node_flags[k] = 0
+            else:
+                node_flags[k] = FIRST_CHILD
+                has_child[j - 1] = True
+                if j > 1:
+                    node_flags[parent] |= HAS_CHILDREN
+            has_child[j] = False
             parent = k
             opened_at[j] = total
         w = sorted_weights[i] if has_weights else 1
@@ -383,7 +389,7 @@ def emit_chunk(
 
 @njit(cache=True, nogil=True, parallel=True)
 def emit_nodes(
-    keys: np.ndarray,
+    n_windows: int,
     shared: np.ndarray,
     sorted_places: np.ndarray,
     info_bits: int,
@@ -391,17 +397,15 @@ def emit_nodes(
     has_weights: bool,
     tokens: np.ndarray,
     depth: int,
-    q: int,
-    b: int,
     level_offsets: np.ndarray,
     bounds: np.ndarray,
     chunk_nodes: np.ndarray,
     node_token: np.ndarray,
-    node_parent: np.ndarray,
+    node_flags: np.ndarray,
     node_count: np.ndarray,
     leaf_eos: np.ndarray,
 ) -> None:  # pragma: no cover
-    """Write every node but the root's token and parent, the chunks from :func:`common_prefixes` in parallel."""
+    """Write every node but the root's token, the chunks from :func:`common_prefixes` in parallel."""
     n_chunks = bounds.shape[0] - 1
     first_node = np.empty((n_chunks, depth + 2), np.int64)
     first_node[0] = level_offsets
@@ -409,10 +413,74 @@ def emit_nodes(
         first_node[t] = first_node[t - 1] + chunk_nodes[t - 1]
     for t in prange(n_chunks):
         emit_chunk(
-            bounds[t], bounds[t + 1], first_node[t], keys, shared, sorted_places, info_bits, sorted_weights,
-            has_weights, tokens, depth, q, b, level_offsets[depth], node_token, node_parent, node_count, leaf_eos,
+            bounds[t], bounds[t + 1], first_node[t], bounds[t] > 0, shared, sorted_places, info_bits, sorted_weights,
+            has_weights, tokens, depth, level_offsets[depth], node_token, node_flags, node_count, leaf_eos,
         )
-    node_count[0] = sorted_weights.sum() if has_weights else keys.shape[0]
+    node_count[0] = sorted_weights.sum() if has_weights else n_windows
+    node_flags[0] = HAS_CHILDREN if node_flags.shape[0] > 1 else 0
+
+
+@njit(cache=True, nogil=True)
+def parents_from_flags(flags: np.ndarray, parents: np.ndarray) -> bool:  # pragma: no cover
+    """Fill ``parents`` from node flags (see :func:`emit_chunk`); False if the flags are inconsistent.
+
+    Children blocks appear in the order of their parents (breadth-first order), so the
+    k-th node flagged FIRST_CHILD starts the children of the k-th node flagged HAS_CHILDREN.
+    """
+    n = flags.shape[0]
+    if n == 0:
+        return True
+    parents[0] = -1
+    parent = -1
+    u = 0
+    for i in range(1, n):
+        if flags[i] & FIRST_CHILD:
+            while u < i and not flags[u] & HAS_CHILDREN:
+                u += 1
+            if u >= i:
+                return False
+            parent = u
+            u += 1
+        if parent < 0:
+            return False
+        parents[i] = parent
+    while u < n:  # no node flagged HAS_CHILDREN may be left without children
+        if flags[u] & HAS_CHILDREN:
+            return False
+        u += 1
+    return True
+
+
+@njit(cache=True, nogil=True)
+def child_offsets_from_flags(flags: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """``searchsorted(parents, arange(n + 1))`` from node flags: node u's children are ``out[u]:out[u + 1]``."""
+    n = flags.shape[0]
+    out = np.empty(n + 1, np.int64)
+    out[n] = n
+    i = 1
+    for u in range(n):
+        out[u] = -1
+        if flags[u] & HAS_CHILDREN:
+            while not flags[i] & FIRST_CHILD:
+                i += 1
+            out[u] = i
+            i += 1
+    for u in range(n - 1, -1, -1):
+        if out[u] < 0:
+            out[u] = out[u + 1]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def flags_from_parents(parents: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """Node flags of a breadth-first tree given by its parent links (the inverse of :func:`parents_from_flags`)."""
+    n = parents.shape[0]
+    flags = np.zeros(n, np.uint8)
+    for i in range(1, n):
+        if parents[i] != parents[i - 1]:
+            flags[i] = FIRST_CHILD
+            flags[parents[i]] |= HAS_CHILDREN
+    return flags
 
 
 @njit(cache=True, nogil=True)

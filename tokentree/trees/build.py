@@ -467,6 +467,7 @@ def build_from_occurrences(
         bounds, chunk_nodes = _kernels.common_prefixes(
             keys, sorted_places, info_bits, tokens, depth, q, b, shared, n_chunks
         )
+        del keys  # the emit pass reads the tokens themselves: the tree's arrays take the keys' place
         step()
         level_offsets = np.ones(depth + 2, dtype=np.int64)
         level_offsets[0] = 0
@@ -477,23 +478,22 @@ def build_from_occurrences(
         # The tree's stored dtypes (tokentree.trees.tree): uint16 ids for a vocabulary that fits, uint32 counts
         # when the total mass (the largest count) does.
         node_token = np.empty(n_nodes, dtype=token_dtype(info.vocab_size))
-        node_parent = np.empty(n_nodes, dtype=np.int32 if n_nodes < 2**31 else np.int64)
+        node_flags = np.empty(n_nodes, dtype=np.uint8)  # parent links, derived from these (tree.py)
         node_count = np.empty(n_nodes, dtype=count_dtype(total_mass))
         leaf_eos = np.empty(n_nodes - int(level_offsets[depth]), dtype=node_count.dtype)
         # Touch the pages in order first: first-touching them from the emit pass's
         # depth + 1 interleaved write streams measured 2-3x slower on this VM.
-        for a in (node_token, node_parent, node_count, leaf_eos):
+        for a in (node_token, node_flags, node_count, leaf_eos):
             _kernels.zero(a, n_chunks)
         node_token[0] = 0 if node_token.dtype == np.uint16 else -1  # the root's slot (its id is -1)
-        node_parent[0] = -1
         _kernels.emit_nodes(
-            keys, shared, sorted_places, info_bits, sorted_weights, has_weights, tokens, depth, q, b,
-            level_offsets, bounds, chunk_nodes, node_token, node_parent, node_count, leaf_eos,
+            n, shared, sorted_places, info_bits, sorted_weights, has_weights, tokens, depth,
+            level_offsets, bounds, chunk_nodes, node_token, node_flags, node_count, leaf_eos,
         )
         step()
     return TokenTree._from_arrays(
         tokens=node_token,
-        parents=node_parent,
+        flags=node_flags,
         counts=node_count,
         leaf_eos=leaf_eos,
         level_offsets=level_offsets,

@@ -71,7 +71,6 @@ from tokentree.trees.partitioned import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
-    PART_ARRAYS,
     PartitionedTree,
     open_partitioned,
     part_name,
@@ -277,8 +276,8 @@ def build_part(source: IdsSource, info: dict[str, Any], key: PartKey, folder: st
     stored = tree.stored_arrays  # the narrow dtypes the tree keeps (tree.py); a part opens without a copy
 
     def write(staging: Path) -> None:
-        for name in PART_ARRAYS:
-            save_npy(staging / f"{name}.npy", np.asarray(stored[name]))
+        for name, array in stored.items():  # PART_ARRAYS and the parent links (flags)
+            save_npy(staging / f"{name}.npy", np.asarray(array))
 
     final = _atomic_folder(Path(folder), part_name(index), write)
     return {"index": index, "name": final.name, "first_tokens": list(key.first_tokens),

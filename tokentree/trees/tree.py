@@ -16,12 +16,17 @@ continue beyond the pruning depth.
 
 Stored layout (issue 26): the narrowest dtypes that hold the data. Tokens are uint16 when
 the vocabulary has at most 65,536 ids (else int32), the root's slot holding 0; counts are
-uint32 when the total mass is below 2**32 (a node counts at most the total; else int64);
-parents int32 (int64 past 2**31 nodes). That is 10 bytes per node for a 32k vocabulary
-instead of 16. The public arrays (:attr:`TokenTree.tokens`, :attr:`TokenTree.counts`) keep
-their documented dtypes (int32 with root -1, int64): they are widened on first use and
-cached, while the tree's own queries (counts, lookups, symbols, pruning, statistics,
-saving) work on the stored arrays.
+uint32 when the total mass is below 2**32 (a node counts at most the total; else int64).
+Parent links are derived where the order allows: in breadth-first order the children
+blocks follow one another in the order of their parents, so one byte of flags per node
+(:data:`~tokentree.trees._kernels.FIRST_CHILD`: the node starts its parent's children;
+:data:`~tokentree.trees._kernels.HAS_CHILDREN`) determines every parent. Built and
+stitched trees store those flags (7 bytes per node for a 32k vocabulary instead of 16);
+trees made from explicit parent links (unions, older files) keep the int32 links. The
+public arrays (:attr:`TokenTree.tokens`, :attr:`TokenTree.parents`,
+:attr:`TokenTree.counts`) keep their documented dtypes (int32 with root -1, int32 or
+int64, int64): they are derived or widened on first use and cached, while the tree's own
+queries (counts, lookups, symbols, pruning, statistics, saving) work on the stored arrays.
 
 Build trees with :func:`tokentree.build_tree`; never call the constructor directly.
 """
@@ -52,6 +57,8 @@ MAX_VOCAB = 2**31
 #: The deepest tree the builder makes. Levels below the longest response are empty, so a
 #: larger depth only costs memory (the builder keeps per-level tables).
 MAX_DEPTH = 2**16
+#: Node flag bits (the same as tokentree.trees._kernels'; that module is compiled lazily).
+FIRST_CHILD, HAS_CHILDREN = 1, 2
 #: Largest vocabulary whose ids the tree stores as uint16.
 MAX_U16_VOCAB = 2**16
 #: Total masses below this are stored as uint32 counts.
@@ -230,12 +237,13 @@ class TokenTree:
     """
 
     __slots__ = (
-        "_tokens", "_parents", "_counts", "_leaf_eos_at", "_leaf_eos_count", "_level_offsets", "_info",
+        "_tokens", "_parents", "_flags", "_counts", "_leaf_eos_at", "_leaf_eos_count", "_level_offsets", "_info",
         "__dict__",
     )
 
     _tokens: np.ndarray
-    _parents: np.ndarray
+    _parents: np.ndarray | None  # explicit parent links, or
+    _flags: np.ndarray | None  # uint8 node flags they derive from (exactly one of the two is set)
     _counts: np.ndarray
     _leaf_eos_at: np.ndarray
     _leaf_eos_count: np.ndarray
@@ -250,16 +258,20 @@ class TokenTree:
         cls,
         *,
         tokens: np.ndarray,
-        parents: np.ndarray,
         counts: np.ndarray,
         leaf_eos: np.ndarray,
         level_offsets: np.ndarray,
         info: TreeInfo,
+        parents: np.ndarray | None = None,
+        flags: np.ndarray | None = None,
     ) -> TokenTree:
+        if (parents is None) == (flags is None):
+            raise TypeError("pass exactly one of parents= and flags=")
         self = object.__new__(cls)
         tokens, counts, leaf_eos = compact_node_arrays(tokens, counts, np.asarray(leaf_eos), info.vocab_size)
         object.__setattr__(self, "_tokens", _readonly(tokens))
-        object.__setattr__(self, "_parents", _readonly(parents))
+        object.__setattr__(self, "_parents", None if parents is None else _readonly(parents))
+        object.__setattr__(self, "_flags", None if flags is None else _readonly(flags))
         object.__setattr__(self, "_counts", _readonly(counts))
         # Deepest-level EOS counts are mostly zero: keep them sparse (index, count).
         at = np.flatnonzero(leaf_eos)
@@ -285,10 +297,22 @@ class TokenTree:
         wide[0] = -1
         return _readonly(wide)
 
-    @property
+    @cached_property
     def parents(self) -> np.ndarray:
-        """Parent index of every node (non-decreasing, root = -1)."""
-        return self._parents
+        """Parent index of every node (int32, int64 past 2**31 nodes; non-decreasing, root = -1).
+
+        Derived from the node flags on first use when the tree stores flags.
+        """
+        return self._parents if self._parents is not None else _readonly(self._derive_parents())
+
+    def _derive_parents(self) -> np.ndarray:
+        from tokentree.trees import _kernels
+
+        assert self._flags is not None
+        out = np.empty(self.n_nodes, dtype=np.int32 if self.n_nodes < 2**31 else np.int64)
+        if not _kernels.parents_from_flags(self._flags, out):  # pragma: no cover - flags are checked on loading
+            raise InputError("the tree's node flags are inconsistent; rebuild it")
+        return out
 
     @cached_property
     def counts(self) -> np.ndarray:
@@ -304,10 +328,21 @@ class TokenTree:
         return self._tokens
 
     @property
+    def stored_flags(self) -> np.ndarray | None:
+        """The stored node flags (None when the tree stores explicit parent links instead)."""
+        return self._flags
+
+    @property
     def stored_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays as stored (narrow dtypes, root token slot 0 when uint16): what :func:`save_tree` writes."""
-        return {"tokens": self._tokens, "parents": self._parents, "counts": self._counts,
+        """The arrays as stored (narrow dtypes, root token slot 0 when uint16, ``flags`` or ``parents``): what
+        :func:`~tokentree.trees.storage.save_tree` writes."""
+        return {"tokens": self._tokens, **self._links, "counts": self._counts,
                 "leaf_eos": self._dense_leaf_eos(self._counts.dtype), "level_offsets": self._level_offsets}
+
+    @property
+    def _links(self) -> dict[str, np.ndarray]:
+        """The stored parent links as keyword arguments of :meth:`_from_arrays`."""
+        return {"parents": self._parents} if self._parents is not None else {"flags": self._flags}  # type: ignore[dict-item]
 
     @property
     def level_offsets(self) -> np.ndarray:
@@ -324,8 +359,12 @@ class TokenTree:
     @cached_property
     def child_offsets(self) -> np.ndarray:
         """Children of node u are ``child_offsets[u]:child_offsets[u + 1]`` (int64, length n + 1)."""
+        if self._flags is not None:
+            from tokentree.trees import _kernels
+
+            return _readonly(_kernels.child_offsets_from_flags(self._flags))
         return _readonly(
-            np.searchsorted(self._parents, np.arange(self.n_nodes + 1), side="left").astype(np.int64)
+            np.searchsorted(self.parents, np.arange(self.n_nodes + 1), side="left").astype(np.int64)
         )
 
     @property
@@ -382,7 +421,7 @@ class TokenTree:
         return sum(
             a.nbytes
             for a in (
-                self._tokens, self._parents, self._counts, self._leaf_eos_at, self._leaf_eos_count,
+                self._tokens, *self._links.values(), self._counts, self._leaf_eos_at, self._leaf_eos_count,
                 self._level_offsets,
             )
         )
@@ -403,11 +442,27 @@ class TokenTree:
             self._info == other._info
             and np.array_equal(self._level_offsets, other._level_offsets)
             and np.array_equal(self._tokens[1:], other._tokens[1:])  # the root's slot holds no id
-            and np.array_equal(self._parents, other._parents)
+            and self._same_links(other)
             and np.array_equal(self._counts, other._counts)
             and np.array_equal(self._leaf_eos_at, other._leaf_eos_at)
             and np.array_equal(self._leaf_eos_count, other._leaf_eos_count)
         )
+
+    def _same_links(self, other: TokenTree) -> bool:
+        if self._flags is not None and other._flags is not None:
+            return np.array_equal(self._flags, other._flags)
+        if self._parents is not None and other._parents is not None:
+            return np.array_equal(self._parents, other._parents)
+        return np.array_equal(self._node_flags(), other._node_flags())
+
+    def _node_flags(self) -> np.ndarray:
+        """The node flags (stored, or derived from the parent links)."""
+        if self._flags is not None:
+            return self._flags
+        from tokentree.trees import _kernels
+
+        assert self._parents is not None
+        return _kernels.flags_from_parents(np.asarray(self._parents))
 
     def __hash__(self) -> int:
         return hash(self.digest())
@@ -418,7 +473,9 @@ class TokenTree:
         _update_int64(h, self._level_offsets)
         if self.n_nodes:  # the root's token as -1, whatever its stored slot holds
             h.update(np.int64(-1).tobytes())
-        for a in (self._tokens[1:], self._parents, self._counts, self._leaf_eos_at, self._leaf_eos_count):
+        parents = self._parents if self._parents is not None else self.__dict__.get("parents", None)
+        parents = self._derive_parents() if parents is None else parents
+        for a in (self._tokens[1:], parents, self._counts, self._leaf_eos_at, self._leaf_eos_count):
             _update_int64(h, a)
         return h.hexdigest()
 
@@ -445,9 +502,15 @@ class TokenTree:
             return self
         end = int(self._level_offsets[depth + 1])
         start = int(self._level_offsets[depth])
+        if self._flags is not None:  # the new deepest level has no children
+            flags = self._flags[:end].copy()
+            flags[start:end] &= np.uint8(0xFF ^ HAS_CHILDREN)
+            links = {"flags": flags}
+        else:
+            links = {"parents": self._parents[:end]}  # type: ignore[index]
         return TokenTree._from_arrays(
             tokens=self._tokens[:end],
-            parents=self._parents[:end],
+            **links,
             counts=self._counts[:end],
             leaf_eos=np.array(self.eos_counts[start:end]),
             level_offsets=np.array(self._level_offsets[: depth + 2]),
@@ -479,7 +542,7 @@ class TokenTree:
         node = int(node)
         while node > 0:
             out.append(int(self._tokens[node]))
-            node = int(self._parents[node])
+            node = int(self.parents[node])
         return tuple(reversed(out))
 
     def symbol_path(self, index: int, symbols: Symbols | None = None) -> tuple[Any, ...]:
@@ -535,7 +598,7 @@ class TokenTree:
     def with_provenance(self, provenance: dict[str, Any], tokenizer_json: str | None = None) -> TokenTree:
         """The same tree, recording how it was made and (as ``tokenizer.json`` text) the tokenizer that made it."""
         out = TokenTree._from_arrays(
-            tokens=self._tokens, parents=self._parents, counts=self._counts,
+            tokens=self._tokens, **self._links, counts=self._counts,
             leaf_eos=self._dense_leaf_eos(self._counts.dtype),
             level_offsets=self._level_offsets, info=self._info,
         )
@@ -620,7 +683,7 @@ class TokenTree:
                 eos=int(eos[i]),
                 depth=int(self.depths[i]),
             )
-        g.add_edges_from(zip(self._parents[1:].tolist(), range(1, self.n_nodes), strict=False))
+        g.add_edges_from(zip(self.parents[1:].tolist(), range(1, self.n_nodes), strict=False))
         return g
 
 
