@@ -10,7 +10,8 @@ stands for "the window has ended", so comparing keys compares windows with short
 first. Word ``w`` of a window's key holds its symbols ``w * q`` to ``w * q + q - 1``.
 
 The rest of what the passes need about a window is packed in one uint64, its *place*:
-``start << info_bits | 2 * length + ends_in_eos``. Sorting moves only the key and the
+``start << info_bits | 2 * length + ends_in_eos``, a uint32 when every place fits in 32
+bits (10M tokens at depth 8), else a uint64. Sorting moves only the key and the
 window's index; one gather then lays the places out in sorted order, so every later
 pass reads in order.
 
@@ -42,12 +43,13 @@ def word_key(tokens: np.ndarray, start: int, length: int, word: int, q: int, b: 
 
 @njit(cache=True, nogil=True, parallel=True)
 def first_keys(
-    tokens: np.ndarray, start: np.ndarray, length: np.ndarray, eos: np.ndarray, q: int, b: int, info_bits: int
+    tokens: np.ndarray, start: np.ndarray, length: np.ndarray, eos: np.ndarray, q: int, b: int, info_bits: int,
+    places_like: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-    """Key word 0 and the place of every window."""
+    """Key word 0 and the place of every window (places in the dtype of ``places_like``: uint32 when they fit)."""
     n = start.shape[0]
     keys = np.empty(n, np.uint64)
-    places = np.empty(n, np.uint64)
+    places = np.empty(n, places_like.dtype)
     for i in prange(n):
         keys[i] = word_key(tokens, start[i], length[i], 0, q, b)
         places[i] = (np.uint64(start[i]) << np.uint64(info_bits)) | np.uint64(2 * length[i] + eos[i])

@@ -452,7 +452,9 @@ def build_from_occurrences(
         )
     n_chunks = _n_chunks(n)
     with progress_steps(3, desc="building tree", show=show_progress) as step:
-        keys, places = _kernels.first_keys(tokens, occ.start, occ.length, occ.eos, q, b, info_bits)
+        place_dtype = np.uint32 if tokens.shape[0] < 2 ** (32 - info_bits) else np.uint64  # start, length, EOS
+        keys, places = _kernels.first_keys(tokens, occ.start, occ.length, occ.eos, q, b, info_bits,
+                                           np.zeros(0, place_dtype))
         weights = occ.weights
         del occ  # the caller passed it, not kept it: the places replace it
         order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
