@@ -282,13 +282,14 @@ def common_prefixes(
     b: int,
     shared: np.ndarray,
     n_chunks: int,
-) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
     """Fill ``shared`` (see :func:`shared_prefix`) and cut the windows into chunks for :func:`emit_nodes`.
 
     Chunks start where a window shares no token with the one before, so no node spans
-    two chunks. Returns the chunk bounds (``n_chunks + 1`` indices) and the nodes every
+    two chunks. Returns the chunk bounds (``n_chunks + 1`` indices), the nodes every
     chunk opens at every depth (row t, column j): window i opens one node at each depth
-    from ``shared[i] + 1`` to its length.
+    from ``shared[i] + 1`` to its length, and how many windows of every chunk end in EOS
+    at the deepest level (room for its sparse leaf EOS counts).
     """
     n = keys.shape[0]
     for t in prange(n_chunks):
@@ -302,15 +303,18 @@ def common_prefixes(
             i += 1
         bounds[t] = i
     nodes = np.zeros((n_chunks, depth + 2), np.int64)
+    deep_ends = np.zeros(n_chunks, np.int64)
     for t in prange(n_chunks):
         row = nodes[t]
         for i in range(bounds[t], bounds[t + 1]):
-            _, length, _ = unpack(sorted_places[i], info_bits)
+            _, length, ends = unpack(sorted_places[i], info_bits)
             row[shared[i] + 1] += 1
             row[length + 1] -= 1
+            if ends and length == depth:
+                deep_ends[t] += 1
         for j in range(1, depth + 2):
             row[j] += row[j - 1]
-    return bounds, nodes
+    return bounds, nodes, deep_ends
 
 
 FIRST_CHILD = 1  # node flag: the node is its parent's first child (its children block starts here)
@@ -334,8 +338,9 @@ def emit_chunk(
     node_token: np.ndarray,
     node_flags: np.ndarray,
     node_count: np.ndarray,
-    leaf_eos: np.ndarray,
-) -> None:  # pragma: no cover
+    eos_at: np.ndarray,
+    eos_count: np.ndarray,
+) -> int:  # pragma: no cover
     """Write the nodes of sorted windows ``lo:hi``; the chunk's first node of depth j goes to ``first_node[j]``.
 
     Each level keeps one open node: the prefix of that length that the current window
@@ -345,7 +350,9 @@ def emit_chunk(
     nodes come out sorted by (parent, token), the order the tree stores. A node's count
     is the weight of the windows passed while it was open. Parent links are not written:
     a node's flags say whether it is its parent's first child and whether it has
-    children, which is enough to derive them (:func:`parents_from_flags`). The root's
+    children, which is enough to derive them (:func:`parents_from_flags`). EOS counts of
+    deepest nodes are written sparsely, (node - ``deepest``, count) pairs in ``eos_at`` and
+    ``eos_count`` (room for one per window ending there); returns how many. The root's
     flags are the caller's (every chunk adds children to it); ``root_has_child``: an earlier chunk
     holds windows (so gave the root its first child).
     """
@@ -356,6 +363,7 @@ def emit_chunk(
     has_child[0] = root_has_child
     total = 0
     prev_length = 0
+    used = 0
     for i in range(lo, hi):
         start, length, ends = unpack(sorted_places[i], info_bits)
         c = shared[i]
@@ -377,16 +385,19 @@ def emit_chunk(
             parent = k
             opened_at[j] = total
         w = sorted_weights[i] if has_weights else 1
-        if length == depth:
+        if length == depth and ends:
             at = current[depth] - deepest
-            if c < depth:
-                leaf_eos[at] = 0
-            if ends:
-                leaf_eos[at] += w
+            if used > 0 and eos_at[used - 1] == at:  # windows ending at one node are consecutive
+                eos_count[used - 1] += w
+            else:
+                eos_at[used] = at
+                eos_count[used] = w
+                used += 1
         total += w
         prev_length = length
     for j in range(1, prev_length + 1):
         node_count[current[j]] = total - opened_at[j]
+    return used
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -405,21 +416,38 @@ def emit_nodes(
     node_token: np.ndarray,
     node_flags: np.ndarray,
     node_count: np.ndarray,
-    leaf_eos: np.ndarray,
-) -> None:  # pragma: no cover
-    """Write every node but the root's token, the chunks from :func:`common_prefixes` in parallel."""
+    deep_ends: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """Write every node but the root's token, the chunks from :func:`common_prefixes` in parallel.
+
+    Returns the deepest level's EOS counts, sparse: (index in the level, count), sorted by index.
+    """
     n_chunks = bounds.shape[0] - 1
     first_node = np.empty((n_chunks, depth + 2), np.int64)
     first_node[0] = level_offsets
     for t in range(1, n_chunks):
         first_node[t] = first_node[t - 1] + chunk_nodes[t - 1]
+    room = np.zeros(n_chunks + 1, np.int64)
+    room[1:] = np.cumsum(deep_ends)
+    eos_at = np.empty(room[-1], np.int64)
+    eos_count = np.empty(room[-1], np.int64)
+    used = np.zeros(n_chunks, np.int64)
     for t in prange(n_chunks):
-        emit_chunk(
+        used[t] = emit_chunk(
             bounds[t], bounds[t + 1], first_node[t], bounds[t] > 0, shared, sorted_places, info_bits, sorted_weights,
-            has_weights, tokens, depth, level_offsets[depth], node_token, node_flags, node_count, leaf_eos,
+            has_weights, tokens, depth, level_offsets[depth], node_token, node_flags, node_count,
+            eos_at[room[t] : room[t + 1]], eos_count[room[t] : room[t + 1]],
         )
+    n_eos = used.sum()
+    at = 0
+    for t in range(n_chunks):  # close the gaps between the chunks' entries
+        for e in range(used[t]):
+            eos_at[at] = eos_at[room[t] + e]
+            eos_count[at] = eos_count[room[t] + e]
+            at += 1
     node_count[0] = sorted_weights.sum() if has_weights else n_windows
     node_flags[0] = HAS_CHILDREN if node_flags.shape[0] > 1 else 0
+    return eos_at[:n_eos].copy(), eos_count[:n_eos].copy()
 
 
 @njit(cache=True, nogil=True)

@@ -466,7 +466,7 @@ def build_from_occurrences(
         sorted_weights = _kernels.gather(weights, order) if weights is not None else np.zeros(1, dtype=np.int64)
         del places, order, weights
         shared = np.empty(n, dtype=np.min_scalar_type(depth))
-        bounds, chunk_nodes = _kernels.common_prefixes(
+        bounds, chunk_nodes, deep_ends = _kernels.common_prefixes(
             keys, sorted_places, info_bits, tokens, depth, q, b, shared, n_chunks
         )
         del keys  # the emit pass reads the tokens themselves: the tree's arrays take the keys' place
@@ -482,15 +482,14 @@ def build_from_occurrences(
         node_token = np.empty(n_nodes, dtype=token_dtype(info.vocab_size))
         node_flags = np.empty(n_nodes, dtype=np.uint8)  # parent links, derived from these (tree.py)
         node_count = np.empty(n_nodes, dtype=count_dtype(total_mass))
-        leaf_eos = np.empty(n_nodes - int(level_offsets[depth]), dtype=node_count.dtype)
         # Touch the pages in order first: first-touching them from the emit pass's
         # depth + 1 interleaved write streams measured 2-3x slower on this VM.
-        for a in (node_token, node_flags, node_count, leaf_eos):
+        for a in (node_token, node_flags, node_count):
             _kernels.zero(a, n_chunks)
         node_token[0] = 0 if node_token.dtype == np.uint16 else -1  # the root's slot (its id is -1)
-        _kernels.emit_nodes(
+        leaf_eos = _kernels.emit_nodes(  # sparse: (index in the deepest level, count)
             n, shared, sorted_places, info_bits, sorted_weights, has_weights, tokens, depth,
-            level_offsets, bounds, chunk_nodes, node_token, node_flags, node_count, leaf_eos,
+            level_offsets, bounds, chunk_nodes, node_token, node_flags, node_count, deep_ends,
         )
         step()
     return TokenTree._from_arrays(

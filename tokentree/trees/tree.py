@@ -259,7 +259,7 @@ class TokenTree:
         *,
         tokens: np.ndarray,
         counts: np.ndarray,
-        leaf_eos: np.ndarray,
+        leaf_eos: np.ndarray | tuple[np.ndarray, np.ndarray],
         level_offsets: np.ndarray,
         info: TreeInfo,
         parents: np.ndarray | None = None,
@@ -268,15 +268,19 @@ class TokenTree:
         if (parents is None) == (flags is None):
             raise TypeError("pass exactly one of parents= and flags=")
         self = object.__new__(cls)
-        tokens, counts, leaf_eos = compact_node_arrays(tokens, counts, np.asarray(leaf_eos), info.vocab_size)
+        if isinstance(leaf_eos, tuple):  # already sparse: (index in the deepest level, count), by index
+            at, at_count = leaf_eos
+            tokens, counts, _ = compact_node_arrays(tokens, counts, np.zeros(0, counts.dtype), info.vocab_size)
+        else:  # dense; mostly zero: keep it sparse
+            tokens, counts, dense = compact_node_arrays(tokens, counts, np.asarray(leaf_eos), info.vocab_size)
+            at = np.flatnonzero(dense)
+            at_count = dense[at]
         object.__setattr__(self, "_tokens", _readonly(tokens))
         object.__setattr__(self, "_parents", None if parents is None else _readonly(parents))
         object.__setattr__(self, "_flags", None if flags is None else _readonly(flags))
         object.__setattr__(self, "_counts", _readonly(counts))
-        # Deepest-level EOS counts are mostly zero: keep them sparse (index, count).
-        at = np.flatnonzero(leaf_eos)
-        object.__setattr__(self, "_leaf_eos_at", _readonly(at.astype(np.int64)))
-        object.__setattr__(self, "_leaf_eos_count", _readonly(leaf_eos[at].astype(np.int64)))
+        object.__setattr__(self, "_leaf_eos_at", _readonly(np.asarray(at).astype(np.int64)))
+        object.__setattr__(self, "_leaf_eos_count", _readonly(np.asarray(at_count).astype(np.int64)))
         object.__setattr__(self, "_level_offsets", _readonly(level_offsets))
         object.__setattr__(self, "_info", info)
         return self
