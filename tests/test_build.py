@@ -47,6 +47,17 @@ def test_long_runs_of_equal_keys_equal_the_reference():
     assert_matches_reference([[1] * 40] * 30, 12, "window", vocab_size=2**31)  # one run of 1200
 
 
+def test_64_bit_window_places_equal_the_reference():
+    """Places (start, length, EOS) are uint32 while they fit; at depth 2**15 (17 bits of length and EOS) more
+    than 2**15 tokens need the uint64 places. Both give the reference tree."""
+    rng = np.random.default_rng(3)
+    seqs = [rng.integers(0, 4, size=int(n)).tolist() for n in rng.integers(1, 120, size=700)]
+    assert sum(map(len, seqs)) > 2**15
+    for mode in ("prefix", "chunk"):
+        assert_matches_reference(seqs, 2**15, mode)
+    assert_matches_reference(seqs, 6, "window")  # uint32 places
+
+
 @given(token_sequences(), depths, modes, weights, st.integers(2, 9))
 def test_a_build_cut_into_parallel_chunks_equals_the_reference(seqs, depth, mode, weight, n_chunks):
     """The sort and the emit pass split the windows into chunks (one per thread on big builds);

@@ -116,5 +116,59 @@ def test_file_is_a_zip_of_plain_arrays(tmp_path, tree):
     path = save_tree(tree, tmp_path / "t.npz")
     with zipfile.ZipFile(path) as z:
         assert sorted(z.namelist()) == sorted(
-            f"{k}.npy" for k in ("header", "tokens", "parents", "counts", "leaf_eos", "level_offsets")
+            f"{k}.npy" for k in ("header", "tokens", "flags", "counts", "leaf_eos", "level_offsets")
         )
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda f: f.__setitem__(1, 5), "bits other than the two flags"),  # a bit that is no flag
+    (lambda f: f.__setitem__(0, 0), "do not pair"),  # first children but no node with children
+    (lambda f: f.__setitem__(3, f[3] | 2), "do not pair"),  # a node with children but none follow
+])
+def test_corrupt_node_flags(tmp_path, tree, change, match):
+    path = save_tree(tree, tmp_path / "t.npz")
+    flags = tree.stored_flags.copy()
+    change(flags)
+    _rewrite(path, flags=flags)
+    with pytest.raises(TreeFileError, match=match):
+        load_tree(path)
+
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+#: Written by tokentree's format-version-1 code (commit 9368427, before the narrow layout):
+#: build_tree(zipf_corpus(3000, vocab_size=500, rng=7), depth=4, mode="window", vocab_size=500), compressed,
+#: and build_tree([[1, 2, 3], [1, 2], [4]], depth=2, mode="chunk", vocab_size=70000); digests from that code.
+V1_DIGESTS = {
+    "tree_v1_window.npz": "53ed28862af5151907263ce788496c23db9feebec435eebaf95ca0fcae853358",
+    "tree_v1_big_vocab.npz": "c9079cc934b9ab863d10b443eaa369b5bbb281ce444c65890042bd55aa2cf36a",
+}
+
+
+def test_version_1_files_still_open_and_equal_todays_build(tmp_path):
+    from tokentree.data.synthetic import zipf_corpus
+
+    old = load_tree(DATA / "tree_v1_window.npz")
+    with zipfile.ZipFile(DATA / "tree_v1_window.npz") as z:
+        assert json.loads(np.load(z.open("header.npy")).tobytes())["version"] == 1
+    assert old.digest() == V1_DIGESTS["tree_v1_window.npz"]
+    rebuilt = build_tree(zipf_corpus(3000, vocab_size=500, rng=7), depth=4, mode="window", vocab_size=500)
+    assert old == rebuilt and rebuilt.digest() == V1_DIGESTS["tree_v1_window.npz"]
+    assert old.n_nodes == 8358 and old.total_mass == 3000 and int(old.eos_counts.sum()) == 96
+    assert old.tokens.dtype == np.int32 and old.tokens[0] == -1 and old.counts.dtype == np.int64
+    big = load_tree(DATA / "tree_v1_big_vocab.npz")
+    assert big.digest() == V1_DIGESTS["tree_v1_big_vocab.npz"]
+    assert big.stored_tokens.dtype == np.int32 and big.count([1, 2]) == 2  # 70,000 ids do not fit uint16
+    again = load_tree(save_tree(old, tmp_path / "v2.npz"))  # re-saved in today's format
+    assert again == old and again.digest() == old.digest()
+
+
+def test_version_2_stores_the_narrow_dtypes(tmp_path, tree):
+    """uint16 ids (vocabulary <= 65,536) and uint32 counts (total mass < 2**32) on disk and in memory."""
+    path = save_tree(tree, tmp_path / "t.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        assert json.loads(npz["header"].tobytes())["version"] == FORMAT_VERSION == 2
+        assert npz["tokens"].dtype == np.uint16 and npz["counts"].dtype == np.uint32
+        assert npz["leaf_eos"].dtype == np.uint32
+    loaded = load_tree(path)
+    assert loaded.stored_arrays["tokens"].dtype == np.uint16 and loaded.nbytes == tree.nbytes
+    assert loaded.tokens.tolist() == [-1, *tree.tokens[1:].tolist()] and loaded.counts.dtype == np.int64

@@ -71,10 +71,50 @@ def test_prune_rejects_deeper_or_invalid_depths():
         small_tree().prune(0)
 
 
-def test_memory_is_about_16_bytes_per_node_resident():
-    """int32 token + int32 parent + int64 count; deepest-level EOS counts are stored sparsely."""
+def test_memory_is_about_7_bytes_per_node_resident():
+    """uint16 token + uint8 flags (parent links derived) + uint32 count for a 32k vocabulary (issue 26; 16 bytes
+    before); deepest-level EOS counts are stored sparsely."""
     from tokentree.data.synthetic import zipf_corpus
 
     tree = build_tree(zipf_corpus(200_000, rng=0), depth=8, mode="window")
     assert tree.n_nodes > 1_000_000
-    assert tree.nbytes / tree.n_nodes <= 16.05
+    assert tree.nbytes / tree.n_nodes <= 7.05
+    stored = tree.stored_arrays
+    assert (stored["tokens"].dtype, stored["flags"].dtype, stored["counts"].dtype) == (np.uint16, np.uint8, np.uint32)
+    assert "parents" not in stored and tree.parents.dtype == np.int32
+
+
+@given(token_sequences(), depths, modes)
+def test_parent_links_derived_from_flags_equal_the_explicit_ones(seqs, depth, mode):
+    """Flags -> parents -> flags round trip; child offsets from the flags equal searchsorted over the parents;
+    a tree built with flags equals the same tree given explicit parent links (and has its digest)."""
+    from tokentree.trees import _kernels
+
+    tree = build_tree(seqs, depth=depth, mode=mode)
+    parents = tree.parents
+    assert np.array_equal(_kernels.flags_from_parents(parents), tree.stored_flags)
+    assert np.array_equal(tree.child_offsets, np.searchsorted(parents, np.arange(tree.n_nodes + 1)))
+    explicit = TokenTree._from_arrays(tokens=tree.tokens, parents=parents, counts=tree.counts,
+                                      leaf_eos=tree.leaf_eos, level_offsets=tree.level_offsets, info=tree.info)
+    assert explicit == tree and explicit.digest() == tree.digest()
+    assert explicit.eos_counts.tolist() == tree.eos_counts.tolist()
+    for d in range(1, depth + 1):
+        assert explicit.prune(d) == tree.prune(d) and explicit.prune(d).digest() == tree.prune(d).digest()
+        assert tree.prune(d).stored_flags is not None
+
+
+def test_narrow_dtypes_widen_where_the_data_needs_it():
+    """Ids of a vocabulary over 65,536 stay int32; counts summing past 2**32 are int64. Same answers either way."""
+    from tokentree.trees.combine import scale_tree
+
+    small = build_tree([[1, 2, 3], [1, 2], [4]], depth=2, mode="window")
+    big_vocab = build_tree([[1, 2, 3], [1, 2], [4]], depth=2, mode="window", vocab_size=70_000)
+    assert small.stored_tokens.dtype == np.uint16 and big_vocab.stored_tokens.dtype == np.int32
+    assert big_vocab.tokens.tolist() == small.tokens.tolist() and big_vocab.tokens[0] == -1
+    assert big_vocab.count([70_001]) == 0 and small.count([-1]) == 0 and small.count([70_001]) == 0
+    huge = scale_tree(small, 2**31)  # total mass 6 * 2**31 > 2**32
+    assert huge.stored_arrays["counts"].dtype == np.int64
+    assert huge.counts.tolist() == [c * 2**31 for c in small.counts.tolist()]
+    assert huge.symbols().mass.tolist() == [m * 2**31 for m in small.symbols().mass.tolist()]
+    assert huge.eos_counts.tolist() == [c * 2**31 for c in small.eos_counts.tolist()]
+    assert scale_tree(small, 1) == small and scale_tree(small, 1).digest() == small.digest()

@@ -75,15 +75,16 @@ def huffman_lengths(weights: np.ndarray | list[float]) -> np.ndarray:
     [1, 2, 3, 3]
     """
     w = check_weights(weights)
+    raw = weights if isinstance(weights, np.ndarray) and weights.dtype.kind in "iu" else None
     lengths = np.zeros(w.shape[0], dtype=np.int64)
     if w.min() > 0 and w.shape[0] > 1:  # the common case: no need to pick out the positive weights
-        order, work = _order_by_weight_then_index(w)
+        order, work = _order_by_weight_then_index(w, raw)
     else:
         positive = np.flatnonzero(w > 0)
         if positive.shape[0] == 1:
             lengths[positive] = 1
             return lengths
-        order, work = _order_by_weight_then_index(w[positive])
+        order, work = _order_by_weight_then_index(w[positive], None if raw is None else raw[positive])
         order = positive[order]
     from tokentree.compression import _huffman_kernels
 
@@ -92,24 +93,22 @@ def huffman_lengths(weights: np.ndarray | list[float]) -> np.ndarray:
     return lengths
 
 
-def _order_by_weight_then_index(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Indices sorting ``w`` ascending, ties by index (a SIMD argsort, then ties re-sorted),
-    and the sorted weights.
+def _order_by_weight_then_index(w: np.ndarray, raw: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices sorting ``w`` ascending, ties by index, and the sorted weights.
 
-    Same order as ``np.argsort(w, kind="stable")``, about 3x faster.
+    The order is ``np.argsort(w, kind="stable")``'s. Integer weights (``raw``, the caller's
+    integer array, usually counts with many ties) are sorted stably as integers: numpy's
+    radix sort or timsort there beats a SIMD quicksort followed by a re-sort of the ties.
+    Float weights take the SIMD quicksort first and re-sort stably only when two weights tie.
     """
-    n = w.shape[0]
+    if raw is not None:
+        order = np.argsort(raw, kind="stable")
+        return order, w[order]
     order = np.argsort(w)
     ws = w[order]
-    if not (ws[1:] == ws[:-1]).any():  # no ties
+    if not (ws[1:] == ws[:-1]).any():  # no ties: the quicksort's order is the stable one
         return order, ws
-    new_run = np.empty(n, dtype=bool)
-    new_run[0] = True
-    np.not_equal(ws[1:], ws[:-1], out=new_run[1:])
-    run = np.cumsum(new_run) - 1
-    key = run * n + order
-    key.sort()
-    order = key % n
+    order = np.argsort(w, kind="stable")
     return order, w[order]
 
 

@@ -10,7 +10,8 @@ stands for "the window has ended", so comparing keys compares windows with short
 first. Word ``w`` of a window's key holds its symbols ``w * q`` to ``w * q + q - 1``.
 
 The rest of what the passes need about a window is packed in one uint64, its *place*:
-``start << info_bits | 2 * length + ends_in_eos``. Sorting moves only the key and the
+``start << info_bits | 2 * length + ends_in_eos``, a uint32 when every place fits in 32
+bits (10M tokens at depth 8), else a uint64. Sorting moves only the key and the
 window's index; one gather then lays the places out in sorted order, so every later
 pass reads in order.
 
@@ -42,12 +43,13 @@ def word_key(tokens: np.ndarray, start: int, length: int, word: int, q: int, b: 
 
 @njit(cache=True, nogil=True, parallel=True)
 def first_keys(
-    tokens: np.ndarray, start: np.ndarray, length: np.ndarray, eos: np.ndarray, q: int, b: int, info_bits: int
+    tokens: np.ndarray, start: np.ndarray, length: np.ndarray, eos: np.ndarray, q: int, b: int, info_bits: int,
+    places_like: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-    """Key word 0 and the place of every window."""
+    """Key word 0 and the place of every window (places in the dtype of ``places_like``: uint32 when they fit)."""
     n = start.shape[0]
     keys = np.empty(n, np.uint64)
-    places = np.empty(n, np.uint64)
+    places = np.empty(n, places_like.dtype)
     for i in prange(n):
         keys[i] = word_key(tokens, start[i], length[i], 0, q, b)
         places[i] = (np.uint64(start[i]) << np.uint64(info_bits)) | np.uint64(2 * length[i] + eos[i])
@@ -280,13 +282,14 @@ def common_prefixes(
     b: int,
     shared: np.ndarray,
     n_chunks: int,
-) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
     """Fill ``shared`` (see :func:`shared_prefix`) and cut the windows into chunks for :func:`emit_nodes`.
 
     Chunks start where a window shares no token with the one before, so no node spans
-    two chunks. Returns the chunk bounds (``n_chunks + 1`` indices) and the nodes every
+    two chunks. Returns the chunk bounds (``n_chunks + 1`` indices), the nodes every
     chunk opens at every depth (row t, column j): window i opens one node at each depth
-    from ``shared[i] + 1`` to its length.
+    from ``shared[i] + 1`` to its length, and how many windows of every chunk end in EOS
+    at the deepest level (room for its sparse leaf EOS counts).
     """
     n = keys.shape[0]
     for t in prange(n_chunks):
@@ -300,15 +303,22 @@ def common_prefixes(
             i += 1
         bounds[t] = i
     nodes = np.zeros((n_chunks, depth + 2), np.int64)
+    deep_ends = np.zeros(n_chunks, np.int64)
     for t in prange(n_chunks):
         row = nodes[t]
         for i in range(bounds[t], bounds[t + 1]):
-            _, length, _ = unpack(sorted_places[i], info_bits)
+            _, length, ends = unpack(sorted_places[i], info_bits)
             row[shared[i] + 1] += 1
             row[length + 1] -= 1
+            if ends and length == depth:
+                deep_ends[t] += 1
         for j in range(1, depth + 2):
             row[j] += row[j - 1]
-    return bounds, nodes
+    return bounds, nodes, deep_ends
+
+
+FIRST_CHILD = 1  # node flag: the node is its parent's first child (its children block starts here)
+HAS_CHILDREN = 2  # node flag: the node has at least one child
 
 
 @njit(cache=True, nogil=True)
@@ -316,7 +326,7 @@ def emit_chunk(
     lo: int,
     hi: int,
     first_node: np.ndarray,
-    keys: np.ndarray,
+    root_has_child: bool,
     shared: np.ndarray,
     sorted_places: np.ndarray,
     info_bits: int,
@@ -324,66 +334,75 @@ def emit_chunk(
     has_weights: bool,
     tokens: np.ndarray,
     depth: int,
-    q: int,
-    b: int,
     deepest: int,
     node_token: np.ndarray,
-    node_parent: np.ndarray,
+    node_flags: np.ndarray,
     node_count: np.ndarray,
-    leaf_eos: np.ndarray,
-) -> None:  # pragma: no cover
+    eos_at: np.ndarray,
+    eos_count: np.ndarray,
+) -> int:  # pragma: no cover
     """Write the nodes of sorted windows ``lo:hi``; the chunk's first node of depth j goes to ``first_node[j]``.
 
     Each level keeps one open node: the prefix of that length that the current window
     passes through. Window i keeps the open nodes of depths 1..shared[i], closes the
-    deeper ones, and opens new nodes at depths shared[i] + 1..length, each the child of
+    deeper ones, and opens new ones at depths shared[i] + 1..length, each the child of
     the open node one level up. Sorted order is lexicographic order, so every level's
     nodes come out sorted by (parent, token), the order the tree stores. A node's count
-    is the weight of the windows passed while it was open.
+    is the weight of the windows passed while it was open. Parent links are not written:
+    a node's flags say whether it is its parent's first child and whether it has
+    children, which is enough to derive them (:func:`parents_from_flags`). EOS counts of
+    deepest nodes are written sparsely, (node - ``deepest``, count) pairs in ``eos_at`` and
+    ``eos_count`` (room for one per window ending there); returns how many. The root's
+    flags are the caller's (every chunk adds children to it); ``root_has_child``: an earlier chunk
+    holds windows (so gave the root its first child).
     """
-    symbol_mask = np.uint64((1 << b) - 1)
     current = first_node[: depth + 1] - 1
     current[0] = 0
     opened_at = np.zeros(depth + 1, np.int64)  # weight before the open node's first window
+    has_child = np.zeros(depth + 1, np.bool_)  # whether the open node of each depth has a child yet
+    has_child[0] = root_has_child
     total = 0
     prev_length = 0
+    used = 0
     for i in range(lo, hi):
         start, length, ends = unpack(sorted_places[i], info_bits)
         c = shared[i]
         for j in range(c + 1, prev_length + 1):
             node_count[current[j]] = total - opened_at[j]
-        key = keys[i]
         parent = current[c]
-        for j in range(c + 1, min(length, q) + 1):  # the first q tokens are in the key
-            k = current[j] + 1
-            current[j] = k
-            node_token[k] = np.int64((key >> np.uint64(b * (q - j))) & symbol_mask) - 1
-            node_parent[k] = parent
-            parent = k
-            opened_at[j] = total
-        for j in range(max(c, q) + 1, length + 1):
+        for j in range(c + 1, length + 1):
             k = current[j] + 1
             current[j] = k
             node_token[k] = tokens[start + j - 1]
-            node_parent[k] = parent
+            if has_child[j - 1]:
+                node_flags[k] = 0
+            else:
+                node_flags[k] = FIRST_CHILD
+                has_child[j - 1] = True
+                if j > 1:
+                    node_flags[parent] |= HAS_CHILDREN
+            has_child[j] = False
             parent = k
             opened_at[j] = total
         w = sorted_weights[i] if has_weights else 1
-        if length == depth:
+        if length == depth and ends:
             at = current[depth] - deepest
-            if c < depth:
-                leaf_eos[at] = 0
-            if ends:
-                leaf_eos[at] += w
+            if used > 0 and eos_at[used - 1] == at:  # windows ending at one node are consecutive
+                eos_count[used - 1] += w
+            else:
+                eos_at[used] = at
+                eos_count[used] = w
+                used += 1
         total += w
         prev_length = length
     for j in range(1, prev_length + 1):
         node_count[current[j]] = total - opened_at[j]
+    return used
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def emit_nodes(
-    keys: np.ndarray,
+    n_windows: int,
     shared: np.ndarray,
     sorted_places: np.ndarray,
     info_bits: int,
@@ -391,28 +410,107 @@ def emit_nodes(
     has_weights: bool,
     tokens: np.ndarray,
     depth: int,
-    q: int,
-    b: int,
     level_offsets: np.ndarray,
     bounds: np.ndarray,
     chunk_nodes: np.ndarray,
     node_token: np.ndarray,
-    node_parent: np.ndarray,
+    node_flags: np.ndarray,
     node_count: np.ndarray,
-    leaf_eos: np.ndarray,
-) -> None:  # pragma: no cover
-    """Write every node but the root's token and parent, the chunks from :func:`common_prefixes` in parallel."""
+    deep_ends: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """Write every node but the root's token, the chunks from :func:`common_prefixes` in parallel.
+
+    Returns the deepest level's EOS counts, sparse: (index in the level, count), sorted by index.
+    """
     n_chunks = bounds.shape[0] - 1
     first_node = np.empty((n_chunks, depth + 2), np.int64)
     first_node[0] = level_offsets
     for t in range(1, n_chunks):
         first_node[t] = first_node[t - 1] + chunk_nodes[t - 1]
+    room = np.zeros(n_chunks + 1, np.int64)
+    room[1:] = np.cumsum(deep_ends)
+    eos_at = np.empty(room[-1], np.int64)
+    eos_count = np.empty(room[-1], np.int64)
+    used = np.zeros(n_chunks, np.int64)
     for t in prange(n_chunks):
-        emit_chunk(
-            bounds[t], bounds[t + 1], first_node[t], keys, shared, sorted_places, info_bits, sorted_weights,
-            has_weights, tokens, depth, q, b, level_offsets[depth], node_token, node_parent, node_count, leaf_eos,
+        used[t] = emit_chunk(
+            bounds[t], bounds[t + 1], first_node[t], bounds[t] > 0, shared, sorted_places, info_bits, sorted_weights,
+            has_weights, tokens, depth, level_offsets[depth], node_token, node_flags, node_count,
+            eos_at[room[t] : room[t + 1]], eos_count[room[t] : room[t + 1]],
         )
-    node_count[0] = sorted_weights.sum() if has_weights else keys.shape[0]
+    n_eos = used.sum()
+    at = 0
+    for t in range(n_chunks):  # close the gaps between the chunks' entries
+        for e in range(used[t]):
+            eos_at[at] = eos_at[room[t] + e]
+            eos_count[at] = eos_count[room[t] + e]
+            at += 1
+    node_count[0] = sorted_weights.sum() if has_weights else n_windows
+    node_flags[0] = HAS_CHILDREN if node_flags.shape[0] > 1 else 0
+    return eos_at[:n_eos].copy(), eos_count[:n_eos].copy()
+
+
+@njit(cache=True, nogil=True)
+def parents_from_flags(flags: np.ndarray, parents: np.ndarray) -> bool:  # pragma: no cover
+    """Fill ``parents`` from node flags (see :func:`emit_chunk`); False if the flags are inconsistent.
+
+    Children blocks appear in the order of their parents (breadth-first order), so the
+    k-th node flagged FIRST_CHILD starts the children of the k-th node flagged HAS_CHILDREN.
+    """
+    n = flags.shape[0]
+    if n == 0:
+        return True
+    parents[0] = -1
+    parent = -1
+    u = 0
+    for i in range(1, n):
+        if flags[i] & FIRST_CHILD:
+            while u < i and not flags[u] & HAS_CHILDREN:
+                u += 1
+            if u >= i:
+                return False
+            parent = u
+            u += 1
+        if parent < 0:
+            return False
+        parents[i] = parent
+    while u < n:  # no node flagged HAS_CHILDREN may be left without children
+        if flags[u] & HAS_CHILDREN:
+            return False
+        u += 1
+    return True
+
+
+@njit(cache=True, nogil=True)
+def child_offsets_from_flags(flags: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """``searchsorted(parents, arange(n + 1))`` from node flags: node u's children are ``out[u]:out[u + 1]``."""
+    n = flags.shape[0]
+    out = np.empty(n + 1, np.int64)
+    out[n] = n
+    i = 1
+    for u in range(n):
+        out[u] = -1
+        if flags[u] & HAS_CHILDREN:
+            while not flags[i] & FIRST_CHILD:
+                i += 1
+            out[u] = i
+            i += 1
+    for u in range(n - 1, -1, -1):
+        if out[u] < 0:
+            out[u] = out[u + 1]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def flags_from_parents(parents: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """Node flags of a breadth-first tree given by its parent links (the inverse of :func:`parents_from_flags`)."""
+    n = parents.shape[0]
+    flags = np.zeros(n, np.uint8)
+    for i in range(1, n):
+        if parents[i] != parents[i - 1]:
+            flags[i] = FIRST_CHILD
+            flags[parents[i]] |= HAS_CHILDREN
+    return flags
 
 
 @njit(cache=True, nogil=True)

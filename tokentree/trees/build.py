@@ -44,7 +44,17 @@ from tokentree.data.sequences import TokenSequences, TokenStream, as_token_seque
 from tokentree.infra.errors import InputError, MemoryEstimateError
 from tokentree.infra.progress import progress, progress_steps
 from tokentree.trees.partition import first_token_mass, plan_partitions, stitch_trees
-from tokentree.trees.tree import ALPHABETS, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, TreeInfo, _check_depth
+from tokentree.trees.tree import (
+    ALPHABETS,
+    MAX_VOCAB,
+    MODES,
+    WEIGHTINGS,
+    TokenTree,
+    TreeInfo,
+    _check_depth,
+    count_dtype,
+    token_dtype,
+)
 
 __all__ = [
     "build_tree", "prepare_build", "estimate_build_bytes", "available_memory_bytes", "occurrences", "Occurrences",
@@ -52,7 +62,7 @@ __all__ = [
 ]
 
 PARALLEL_FROM = 2**16  # occurrences from which the build uses all of numba's threads
-BYTES_PER_NODE = 16  # int32 token + int32 parent + int64 count
+BYTES_PER_NODE = 16  # at most: int32 token + int32 parent + int64 count (10 for a 32k vocabulary and uint32 counts)
 BYTES_PER_OCCURRENCE = 48  # working arrays per occurrence while sorting (at most 44 B)
 #: The modes in the order :func:`tokentree.trees._kernels.cut_by_part` numbers them.
 CUT_MODES = ("prefix", "chunk", "window")
@@ -442,7 +452,9 @@ def build_from_occurrences(
         )
     n_chunks = _n_chunks(n)
     with progress_steps(3, desc="building tree", show=show_progress) as step:
-        keys, places = _kernels.first_keys(tokens, occ.start, occ.length, occ.eos, q, b, info_bits)
+        place_dtype = np.uint32 if tokens.shape[0] < 2 ** (32 - info_bits) else np.uint64  # start, length, EOS
+        keys, places = _kernels.first_keys(tokens, occ.start, occ.length, occ.eos, q, b, info_bits,
+                                           np.zeros(0, place_dtype))
         weights = occ.weights
         del occ  # the caller passed it, not kept it: the places replace it
         order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
@@ -454,32 +466,35 @@ def build_from_occurrences(
         sorted_weights = _kernels.gather(weights, order) if weights is not None else np.zeros(1, dtype=np.int64)
         del places, order, weights
         shared = np.empty(n, dtype=np.min_scalar_type(depth))
-        bounds, chunk_nodes = _kernels.common_prefixes(
+        bounds, chunk_nodes, deep_ends = _kernels.common_prefixes(
             keys, sorted_places, info_bits, tokens, depth, q, b, shared, n_chunks
         )
+        del keys  # the emit pass reads the tokens themselves: the tree's arrays take the keys' place
         step()
         level_offsets = np.ones(depth + 2, dtype=np.int64)
         level_offsets[0] = 0
         np.cumsum(chunk_nodes.sum(axis=0)[1 : depth + 1], out=level_offsets[2:])
         level_offsets[2:] += 1
         n_nodes = int(level_offsets[-1])
-        node_token = np.empty(n_nodes, dtype=np.int32)
-        node_parent = np.empty(n_nodes, dtype=np.int32 if n_nodes < 2**31 else np.int64)
-        node_count = np.empty(n_nodes, dtype=np.int64)
-        leaf_eos = np.empty(n_nodes - int(level_offsets[depth]), dtype=np.int64)
+        total_mass = int(sorted_weights.sum()) if has_weights else n
+        # The tree's stored dtypes (tokentree.trees.tree): uint16 ids for a vocabulary that fits, uint32 counts
+        # when the total mass (the largest count) does.
+        node_token = np.empty(n_nodes, dtype=token_dtype(info.vocab_size))
+        node_flags = np.empty(n_nodes, dtype=np.uint8)  # parent links, derived from these (tree.py)
+        node_count = np.empty(n_nodes, dtype=count_dtype(total_mass))
         # Touch the pages in order first: first-touching them from the emit pass's
         # depth + 1 interleaved write streams measured 2-3x slower on this VM.
-        for a in (node_token, node_parent, node_count, leaf_eos):
+        for a in (node_token, node_flags, node_count):
             _kernels.zero(a, n_chunks)
-        node_token[0], node_parent[0] = -1, -1
-        _kernels.emit_nodes(
-            keys, shared, sorted_places, info_bits, sorted_weights, has_weights, tokens, depth, q, b,
-            level_offsets, bounds, chunk_nodes, node_token, node_parent, node_count, leaf_eos,
+        node_token[0] = 0 if node_token.dtype == np.uint16 else -1  # the root's slot (its id is -1)
+        leaf_eos = _kernels.emit_nodes(  # sparse: (index in the deepest level, count)
+            n, shared, sorted_places, info_bits, sorted_weights, has_weights, tokens, depth,
+            level_offsets, bounds, chunk_nodes, node_token, node_flags, node_count, deep_ends,
         )
         step()
     return TokenTree._from_arrays(
         tokens=node_token,
-        parents=node_parent,
+        flags=node_flags,
         counts=node_count,
         leaf_eos=leaf_eos,
         level_offsets=level_offsets,

@@ -143,9 +143,10 @@ def scale_tree(tree: TokenTree, factor: int) -> TokenTree:
     info = replace(
         tree.info, n_sequences=tree.info.n_sequences * int(factor), n_tokens=tree.info.n_tokens * int(factor)
     )
+    links = {name: a.copy() for name, a in tree.stored_arrays.items() if name in ("parents", "flags")}
     return TokenTree._from_arrays(
-        tokens=tree.tokens.copy(),
-        parents=tree.parents.copy(),
+        tokens=tree.stored_tokens.copy(),
+        **links,
         counts=tree.counts * int(factor),
         leaf_eos=tree.leaf_eos * int(factor),
         level_offsets=tree.level_offsets.copy(),

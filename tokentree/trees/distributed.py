@@ -71,7 +71,6 @@ from tokentree.trees.partitioned import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
-    PART_ARRAYS,
     PartitionedTree,
     open_partitioned,
     part_name,
@@ -274,15 +273,16 @@ def build_part(source: IdsSource, info: dict[str, Any], key: PartKey, folder: st
     _reset_peak_rss()
     tree = build_from_occurrences(source.token_array(), _records_of(index, shard_folders), TreeInfo(**info),
                                   show_progress=False)
+    stored = tree.stored_arrays  # the narrow dtypes the tree keeps (tree.py); a part opens without a copy
 
     def write(staging: Path) -> None:
-        for name in PART_ARRAYS:
-            save_npy(staging / f"{name}.npy", np.asarray(getattr(tree, name)))
+        for name, array in stored.items():  # PART_ARRAYS and the parent links (flags)
+            save_npy(staging / f"{name}.npy", np.asarray(array))
 
     final = _atomic_folder(Path(folder), part_name(index), write)
     return {"index": index, "name": final.name, "first_tokens": list(key.first_tokens),
             "second_tokens": None if key.second_tokens is None else list(key.second_tokens),
-            "level_sizes": [int(x) for x in np.diff(tree.level_offsets)], "mass": int(tree.counts[0]),
+            "level_sizes": [int(x) for x in np.diff(tree.level_offsets)], "mass": tree.total_mass,
             "peak_rss_gib": _peak_rss_gib()}
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokentree.infra.errors import InputError
-from tokentree.trees.tree import TokenTree, TreeInfo
+from tokentree.trees.tree import FIRST_CHILD, HAS_CHILDREN, TokenTree, TreeInfo, count_dtype, token_dtype
 
 __all__ = ["plan_partitions", "first_token_mass", "PartKey", "split_heavy", "stitch_trees"]
 
@@ -160,7 +160,7 @@ def stitch_trees(parts: Sequence[TokenTree] | list[TokenTree], info: TreeInfo, *
         if p.depth != depth:
             raise InputError(f"every part must have depth {depth}; got {p.depth}")
     sizes = np.array([np.diff(p.level_offsets) for p in parts], dtype=np.int64)  # (parts, depth + 1)
-    first_of = [(int(p.tokens[p.level_offsets[1]]), int(p.tokens[p.level_offsets[2] - 1])) for p in parts]
+    first_of = [(int(p.stored_tokens[p.level_offsets[1]]), int(p.stored_tokens[p.level_offsets[2] - 1])) for p in parts]
     merges = np.array([i > 0 and first_of[i][0] == first_of[i - 1][1] for i in range(len(parts))], dtype=np.int64)
     level_size = sizes.sum(axis=0)
     level_size[0] = 1
@@ -168,40 +168,62 @@ def stitch_trees(parts: Sequence[TokenTree] | list[TokenTree], info: TreeInfo, *
     level_offsets = np.zeros(depth + 2, dtype=np.int64)
     np.cumsum(level_size, out=level_offsets[1:])
     n_nodes = int(level_offsets[-1])
-    tokens = np.empty(n_nodes, dtype=np.int32)
-    parents = np.empty(n_nodes, dtype=np.int32 if n_nodes < 2**31 else np.int64)
-    counts = np.empty(n_nodes, dtype=np.int64)
-    tokens[0], parents[0] = -1, -1
-    counts[0] = sum(int(p.counts[0]) for p in parts)
-    leaf_eos = np.zeros(int(level_size[-1]), dtype=np.int64)
+    total_mass = sum(p.total_mass for p in parts)
+    tokens = np.empty(n_nodes, dtype=token_dtype(info.vocab_size))  # the tree's stored dtypes (tree.py)
+    use_flags = all(p.stored_flags is not None for p in parts)  # else explicit parent links
+    if use_flags:
+        links = np.zeros(n_nodes, dtype=np.uint8)
+        links[0] = HAS_CHILDREN if n_nodes > 1 else 0
+    else:
+        links = np.empty(n_nodes, dtype=np.int32 if n_nodes < 2**31 else np.int64)
+        links[0] = -1
+    counts = np.empty(n_nodes, dtype=count_dtype(total_mass))
+    tokens[0] = 0 if tokens.dtype == np.uint16 else -1
+    counts[0] = total_mass
+    leaf_eos = np.zeros(int(level_size[-1]), dtype=counts.dtype)
     before = np.vstack([np.zeros(depth + 1, dtype=np.int64), np.cumsum(sizes, axis=0)[:-1]])  # nodes of earlier parts
     before[:, 1] -= np.cumsum(merges)  # a merged part's first level-1 node is its predecessor's last
     for i in range(len(parts)):
         p = parts[i]
+        part = p.stored_arrays
+        part_links = part["flags"] if use_flags else p.parents
+        merged_had_children = False
         for j in range(1, depth + 1):
             lo, hi = int(p.level_offsets[j]), int(p.level_offsets[j + 1])
             if hi == lo:
                 continue
             at = int(level_offsets[j] + before[i, j])
             if j == 1 and merges[i]:
-                counts[at] += p.counts[lo]
+                counts[at] += part["counts"][lo]
+                if use_flags:  # the merged node has children if either half has
+                    merged_had_children = bool(links[at] & HAS_CHILDREN)
+                    links[at] |= part_links[lo] & HAS_CHILDREN
                 at, lo = at + 1, lo + 1
-            tokens[at : at + hi - lo] = p.tokens[lo:hi]
-            counts[at : at + hi - lo] = p.counts[lo:hi]
-            if j == 1:
-                parents[at : at + hi - lo] = 0
+            tokens[at : at + hi - lo] = part["tokens"][lo:hi]
+            counts[at : at + hi - lo] = part["counts"][lo:hi]
+            if use_flags:
+                links[at : at + hi - lo] = part_links[lo:hi]
+                if j == 2 and merged_had_children and part_links[p.level_offsets[1]] & HAS_CHILDREN:
+                    links[at] &= np.uint8(0xFF ^ FIRST_CHILD)  # continues the predecessor's children of that node
+            elif j == 1:
+                links[at : at + hi - lo] = 0
             else:  # a parent's place in its part's level j - 1, moved to the whole tree's level j - 1
                 shift = int(level_offsets[j - 1] + before[i, j - 1] - p.level_offsets[j - 1])
-                parents[at : at + hi - lo] = p.parents[lo:hi] + shift
-        deepest = np.asarray(p.leaf_eos)
+                links[at : at + hi - lo] = part_links[lo:hi] + shift
+        deepest = part["leaf_eos"]
         at = int(before[i, depth])
         if depth == 1 and merges[i]:
             leaf_eos[at] += deepest[0]
             at, deepest = at + 1, deepest[1:]
         leaf_eos[at : at + deepest.shape[0]] = deepest
         if consume:
-            del p, deepest
+            del p, part, part_links, deepest
             parts[i] = None  # type: ignore[call-overload]  # this part's arrays are free from here on
+    if use_flags:  # level 1 is the root's one block of children
+        links[1 : level_offsets[2]] &= np.uint8(0xFF ^ FIRST_CHILD)
+        if n_nodes > 1:
+            links[1] |= FIRST_CHILD
+    link_arg = {"flags": links} if use_flags else {"parents": links}
     return TokenTree._from_arrays(
-        tokens=tokens, parents=parents, counts=counts, leaf_eos=leaf_eos, level_offsets=level_offsets, info=info
+        tokens=tokens, **link_arg, counts=counts, leaf_eos=leaf_eos, level_offsets=level_offsets, info=info
     )

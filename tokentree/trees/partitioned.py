@@ -4,7 +4,8 @@ Layout of a partitioned tree folder (written by :mod:`tokentree.trees.distribute
 
     manifest.json            written last: format, version, tree info, boundaries, parts
     part-00000/tokens.npy    the part's arrays, as a TokenTree of the part's occurrences
-    part-00000/parents.npy   (parents index the part's own nodes; the root is the part's root)
+    part-00000/flags.npy     node flags, from which parent links derive (tree.py); folders written
+                             before issue 26 hold parents.npy instead (indexing the part's own nodes)
     part-00000/counts.npy
     part-00000/leaf_eos.npy
     part-00000/level_offsets.npy
@@ -54,7 +55,7 @@ __all__ = ["PartitionedTree", "open_partitioned", "open_tree", "is_partitioned_t
 MANIFEST = "manifest.json"
 FORMAT_NAME = "tokentree.PartitionedTree"
 FORMAT_VERSION = 2  # 2: parts may cut a heavy first token by its second token
-PART_ARRAYS = ("tokens", "parents", "counts", "leaf_eos", "level_offsets")
+PART_ARRAYS = ("tokens", "counts", "leaf_eos", "level_offsets")  # and flags.npy, or (older folders) parents.npy
 
 
 def part_name(index: int) -> str:
@@ -142,7 +143,8 @@ class PartitionedTree:
         p = self._parts[index]
         folder = self.folder / p.name
         arrays = {}
-        for name in PART_ARRAYS:
+        links = "flags" if (folder / "flags.npy").exists() else "parents"
+        for name in (*PART_ARRAYS, links):
             try:
                 arrays[name] = np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as exc:

@@ -5,6 +5,17 @@ node arrays and a JSON header stored as a uint8 array. Loading uses
 ``allow_pickle=False`` and validates everything before building the tree, so a
 truncated, corrupt, foreign or newer file raises :class:`TreeFileError` with a message
 saying what is wrong, never an error from deep inside numpy.
+
+Format versions
+---------------
+1. int32 tokens (the root's -1), int32 or int64 parents, int64 counts and leaf EOS counts.
+2. (issue 26) the tree's stored dtypes (:mod:`tokentree.trees.tree`): uint16 tokens for
+   vocabularies up to 65,536 ids, the root's slot holding 0; uint32 counts and leaf EOS
+   counts when the total mass is below 2**32; ``flags`` (uint8 per node: first child, has
+   children) in place of ``parents`` for trees that store them (built and stitched trees),
+   the parent links being derived from them. The same checks otherwise.
+
+Version-1 files still open (their arrays are narrowed on loading).
 """
 
 from __future__ import annotations
@@ -27,8 +38,8 @@ from tokentree.trees.tree import ALPHABETS, MAX_DEPTH, MAX_VOCAB, MODES, WEIGHTI
 __all__ = ["save_tree", "load_tree", "FORMAT_NAME", "FORMAT_VERSION", "atomic_write"]
 
 FORMAT_NAME = "tokentree.TokenTree"
-FORMAT_VERSION = 1
-_ARRAYS = ("tokens", "parents", "counts", "leaf_eos", "level_offsets")
+FORMAT_VERSION = 2
+_ARRAYS = ("tokens", "counts", "leaf_eos", "level_offsets")  # and "parents", or (version 2) "flags"
 
 
 def atomic_write(path: str | os.PathLike[str], write: Any, *, suffix: str = "") -> Path:
@@ -86,14 +97,8 @@ def save_tree(tree: TokenTree, path: str | os.PathLike[str], *, compress: bool =
     header: dict[str, Any] = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "info": tree.info.to_dict()}
     if tree.provenance is not None:
         header["provenance"] = tree.provenance
-    arrays = {
-        "header": np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8),
-        "tokens": tree.tokens,
-        "parents": tree.parents,
-        "counts": tree.counts,
-        "leaf_eos": tree.leaf_eos,
-        "level_offsets": tree.level_offsets,
-    }
+    arrays = {"header": np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8),
+              **tree.stored_arrays}
     if tree.tokenizer_json is not None:
         # zlib: a tokenizer.json is mostly repeated vocabulary (GPT-2's: 2.1 MB -> 0.6 MB)
         arrays["tokenizer"] = np.frombuffer(zlib.compress(tree.tokenizer_json.encode(), 6), dtype=np.uint8)
@@ -127,10 +132,11 @@ def load_tree(path: str | os.PathLike[str]) -> TokenTree:
                         "build trees with `tokentree build`"
                     )
                 header = _read_header(path, npz["header"])
-                missing = [k for k in _ARRAYS if k not in names]
+                links = "flags" if "flags" in names and header["version"] >= 2 else "parents"
+                missing = [k for k in (*_ARRAYS, links) if k not in names]
                 if missing:
                     raise TreeFileError(f"{path}: corrupt tree file, missing arrays {missing}; rebuild it")
-                arrays = {k: npz[k] for k in _ARRAYS}
+                arrays = {k: npz[k] for k in (*_ARRAYS, links)}
                 tokenizer_json = zlib.decompress(bytes(npz["tokenizer"])).decode() if "tokenizer" in names else None
     except TreeFileError:
         raise
@@ -202,6 +208,18 @@ def _read_info(path: Path, header: dict[str, Any]) -> TreeInfo:
     return TreeInfo(**fields)
 
 
+def _parents_of_flags(flags: np.ndarray, bad: Any) -> np.ndarray:
+    """The parent links the node flags stand for, or ``bad(...)`` raised when they stand for none."""
+    from tokentree.trees import _kernels
+
+    if flags.dtype != np.uint8 or (flags.shape[0] and int(flags.max()) > 3):
+        raise bad(f"node flags of dtype {flags.dtype} or with bits other than the two flags")
+    parents = np.empty(flags.shape[0], dtype=np.int64)
+    if not _kernels.parents_from_flags(flags, parents):
+        raise bad("node flags do not pair every first child with a node that has children")
+    return parents
+
+
 def _validate_arrays(path: Path, a: dict[str, np.ndarray], info: TreeInfo) -> None:
     def bad(why: str) -> TreeFileError:
         return TreeFileError(f"{path}: corrupt tree file ({why}); rebuild it")
@@ -211,13 +229,14 @@ def _validate_arrays(path: Path, a: dict[str, np.ndarray], info: TreeInfo) -> No
             raise bad(f"array {k} has shape {v.shape} and dtype {v.dtype}")
     n = a["tokens"].shape[0]
     lo = a["level_offsets"]
-    if a["parents"].shape[0] != n or a["counts"].shape[0] != n:
+    links = a["parents"] if "parents" in a else a["flags"]
+    if links.shape[0] != n or a["counts"].shape[0] != n:
         raise bad("node arrays of different lengths")
     if lo.shape[0] != info.depth + 2 or lo[0] != 0 or lo[1] != 1 or lo[-1] != n or np.any(np.diff(lo) < 0):
         raise bad("level offsets inconsistent with the node count")
     if a["leaf_eos"].shape[0] != lo[-1] - lo[-2]:
         raise bad("leaf EOS counts do not match the deepest level")
-    parents = a["parents"].astype(np.int64)
+    parents = a["parents"].astype(np.int64) if "parents" in a else _parents_of_flags(a["flags"], bad)
     if n and parents[0] != -1:
         raise bad("root has a parent")
     if np.any(parents[1:] < 0) or np.any(parents[1:] >= n):

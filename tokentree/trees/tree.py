@@ -12,8 +12,21 @@ symbol occurrences passing through it, i.e. the unnormalised weight of the paper
 Depth and the EOS count (occurrences ending exactly at the node: the weight of its
 EOS leaf) are derived: ``eos = count - sum(children's counts)`` except on the deepest
 level, whose EOS counts are stored because a depth-``d`` node can both end there and
-continue beyond the pruning depth. That keeps the resident cost at 16 bytes per node
-(int32 token, int32 parent, int64 count).
+continue beyond the pruning depth.
+
+Stored layout (issue 26): the narrowest dtypes that hold the data. Tokens are uint16 when
+the vocabulary has at most 65,536 ids (else int32), the root's slot holding 0; counts are
+uint32 when the total mass is below 2**32 (a node counts at most the total; else int64).
+Parent links are derived where the order allows: in breadth-first order the children
+blocks follow one another in the order of their parents, so one byte of flags per node
+(:data:`~tokentree.trees._kernels.FIRST_CHILD`: the node starts its parent's children;
+:data:`~tokentree.trees._kernels.HAS_CHILDREN`) determines every parent. Built and
+stitched trees store those flags (7 bytes per node for a 32k vocabulary instead of 16);
+trees made from explicit parent links (unions, older files) keep the int32 links. The
+public arrays (:attr:`TokenTree.tokens`, :attr:`TokenTree.parents`,
+:attr:`TokenTree.counts`) keep their documented dtypes (int32 with root -1, int32 or
+int64, int64): they are derived or widened on first use and cached, while the tree's own
+queries (counts, lookups, symbols, pruning, statistics, saving) work on the stored arrays.
 
 Build trees with :func:`tokentree.build_tree`; never call the constructor directly.
 """
@@ -44,6 +57,12 @@ MAX_VOCAB = 2**31
 #: The deepest tree the builder makes. Levels below the longest response are empty, so a
 #: larger depth only costs memory (the builder keeps per-level tables).
 MAX_DEPTH = 2**16
+#: Node flag bits (the same as tokentree.trees._kernels'; that module is compiled lazily).
+FIRST_CHILD, HAS_CHILDREN = 1, 2
+#: Largest vocabulary whose ids the tree stores as uint16.
+MAX_U16_VOCAB = 2**16
+#: Total masses below this are stored as uint32 counts.
+MAX_U32_MASS = 2**32
 Mode = Literal["prefix", "chunk", "window"]
 
 
@@ -158,6 +177,40 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def token_dtype(vocab_size: int) -> np.dtype:
+    """Dtype of stored node tokens: uint16 for vocabularies up to 65,536 ids, else int32."""
+    return np.dtype(np.uint16 if int(vocab_size) <= MAX_U16_VOCAB else np.int32)
+
+
+def count_dtype(total_mass: int) -> np.dtype:
+    """Dtype of stored node counts: uint32 when the total mass (the root's count, the largest) fits, else int64."""
+    return np.dtype(np.uint32 if int(total_mass) < MAX_U32_MASS else np.int64)
+
+
+def compact_node_arrays(
+    tokens: np.ndarray, counts: np.ndarray, leaf_eos: np.ndarray, vocab_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``tokens``, ``counts`` and ``leaf_eos`` in the stored dtypes (unchanged when they already are)."""
+    total = int(counts[0]) if counts.shape[0] else 0
+    want_t, want_c = token_dtype(vocab_size), count_dtype(total)
+    if tokens.dtype != want_t:
+        narrow = tokens.astype(want_t)
+        if narrow.shape[0]:
+            narrow[0] = 0 if want_t == np.uint16 else -1
+        tokens = narrow
+    if counts.dtype != want_c:
+        counts = counts.astype(want_c)
+    if leaf_eos.dtype != want_c:
+        leaf_eos = leaf_eos.astype(want_c)
+    return tokens, counts, leaf_eos
+
+
+def _update_int64(h: Any, a: np.ndarray, chunk: int = 1 << 22) -> None:
+    """Feed ``a`` to the hash ``h`` as int64 bytes, a chunk at a time (the same bytes as all at once)."""
+    for i in range(0, a.shape[0], chunk):
+        h.update(np.ascontiguousarray(a[i : i + chunk], dtype=np.int64).tobytes())
+
+
 def entropy_bits_of_counts(counts: np.ndarray) -> float:
     """Entropy in bits of the distribution proportional to ``counts`` (0 for an empty layer)."""
     from tokentree.compression.rates import entropy  # scipy, only when statistics are asked for
@@ -184,12 +237,13 @@ class TokenTree:
     """
 
     __slots__ = (
-        "_tokens", "_parents", "_counts", "_leaf_eos_at", "_leaf_eos_count", "_level_offsets", "_info",
+        "_tokens", "_parents", "_flags", "_counts", "_leaf_eos_at", "_leaf_eos_count", "_level_offsets", "_info",
         "__dict__",
     )
 
     _tokens: np.ndarray
-    _parents: np.ndarray
+    _parents: np.ndarray | None  # explicit parent links, or
+    _flags: np.ndarray | None  # uint8 node flags they derive from (exactly one of the two is set)
     _counts: np.ndarray
     _leaf_eos_at: np.ndarray
     _leaf_eos_count: np.ndarray
@@ -204,20 +258,29 @@ class TokenTree:
         cls,
         *,
         tokens: np.ndarray,
-        parents: np.ndarray,
         counts: np.ndarray,
-        leaf_eos: np.ndarray,
+        leaf_eos: np.ndarray | tuple[np.ndarray, np.ndarray],
         level_offsets: np.ndarray,
         info: TreeInfo,
+        parents: np.ndarray | None = None,
+        flags: np.ndarray | None = None,
     ) -> TokenTree:
+        if (parents is None) == (flags is None):
+            raise TypeError("pass exactly one of parents= and flags=")
         self = object.__new__(cls)
+        if isinstance(leaf_eos, tuple):  # already sparse: (index in the deepest level, count), by index
+            at, at_count = leaf_eos
+            tokens, counts, _ = compact_node_arrays(tokens, counts, np.zeros(0, counts.dtype), info.vocab_size)
+        else:  # dense; mostly zero: keep it sparse
+            tokens, counts, dense = compact_node_arrays(tokens, counts, np.asarray(leaf_eos), info.vocab_size)
+            at = np.flatnonzero(dense)
+            at_count = dense[at]
         object.__setattr__(self, "_tokens", _readonly(tokens))
-        object.__setattr__(self, "_parents", _readonly(parents))
+        object.__setattr__(self, "_parents", None if parents is None else _readonly(parents))
+        object.__setattr__(self, "_flags", None if flags is None else _readonly(flags))
         object.__setattr__(self, "_counts", _readonly(counts))
-        # Deepest-level EOS counts are mostly zero: keep them sparse (index, count).
-        at = np.flatnonzero(leaf_eos)
-        object.__setattr__(self, "_leaf_eos_at", _readonly(at.astype(np.int64)))
-        object.__setattr__(self, "_leaf_eos_count", _readonly(np.asarray(leaf_eos)[at].astype(np.int64)))
+        object.__setattr__(self, "_leaf_eos_at", _readonly(np.asarray(at).astype(np.int64)))
+        object.__setattr__(self, "_leaf_eos_count", _readonly(np.asarray(at_count).astype(np.int64)))
         object.__setattr__(self, "_level_offsets", _readonly(level_offsets))
         object.__setattr__(self, "_info", info)
         return self
@@ -229,20 +292,61 @@ class TokenTree:
         raise AttributeError("TokenTree is immutable")
 
     # ----------------------------------------------------------------- arrays
-    @property
+    @cached_property
     def tokens(self) -> np.ndarray:
-        """Token id of every node (int32, root = -1)."""
+        """Token id of every node (int32, root = -1), widened from the stored ids on first use."""
+        if self._tokens.dtype == np.int32 and (self.n_nodes == 0 or self._tokens[0] == -1):
+            return self._tokens
+        wide = self._tokens.astype(np.int32)
+        wide[0] = -1
+        return _readonly(wide)
+
+    @cached_property
+    def parents(self) -> np.ndarray:
+        """Parent index of every node (int32, int64 past 2**31 nodes; non-decreasing, root = -1).
+
+        Derived from the node flags on first use when the tree stores flags.
+        """
+        return self._parents if self._parents is not None else _readonly(self._derive_parents())
+
+    def _derive_parents(self) -> np.ndarray:
+        from tokentree.trees import _kernels
+
+        assert self._flags is not None
+        out = np.empty(self.n_nodes, dtype=np.int32 if self.n_nodes < 2**31 else np.int64)
+        if not _kernels.parents_from_flags(self._flags, out):  # pragma: no cover - flags are checked on loading
+            raise InputError("the tree's node flags are inconsistent; rebuild it")
+        return out
+
+    @cached_property
+    def counts(self) -> np.ndarray:
+        """Occurrences passing through every node (int64); the root holds the total mass.
+
+        Widened from the stored counts (uint32 for a total mass below 2**32) on first use.
+        """
+        return self._counts if self._counts.dtype == np.int64 else _readonly(self._counts.astype(np.int64))
+
+    @property
+    def stored_tokens(self) -> np.ndarray:
+        """Token ids as stored (uint16 for a vocabulary that fits; the root's slot holds no id)."""
         return self._tokens
 
     @property
-    def parents(self) -> np.ndarray:
-        """Parent index of every node (non-decreasing, root = -1)."""
-        return self._parents
+    def stored_flags(self) -> np.ndarray | None:
+        """The stored node flags (None when the tree stores explicit parent links instead)."""
+        return self._flags
 
     @property
-    def counts(self) -> np.ndarray:
-        """Occurrences passing through every node (int64); the root holds the total mass."""
-        return self._counts
+    def stored_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays as stored (narrow dtypes, root token slot 0 when uint16, ``flags`` or ``parents``): what
+        :func:`~tokentree.trees.storage.save_tree` writes."""
+        return {"tokens": self._tokens, **self._links, "counts": self._counts,
+                "leaf_eos": self._dense_leaf_eos(self._counts.dtype), "level_offsets": self._level_offsets}
+
+    @property
+    def _links(self) -> dict[str, np.ndarray]:
+        """The stored parent links as keyword arguments of :meth:`_from_arrays`."""
+        return {"parents": self._parents} if self._parents is not None else {"flags": self._flags}  # type: ignore[dict-item]
 
     @property
     def level_offsets(self) -> np.ndarray:
@@ -259,14 +363,21 @@ class TokenTree:
     @cached_property
     def child_offsets(self) -> np.ndarray:
         """Children of node u are ``child_offsets[u]:child_offsets[u + 1]`` (int64, length n + 1)."""
+        if self._flags is not None:
+            from tokentree.trees import _kernels
+
+            return _readonly(_kernels.child_offsets_from_flags(self._flags))
         return _readonly(
-            np.searchsorted(self._parents, np.arange(self.n_nodes + 1), side="left").astype(np.int64)
+            np.searchsorted(self.parents, np.arange(self.n_nodes + 1), side="left").astype(np.int64)
         )
 
     @property
     def leaf_eos(self) -> np.ndarray:
         """EOS counts of the deepest level's nodes (dense int64, one per node of depth ``depth``)."""
-        dense = np.zeros(int(self._level_offsets[-1] - self._level_offsets[-2]), dtype=np.int64)
+        return self._dense_leaf_eos(np.dtype(np.int64))
+
+    def _dense_leaf_eos(self, dtype: np.dtype) -> np.ndarray:
+        dense = np.zeros(int(self._level_offsets[-1] - self._level_offsets[-2]), dtype=dtype)
         dense[self._leaf_eos_at] = self._leaf_eos_count
         return dense
 
@@ -274,9 +385,10 @@ class TokenTree:
     def eos_counts(self) -> np.ndarray:
         """Occurrences ending exactly at every node: the weight of its EOS leaf (int64)."""
         cumulative = np.zeros(self.n_nodes + 1, dtype=np.int64)
-        np.cumsum(self._counts, out=cumulative[1:])
+        np.cumsum(self._counts, dtype=np.int64, out=cumulative[1:])
         co = self.child_offsets
-        eos = self._counts - (cumulative[co[1:]] - cumulative[co[:-1]])
+        eos = self._counts.astype(np.int64)
+        eos -= cumulative[co[1:]] - cumulative[co[:-1]]
         eos[self._level_offsets[-2] :] = self.leaf_eos
         return _readonly(eos)
 
@@ -313,7 +425,7 @@ class TokenTree:
         return sum(
             a.nbytes
             for a in (
-                self._tokens, self._parents, self._counts, self._leaf_eos_at, self._leaf_eos_count,
+                self._tokens, *self._links.values(), self._counts, self._leaf_eos_at, self._leaf_eos_count,
                 self._level_offsets,
             )
         )
@@ -333,12 +445,28 @@ class TokenTree:
         return (
             self._info == other._info
             and np.array_equal(self._level_offsets, other._level_offsets)
-            and np.array_equal(self._tokens, other._tokens)
-            and np.array_equal(self._parents, other._parents)
+            and np.array_equal(self._tokens[1:], other._tokens[1:])  # the root's slot holds no id
+            and self._same_links(other)
             and np.array_equal(self._counts, other._counts)
             and np.array_equal(self._leaf_eos_at, other._leaf_eos_at)
             and np.array_equal(self._leaf_eos_count, other._leaf_eos_count)
         )
+
+    def _same_links(self, other: TokenTree) -> bool:
+        if self._flags is not None and other._flags is not None:
+            return np.array_equal(self._flags, other._flags)
+        if self._parents is not None and other._parents is not None:
+            return np.array_equal(self._parents, other._parents)
+        return np.array_equal(self._node_flags(), other._node_flags())
+
+    def _node_flags(self) -> np.ndarray:
+        """The node flags (stored, or derived from the parent links)."""
+        if self._flags is not None:
+            return self._flags
+        from tokentree.trees import _kernels
+
+        assert self._parents is not None
+        return _kernels.flags_from_parents(np.asarray(self._parents))
 
     def __hash__(self) -> int:
         return hash(self.digest())
@@ -346,11 +474,13 @@ class TokenTree:
     def digest(self) -> str:
         """SHA-256 of the tree's content (arrays and metadata): equal trees, equal digests."""
         h = hashlib.sha256(repr(sorted(self._info.to_dict().items())).encode())
-        for a in (
-            self._level_offsets, self._tokens, self._parents, self._counts, self._leaf_eos_at,
-            self._leaf_eos_count,
-        ):
-            h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+        _update_int64(h, self._level_offsets)
+        if self.n_nodes:  # the root's token as -1, whatever its stored slot holds
+            h.update(np.int64(-1).tobytes())
+        parents = self._parents if self._parents is not None else self.__dict__.get("parents", None)
+        parents = self._derive_parents() if parents is None else parents
+        for a in (self._tokens[1:], parents, self._counts, self._leaf_eos_at, self._leaf_eos_count):
+            _update_int64(h, a)
         return h.hexdigest()
 
     # ------------------------------------------------------------- pruning
@@ -376,9 +506,15 @@ class TokenTree:
             return self
         end = int(self._level_offsets[depth + 1])
         start = int(self._level_offsets[depth])
+        if self._flags is not None:  # the new deepest level has no children
+            flags = self._flags[:end].copy()
+            flags[start:end] &= np.uint8(0xFF ^ HAS_CHILDREN)
+            links = {"flags": flags}
+        else:
+            links = {"parents": self._parents[:end]}  # type: ignore[index]
         return TokenTree._from_arrays(
             tokens=self._tokens[:end],
-            parents=self._parents[:end],
+            **links,
             counts=self._counts[:end],
             leaf_eos=np.array(self.eos_counts[start:end]),
             level_offsets=np.array(self._level_offsets[: depth + 2]),
@@ -410,7 +546,7 @@ class TokenTree:
         node = int(node)
         while node > 0:
             out.append(int(self._tokens[node]))
-            node = int(self._parents[node])
+            node = int(self.parents[node])
         return tuple(reversed(out))
 
     def symbol_path(self, index: int, symbols: Symbols | None = None) -> tuple[Any, ...]:
@@ -424,7 +560,7 @@ class TokenTree:
         """Node count, mass, EOS mass and entropy (bits) of every layer 0..depth."""
         lo = self._level_offsets
         eos = self.eos_counts
-        mass = np.array([self._counts[lo[j] : lo[j + 1]].sum() for j in range(self.depth + 1)], np.int64)
+        mass = np.array([self._counts[lo[j] : lo[j + 1]].sum(dtype=np.int64) for j in range(self.depth + 1)], np.int64)
         eos_mass = np.array([eos[lo[j] : lo[j + 1]].sum() for j in range(self.depth + 1)], np.int64)
         ent = np.array(
             [entropy_bits_of_counts(self._counts[lo[j] : lo[j + 1]]) for j in range(self.depth + 1)]
@@ -436,8 +572,11 @@ class TokenTree:
         node = 0
         co = self.child_offsets
         for tok in prefix:
+            tok = int(tok)
+            if not 0 <= tok < self.vocab_size:
+                return -1
             lo, hi = int(co[node]), int(co[node + 1])
-            j = lo + int(np.searchsorted(self._tokens[lo:hi], int(tok)))
+            j = lo + int(np.searchsorted(self._tokens[lo:hi], tok))
             if j >= hi or self._tokens[j] != tok:
                 return -1
             node = j
@@ -463,7 +602,8 @@ class TokenTree:
     def with_provenance(self, provenance: dict[str, Any], tokenizer_json: str | None = None) -> TokenTree:
         """The same tree, recording how it was made and (as ``tokenizer.json`` text) the tokenizer that made it."""
         out = TokenTree._from_arrays(
-            tokens=self._tokens, parents=self._parents, counts=self._counts, leaf_eos=self.leaf_eos,
+            tokens=self._tokens, **self._links, counts=self._counts,
+            leaf_eos=self._dense_leaf_eos(self._counts.dtype),
             level_offsets=self._level_offsets, info=self._info,
         )
         out.__dict__["_provenance"] = dict(provenance)
@@ -547,7 +687,7 @@ class TokenTree:
                 eos=int(eos[i]),
                 depth=int(self.depths[i]),
             )
-        g.add_edges_from(zip(self._parents[1:].tolist(), range(1, self.n_nodes), strict=False))
+        g.add_edges_from(zip(self.parents[1:].tolist(), range(1, self.n_nodes), strict=False))
         return g
 
 
