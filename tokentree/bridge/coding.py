@@ -184,9 +184,9 @@ def _encode_windowed(scorer: Any, seqs: list[np.ndarray], lengths: np.ndarray, l
 
     start = _start_tokens(scorer)
     plan = plan_windows(lengths, max_context=scorer.max_context, stride=scorer.stride, start=len(start))
-    rows = int(scorer.model.get_output_embeddings().weight.shape[0])
+    out_rows = int(scorer.model.get_output_embeddings().weight.shape[0])
     lanes = check_int(scorer.batch_size if lanes is None else lanes, "lanes", minimum=1)
-    lanes = max(1, min(lanes, GROUP_LOGITS_BYTES // (4 * plan.length * rows)))
+    lanes = max(1, min(lanes, GROUP_LOGITS_BYTES // (4 * plan.length * out_rows)))
     cm = _constriction().stream.model.Categorical(perfect=False)
     encoder = _constriction().stream.queue.RangeEncoder()
     vocab, ideal = scorer.vocab_size, 0.0

@@ -163,7 +163,8 @@ class LockstepStepper:
                 if not hasattr(layer, "cumulative_length"):  # pragma: no cover - another transformers layout
                     raise InputError("this transformers version's StaticCache has no cumulative_length; exact "
                                      "decoding needs transformers 5.x")
-                layer.cumulative_length.fill_(begin)
+                length: Any = layer.cumulative_length
+                length.fill_(begin)
         ids = torch.from_numpy(self.rows[:, begin:end]).to(self.device)
         pos = torch.arange(begin, end, device=self.device)[None].expand(self.lanes, -1)
         with torch.inference_mode(), eager_attention(self.model):
