@@ -11,9 +11,15 @@ model from the hub) on :class:`~tokentree.data.chat.TokenizedExamples`:
   clipping, a constant learning rate or a warmup followed by cosine decay
   (``schedule="cosine"``, for pre-training);
 * **in what order**: sequences longer than the model's context are cut into windows that
-  overlap by one token (every target trained once), and each epoch visits them in an
-  order drawn from ``(seed, epoch)``, so the same seed gives the same weights, byte for
-  byte;
+  overlap by one token (every target trained once), or all sequences are packed into full
+  windows, attention confined to each sequence or not (``packing``, see
+  :mod:`tokentree.lab.packing`); each epoch visits them in an order drawn from
+  ``(seed, epoch)`` (``bucketed``: batches of similar length), so the same seed gives the
+  same weights, byte for byte;
+* **at what cost**: no attention mask is given to the model (right padding never reaches a
+  real token under causal attention) and no KV cache is built, so ``transformers`` takes
+  its causal fast path; models of :data:`AUTO_LORA_PARAMETERS` parameters or more get
+  LoRA adapters by default (``auto_lora``), and ``dtype`` is float32 or bfloat16;
 * **checkpoints**: :meth:`LMTrainer.save` writes the model (or the adapter) with
   ``save_pretrained`` and the optimiser, schedule and position in the epoch; training
   resumed with :meth:`LMTrainer.resume` continues exactly as if it had never stopped.
@@ -29,7 +35,7 @@ import os
 import pickle
 import warnings
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,7 @@ from tokentree.infra.checks import check_choice, check_float, check_int
 from tokentree.infra.errors import InputError
 from tokentree.infra.outputs import damaged_files, write_output_folder
 from tokentree.infra.progress import progress_bar
+from tokentree.lab.packing import PACKING, TrainingWindows, collate, cut_windows, epoch_batches, make_windows
 
 __all__ = [
     "TRAINABLE",
@@ -51,6 +58,8 @@ __all__ = [
     "TrainSettings",
     "LMTrainer",
     "training_windows",
+    "DTYPES",
+    "AUTO_LORA_PARAMETERS",
 ]
 
 TRAINABLE = ("all", "attention", "attention+mlp")
@@ -61,7 +70,9 @@ MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
 CHECKPOINT_KIND = "checkpoint"
 _STATE, _SETTINGS = "trainer_state.pt", "trainer.json"
 _WEIGHTS, _ADAPTER = "model.safetensors", "adapter_model.safetensors"
-IGNORE = -100
+DTYPES = ("float32", "bfloat16")
+#: Models with at least this many parameters are fine-tuned with LoRA unless told otherwise.
+AUTO_LORA_PARAMETERS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,13 @@ class TrainSettings:
     """How a :class:`LMTrainer` trains (see the module docstring).
 
     ``total_steps`` is the length of the cosine schedule (needed for ``schedule="cosine"``);
-    ``device`` is "cpu", "cuda", "mps" or "auto"; ``threads`` is torch's CPU thread count.
+    ``device`` is "cpu", "cuda", "mps" or "auto"; ``threads`` is torch's CPU thread count;
+    ``packing`` is "off", "confined" or "open" and ``bucketed`` groups windows of similar
+    length (:mod:`tokentree.lab.packing`); ``auto_lora``: a model of
+    :data:`AUTO_LORA_PARAMETERS` parameters or more with ``trainable="all"`` and no
+    ``lora`` gets :class:`LoraSettings` () (the checkpoint records the adapters chosen);
+    ``dtype``: the weights' float type; ``window``: the longest training window in tokens
+    (0: the model's context; SmolLM2's 8,192 is more than CPU training needs).
     """
 
     lr: float = 1e-3
@@ -102,6 +119,11 @@ class TrainSettings:
     threads: int = 1
     device: str = "cpu"
     betas: tuple[float, float] = field(default=(0.9, 0.98))
+    packing: str = "off"
+    bucketed: bool = False
+    auto_lora: bool = True
+    dtype: str = "float32"
+    window: int = 0
 
     def __post_init__(self) -> None:
         check_float(self.lr, "lr", minimum=0.0, exclusive=True)
@@ -118,6 +140,9 @@ class TrainSettings:
         check_float(self.grad_clip, "grad_clip", minimum=0.0, exclusive=True)
         check_int(self.seed, "seed", minimum=0)
         check_int(self.threads, "threads", minimum=1)
+        check_choice(self.packing, "packing", PACKING)
+        check_choice(self.dtype, "dtype", DTYPES)
+        check_int(self.window, "window", minimum=0)
 
     def lr_factor(self, step: int) -> float:
         """The learning rate at ``step`` as a fraction of ``lr``: linear warmup, then constant or cosine to 0."""
@@ -133,17 +158,11 @@ def training_windows(data: TokenizedExamples, context: int) -> tuple[list[np.nda
     """Sequences longer than ``context`` tokens cut into windows that overlap by one token.
 
     The overlap token is the input for the next window's first target, so every target of
-    the data is trained exactly once, with as much context as a window allows.
+    the data is trained exactly once, with as much context as a window allows
+    (:func:`tokentree.lab.packing.cut_windows`; :meth:`LMTrainer.windows` for packed ones).
     """
-    windows, masks = [], []
-    for seq, mask in zip(data.sequences, data.masks, strict=True):
-        for begin in range(0, max(1, seq.shape[0] - 1), context):
-            piece_mask = mask[begin : begin + context + 1].copy()
-            piece_mask[0] = False
-            if piece_mask.any():
-                windows.append(seq[begin : begin + context + 1])
-                masks.append(piece_mask)
-    return windows, masks
+    cut = cut_windows(data, context)
+    return list(cut.ids), list(cut.targets)
 
 
 def _torch() -> Any:
@@ -169,17 +188,22 @@ class LMTrainer:
         if not isinstance(settings, TrainSettings):
             raise InputError(f"settings must be a TrainSettings; got {type(settings).__name__}")
         torch.set_num_threads(settings.threads)
+        if regularizer is not None and settings.packing != "off":
+            raise InputError("a regularizer reads the positions of one sequence per row; use packing='off' with it")
+        if settings.lora is None and settings.auto_lora and settings.trainable == "all" \
+                and sum(p.numel() for p in model.parameters()) >= AUTO_LORA_PARAMETERS:
+            settings = replace(settings, lora=LoraSettings())
         self.settings = settings
         self.device = pick_device(settings.device)
-        model = model.to(self.device)
+        model = model.to(device=self.device, dtype=getattr(torch, settings.dtype))
         if settings.lora is not None:
             model = _with_lora(model, settings.lora)
         else:
             _choose_trainable(model, settings.trainable)
         self.model = model
-        params = [p for p in model.parameters() if p.requires_grad]
+        self._trainable = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
-            params, lr=settings.lr, weight_decay=settings.weight_decay, betas=settings.betas
+            self._trainable, lr=settings.lr, weight_decay=settings.weight_decay, betas=settings.betas
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, settings.lr_factor)
         self.steps_done = 0
@@ -191,40 +215,47 @@ class LMTrainer:
 
     @property
     def context(self) -> int:
-        return int(self.model.config.max_position_embeddings)
+        """The longest training window: ``settings.window`` if set (and shorter), else the model's context."""
+        context = int(self.model.config.max_position_embeddings)
+        return min(context, self.settings.window) if self.settings.window else context
 
     @property
     def pad_token_id(self) -> int:
         pad = getattr(self.model.config, "pad_token_id", None)
         return int(pad) if pad is not None else 0
 
-    def step(self, windows: list[np.ndarray], masks: list[np.ndarray]) -> float:
-        """One optimiser step on a batch; returns its mean loss per target token (nats)."""
+    def windows(self, data: TokenizedExamples) -> TrainingWindows:
+        """The training windows of ``data`` under this trainer's ``packing`` and the model's context."""
+        return make_windows(data, self.context, self.settings.packing)
+
+    def batches_per_epoch(self, data: TokenizedExamples) -> int:
+        """Optimiser steps in one epoch over ``data`` (for sizing schedules)."""
+        return -(-len(self.windows(data)) // self.settings.batch_size)
+
+    def step(self, windows: list[np.ndarray], masks: list[np.ndarray],
+             positions: list[np.ndarray] | None = None) -> float:
+        """One optimiser step on a batch; returns its mean loss per target token (nats).
+
+        ``positions`` (one array per window) are position ids, for packed windows whose
+        sequences must not see each other.
+        """
         torch = _torch()
-        width = max(w.shape[0] for w in windows)
-        ids = torch.full((len(windows), width), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(windows), width), IGNORE, dtype=torch.long)
-        attention = torch.zeros((len(windows), width), dtype=torch.long)
-        for r, (w, m) in enumerate(zip(windows, masks, strict=True)):
-            ids[r, : w.shape[0]] = torch.from_numpy(w)
-            attention[r, : w.shape[0]] = 1
-            labels[r, : w.shape[0]] = torch.where(torch.from_numpy(m), torch.from_numpy(w), IGNORE)
+        batch = collate(windows, masks, positions, pad=self.pad_token_id).to(self.device)
         self.model.train()
-        ids, attention, labels = ids.to(self.device), attention.to(self.device), labels.to(self.device)
         if self.regularizer is None:
-            out = self.model(input_ids=ids, attention_mask=attention, labels=labels)
+            out = self.model(**batch.model_inputs())
             total = out.loss
         else:
             from tokentree.bridge.kv import capture_kv
 
             with capture_kv(self.model, detach=False) as kv:
-                out = self.model(input_ids=ids, attention_mask=attention, labels=labels)
-            penalty = self.regularizer(self.model, kv, ids, attention)
+                out = self.model(**batch.model_inputs())
+            penalty = self.regularizer(self.model, kv, batch.input_ids, batch.attention)
             self.penalties.append(float(penalty.detach()))
             total = out.loss + penalty
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.settings.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self._trainable, self.settings.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.steps_done += 1
@@ -233,26 +264,27 @@ class LMTrainer:
         return loss
 
     def epoch(
-        self, data: TokenizedExamples, *, show_progress: bool | None = None, desc: str = "training",
-        stop_after: int | None = None,
+        self, data: TokenizedExamples | TrainingWindows, *, show_progress: bool | None = None,
+        desc: str = "training", stop_after: int | None = None,
     ) -> float:
         """One pass over ``data`` in this epoch's seeded order; returns the mean loss per target token (nats).
 
-        ``stop_after`` ends the call after that many batches (to save a checkpoint mid-epoch);
-        the next call continues the same epoch where it stopped.
+        ``data`` may also be windows made once with :meth:`windows` (saves re-cutting them
+        every epoch). ``stop_after`` ends the call after that many batches (to save a
+        checkpoint mid-epoch); the next call continues the same epoch where it stopped.
         """
-        windows, masks = training_windows(data, self.context)
-        order = np.random.default_rng([self.settings.seed, self.epochs_done]).permutation(len(windows))
-        size = self.settings.batch_size
-        batches = [order[b : b + size] for b in range(0, len(order), size)]
+        windows = data if isinstance(data, TrainingWindows) else self.windows(data)
+        batches = epoch_batches(windows, self.settings.batch_size, seed=self.settings.seed,
+                                epoch=self.epochs_done, bucketed=self.settings.bucketed)
         total = tokens = 0.0
         with progress_bar(len(batches), desc=desc, show=show_progress, unit="batch") as bar:
             bar.update(self.batches_done)
             for done, batch in enumerate(batches[self.batches_done :]):
                 if stop_after is not None and done >= stop_after:
                     return total / tokens if tokens else math.nan
-                n = float(sum(int(masks[i].sum()) for i in batch))
-                loss = self.step([windows[i] for i in batch], [masks[i] for i in batch])
+                n = float(sum(int(windows.targets[i].sum()) for i in batch))
+                positions = None if windows.positions is None else [windows.positions[i] for i in batch]
+                loss = self.step([windows.ids[i] for i in batch], [windows.targets[i] for i in batch], positions)
                 total, tokens = total + loss * n, tokens + n
                 self.batches_done += 1
                 bar.update(1, loss=loss)
