@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tokentree.bridge.hf import DEVICES
+from tokentree.framework.runner import seed_list
 from tokentree.infra.checks import check_choice, check_int
 
 __all__ = ["SeededTraining"]
@@ -19,7 +20,7 @@ class SeededTraining:
     @property
     def seeds(self) -> list[int]:
         """The run's seeds: ``seed``, ``seed + 1``, ..., ``n_seeds`` of them."""
-        return [self.seed + i for i in range(self.n_seeds)]
+        return seed_list(self.seed, self.n_seeds)
 
     def check_training_settings(self) -> None:
         """Refuse a device that is not one of ``DEVICES``, fewer than one thread or seed, or a negative seed."""

@@ -28,10 +28,11 @@ import numpy as np
 from tokentree.bridge.hf import DEVICES
 from tokentree.compression.mixture import Shares
 from tokentree.data.sequences import TokenSequences
+from tokentree.experiments._training import SeededTraining
 from tokentree.framework.claims import judge_claims
 from tokentree.framework.config import Checked, bounded, group
 from tokentree.framework.report import ExperimentReport, Section
-from tokentree.framework.runner import run_cases, seed_list
+from tokentree.framework.runner import run_cases
 from tokentree.framework.tables import Column, Table
 from tokentree.framework.verdicts import Verdict
 from tokentree.infra.checks import check_choice
@@ -51,7 +52,7 @@ DATA_SOURCES = ("real", "synthetic")
 
 
 @dataclass(frozen=True)
-class Config(Checked):
+class Config(SeededTraining, Checked):
     """Options of ``tokentree run hooke-trained``; every field can be set in a TOML file (groups as tables).
 
     k_values, l_values
@@ -104,10 +105,6 @@ class Config(Checked):
             raise InputError(f"n_pretrain = {self.n_pretrain} leaves |D_a| = {self.n_pretrain / max(self.k_values):g} "
                              f"at k = {max(self.k_values):g}, and l = {self.l_values[0]} of it is less than one "
                              "response; raise n_pretrain or the smallest of l_values, or lower the largest of k_values")
-
-    @property
-    def seeds(self) -> list[int]:
-        return seed_list(self.seed, self.n_seeds)
 
     @classmethod
     def quick(cls) -> Config:

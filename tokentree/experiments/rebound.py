@@ -21,9 +21,10 @@ import numpy as np
 
 from tokentree.data.language import AXES
 from tokentree.data.sources import SOURCES, check_source
+from tokentree.experiments._training import SeededTraining
 from tokentree.framework.config import Checked, bounded, group
 from tokentree.framework.report import ExperimentReport, Section
-from tokentree.framework.runner import run_cases, seed_list
+from tokentree.framework.runner import run_cases
 from tokentree.framework.tables import Table
 from tokentree.framework.verdicts import Verdict
 from tokentree.infra.errors import InputError
@@ -47,7 +48,7 @@ SECTION = "docs/experiments.md §E4r"
 
 
 @dataclass(frozen=True)
-class Config(Checked):
+class Config(SeededTraining, Checked):
     """Options of ``tokentree run rebound`` (``[base]``: theta_0); every field: docs/experiments.md §E4r.
 
     pretrain_scales sweeps theta_0's pre-training tokens (multiples of base.pretrain_tokens), hence k; the
@@ -88,10 +89,6 @@ class Config(Checked):
     def levels(self) -> list[int]:
         """theta_0's pre-training token budgets run (``pretrain_scales`` x base.pretrain_tokens), increasing."""
         return sorted({max(1, round(s * self.base.pretrain_tokens)) for s in self.pretrain_scales or (1.0,)})
-
-    @property
-    def seeds(self) -> list[int]:
-        return seed_list(self.seed, self.n_seeds)
 
     def scaled(self, values: Sequence[int]) -> list[int]:
         """``values`` (n_pos_values or n_neg_values) times ``scale``, rounded."""

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from tokentree.data.sources import SOURCES, check_source
+from tokentree.experiments._training import SeededTraining
 from tokentree.framework.config import Checked, bounded, group
 from tokentree.framework.report import ExperimentReport, Section
-from tokentree.framework.runner import run_cases, seed_list
+from tokentree.framework.runner import run_cases
 from tokentree.framework.tables import Column, Table
 from tokentree.framework.verdicts import Verdict
 from tokentree.infra.errors import InputError
@@ -42,7 +43,7 @@ STANDS_FOR = {"style": "Alpaca", "truth": "TruthfulQA", "safety": "BeaverTails",
 
 
 @dataclass(frozen=True)
-class Config(Checked):
+class Config(SeededTraining, Checked):
     """Options of ``tokentree run resistance`` (``[base]``: theta_0, :class:`~tokentree.lab.base.BaseSettings`).
 
     data/axes/positive: the alignment datasets; barely/barely_share: the control base; n_align/lr_align/align_epochs:
@@ -80,10 +81,6 @@ class Config(Checked):
                                   or min(self.align_values) < 3):
             raise InputError(f"align_values sweeps k: give at least 4 sizes >= 3, including n_align ({self.n_align}) "
                              f"where the T-claims are judged; got {list(self.align_values)}")
-
-    @property
-    def seeds(self) -> list[int]:
-        return seed_list(self.seed, self.n_seeds)
 
     @property
     def datasets(self) -> tuple[str, ...]:
