@@ -28,7 +28,6 @@ import numpy as np
 from tokentree.bridge.hf import DEVICES
 from tokentree.compression.mixture import Shares
 from tokentree.data.sequences import TokenSequences
-from tokentree.experiments._training import SeededTraining
 from tokentree.framework.claims import judge_claims
 from tokentree.framework.config import Checked, bounded, group
 from tokentree.framework.report import ExperimentReport, Section
@@ -42,6 +41,7 @@ from tokentree.lab.base import BaseSettings
 from tokentree.lab.hooke_protocol import FineTuneSettings
 from tokentree.lab.mixture_reference import mixture_changes
 from tokentree.lab.regime import training_regime
+from tokentree.lab.seeded import SeededTraining
 from tokentree.verification import trained_hooke
 from tokentree.verification.trained_hooke import CellSummary, SlopeRecord, TrainedRecord
 

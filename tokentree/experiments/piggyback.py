@@ -31,7 +31,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tokentree.experiments._training import SeededTraining
 from tokentree.framework.aggregate import mean_sd_text
 from tokentree.framework.report import ExperimentReport, verdict_lines, verdict_table
 from tokentree.framework.verdicts import Verdict, VerdictStatus
@@ -39,6 +38,7 @@ from tokentree.infra.checks import check_choice, check_float, check_int, check_l
 from tokentree.infra.errors import InputError
 from tokentree.infra.progress import progress
 from tokentree.infra.results import Record
+from tokentree.lab.seeded import SeededTraining
 from tokentree.verification import claims
 
 __all__ = ["NAME", "Config", "VariantRecord", "DriftRecord", "Result", "run"]

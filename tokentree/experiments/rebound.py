@@ -21,7 +21,6 @@ import numpy as np
 
 from tokentree.data.language import AXES
 from tokentree.data.sources import SOURCES, check_source
-from tokentree.experiments._training import SeededTraining
 from tokentree.framework.config import Checked, bounded, group
 from tokentree.framework.report import ExperimentReport, Section
 from tokentree.framework.runner import run_cases
@@ -38,6 +37,7 @@ from tokentree.lab.rebound_protocol import (
     scaled_grid,
 )
 from tokentree.lab.regime import TrainingRegime
+from tokentree.lab.seeded import SeededTraining
 from tokentree.verification import paper, trained
 from tokentree.verification.curves import CURVE_TABLE, CurveRecord, normalised_counts, read_curve
 

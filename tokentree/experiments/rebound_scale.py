@@ -21,7 +21,6 @@ import numpy as np
 from tokentree.bridge.hf import DEVICES
 from tokentree.data.language import AXES
 from tokentree.data.sources import SOURCES, check_source
-from tokentree.experiments._training import SeededTraining
 from tokentree.framework.aggregate import mean_sd_text
 from tokentree.framework.config import Checked, bounded
 from tokentree.framework.report import ExperimentReport, Section
@@ -31,6 +30,7 @@ from tokentree.framework.verdicts import Verdict
 from tokentree.infra.errors import InputError
 from tokentree.infra.results import Record
 from tokentree.lab.rebound_protocol import scaled_amounts, scaled_grid
+from tokentree.lab.seeded import SeededTraining
 from tokentree.verification import claims, curves, paper
 
 __all__ = ["NAME", "Config", "ScaleCurve", "Result", "run"]

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from tokentree.data.sources import SOURCES, check_source
-from tokentree.experiments._training import SeededTraining
 from tokentree.framework.config import Checked, bounded, group
 from tokentree.framework.report import ExperimentReport, Section
 from tokentree.framework.runner import run_cases
@@ -31,6 +30,7 @@ from tokentree.framework.verdicts import Verdict
 from tokentree.infra.errors import InputError
 from tokentree.lab.base import BaseSettings
 from tokentree.lab.regime import TrainingRegime
+from tokentree.lab.seeded import SeededTraining
 from tokentree.lab.transfer import SliceRecord, TransferRecord, TransferSettings
 from tokentree.verification import paper, trained
 

@@ -1,4 +1,4 @@
-"""What the Config of every experiment that trains models over seeds shares."""
+"""What the Config of every experiment that trains models over seeds shares: the seeds, the device, the threads."""
 
 from __future__ import annotations
 
