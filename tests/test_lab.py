@@ -149,11 +149,12 @@ def test_run_stages_measures_at_the_start_and_after_every_piece_with_a_fresh_tra
 
 def test_seed_statistics():
     s = seed_stats([0.1, 0.12, 0.08, 0.11, 0.09])
-    assert s.mean == pytest.approx(0.1) and s.n_positive == 5 and s.resolved
+    assert s.mean == pytest.approx(0.1) and s.n_positive == 5
+    assert s.standard_error == pytest.approx(s.std / math.sqrt(5))
     noisy = seed_stats([0.1, -0.12, 0.05, -0.02])
-    assert not noisy.resolved and noisy.n_negative == 2
+    assert noisy.n_negative == 2 and noisy.n_positive == 2
     one = seed_stats([3.0])
-    assert math.isnan(one.std) and not one.resolved
+    assert math.isnan(one.std) and math.isnan(one.standard_error)
     assert loglog_slope([10, 100, 1000], [1e-2, 1e-4, 1e-6]) == pytest.approx(-2.0)
     assert math.isnan(loglog_slope([10, 100], [0.0, 1.0]))
 

@@ -32,6 +32,7 @@ from tokentree.framework.claims import judge_claims
 from tokentree.framework.config import Checked, bounded, group
 from tokentree.framework.report import ExperimentReport, Section
 from tokentree.framework.runner import run_cases
+from tokentree.framework.stats import p_text
 from tokentree.framework.tables import Column, Table
 from tokentree.framework.verdicts import Verdict
 from tokentree.infra.checks import check_choice
@@ -186,8 +187,8 @@ def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
 # ----------------------------------------------------------------------------- report
 def _change(key: str) -> Any:
     def text(r: CellSummary) -> str:
-        flag = "" if getattr(r, f"{key}_resolved") else " (noise)"
-        return f"{getattr(r, f'{key}_bits_mean'):+.4f} ± {getattr(r, f'{key}_bits_std'):.4f}{flag}"
+        mean, sd, p = (getattr(r, f"{key}{suffix}") for suffix in ("_bits_mean", "_bits_std", "_p"))
+        return f"{mean:+.4f} ± {sd:.4f} (p {p_text(p)})"
     return text
 
 

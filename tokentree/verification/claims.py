@@ -17,8 +17,10 @@ from typing import TypeAlias
 import numpy as np
 from scipy import stats
 
-from tokentree.framework.aggregate import RESOLVED_STANDARD_ERRORS
 from tokentree.framework.verdicts import VerdictStatus
+
+#: The old rule (a sign at two standard errors): kept until rebound-scale and piggyback use framework.decisions.
+RESOLVED_STANDARD_ERRORS = 2.0
 
 #: Per-seed values: a list or an array.
 Values: TypeAlias = Sequence[float] | np.ndarray
