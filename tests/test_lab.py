@@ -3,6 +3,7 @@ and the joint-compression mixture as a scorer (docs/theory.md §4)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -163,3 +164,22 @@ def test_every_tolerance_says_why():
     assert len(tolerances.TOLERANCES) == len({t.name for t in tolerances.TOLERANCES}) >= 8
     for t in tolerances.TOLERANCES:
         assert t.value > 0 and len(t.reason) > 40 and float(t) == t.value
+
+
+def test_a_wsd_base_keeps_its_decay_out_of_the_convergence_curve():
+    from tokentree.data.sources import behaviour_data
+    from tokentree.lab.base import BaseSettings, prepare_base
+
+    data = behaviour_data("synthetic", axis="safety", positive="", negative="", n_pretrain=60, n_aligned=4,
+                          n_misaligned=1, n_eval=2, seed=0)
+    settings = BaseSettings(pretrain_tokens=4000, d_model=16, n_heads=2, vocab_size=300, batch_size=4,
+                            schedule="wsd", decay_share=0.25)
+    wsd = prepare_base(data, settings, seed=0, show_progress=False)
+    steps = len(wsd.pretrain_losses)
+    assert wsd.decay_start == steps + 1 - round(0.25 * steps)
+    assert wsd.convergence_losses == wsd.pretrain_losses[:wsd.decay_start] and len(wsd.convergence_losses) < steps
+    cosine = prepare_base(data, dataclasses.replace(settings, schedule="cosine"), seed=0, show_progress=False)
+    assert cosine.decay_start is None and cosine.convergence_losses == cosine.pretrain_losses
+    assert cosine.pretrain_losses[0] == wsd.pretrain_losses[0]  # the same model and first batch
+    with pytest.raises(InputError, match="schedule"):
+        BaseSettings(schedule="linear")

@@ -16,11 +16,14 @@ from typing import Any
 
 from tokentree.data.chat import TokenizedExamples, from_sequences, tokenize_chats, tokenize_texts
 from tokentree.data.sources import BehaviourData
-from tokentree.infra.checks import check_float, check_int
+from tokentree.infra.checks import check_choice, check_float, check_int
 from tokentree.infra.errors import InputError
 from tokentree.infra.progress import progress_bar
 
-__all__ = ["BaseSettings", "BaseModel", "prepare_base"]
+__all__ = ["PRETRAIN_SCHEDULES", "BaseSettings", "BaseModel", "prepare_base"]
+
+#: How theta_0's learning rate falls after the warmup (:class:`~tokentree.lab.train.TrainSettings`).
+PRETRAIN_SCHEDULES = ("cosine", "wsd")
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,11 @@ class BaseSettings:
     """How theta_0 is made. ``model``: "tiny" (trained here) or what :func:`~tokentree.bridge.hf.load_model` reads.
 
     For the tiny model: the tokenizer's ``vocab_size``, the shape, and pre-training on about
-    ``pretrain_tokens`` tokens of the data's text with ``lr`` (warmup over ``warmup_share`` of
-    the steps, then cosine decay). For a loaded model, ``pretrain_tokens`` > 0 trains it further.
+    ``pretrain_tokens`` tokens of the data's text with ``lr``: warmup over ``warmup_share`` of
+    the steps, then ``schedule`` "cosine" (decay to 0) or "wsd" (constant, then a linear decay
+    to 0 over the last ``decay_share`` of the steps; the constant part's loss curve is the one
+    the convergence check reads, :attr:`BaseModel.convergence_losses`). For a loaded model,
+    ``pretrain_tokens`` > 0 trains it further.
     """
 
     model: str = "tiny"
@@ -42,6 +48,8 @@ class BaseSettings:
     lr: float = 3e-3
     batch_size: int = 16
     warmup_share: float = 0.05
+    schedule: str = "cosine"
+    decay_share: float = 0.2
     device: str = "cpu"
     threads: int = 1
 
@@ -53,13 +61,16 @@ class BaseSettings:
         check_float(self.lr, "lr", minimum=0.0, exclusive=True)
         check_int(self.batch_size, "batch_size", minimum=1)
         check_float(self.warmup_share, "warmup_share", minimum=0.0, maximum=0.5)
+        check_choice(self.schedule, "schedule", PRETRAIN_SCHEDULES)
+        check_float(self.decay_share, "decay_share", minimum=0.0, maximum=0.5, exclusive=True)
         check_int(self.threads, "threads", minimum=1)
 
 
 @dataclass(eq=False)
 class BaseModel:
     """theta_0 and its tokenizer; ``snapshots`` maps a fraction of the pre-training run to the model then;
-    ``pretrain_losses`` is the loss of every pre-training step (nats per token; empty for a loaded model)."""
+    ``pretrain_losses`` is the loss of every pre-training step (nats per token; empty for a loaded model);
+    ``decay_start`` the step where a wsd schedule's decay began (the length of the curve otherwise)."""
 
     model: Any
     tokenizer: Any
@@ -67,6 +78,12 @@ class BaseModel:
     pretrain_tokens: int
     snapshots: dict[float, Any] = field(default_factory=dict)
     pretrain_losses: tuple[float, ...] = ()
+    decay_start: int | None = None
+
+    @property
+    def convergence_losses(self) -> tuple[float, ...]:
+        """The part of the loss curve that shows convergence: before a wsd decay, or the whole curve (cosine)."""
+        return self.pretrain_losses[:self.decay_start]
 
 
 def prepare_base(
@@ -105,8 +122,9 @@ def prepare_base(
     tokens_per_step = texts.n_target_tokens / steps_per_epoch
     budget = max(1, round(settings.pretrain_tokens / tokens_per_step))
     trainer = LMTrainer(model, TrainSettings(
-        lr=settings.lr, batch_size=settings.batch_size, schedule="cosine",
+        lr=settings.lr, batch_size=settings.batch_size, schedule=settings.schedule,
         warmup_steps=int(settings.warmup_share * budget), total_steps=budget + 1, weight_decay=0.01, seed=seed,
+        decay_steps=max(1, round(settings.decay_share * budget)) if settings.schedule == "wsd" else 0,
         threads=settings.threads, device=settings.device,
     ))
     marks = {max(1, round(f * budget)): f for f in snapshot_fractions}
@@ -119,5 +137,6 @@ def prepare_base(
             bar.update(trainer.steps_done - before)
             if trainer.steps_done in marks:
                 snapshots[marks[trainer.steps_done]] = copy.deepcopy(trainer.model).eval()
+    decay_start = budget + 1 - trainer.settings.decay_steps if settings.schedule == "wsd" else None
     return BaseModel(trainer.model.eval(), tokenizer, n_parameters, round(budget * tokens_per_step), snapshots,
-                     tuple(trainer.losses))
+                     tuple(trainer.losses), decay_start)
