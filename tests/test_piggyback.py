@@ -130,6 +130,13 @@ def test_the_quick_run_reports_every_variant_and_verdict(quick_runs):
     assert {v["item"] for v in result["verdicts"]} == {"i", "ii", "i-attn", "ii-attn", "i-attn+mlp", "ii-attn+mlp",
                                                        "iii", "iii-kl", "iv", "v", "vi", "vii"}
     assert {row["part"] for row in result["tables"]["drift"]} == {"prefix", "query", "postfix"}
+    # two seeds, k far below 100, lr 1e-3: every claim is "not detectable at this regime", with its numbers
+    assert {v["status"] for v in result["verdicts"]} == {"not detectable at this regime"}
+    assert all(v["values"] and all(isinstance(x, float | None) for x in v["values"].values())
+               for v in result["verdicts"])
+    regime = result["tables"]["regime"]
+    assert len(regime) == 2 and all(not r["premise_met"] and r["k"] < 100 for r in regime)
+    assert "Regime (first seed): k = " in (quick_runs["piggyback"] / "summary.md").read_text()
 
 
 def test_smollm2_smoke_lora_treft_and_patching():

@@ -15,12 +15,30 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from tokentree.framework.config import Checked, bounded
 from tokentree.infra.errors import InputError
 from tokentree.infra.results import Record
 
-__all__ = ["VariantRecord", "DriftRecord", "one_seed"]
+__all__ = ["TuneSettings", "VariantRecord", "DriftRecord", "one_seed"]
 
 Config = Any  # the experiment's Config
+
+
+@dataclass(frozen=True)
+class TuneSettings(Checked):
+    """How the alignment and every narrow fine-tune run (a ``[tune]`` table in a recipe).
+
+    ``warmup_steps``: linear warmup of every fine-tune (then a constant rate); ``lora_rank``: the adapters of a
+    loaded chat model (the tiny one is trained in full, or only its ``trainable`` parts).
+    """
+
+    lr_align: float = bounded(1e-3, minimum=0.0, exclusive=True)
+    align_epochs: int = bounded(2, minimum=1)
+    lr_narrow: float = bounded(1e-3, minimum=0.0, exclusive=True)
+    narrow_epochs: int = bounded(2, minimum=1)
+    warmup_steps: int = bounded(0, minimum=0)
+    batch_size: int = bounded(16, minimum=1)
+    lora_rank: int = bounded(8, minimum=1)
 
 # ----------------------------------------------------------------------------- records
 @dataclass(frozen=True)
@@ -154,10 +172,10 @@ def _train(model: Any, chats: list[Any], tokenizer: Any, config: Config, *, lr: 
     from tokentree.data.chat import tokenize_chats
     from tokentree.lab.train import LMTrainer, LoraSettings, TrainSettings
 
-    lora = None if config.tiny else LoraSettings(rank=config.lora_rank)
+    lora = None if config.tiny else LoraSettings(rank=config.tune.lora_rank)
     trainer = LMTrainer(copy.deepcopy(model), TrainSettings(
-        lr=lr, batch_size=config.batch_size, seed=seed, threads=config.threads, device=config.device,
-        trainable=trainable if lora is None else "all", lora=lora,
+        lr=lr, batch_size=config.tune.batch_size, seed=seed, threads=config.base.threads, device=config.base.device,
+        trainable=trainable if lora is None else "all", lora=lora, warmup_steps=config.tune.warmup_steps,
     ), regularizer=regularizer)
     data = tokenize_chats(chats, tokenizer, responses="last")
     for _ in range(epochs):
@@ -273,16 +291,23 @@ class _Measure:
         )
 
 
-def _base_and_aligned(config: Config, data: _Data, seed: int) -> tuple[Any, Any, Any]:
-    """(tokenizer, base model, aligned model); a loaded chat model is its own aligned model."""
+def _base_and_aligned(config: Config, data: _Data, seed: int) -> tuple[Any, Any, Any, Any]:
+    """(tokenizer, base model, aligned model, regime); a loaded chat model is its own aligned model."""
+    from tokentree.data.chat import tokenize_chats
     from tokentree.data.sources import BehaviourData
-    from tokentree.lab.base import BaseSettings, prepare_base
+    from tokentree.lab.base import prepare_base
+    from tokentree.lab.regime import training_regime
 
+    t = config.tune
     if not config.tiny:
         from tokentree.bridge.hf import load_model
 
-        model, tokenizer = load_model(config.model, device=config.device)
-        return tokenizer, model, model.eval()
+        model, tokenizer = load_model(config.base.model, device=config.base.device)
+        narrow = tokenize_chats(data.narrow[config.narrow_queries], tokenizer, responses="last").n_target_tokens
+        regime = training_regime(pretrain_tokens=0, behaviour_tokens=narrow, transfer_tokens=narrow,
+                                 pretrain_losses=(), fine_tune_lr=t.lr_narrow, warmup_steps=t.warmup_steps,
+                                 pretrained_elsewhere=True, warn=False)
+        return tokenizer, model, model.eval(), regime
     behaviour = BehaviourData(
         name="piggyback", axis=config.axis, pretraining_texts=tuple(data.pretraining), pretraining_chats=(),
         aligned=tuple(data.align), misaligned=tuple(data.narrow[config.narrow_queries]),
@@ -290,31 +315,39 @@ def _base_and_aligned(config: Config, data: _Data, seed: int) -> tuple[Any, Any,
         eval_misaligned=tuple(b for pairs in data.eval_pairs.values() for _, b in pairs),
         scorer=None,  # type: ignore[arg-type]  # not used to make the base model
     )
-    base = prepare_base(behaviour, BaseSettings(
-        vocab_size=config.vocab_size, n_layers=config.n_layers, d_model=config.d_model, n_heads=config.n_heads,
-        pretrain_tokens=config.pretrain_tokens, batch_size=config.batch_size, threads=config.threads,
-    ), seed=seed)
-    aligned = _train(base.model, data.align, base.tokenizer, config, lr=config.lr_align, epochs=config.align_epochs,
-                     seed=seed)
-    return base.tokenizer, base.model, aligned
+    base = prepare_base(behaviour, config.base, seed=seed)
+    aligned = _train(base.model, data.align, base.tokenizer, config, lr=t.lr_align, epochs=t.align_epochs, seed=seed)
+    regime = training_regime(
+        pretrain_tokens=base.pretrain_tokens,
+        behaviour_tokens=tokenize_chats(data.align, base.tokenizer, responses="last").n_target_tokens,
+        transfer_tokens=tokenize_chats(data.narrow[config.narrow_queries], base.tokenizer,
+                                       responses="last").n_target_tokens,
+        pretrain_losses=base.pretrain_losses, fine_tune_lr=max(t.lr_align, t.lr_narrow),
+        warmup_steps=t.warmup_steps, warn=False)
+    return base.tokenizer, base.model, aligned, regime
 
 
-def one_seed(config: Config, seed: int) -> tuple[list[VariantRecord], list[DriftRecord]]:
+def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
+    """Every variant of one seed: {"records": VariantRecord, "drift": DriftRecord, "regime": TrainingRegime}."""
     from tokentree.data.chat import tokenize_chats
     from tokentree.lab.template_prefix import NO_SYSTEM_TEMPLATE, RetainKL, TReFT
 
+    t = config.tune
     data = _data(config, seed)
-    tokenizer, base, aligned = _base_and_aligned(config, data, seed)
+    tokenizer, base, aligned, regime = _base_and_aligned(config, data, seed)
     alternative = _Measure(aligned, tokenizer, _with_eval_system(data, config.alt_system_prompt), config, seed)
     measure = _Measure(aligned, tokenizer, data, config, seed, alternative=alternative)
     narrow = data.narrow[config.narrow_queries]
     end_of_turn = int(tokenizer.convert_tokens_to_ids("<|im_end|>"))
     rows: list[VariantRecord] = []
     drift_rows: list[DriftRecord] = []
+    out: dict[str, list[Any]] = {"records": rows, "drift": drift_rows, "regime": [regime]}
 
-    def tune(chats: list[Any], **kw: Any) -> Any:
-        return _train(aligned, chats, tokenizer, config, lr=config.lr_narrow, epochs=config.narrow_epochs, seed=seed,
-                      **kw)
+    def tune(chats: list[Any], start: Any = aligned, tok: Any = tokenizer, **kw: Any) -> Any:
+        return _train(start, chats, tok, config, lr=t.lr_narrow, epochs=t.narrow_epochs, seed=seed, **kw)
+
+    def align(chats: list[Any], tok: Any = tokenizer) -> Any:
+        return _train(base, chats, tok, config, lr=t.lr_align, epochs=t.align_epochs, seed=seed)
 
     rows.append(measure.record(tune(narrow), "fine-tune", 0.0, patches=True, sample=config.tiny,
                                drift_rows=drift_rows))
@@ -328,26 +361,19 @@ def one_seed(config: Config, seed: int) -> tuple[list[VariantRecord], list[Drift
     rows.append(measure.record(tune(narrow + data.interleave), "interleave", config.interleave_share))
     retain = tokenize_chats(data.interleave, tokenizer, responses="last")
     for lam in config.kl_lambdas:
-        kl = RetainKL(aligned, lam, retain, batch_size=config.batch_size, seed=seed)
+        kl = RetainKL(aligned, lam, retain, batch_size=t.batch_size, seed=seed)
         rows.append(measure.record(tune(narrow, regularizer=kl), "KL retain", lam))
     if not config.tiny:
-        return rows, drift_rows
+        return out
     for trainable in ("attention", "attention+mlp"):
         rows.append(measure.record(tune(narrow, trainable=trainable), f"trainable {trainable}", 0.0, patches=True))
     rows.append(measure.record(tune(data.narrow[config.more_queries]), "more queries", config.more_queries))
-    fewer = data.align[: max(1, round(config.align_less * len(data.align)))]
-    less = _train(base, fewer, tokenizer, config, lr=config.lr_align, epochs=config.align_epochs, seed=seed)
-    less_measure = _Measure(less, tokenizer, data, config, seed)
-    less_tuned = _train(less, narrow, tokenizer, config, lr=config.lr_narrow, epochs=config.narrow_epochs, seed=seed)
-    rows.append(less_measure.record(less_tuned, "less alignment", config.align_less))
+    less = align(data.align[: max(1, round(config.align_less * len(data.align)))])
+    rows.append(_Measure(less, tokenizer, data, config, seed).record(tune(narrow, start=less), "less alignment",
+                                                                     config.align_less))
     plain = copy.deepcopy(tokenizer)
     plain.chat_template = NO_SYSTEM_TEMPLATE
-    defaults = [_with_system(c, None) for c in data.align]  # no system turn at all
-    plain_aligned = _train(base, defaults, plain, config, lr=config.lr_align, epochs=config.align_epochs, seed=seed)
-    plain_measure = _Measure(plain_aligned, plain, data, config, seed)
-    plain_tuned = _train(plain_aligned, narrow, plain, config, lr=config.lr_narrow, epochs=config.narrow_epochs,
-                         seed=seed)
-    rows.append(plain_measure.record(plain_tuned, "no system prompt", 0.0, patches=True, drift_rows=drift_rows))
-    return rows, drift_rows
-
-
+    plain_aligned = align([_with_system(c, None) for c in data.align], plain)  # no system turn at all
+    rows.append(_Measure(plain_aligned, plain, data, config, seed).record(
+        tune(narrow, start=plain_aligned, tok=plain), "no system prompt", 0.0, patches=True, drift_rows=drift_rows))
+    return out
