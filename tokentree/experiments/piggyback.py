@@ -1,12 +1,9 @@
 """piggyback: does a narrow fine-tune spread through the chat-template prefix? (docs/experiments.md §E5).
 
-Zhao et al.'s claims on trained models, decided over seeds. Per seed (:mod:`tokentree.lab.piggyback_cells`):
-pre-train a tiny Llama on untemplated text; align it on templated chats (a fixed default system prompt) in every
-domain; fine-tune narrowly on one domain's queries with misaligned answers. Measured against the aligned model on
-held-out prompts of every domain: the change of the log-odds of the misaligned vs the aligned answer (bits);
-patching the prefix, query or postfix keys/values with the aligned model's; their drift per layer; perturbing the
-prefix against the query; TReFT against interleaving and a KL on retain data; which parameters may move; less
-alignment data; more fine-tuning queries; a template without a system prompt.
+Zhao et al.'s claims on trained models, decided over seeds. Per seed (:mod:`tokentree.lab.piggyback_cells`): a
+tiny Llama pre-trained on untemplated text, aligned on templated chats in every domain, then fine-tuned narrowly on
+one domain's misaligned answers; measured against the aligned model on held-out prompts of every domain (log-odds
+changes, patching and perturbing the prompt's parts, key/value drift), with TReFT and its rivals beside it.
 
     tokentree run piggyback                      # tiny Llama, 5 seeds
     tokentree run piggyback --model smollm2      # SmolLM2-135M-Instruct, LoRA (no pre-training, no alignment)
@@ -109,9 +106,8 @@ def _test(a: Mapping[int, float], b: Mapping[int, float] | None = None, *, null:
           unit: str = "") -> SeedTest | None:
     """One-sided paired test of a - b (or of a) > ``null`` over the seeds both have (None if none)."""
     seeds = sorted(set(a) & set(b if b is not None else a))
-    if not seeds:
-        return None
-    return paired_test([a[s] for s in seeds], None if b is None else [b[s] for s in seeds], null=null, unit=unit)
+    return paired_test([a[s] for s in seeds], None if b is None else [b[s] for s in seeds], null=null,
+                       unit=unit) if seeds else None
 
 
 def _verdict(item: str, claim: str, tests: Mapping[str, SeedTest | None], untestable: str, paper: str = "") -> Verdict:
@@ -210,14 +206,11 @@ def judge(records: Sequence[Any], regimes: Sequence[TrainingRegime], *, swap_tok
 
 
 # ----------------------------------------------------------------------------- report
-def _ms(key: str, fmt: str = ".3f") -> Any:
-    return trained.mean_sd_cell(key, fmt)
-
-
+_ms = trained.mean_sd_cell
 VARIANT_TABLE = Table("variants", "Every fine-tune (mean ± sd over seeds)", [
     Column("variant"), Column("parameter", fmt="g"),
-    Column("in", "in-domain", unit="bits", value=_ms("in_domain_bits")),
-    Column("other", "other domains", unit="bits", value=_ms("other_bits")), Column("spill", value=_ms("spill")),
+    *(Column(key, header, unit=unit, value=_ms(key, ".3f")) for key, header, unit in (
+        ("in_domain_bits", "in-domain", "bits"), ("other_bits", "other domains", "bits"), ("spill", "spill", ""))),
     *(Column(f"patch_{p}", f"{p} patch removes", value=_ms(f"patch_{p}_removed", ".0%"))
       for p in ("prefix", "query", "postfix", "prompt")),
     *(Column(f"swap_{p}", f"{p} swaps remove", value=_ms(f"swap_{p}_removed", ".0%")) for p in ("prefix", "query")),
@@ -283,5 +276,5 @@ class Result(ExperimentReport):
 def run(config: Config, *, show_progress: bool | None = None) -> Result:
     runs = run_cases(config.seeds, lambda seed: one_seed(config, seed), desc="piggyback seeds", show=show_progress)
     t = runs.tables
-    verdicts = judge(t["records"], t["regime"], swap_tokens=config.swap_tokens, tiny=config.tiny)
-    return Result(config, t["records"], t["drift"], t["regime"], verdicts, seconds=runs.seconds)
+    return Result(config, t["records"], t["drift"], t["regime"], judge(
+        t["records"], t["regime"], swap_tokens=config.swap_tokens, tiny=config.tiny), seconds=runs.seconds)
