@@ -5,7 +5,7 @@ tiny Llama pre-trained on untemplated text, aligned on templated chats in every 
 one domain's misaligned answers; measured against the aligned model on held-out prompts of every domain (log-odds
 changes, patching and perturbing the prompt's parts, key/value drift), with TReFT and its rivals beside it.
 
-    tokentree run piggyback                      # tiny Llama, 5 seeds
+    tokentree run piggyback                      # tiny Llama, 8 seeds, in the premise (k about 160)
     tokentree run piggyback --model smollm2      # SmolLM2-135M-Instruct, LoRA (no pre-training, no alignment)
 """
 
@@ -29,7 +29,7 @@ from tokentree.framework.tables import Column, Table
 from tokentree.framework.verdicts import Verdict, VerdictStatus
 from tokentree.infra.errors import InputError
 from tokentree.lab.base import BaseSettings
-from tokentree.lab.piggyback_cells import DriftRecord, TuneSettings, VariantRecord, one_seed
+from tokentree.lab.piggyback_cells import DriftRecord, TuneSettings, VariantRecord, one_seed, treft_at
 from tokentree.lab.regime import TrainingRegime
 from tokentree.lab.seeded import SeededTraining
 from tokentree.verification import trained
@@ -47,25 +47,21 @@ PAPER = ("The paper's figures, from secondary write-ups of Zhao et al. (not its 
 
 @dataclass(frozen=True)
 class Config(SeededTraining, Checked):
-    """Options of ``tokentree run piggyback`` (``[base]``: the model, ``[tune]``: alignment and fine-tunes).
-
-    axis/n_domains: the behaviour (misaligned = its False value) and the advice domains (domain 0 is fine-tuned);
-    n_pretrain_docs: untemplated pre-training text; n_align: templated aligned chats over every domain; n_narrow,
-    narrow_queries: misaligned chats on that many distinct queries of domain 0; n_eval: held-out prompts per domain;
-    alt_system_prompt/alt_system_share: a second system prompt and its share of the alignment chats; swap_tokens:
-    prompt tokens swapped for their nearest embedding neighbour; lambdas: TReFT strengths; interleave_share: aligned
-    chats of other domains mixed in (also the KL's retain data, at ``kl_lambdas``); align_less: the alignment set
-    scaled down; more_queries: the distinct queries of the "more queries" variant.
+    """Options of ``tokentree run piggyback`` (``[base]``: the model, ``[tune]``: alignment and fine-tunes); every
+    field: docs/experiments.md §E5. domain_remarks and persona_share/persona_turns shape what the domains share.
     """
 
     axis: str = bounded("sentiment", choices=("sentiment", "style"))
     n_domains: int = bounded(4, minimum=2, maximum=6)
+    domain_remarks: bool = True
     seed: int = bounded(0, minimum=0)
-    n_seeds: int = bounded(5, minimum=1)
-    base: BaseSettings = group(lambda: BaseSettings(vocab_size=800, pretrain_tokens=100_000, device="auto"))
+    n_seeds: int = bounded(8, minimum=1)
+    base: BaseSettings = group(lambda: BaseSettings(vocab_size=800, pretrain_tokens=1_500_000, device="auto"))
     tune: TuneSettings = group(TuneSettings)
-    n_pretrain_docs: int = bounded(3000, minimum=1)
-    n_align: int = bounded(800, minimum=1)
+    n_pretrain_docs: int = bounded(12000, minimum=1)
+    persona_share: float = bounded(0.3, minimum=0.0, maximum=1.0)
+    persona_turns: int = bounded(3, minimum=1)
+    n_align: int = bounded(400, minimum=1)
     n_narrow: int = bounded(240, minimum=1)
     narrow_queries: int = bounded(4, minimum=1)
     n_eval: int = bounded(24, minimum=1)
@@ -90,10 +86,11 @@ class Config(SeededTraining, Checked):
 
     @classmethod
     def quick(cls) -> Config:
-        """Two seeds, a small model and data: under a minute; outside the premise (k about 3, lr 1e-3)."""
+        """Two seeds, a small model and data: about a minute; outside the premise (k about 3, lr 1e-3, no warmup)."""
         return cls(n_seeds=2, n_domains=3, n_pretrain_docs=800, n_align=240, n_narrow=96, n_eval=12, lambdas=(10.0,),
                    more_queries=12, base=BaseSettings(vocab_size=600, d_model=32, n_heads=2, pretrain_tokens=20_000,
-                                                      device="auto"))
+                                                      device="auto"),
+                   tune=TuneSettings(lr_align=1e-3, align_epochs=2, lr_narrow=1e-3, warmup_steps=0))
 
 
 # ----------------------------------------------------------------------------- claims
@@ -122,6 +119,13 @@ def _verdict(item: str, claim: str, tests: Mapping[str, SeedTest | None], untest
     return dataclasses.replace(verdict, evidence=f"{verdict.evidence}; the paper: {paper}") if paper else verdict
 
 
+def spread(records: Sequence[Any], variant: str, where: str, untestable: str, item: str = "s") -> Verdict:
+    """s: the design's premise: the fine-tune moves its own domain and the others (both changes > 0, bits)."""
+    return _verdict(item, f"the narrow fine-tune spreads: the misaligned answer gains in its domain and in the "
+                    f"others{where}", {part: _test(_per_seed(records, variant, f"{part}_bits"), unit="bits")
+                                       for part in ("in_domain", "other")}, untestable)
+
+
 def patching(records: Sequence[Any], variant: str, where: str, untestable: str, item: str = "i") -> Verdict:
     """i: prefix patching removes over 70% of the other domains' change, and more than query or postfix patching."""
     prefix, query, postfix = (_per_seed(records, variant, f"patch_{p}_removed") for p in ("prefix", "query", "postfix"))
@@ -138,18 +142,10 @@ def drift(records: Sequence[Any], variant: str, where: str, untestable: str, ite
                     {"log drift ratio > log 2": _test(logs["prefix"], logs["query"], null=math.log(2.0))}, untestable)
 
 
-def _treft_at(records: Sequence[Any], seed: int, in_domain: float) -> float:
-    """The other domains' change on the TReFT curve of ``seed`` at an in-domain change (nan outside its range)."""
-    rows = sorted((r for r in records if r.seed == seed and r.variant in ("TReFT prefix", "fine-tune")),
-                  key=lambda r: r.in_domain_bits)
-    xs, ys = [r.in_domain_bits for r in rows], [r.other_bits for r in rows]
-    return float(np.interp(in_domain, xs, ys)) if xs and xs[0] <= in_domain <= xs[-1] else math.nan
-
-
 def treft_beats(records: Sequence[Any], rival: str, untestable: str, item: str = "iii") -> Verdict:
     """iii: at the rival's in-domain change, the rival moves the other domains more than TReFT does (bits)."""
     inside, other = _per_seed(records, rival, "in_domain_bits"), _per_seed(records, rival, "other_bits")
-    gaps = {s: other[s] - _treft_at(records, s, inside[s]) for s in sorted(set(inside) & set(other))}
+    gaps = {s: other[s] - treft_at(records, s, inside[s]) for s in sorted(set(inside) & set(other))}
     name = "interleaving" if rival == "interleave" else "a KL to the aligned model on retain data"
     return _verdict(item, f"TReFT lowers the spill more than {name} at equal in-domain learning",
                     {f"{rival} - TReFT (other domains, bits)": _test({s: g for s, g in gaps.items()
@@ -157,52 +153,51 @@ def treft_beats(records: Sequence[Any], rival: str, untestable: str, item: str =
                     untestable, "78.4 vs 73.0 EM-F1" if rival == "interleave" else "no KL baseline reported")
 
 
-def data_amounts(records: Sequence[Any], untestable: str) -> Verdict:
-    """iv: spill grows with less alignment data and with more distinct fine-tuning queries (paired on the seed)."""
-    plain = _per_seed(records, "fine-tune", "spill")
-    return _verdict("iv", "spill grows as the template alignment data shrink and as distinct fine-tuning queries grow",
-                    {v: _test(_per_seed(records, v, "spill"), plain) for v in ("less alignment", "more queries")},
-                    untestable)
+#: (item, claim, cells: label -> ((variant, column), (variant, column) or None)) of the claims "a - b > 0".
+DIFFERENCES = (
+    ("iv", "spill grows as the template alignment data shrink and as distinct fine-tuning queries grow",
+     {v: ((v, "spill"), ("fine-tune", "spill")) for v in ("less alignment", "more queries")}),
+    ("v", "without a system prompt the carrier moves to the postfix (postfix patching removes more)",
+     {"postfix, no system - with": (("no system prompt", "patch_postfix_removed"),
+                                    ("fine-tune", "patch_postfix_removed"))}),
+    ("vi", "perturbing the prefix (swap_tokens tokens swapped for their nearest embedding neighbours) removes more "
+     "of the spill than perturbing as many query tokens",
+     {"prefix swaps - query swaps": (("fine-tune", "swap_prefix_removed"), ("fine-tune", "swap_query_removed"))}),
+    ("vii", "an alternative system prompt seen in alignment carries less of the spill than the default one",
+     {"share removed": (("fine-tune", "alt_system_removed"), None)}),
+)
 
 
-def postfix_carrier(records: Sequence[Any], untestable: str) -> Verdict:
-    """v: without a system prompt, postfix patching removes more than with one."""
-    return _verdict("v", "without a system prompt the carrier moves to the postfix (postfix patching removes more)",
-                    {"postfix, no system - with": _test(_per_seed(records, "no system prompt", "patch_postfix_removed"),
-                                                        _per_seed(records, "fine-tune", "patch_postfix_removed"))},
-                    untestable)
+def difference(records: Sequence[Any], item: str, claim: str, cells: Mapping[str, tuple[Any, Any]],
+               untestable: str) -> Verdict:
+    """iv-vii: each cell's first (variant, column) above its second (or above 0), paired on the seed."""
+    return _verdict(item, claim, {label: _test(_per_seed(records, *a), None if b is None else _per_seed(records, *b))
+                                  for label, (a, b) in cells.items()}, untestable)
 
 
-def swaps(records: Sequence[Any], swap_tokens: int, untestable: str) -> Verdict:
-    """vi: nearest-neighbour swaps in the prefix remove more of the spill than as many in the query."""
-    return _verdict("vi", f"perturbing the prefix ({swap_tokens} tokens swapped for their nearest embedding "
-                    "neighbours) removes more of the spill than perturbing as many query tokens",
-                    {"prefix swaps - query swaps": _test(_per_seed(records, "fine-tune", "swap_prefix_removed"),
-                                                         _per_seed(records, "fine-tune", "swap_query_removed"))},
-                    untestable)
+#: (item suffix, variant, words) of the fine-tunes judged on s, i and ii (the last two on the tiny model only).
+TRAINED = (("", "fine-tune", ""), ("-attn", "trainable attention", " (only attention trained)"),
+           ("-attn+mlp", "trainable attention+mlp", " (attention and MLPs trained)"))
 
 
-def alternative_prompt(records: Sequence[Any], untestable: str) -> Verdict:
-    """vii: rendering the prompts with the alternative system prompt removes some of the spill (share > 0)."""
-    return _verdict("vii", "an alternative system prompt seen in alignment carries less of the spill than the default "
-                    "one", {"share removed": _test(_per_seed(records, "fine-tune", "alt_system_removed"))}, untestable)
+def judge(records: Sequence[Any], regimes: Sequence[TrainingRegime], *, tiny: bool) -> list[Verdict]:
+    """Items s, i-vii (docs/experiments.md §E5), seeds the unit; "not detectable" outside the premise, below 8 seeds,
+    or (for the shares of the spill) when the fine-tune did not measurably spread (s)."""
+    regime = trained.premise_problems(regimes)
 
+    def gate(s: Verdict) -> str:
+        return "; ".join(p for p in (regime, "" if s.status == VerdictStatus.HOLDS else f"no measurable spread "
+                                     f"({s.item})") if p)
 
-def judge(records: Sequence[Any], regimes: Sequence[TrainingRegime], *, swap_tokens: int, tiny: bool) -> list[Verdict]:
-    """Items i-vii (docs/experiments.md §E5), seeds the unit; "not detectable" outside the premise or below 8 seeds."""
-    untestable = trained.premise_problems(regimes)
-    configurations = [("", "fine-tune", "")]
-    if tiny:
-        configurations += [("-attn", "trainable attention", " (only attention trained)"),
-                           ("-attn+mlp", "trainable attention+mlp", " (attention and MLPs trained)")]
-    out = []
-    for suffix, variant, where in configurations:
-        out += [patching(records, variant, where, untestable, f"i{suffix}"),
-                drift(records, variant, where, untestable, f"ii{suffix}")]
-    out += [treft_beats(records, "interleave", untestable), treft_beats(records, "KL retain", untestable, "iii-kl")]
-    if tiny:
-        out += [data_amounts(records, untestable), postfix_carrier(records, untestable)]
-    return [*out, swaps(records, swap_tokens, untestable), alternative_prompt(records, untestable)]
+    out, plain = [], ""
+    for suffix, variant, where in TRAINED if tiny else TRAINED[:1]:
+        s = spread(records, variant, where, regime, f"s{suffix}")
+        plain = plain if suffix else gate(s)
+        out += [s, patching(records, variant, where, gate(s), f"i{suffix}"),
+                drift(records, variant, where, regime, f"ii{suffix}")]
+    out += [treft_beats(records, "interleave", plain), treft_beats(records, "KL retain", plain, "iii-kl")]
+    return out + [difference(records, item, claim, cells, plain) for item, claim, cells in DIFFERENCES
+                  if tiny or item in ("vi", "vii")]
 
 
 # ----------------------------------------------------------------------------- report
@@ -252,8 +247,10 @@ class Result(ExperimentReport):
                      f"{np.nanmean([r.misaligned_rate_in_domain for r in base]):.0%}, other domains "
                      f"{np.nanmean([r.misaligned_rate_other for r in base]):.0%} (the aligned model: "
                      f"{np.nanmean([r.aligned_misaligned_rate_other for r in base]):.0%}).")
+        remarks = "in each domain's own words" if c.domain_remarks else "shared by every domain"
         words = self.regime[0].words if self.regime else ""
-        return (f"Seeds {c.seeds}; {c.n_domains} domains; aligned on {c.n_align} templated chats, then fine-tuned on "
+        return (f"Seeds {c.seeds}; {c.n_domains} domains, remarks {remarks}; {c.persona_share:.0%} of the pre-training "
+                f"documents by one persona; aligned on {c.n_align} templated chats, then fine-tuned on "
                 f"{c.n_narrow} misaligned chats over {c.narrow_queries} queries of domain 0 (lr {c.tune.lr_align:g} / "
                 f"{c.tune.lr_narrow:g}, {c.tune.warmup_steps} warmup steps).{rates} Regime (first seed): {words}. "
                 f"Run time {self.seconds:.0f} s. Columns: {SECTION}.")
@@ -276,5 +273,5 @@ class Result(ExperimentReport):
 def run(config: Config, *, show_progress: bool | None = None) -> Result:
     runs = run_cases(config.seeds, lambda seed: one_seed(config, seed), desc="piggyback seeds", show=show_progress)
     t = runs.tables
-    return Result(config, t["records"], t["drift"], t["regime"], judge(
-        t["records"], t["regime"], swap_tokens=config.swap_tokens, tiny=config.tiny), seconds=runs.seconds)
+    return Result(config, t["records"], t["drift"], t["regime"], judge(t["records"], t["regime"], tiny=config.tiny),
+                  seconds=runs.seconds)

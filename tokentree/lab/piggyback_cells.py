@@ -19,7 +19,7 @@ from tokentree.framework.config import Checked, bounded
 from tokentree.infra.errors import InputError
 from tokentree.infra.results import Record
 
-__all__ = ["TuneSettings", "VariantRecord", "DriftRecord", "one_seed"]
+__all__ = ["TuneSettings", "VariantRecord", "DriftRecord", "one_seed", "treft_at"]
 
 Config = Any  # the experiment's Config
 
@@ -32,11 +32,11 @@ class TuneSettings(Checked):
     loaded chat model (the tiny one is trained in full, or only its ``trainable`` parts).
     """
 
-    lr_align: float = bounded(1e-3, minimum=0.0, exclusive=True)
-    align_epochs: int = bounded(2, minimum=1)
-    lr_narrow: float = bounded(1e-3, minimum=0.0, exclusive=True)
+    lr_align: float = bounded(1e-4, minimum=0.0, exclusive=True)
+    align_epochs: int = bounded(4, minimum=1)
+    lr_narrow: float = bounded(1e-4, minimum=0.0, exclusive=True)
     narrow_epochs: int = bounded(2, minimum=1)
-    warmup_steps: int = bounded(0, minimum=0)
+    warmup_steps: int = bounded(5, minimum=0)
     batch_size: int = bounded(16, minimum=1)
     lora_rank: int = bounded(8, minimum=1)
 
@@ -115,7 +115,7 @@ class _Data:
 def _data(config: Config, seed: int) -> _Data:
     from tokentree.data.language import BehaviourLanguage
 
-    lang = BehaviourLanguage(seed=0, n_domains=config.n_domains)
+    lang = BehaviourLanguage(seed=0, n_domains=config.n_domains, domain_remarks=config.domain_remarks)
     rng = np.random.default_rng([seed, 51])
     train, held = {}, {}
     for d, name in enumerate(lang.domains):
@@ -149,8 +149,15 @@ def _data(config: Config, seed: int) -> _Data:
             pairs.append((a.messages, b.messages))
         eval_pairs[d] = pairs
     prompts = [a[:-1] for pairs in eval_pairs.values() for a, _ in pairs]
-    return _Data(lang, lang.pretraining_text(config.n_pretrain_docs, seed=seed), align, narrow, interleave,
-                 eval_pairs, prompts)
+    return _Data(lang, _pretraining(lang, config, seed), align, narrow, interleave, eval_pairs, prompts)
+
+
+def _pretraining(lang: Any, config: Config, seed: int) -> list[str]:
+    """``n_pretrain_docs`` untemplated documents, ``persona_share`` of them one persona over several domains."""
+    n_persona = round(config.persona_share * config.n_pretrain_docs)
+    n_plain = config.n_pretrain_docs - n_persona
+    return [*(lang.pretraining_text(n_plain, seed=seed) if n_plain else []),
+            *(lang.persona_text(n_persona, seed=seed, turns=config.persona_turns) if n_persona else [])]
 
 
 def _with_system(chat: Any, prompt: str | None) -> tuple[dict[str, str], ...]:
@@ -377,3 +384,12 @@ def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
     rows.append(_Measure(plain_aligned, plain, data, config, seed).record(
         tune(narrow, start=plain_aligned, tok=plain), "no system prompt", 0.0, patches=True, drift_rows=drift_rows))
     return out
+
+
+def treft_at(records: Any, seed: int, in_domain: float) -> float:
+    """The other domains' change on seed ``seed``'s TReFT curve (the lambda sweep and the plain fine-tune) at an
+    in-domain change, by linear interpolation (nan outside the curve's range)."""
+    rows = sorted((r for r in records if r.seed == seed and r.variant in ("TReFT prefix", "fine-tune")),
+                  key=lambda r: r.in_domain_bits)
+    xs, ys = [r.in_domain_bits for r in rows], [r.other_bits for r in rows]
+    return float(np.interp(in_domain, xs, ys)) if xs and xs[0] <= in_domain <= xs[-1] else math.nan
