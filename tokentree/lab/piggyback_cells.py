@@ -1,8 +1,9 @@
 """The piggyback experiment's cells: records, data, fine-tuning and measuring (docs/experiments.md §E5).
 
 Per seed (tiny Llama, synthetic behaviour language, or a loaded chat model with LoRA): the data of
-every variant, the aligned model, each narrow fine-tune, and what is measured about it against the
-aligned model (log-odds changes in bits, patching, swaps, drift, sampled misaligned rates).
+every variant (domain-specific remarks and persona documents in pre-training, when the config asks),
+the aligned model, each narrow fine-tune (:class:`TuneSettings`), and what is measured about it against
+the aligned model (log-odds changes in bits, patching, swaps, drift, sampled misaligned rates).
 ``config`` is the experiment's Config (duck-typed: this layer does not import experiments).
 """
 
@@ -39,6 +40,7 @@ class TuneSettings(Checked):
     warmup_steps: int = bounded(5, minimum=0)
     batch_size: int = bounded(16, minimum=1)
     lora_rank: int = bounded(8, minimum=1)
+
 
 # ----------------------------------------------------------------------------- records
 @dataclass(frozen=True)
@@ -97,7 +99,6 @@ class DriftRecord(Record):
     part: str
     key_drift: float
     value_drift: float
-
 
 
 # ----------------------------------------------------------------------------- data
