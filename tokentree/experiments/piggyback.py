@@ -5,7 +5,7 @@ tiny Llama pre-trained on untemplated text, aligned on templated chats in every 
 one domain's misaligned answers; measured against the aligned model on held-out prompts of every domain (log-odds
 changes, patching and perturbing the prompt's parts, key/value drift), with TReFT and its rivals beside it.
 
-    tokentree run piggyback                      # tiny Llama, 8 seeds, in the premise (k about 160)
+    tokentree run piggyback                      # tiny Llama, 8 seeds, set to meet the premise (k about 160)
     tokentree run piggyback --model smollm2      # SmolLM2-135M-Instruct, LoRA (no pre-training, no alignment)
 """
 
