@@ -58,6 +58,7 @@ from tokentree.data.formats import (
 )
 from tokentree.data.records import Bad, ReadStats, source_records
 from tokentree.infra.errors import InputError, TextInputError
+from tokentree.infra.optional import installed
 
 __all__ = [
     "FORMATS",
@@ -255,14 +256,6 @@ def _examples(record: Any, where: str, field_path: str, chat: str | None, stats:
     raise InputError(f"{where}: field {field_path!r} is {type(value).__name__}, not text{hint}")
 
 
-def _has_pyarrow() -> bool:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def response_batches(
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -284,7 +277,7 @@ def response_batches(
     text_split = split if split in SPLITS else "line"
     for source, kind in _sources(paths, format, split, stats):
         columnar = (chat is None and "." not in field_path and source.path is not None and kind in COLUMN_FORMATS
-                    and (kind in BINARY_FORMATS or _has_pyarrow()))
+                    and (kind in BINARY_FORMATS or installed("pyarrow")))
         items = (column_responses(source, field_path, stats) if columnar
                  else source_records(source, kind, text_split, top))
         for item in items:
