@@ -100,7 +100,9 @@ def add_build(sub: Any) -> None:
         "the response tokens, tokenized in their context (default: responses alone)",
     )
     p.add_argument(
-        "--split", choices=SPLITS, help="how a plain-text file is cut into responses (default: line)"
+        "--split", metavar="HOW|SPLIT",
+        help=f"how a plain-text file is cut into responses ({', '.join(SPLITS)}), or which split of a DatasetDict "
+        "folder to read, any name it holds, e.g. train or validation (default: line; a DatasetDict needs one)",
     )
     p.add_argument(
         "--format", choices=FORMATS,
@@ -220,10 +222,10 @@ def _encode_in_context(args: argparse.Namespace, stats: Any) -> tuple[Any, Any, 
         say(f"fetching the chat tokenizer {args.template} from the Hugging Face hub (offline, this retries for about "
              "a minute; set HF_HUB_OFFLINE=1 to fail at once)")
     chat_tokenizer = load_chat_tokenizer(args.template)
-    examples = read_examples(args.inputs, field=args.field, chat=args.chat, format=args.format,
+    examples = read_examples(args.inputs, field=args.field, chat=args.chat, split=args.split, format=args.format,
                              skip_bad_lines=args.skip_bad_lines, stats=stats)
     responses, _contexts = responses_in_context(examples, chat_tokenizer)
-    read = f" ({stats.responses:,} responses in context from {len(stats.files)} inputs)"
+    read = f" ({stats.responses:,} responses in context from {len(stats.files)} inputs{_not_read(stats)})"
     return responses, chat_tokenizer.backend_tokenizer, str(args.template), read
 
 
@@ -254,5 +256,12 @@ def _encode_text_inputs(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
     seqs = encode_texts(texts(stats), tokenizer)  # only this read is counted
     if stats.skipped:
         print(f"skipped {stats.skipped} bad records (first: {', '.join(stats.skipped_at[:3])})", file=sys.stderr)
-    read = f" ({stats.responses:,} responses from {len(stats.files)} inputs)" if stats.files else ""
+    read = f" ({stats.responses:,} responses from {len(stats.files)} inputs{_not_read(stats)})" if stats.files else ""
     return seqs, tokenizer, name, read
+
+
+def _not_read(stats: Any) -> str:
+    """The records that held no response (a null or empty field), said beside the responses: never dropped silently."""
+    if not stats.nulls and not stats.empty:
+        return ""
+    return f"; not responses: {stats.nulls:,} null and {stats.empty:,} empty fields"

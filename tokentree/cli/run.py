@@ -15,8 +15,11 @@ RUN_KIND = "run"
 #: Options of `tokentree run` that override a config field of the same name.
 RUN_OVERRIDES = (
     "seed", "data", "axis", "positive", "negative", "model", "device", "threads", "pretrain", "align", "perturb",
-    "tokenizer", "field", "chat",
+    "tokenizer", "field", "chat", "pretrain_field", "align_field", "perturb_field", "pretrain_chat", "align_chat",
+    "perturb_chat", "k",
 )
+#: The three datasets of `tokentree run hooke` on your data, and the paper's names for them.
+OWN_DATASETS = (("pretrain", "D_p"), ("align", "D_a"), ("perturb", "D_t"))
 
 RUN_EXAMPLES = """examples:
   tokentree run --list
@@ -26,6 +29,9 @@ RUN_EXAMPLES = """examples:
   tokentree run hooke-trained --data real
   tokentree run rebound --data files --positive good.jsonl --negative bad.jsonl
   tokentree run hooke --pretrain corpus/ --align aligned.jsonl --perturb harmful.parquet
+  tokentree run hooke --pretrain web.txt --align chats.jsonl --align-chat assistant --perturb bad.jsonl \
+      --perturb-field meta.text --k 1000
+  tokentree run hooke --pretrain pretrain.npz --align aligned.npz --perturb harmful.npz   # trees you built
 
 outputs (docs/experiments.md): config.toml, result.json, records.csv, summary.md, *.png, run.json"""
 
@@ -55,17 +61,27 @@ def add_run(sub: Any) -> None:
         help="data source, for experiments that have one; `tokentree run NAME --data x` lists the choices "
         "(default: the experiment's own, synthetic where there is one)",
     )
-    for name, what in (("pretrain", "D_p"), ("align", "D_a"), ("perturb", "D_t")):
+    from tokentree.data.readers import CHAT_TURNS
+
+    for name, what in OWN_DATASETS:
         p.add_argument(
             f"--{name}", nargs="+", metavar="FILE",
-            help=f"hooke on your data: {what} as files or folders of any format `tokentree build` reads "
-            "(default: none; all three together)",
+            help=f"hooke on your data: {what} as files or folders of any format `tokentree build` reads, or one tree "
+            "file it wrote (default: none; all three together)",
         )
     p.add_argument("--tokenizer", help="for experiments that tokenize text: 'gpt2', a tokenizer file or folder "
                    "(default: the experiment's own, gpt2)")
-    p.add_argument("--field", metavar="PATH", help="with --pretrain ...: the response field of records (default: text)")
-    p.add_argument("--chat", choices=("assistant", "last-assistant"),
-                   help="with --pretrain ...: records are conversations; which assistant turns count (default: off)")
+    p.add_argument("--field", metavar="PATH", help="with --pretrain ...: the response field of records, in all three "
+                   "datasets (default: text)")
+    p.add_argument("--chat", choices=CHAT_TURNS, help="with --pretrain ...: records of all three datasets are "
+                   "conversations; which assistant turns count (default: off)")
+    for name, what in OWN_DATASETS:
+        p.add_argument(f"--{name}-field", metavar="PATH", help=f"the response field of {what}'s records, over --field "
+                       "(default: --field's)")
+        p.add_argument(f"--{name}-chat", choices=CHAT_TURNS, help=f"{what}'s records are conversations, over --chat "
+                       "(default: --chat's)")
+    p.add_argument("--k", type=float, help="hooke on your data: k = |D_p| / |D_a|, the weight of D_p (default: the "
+                   "ratio of the trees' masses)")
     p.add_argument(
         "--axis", help="behaviour axis of the synthetic language for behaviour experiments: sentiment, style, truth or "
         "safety (default: the experiment's own, sentiment)",
@@ -124,8 +140,8 @@ def run_experiment(args: argparse.Namespace) -> int:
     module = load_experiment(args.name)
     overrides = {key: tuple(v) if isinstance(v, list) else v
                  for key in RUN_OVERRIDES if (v := getattr(args, key)) is not None}
-    if args.pretrain is not None and args.data is None:
-        overrides["data"] = "files"  # your own data: --pretrain says so
+    if any(getattr(args, name) is not None for name, _ in OWN_DATASETS) and args.data is None:
+        overrides["data"] = "files"  # your own data: --pretrain (--align, --perturb) says so
     for key in overrides:
         if not has_option(module.Config, key):
             raise InputError(f"experiment {args.name!r} has no {key} option")
