@@ -7,27 +7,30 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from tokentree.cli._common import formatter
+from tokentree.cli._common import formatter, save_figure
 from tokentree.infra.errors import InputError
+from tokentree.infra.outputs import check_output_file
 
 __all__ = ["add_info", "add_query", "describe_tree", "query_tree", "run_info", "run_query"]
 
 INFO_EXAMPLES = """examples:
   tokentree info tree.npz
-  tokentree info tree.npz --json > tree-info.json"""
+  tokentree info tree.npz --json > tree-info.json
+  tokentree info tree.npz --plot layers.png     # nodes, mass and entropy by depth, drawn"""
 
 QUERY_EXAMPLES = """examples:
   tokentree query tree.npz "the cat sat"       # counts and probabilities along the text
   tokentree query tree.npz --ids 464 3797      # the same by token ids
-  tokentree query tree.npz --top 20            # the heaviest symbols, as text"""
-
+  tokentree query tree.npz --top 20            # the heaviest symbols, as text
+  tokentree query tree.npz "the cat sat" --plot counts.png   # the counts by depth, drawn"""
 
 
 def add_info(sub: Any) -> None:
     p = sub.add_parser("info", help="describe a tree file", epilog=INFO_EXAMPLES, formatter_class=formatter)
     p.add_argument("tree", help="tree file, .npz (required)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: table)")
-
+    p.add_argument("--plot", metavar="FILE.png", help="also draw nodes, mass and entropy by depth into FILE.png "
+                   "(default: none)")
 
 
 def add_query(sub: Any) -> None:
@@ -44,6 +47,8 @@ def add_query(sub: Any) -> None:
     )
     p.add_argument("--top", type=int, metavar="K", help="list the K heaviest symbols (default: 10 without a query)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: table)")
+    p.add_argument("--plot", metavar="FILE.png", help="with a text or --ids: also draw the prefix's count and "
+                   "P(token | before) at each depth into FILE.png (default: none)")
 
 
 
@@ -72,8 +77,13 @@ def describe_tree(tree: Any) -> dict:
 def run_info(args: argparse.Namespace) -> int:
     from tokentree.trees.partitioned import open_tree
 
+    plot = check_output_file(args.plot) if args.plot is not None else None  # before any work
     tree = open_tree(args.tree)
     d = describe_tree(tree)
+    if plot is not None:
+        from tokentree.plots.trees import plot_tree_layers
+
+        save_figure(plot_tree_layers(d["layers"], title=f"{args.tree}: the tree by depth"), plot)
     if args.json:
         print(json.dumps(d, indent=2))
         return 0
@@ -119,9 +129,13 @@ def query_tree(tree: Any, ids: Sequence[int]) -> list[dict[str, Any]]:
 def run_query(args: argparse.Namespace) -> int:
     from tokentree.trees.partitioned import open_tree
 
-    tree = open_tree(args.tree)
     if args.text is not None and args.ids is not None:
         raise InputError("give a text or --ids, not both")
+    if args.plot is not None and args.text is None and args.ids is None:
+        raise InputError("--plot draws a query's counts by depth: give a text or --ids (the whole tree by depth: "
+                         "`tokentree info TREE --plot FILE.png`)")
+    plot = check_output_file(args.plot) if args.plot is not None else None  # before any work
+    tree = open_tree(args.tree)
     if args.top is not None and args.top < 1:
         raise InputError(f"--top K lists the K heaviest symbols, so K must be at least 1; got {args.top}")
     vocab = tree.info.vocab_size
@@ -135,6 +149,10 @@ def run_query(args: argparse.Namespace) -> int:
         if not ids:
             raise InputError("the text is empty after tokenizing; give some text")
         out["query"] = query_tree(tree, ids)
+        if plot is not None:
+            from tokentree.plots.trees import plot_query_counts
+
+            save_figure(plot_query_counts(out["query"], title=f"{args.tree}: the query by depth"), plot)
     if args.top is not None or "query" not in out:
         out["top"] = [{"symbol": t, "mass": m, "probability": p} for t, m, p in tree.top_symbols(args.top or 10)]
     if args.json:
