@@ -69,7 +69,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-
 class Stopped(KeyboardInterrupt):
     """SIGTERM, raised where the program is, so that every clean-up runs (temporary files go, outputs stay whole)."""
 

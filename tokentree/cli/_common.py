@@ -14,7 +14,6 @@ def formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
-
 def say(message: str) -> None:
     """A line on stderr saying what a long step is doing, when progress is shown (a terminal, --progress)."""
     from tokentree.infra.progress import progress_enabled

@@ -118,7 +118,6 @@ def add_build(sub: Any) -> None:
     )
 
 
-
 def run_build(args: argparse.Namespace) -> int:
     sources = [bool(args.inputs), bool(args.builtin), args.ids is not None]
     if sum(sources) != 1:
@@ -142,7 +141,6 @@ def run_build(args: argparse.Namespace) -> int:
 
     check_output_file(args.output)  # before any work: a bad -o fails in a second, not after tokenizing
     return _build(args)
-
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -51,7 +51,6 @@ def add_query(sub: Any) -> None:
                    "P(token | before) at each depth into FILE.png (default: none)")
 
 
-
 def describe_tree(tree: Any) -> dict:
     """The numbers ``tokentree info`` prints, as a JSON-ready dict (a tree file or a partitioned tree folder)."""
     from tokentree.trees.partitioned import PartitionedTree

@@ -38,6 +38,7 @@ outputs (docs/experiments.md): config.toml, result.json, records.csv, summary.md
 
 def add_run(sub: Any) -> None:
     from tokentree.bridge.hf import DEVICES
+    from tokentree.data.readers import CHAT_TURNS
 
     p = sub.add_parser(
         "run", help="run an experiment (tokentree run --list shows them)", epilog=RUN_EXAMPLES,
@@ -61,8 +62,6 @@ def add_run(sub: Any) -> None:
         help="data source, for experiments that have one; `tokentree run NAME --data x` lists the choices "
         "(default: the experiment's own, synthetic where there is one)",
     )
-    from tokentree.data.readers import CHAT_TURNS
-
     for name, what in OWN_DATASETS:
         p.add_argument(
             f"--{name}", nargs="+", metavar="FILE",
@@ -105,7 +104,6 @@ def add_run(sub: Any) -> None:
         "--progress", action=argparse.BooleanOptionalAction, default=None,
         help="show progress bars (default: only on a terminal)",
     )
-
 
 
 def run_experiment(args: argparse.Namespace) -> int:
