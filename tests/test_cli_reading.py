@@ -49,7 +49,7 @@ def test_any_split_a_datasetdict_holds_can_be_named(dataset_dict, tmp_path, caps
     err = capsys.readouterr().err
     assert "DatasetDict with splits ['train', 'validation']; it has no split 'test'" in err
     assert "pass one of them (--split train)" in err
-    with pytest.raises(InputError, match=r"splits \['train', 'validation'\]; give one split's folder.*--split train"):
+    with pytest.raises(InputError, match=r"splits \['train', 'validation'\]; give one.*e\.g\. --split train"):
         list(read_responses([dataset_dict]))
 
 
