@@ -158,7 +158,8 @@ class TokenSequences(ArrayResult):
         np.cumsum(lengths, out=offsets[1:])
         joined = _frozen(tokens, offsets)
         vocab = {p.vocab_size for p in parts}
-        return joined.with_vocab_size(vocab.pop()) if len(vocab) == 1 and None not in vocab else joined
+        shared = vocab.pop() if len(vocab) == 1 else None
+        return joined if shared is None else joined.with_vocab_size(shared)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
