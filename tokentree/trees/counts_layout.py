@@ -10,11 +10,13 @@ store equal arrays: when the table would cost more than the dense counts save (a
 mostly large counts, e.g. weighted by tokens), the counts stay dense, uint32 when the total
 mass (the root's count, the largest) is below 2**32, else int64, with an empty table.
 
->>> stored, at, big = narrow_counts(np.array([300, 299, 1, 1]))
->>> stored.tolist(), at.tolist(), big.tolist()
+>>> stored, at, big = narrow_counts(np.array([300, 299] + [1] * 40))
+>>> stored[:4].tolist(), at.tolist(), big.tolist()
 ([255, 255, 1, 1], [0, 1], [300, 299])
->>> wide_slice(stored, at, big, 1, 4).tolist()
-[299, 1, 1]
+>>> wide_slice(stored, at, big, 1, 4).tolist(), count_at(stored, at, big, 0)
+([299, 1, 1], 300)
+>>> narrow_counts(np.array([300, 299, 1, 1]))[0].dtype  # half the counts large: dense pays
+dtype('uint32')
 """
 
 from __future__ import annotations
