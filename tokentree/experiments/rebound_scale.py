@@ -14,24 +14,22 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from tokentree.bridge.hf import DEVICES
 from tokentree.data.language import AXES
 from tokentree.data.sources import SOURCES, check_source
-from tokentree.framework.aggregate import mean_sd_text
 from tokentree.framework.config import Checked, bounded
 from tokentree.framework.report import ExperimentReport, Section
 from tokentree.framework.runner import run_cases
-from tokentree.framework.tables import Column, Table
 from tokentree.framework.verdicts import Verdict
 from tokentree.infra.errors import InputError
-from tokentree.infra.results import Record
 from tokentree.lab.rebound_protocol import scaled_amounts, scaled_grid
 from tokentree.lab.seeded import SeededTraining
-from tokentree.verification import claims, curves, paper
+from tokentree.verification import curves, paper
+from tokentree.verification.trained_scale import ScaleCurve, groups, judge, sweep_table
 
 __all__ = ["NAME", "Config", "ScaleCurve", "Result", "run"]
 
@@ -92,78 +90,7 @@ class Config(SeededTraining, Checked):
                    scale=0.03, n_pretrain_docs=800, pretrain_tokens=20_000, vocab_size=600, n_eval=16)
 
 
-@dataclass(frozen=True)
-class ScaleCurve(Record):
-    """One rebound curve from one base model (``size_index``: its place in ``sizes``; parameters vary a little
-    with each seed's tokenizer). ``initial_drop_normalised``: log-odds lost per negative at the start / the
-    stage-1 gain; ``knee``: the negatives at half the total drop."""
-
-    NONFINITE_REASONS: ClassVar[dict[str, str]] = {"initial_drop_normalised": "stage 1 did not raise the log-odds",
-                                                   "knee": "the log-odds did not drop over the negatives"}
-
-    seed: int
-    sweep: str
-    size_index: int
-    n_parameters: int
-    pretrain_tokens: int
-    pretrain_fraction: float
-    n_pos: int
-    stage1_gain_nats: float
-    initial_drop: float
-    initial_drop_normalised: float
-    knee: float
-    total_drop_nats: float
-
-
-def groups(records: Sequence[ScaleCurve], sweep: str, n_pos: int) -> list[tuple[float, list[ScaleCurve]]]:
-    """(size index or pre-training fraction, its curves over seeds sorted by seed), in increasing order."""
-    key = "size_index" if sweep == "size" else "pretrain_fraction"
-    rows = sorted((r for r in records if r.sweep == sweep and r.n_pos == n_pos), key=lambda r: r.seed)
-    return [(x, [r for r in rows if getattr(r, key) == x]) for x in sorted({getattr(r, key) for r in rows})]
-
-
-def _sweep_table(sweep: str, label: str) -> Table:
-    def ms(key: str, fmt: str = ".3g") -> Column:
-        return Column(key, value=lambda g: mean_sd_text([getattr(r, key) for r in g["rows"]], fmt))
-    shown = ",.0f" if sweep == "size" else ".0%"
-    return Table(f"against_{sweep}", f"Against {label} (mean ± sd over seeds)", [
-        Column("n_pos"), Column(label, value=lambda g: format(g["x"], shown)),
-        ms("stage1_gain_nats", ".2f"), ms("initial_drop_normalised"), ms("knee", ".0f"),
-        ms("total_drop_nats", ".2f")])
-
-
 SWEEPS = (("size", "parameters"), ("volume", "share of pre-training"))
-
-
-def judge(records: Sequence[ScaleCurve], n_pos_values: Sequence[int], fractions: Sequence[float]) -> list[Verdict]:
-    """S1/S2: initial drop / gain increases along each sweep (paired by seed); S3: 100% minus the first share."""
-    verdicts = []
-    for item, sweep, claim in (
-        ("S1", "size", "more parameters, faster rebound (initial drop / stage-1 gain grows with size)"),
-        ("S2", "volume", "more pre-training, faster rebound (initial drop / stage-1 gain grows with pre-training)"),
-    ):
-        statuses, evidence, values = [], [], dict[str, float]()
-        for n_pos in n_pos_values:
-            found = groups(records, sweep, n_pos)
-            per = [np.array([r.initial_drop_normalised for r in rows]) for _, rows in found]
-            statuses.append(claims.ordered(per))
-            gains = [np.nanmean([r.stage1_gain_nats for r in rows]) for _, rows in found]
-            evidence.append(f"n_pos {n_pos}: " + ", ".join(f"{np.nanmean(v):.3g}" for v in per)
-                            + f" (stage-1 gains {', '.join(f'{g:.2f}' for g in gains)})")
-            values |= {f"n_pos_{n_pos}_{i}_drop_over_gain": float(np.nanmean(v)) for i, v in enumerate(per)}
-            values |= {f"n_pos_{n_pos}_{i}_stage1_gain": float(g) for i, g in enumerate(gains)}
-        values["n_seeds"] = float(len({r.seed for r in records}))
-        verdicts.append(Verdict(item, claim, claims.all_of(statuses), "; ".join(evidence), SECTION, values))
-    first, last, diffs = min(fractions), 1.0, []
-    for n_pos in n_pos_values:
-        at = {x: {r.seed: r.initial_drop_normalised for r in rows} for x, rows in groups(records, "volume", n_pos)}
-        diffs += [v - at[first][s] for s, v in at.get(last, {}).items() if s in at.get(first, {})]
-    verdicts.append(Verdict(
-        "S3", f"rebound is weaker early in pre-training ({first:.0%}) than at its end", claims.direction(diffs),
-        f"initial drop / gain at 100% minus at {first:.0%}: mean {np.nanmean(diffs):.3g} over {len(diffs)} runs",
-        SECTION, {"mean_difference": float(np.nanmean(diffs)), "sd": float(np.nanstd(diffs)), "n_runs": len(diffs)},
-    ))
-    return verdicts
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -194,7 +121,7 @@ class Result(ExperimentReport):
                 for n in self.config.scaled(self.config.n_pos_values) for x, rows in groups(self.records, sweep, n)]
 
     def sections(self) -> Sequence[Section]:
-        return [(_sweep_table(sweep, label), [{"n_pos": n, "x": x, "rows": rows} for n, x, rows in self.grouped(sweep)])
+        return [(sweep_table(sweep, label), [{"n_pos": n, "x": x, "rows": rows} for n, x, rows in self.grouped(sweep)])
                 for sweep, label in SWEEPS]
 
     def plot(self, folder: Path) -> None:
