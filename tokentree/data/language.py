@@ -261,24 +261,38 @@ class BehaviourLanguage:
             for i in range(n)
         ]
 
-    def pretraining_text(self, n: int, *, seed: int, rates: Mapping[str, float] | None = None) -> list[str]:
+    def pretraining_text(self, n: int, *, seed: int, rates: Mapping[str, float] | None = None,
+                         remark_share: float = 1.0) -> list[str]:
         """``n`` untemplated documents: a question and an answer in plain text, every axis at its base rate.
 
         The kinds of prompt (advice, harmful, fact) come in equal shares; ``rates`` gives
         each axis's share of aligned behaviour (default :data:`DEFAULT_BASE_RATES`).
+        ``remark_share``: the share of documents whose answer keeps its closing sentiment
+        remark (the behaviour of the sentiment axis); the others end before it. The choice is
+        drawn from its own stream, so the documents are the same at every share but for the
+        remarks (at 1, the default, exactly those of earlier versions).
+
+        >>> lang = BehaviourLanguage(seed=0)
+        >>> full, cut = lang.pretraining_text(4, seed=1), lang.pretraining_text(4, seed=1, remark_share=0.0)
+        >>> all(f.startswith(c) and len(f) > len(c) for f, c in zip(full, cut))
+        True
         """
         check_int(n, "n", minimum=1)
+        check_float(remark_share, "remark_share", minimum=0.0, maximum=1.0)
         base = {**DEFAULT_BASE_RATES, **(rates or {})}
         for name, rate in base.items():
             if name not in AXES:
                 raise InputError(f"rates has an unknown axis {name!r}; axes: {AXES}")
             check_float(rate, f"rates[{name!r}]", minimum=0.0, maximum=1.0)
         rng = np.random.default_rng([self.seed, seed, 1000])
+        keep = np.random.default_rng([self.seed, seed, 1001]).random(n) < remark_share
         out = []
-        for _ in range(n):
+        for i in range(n):
             axis = ("style", "safety", "truth")[int(rng.integers(3))]
             ex = self.example(rng, axis=axis, aligned=bool(rng.random() < base[axis]), rates=base)
-            out.append(f"question : {ex.prompt} answer : {ex.response}")
+            response = ex.response if keep[i] else next(
+                ex.response[: -len(r) - 1] for r in (*_POSITIVE, *_NEGATIVE) if ex.response.endswith(f" {r}"))
+            out.append(f"question : {ex.prompt} answer : {response}")
         return out
 
     def persona_text(self, n: int, *, seed: int, turns: int = 3, kind_share: float = 0.5) -> list[str]:

@@ -3,8 +3,9 @@
 :func:`prepare_base` either trains a tokenizer and a tiny Llama from scratch on the
 data's pre-training text and chats (a warmup + cosine schedule over a token budget,
 with snapshots of the model at chosen fractions of the run, for the pre-training volume
-experiment), or loads SmolLM2, a model folder or a hub model with its own tokenizer
-(which may then be trained further on the same text).
+experiment, optionally each briefly annealed: a copy of the run, optimiser state included,
+continued with its learning rate decayed linearly to 0), or loads SmolLM2, a model folder
+or a hub model with its own tokenizer (which may then be trained further on the same text).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class BaseSettings:
 class BaseModel:
     """theta_0 and its tokenizer; ``snapshots`` maps a fraction of the pre-training run to the model then;
     ``pretrain_losses`` is the loss of every pre-training step (nats per token; empty for a loaded model);
-    ``decay_start`` the step where a wsd schedule's decay began (the length of the curve otherwise)."""
+    ``decay_start`` the step where a wsd schedule's decay began (the length of the curve otherwise);
+    ``snapshot_tokens`` the pre-training tokens each snapshot saw (its annealing steps included)."""
 
     model: Any
     tokenizer: Any
@@ -84,6 +86,7 @@ class BaseModel:
     def convergence_losses(self) -> tuple[float, ...]:
         """The part of the loss curve that shows convergence: before a wsd decay, or the whole curve (cosine)."""
         return self.pretrain_losses[:self.decay_start]
+    snapshot_tokens: dict[float, int] = field(default_factory=dict)
 
 
 def prepare_base(
@@ -92,9 +95,15 @@ def prepare_base(
     *,
     seed: int,
     snapshot_fractions: Sequence[float] = (),
+    snapshot_anneal_share: float = 0.0,
     show_progress: bool | None = None,
 ) -> BaseModel:
-    """theta_0 for ``data`` (see the module docstring); the same seed gives the same model."""
+    """theta_0 for ``data`` (see the module docstring); the same seed gives the same model.
+
+    ``snapshot_anneal_share`` > 0: every snapshot is annealed for that share of its own steps (at least one),
+    its learning rate falling linearly from the run's to 0 on the data the run sees next; snapshots must then
+    lie after the warmup. At 0 (the default) a snapshot is the run's model at that step.
+    """
     from tokentree.bridge.hf import load_model
     from tokentree.bridge.tiny import TinySpec, tiny_llama, train_tiny_tokenizer
     from tokentree.lab.train import LMTrainer, TrainSettings, training_windows
@@ -128,7 +137,12 @@ def prepare_base(
         threads=settings.threads, device=settings.device,
     ))
     marks = {max(1, round(f * budget)): f for f in snapshot_fractions}
+    check_float(snapshot_anneal_share, "snapshot_anneal_share", minimum=0.0, maximum=1.0)
+    if snapshot_anneal_share > 0 and (early := [f for m, f in marks.items() if m <= trainer.settings.warmup_steps]):
+        raise InputError(f"snapshot fraction {early[0]} lies inside the warmup ({settings.warmup_share:.0%} of the "
+                         "steps): an annealed snapshot must come after it; raise the fraction or lower warmup_share")
     snapshots: dict[float, Any] = {}
+    snapshot_steps: dict[float, int] = {}
     with progress_bar(budget, desc=f"pre-training theta_0 (seed {seed})", show=show_progress, unit="step") as bar:
         while trainer.steps_done < budget:
             before = trainer.steps_done
@@ -136,7 +150,24 @@ def prepare_base(
             trainer.epoch(texts, stop_after=next_mark - before, show_progress=False)
             bar.update(trainer.steps_done - before)
             if trainer.steps_done in marks:
-                snapshots[marks[trainer.steps_done]] = copy.deepcopy(trainer.model).eval()
+                f = marks[trainer.steps_done]
+                twin = _annealed(trainer, texts, snapshot_anneal_share) if snapshot_anneal_share else trainer
+                snapshots[f], snapshot_steps[f] = copy.deepcopy(twin.model).eval(), twin.steps_done
     decay_start = budget + 1 - trainer.settings.decay_steps if settings.schedule == "wsd" else None
     return BaseModel(trainer.model.eval(), tokenizer, n_parameters, round(budget * tokens_per_step), snapshots,
-                     tuple(trainer.losses), decay_start)
+                     tuple(trainer.losses), decay_start,
+                     {f: round(n * tokens_per_step) for f, n in snapshot_steps.items()})
+
+
+def _annealed(trainer: Any, texts: TokenizedExamples, share: float) -> Any:
+    """A copy of ``trainer`` (model and optimiser state) trained on for ``share`` of its steps so far (at least
+    one), the learning rate falling linearly from its current value to 0; ``trainer`` is left as it was."""
+    from tokentree.infra.optional import torch_module
+
+    twin, steps = copy.deepcopy(trainer), max(1, round(share * trainer.steps_done))
+    start, stop = twin.settings.lr_factor(twin.steps_done), twin.steps_done + steps
+    twin.scheduler = torch_module().optim.lr_scheduler.LambdaLR(
+        twin.optimizer, lambda step: start * (1 - step / steps))
+    while twin.steps_done < stop:
+        twin.epoch(texts, stop_after=stop - twin.steps_done, show_progress=False)
+    return twin

@@ -17,9 +17,10 @@ A seed whose stage 1 did not raise the log-odds (no ratio) is left out of that c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -28,9 +29,10 @@ from tokentree.framework.stats import SeedTest, mean_sd_text, page_test, paired_
 from tokentree.framework.tables import Column, Table
 from tokentree.framework.verdicts import Verdict, VerdictStatus
 from tokentree.infra.results import Record
+from tokentree.verification import curves
 from tokentree.verification.trained import gated_verdict
 
-__all__ = ["ScaleCurve", "groups", "sweep_table", "judge"]
+__all__ = ["ScaleCurve", "scale_curve", "groups", "sweep_table", "judge"]
 
 SECTION = "docs/experiments.md §E4x"
 
@@ -39,7 +41,8 @@ SECTION = "docs/experiments.md §E4x"
 class ScaleCurve(Record):
     """One rebound curve from one base model (``size_index``: its place in ``sizes``; parameters vary a little
     with each seed's tokenizer). ``initial_drop_normalised``: log-odds lost per negative at the start / the
-    stage-1 gain; ``knee``: the negatives at half the total drop."""
+    stage-1 gain; ``knee``: the negatives at half the total drop; ``lr_scale``: the base's pre-training lr as a
+    multiple of its size's (the base-rate sweep; 1 for every claim but S1@lr)."""
 
     NONFINITE_REASONS: ClassVar[dict[str, str]] = {"initial_drop_normalised": "stage 1 did not raise the log-odds",
                                                    "knee": "the log-odds did not drop over the negatives"}
@@ -56,12 +59,24 @@ class ScaleCurve(Record):
     initial_drop_normalised: float
     knee: float
     total_drop_nats: float
+    lr_scale: float = 1.0
 
 
-def groups(records: Sequence[ScaleCurve], sweep: str, n_pos: int) -> list[tuple[float, list[ScaleCurve]]]:
+def scale_curve(n_neg: Sequence[int], base_log_odds: float, log_odds: Sequence[float], **where: Any) -> ScaleCurve:
+    """The row of one rebound curve: theta_0's log-odds, then after 0, n_neg[1], ... negatives; ``where``: the
+    fields that say which run it is (seed, sweep, size_index, n_parameters, ..., n_pos, lr_scale)."""
+    gain, drop = log_odds[0] - base_log_odds, curves.initial_slope(n_neg, log_odds)
+    return ScaleCurve(**where, stage1_gain_nats=gain, initial_drop=drop,
+                      initial_drop_normalised=drop / gain if gain > 0 else math.nan, knee=curves.knee(n_neg, log_odds),
+                      total_drop_nats=log_odds[0] - log_odds[-1])
+
+
+def groups(records: Sequence[ScaleCurve], sweep: str, n_pos: int, lr_scale: float = 1.0) -> list[
+        tuple[float, list[ScaleCurve]]]:
     """(size index or pre-training fraction, its curves over seeds sorted by seed), in increasing order."""
     key = "size_index" if sweep == "size" else "pretrain_fraction"
-    rows = sorted((r for r in records if r.sweep == sweep and r.n_pos == n_pos), key=lambda r: r.seed)
+    rows = sorted((r for r in records if r.sweep == sweep and r.n_pos == n_pos and r.lr_scale == lr_scale),
+                  key=lambda r: r.seed)
     return [(x, [r for r in rows if getattr(r, key) == x]) for x in sorted({getattr(r, key) for r in rows})]
 
 
@@ -85,8 +100,7 @@ def _matrix(found: Sequence[tuple[float, list[ScaleCurve]]]) -> np.ndarray:
     return np.array([[a[s] for a in at] for s in seeds], dtype=float).reshape(len(seeds), len(at))
 
 
-def _verdict(item: str, claim: str, tests: list[SeedTest], labels: list[str], untestable: str,
-             note: str = "") -> Verdict:
+def _verdict(item: str, claim: str, tests: list[SeedTest], labels: list[str], note: str, untestable: str) -> Verdict:
     if not tests:
         return Verdict(item, claim, VerdictStatus.NOT_DETECTABLE, "not detectable at this regime: fewer than two seeds "
                        "with a finite initial drop / gain at every level", SECTION, {"cells": 0.0})
@@ -95,31 +109,45 @@ def _verdict(item: str, claim: str, tests: list[SeedTest], labels: list[str], un
     return dataclasses.replace(v, evidence=f"{v.evidence}{note}")
 
 
+def _trend(records: Sequence[ScaleCurve], sweep: str, n_pos_values: Sequence[int], lr_scale: float = 1.0) -> tuple[
+        list[SeedTest], list[str], str]:
+    """One trend test per n_pos along ``sweep`` (Page's L for 3+ levels, else a slope on log x), and the gains."""
+    tests, labels, gains = [], [], []
+    for n_pos in n_pos_values:
+        found = groups(records, sweep, n_pos, lr_scale)
+        x = [float(np.mean([r.n_parameters if sweep == "size" else r.pretrain_tokens for r in rows]))
+             for _, rows in found]
+        gains.append(f"n_pos {n_pos}: " + ", ".join(f"{np.nanmean([r.stage1_gain_nats for r in rows]):.2f}"
+                                                    for _, rows in found))
+        if (m := _matrix(found)).shape[0] >= 2 and len(x) >= 2:
+            tests.append(page_test(m) if len(x) >= 3 else slope_test(x, m))
+            labels.append(f"n_pos {n_pos}")
+    return tests, labels, f"; stage-1 gains {'; '.join(gains)}"
+
+
 def judge(records: Sequence[ScaleCurve], n_pos_values: Sequence[int], fractions: Sequence[float], *,
-          untestable: Sequence[str] = ("", "")) -> list[Verdict]:
-    """S1-S3 (see the module docstring); ``untestable``: what the size and the volume sweep miss of the premise."""
-    verdicts = []
-    for item, sweep, claim, gate in (
-        ("S1", "size", "more parameters, faster rebound (initial drop / stage-1 gain grows with size)", untestable[0]),
-        ("S2", "volume", "more pre-training, faster rebound (initial drop / stage-1 gain grows with pre-training)",
-         untestable[1]),
-    ):
-        tests, labels, gains = [], [], []
-        for n_pos in n_pos_values:
-            found = groups(records, sweep, n_pos)
-            x = [float(np.mean([r.n_parameters if sweep == "size" else r.pretrain_tokens for r in rows]))
-                 for _, rows in found]
-            gains.append(f"n_pos {n_pos}: " + ", ".join(f"{np.nanmean([r.stage1_gain_nats for r in rows]):.2f}"
-                                                        for _, rows in found))
-            if (m := _matrix(found)).shape[0] >= 2 and len(x) >= 2:
-                tests.append(page_test(m) if len(x) >= 3 else slope_test(x, m))
-                labels.append(f"n_pos {n_pos}")
-        verdicts.append(_verdict(item, claim, tests, labels, gate, f"; stage-1 gains {'; '.join(gains)}"))
+          untestable: Sequence[str] = ("", ""), lr_scales: Sequence[float] = (),
+          lr_untestable: Mapping[float, str] | None = None) -> list[Verdict]:
+    """S1-S3 (see the module docstring); ``untestable``: what the size and the volume sweep miss of the premise.
+
+    With ``lr_scales`` (the base-rate sweep), S1@lr xS: the size claim again with every size pre-trained at S
+    times its learning rate (``lr_untestable[S]``: that sweep's premise problems).
+    """
+    def trend(item: str, claim: str, sweep: str, gate: str, lr_scale: float = 1.0) -> Verdict:
+        return _verdict(item, claim, *_trend(records, sweep, n_pos_values, lr_scale), gate)
+
+    s1 = trend("S1", "more parameters, faster rebound (initial drop / stage-1 gain grows with size)", "size",
+               untestable[0])
+    s2 = trend("S2", "more pre-training, faster rebound (initial drop / stage-1 gain grows with pre-training)",
+               "volume", untestable[1])
     first, tests, labels = min(fractions), [], []
     for n_pos in n_pos_values:
         found = [(x, rows) for x, rows in groups(records, "volume", n_pos) if x in (first, 1.0)]
         if len(found) == 2 and (m := _matrix(found)).shape[0] >= 2:
             tests.append(paired_test(m[:, 1], m[:, 0]))
             labels.append(f"n_pos {n_pos}")
-    claim = f"rebound is weaker early in pre-training ({first:.0%}) than at its end"
-    return [*verdicts, _verdict("S3", claim, tests, labels, untestable[1])]
+    s3 = _verdict("S3", f"rebound is weaker early in pre-training ({first:.0%}) than at its end", tests, labels, "",
+                  untestable[1])
+    sweep = [trend(f"S1@lr x{s:g}", f"S1 with every size pre-trained at {s:g} x its learning rate", "size",
+                   (lr_untestable or {}).get(s, ""), s) for s in sorted(set(lr_scales) - {1.0})]
+    return [s1, s2, s3, *sweep]
