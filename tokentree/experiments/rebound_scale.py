@@ -163,9 +163,9 @@ class Result(ExperimentReport):
     def intro(self) -> str:
         c = self.config
         words = "; ".join(f"size {r.size_index}: {r.words}" for r in self.regime if (r.seed, r.lr_scale) == (c.seed, 1))
+        lrs = [" / ".join(f"{lr * f:.2g}" for f in c.factors) for lr in (c.pretrain_lr, c.lr_align)]
         return (f"Seeds {c.seeds}; sizes (layers, width, heads) {[list(s) for s in c.sizes]} at pre-training lr "
-                f"{[f'{c.pretrain_lr * f:.2g}' for f in c.factors]} and fine-tuning lr "
-                f"{[f'{c.lr_align * f:.2g}' for f in c.factors]} (warmup {c.warmup_steps} steps); pre-training "
+                f"{lrs[0]} and fine-tuning lr {lrs[1]} (warmup {c.warmup_steps} steps); pre-training "
                 f"{c.pretrain_tokens:,} tokens, {c.remark_share:.0%} of its untemplated texts with a sentiment remark "
                 f"(volume sweep: the middle size at {list(c.fractions)} of them, each snapshot annealed for "
                 f"{c.anneal_share:.0%} of its steps); n_pos {c.scaled(c.n_pos_values)}, n_neg "

@@ -102,8 +102,10 @@ def _matrix(found: Sequence[tuple[float, list[ScaleCurve]]]) -> np.ndarray:
 
 def _verdict(item: str, claim: str, tests: list[SeedTest], labels: list[str], note: str, untestable: str) -> Verdict:
     if not tests:
-        return Verdict(item, claim, VerdictStatus.NOT_DETECTABLE, "not detectable at this regime: fewer than two seeds "
-                       "with a finite initial drop / gain at every level", SECTION, {"cells": 0.0})
+        why = "; ".join(p for p in (untestable, "fewer than two seeds with a finite initial drop / gain at every level")
+                        if p)
+        return Verdict(item, claim, VerdictStatus.NOT_DETECTABLE, f"not detectable at this regime: {why}", SECTION,
+                       {"cells": 0.0})
     decision = decide_cells(tests, labels=labels) if len(tests) > 1 else decide(tests[0])
     v = gated_verdict(item, claim, decision, SECTION, untestable=untestable)
     return dataclasses.replace(v, evidence=f"{v.evidence}{note}")
