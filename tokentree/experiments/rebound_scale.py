@@ -94,7 +94,7 @@ class Config(SeededTraining, Checked):
             raise InputError("sizes needs at least two models to compare")
         if len(fr := self.fractions) < 2 or list(fr) != sorted(set(fr)) or fr[-1] != 1.0:
             raise InputError(f"fractions must be at least two, increase and end at 1.0; got {list(fr)}")
-        if self.anneal_share and fr[0] <= self.warmup_share:
+        if fr[0] <= self.warmup_share:
             raise InputError(f"fractions[0] = {fr[0]} lies inside the warmup (warmup_share {self.warmup_share}): "
                              "a snapshot is taken after it; raise the fraction or lower warmup_share")
         if (self.lr_factors and len(self.lr_factors) != len(self.sizes)) or min(self.lr_factors + self.lr_scales,
@@ -120,7 +120,7 @@ class Config(SeededTraining, Checked):
 
     @classmethod
     def quick(cls) -> Config:
-        """Two seeds, two small sizes, three fractions, one n_pos: under a minute; outside the premise (k about 2)."""
+        """Two seeds, two small sizes, three fractions, one n_pos: under a minute; outside the premise (k about 27)."""
         return cls(n_seeds=2, sizes=((1, 16, 2), (1, 32, 2)), fractions=(0.2, 0.6, 1.0), n_pos_values=(1000,),
                    scale=0.03, n_pretrain_docs=800, pretrain_tokens=20_000, vocab_size=600, n_eval=16,
                    lr_align=1e-3, lr_negative=1e-3, warmup_steps=1)

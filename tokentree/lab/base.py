@@ -151,8 +151,9 @@ def prepare_base(
             bar.update(trainer.steps_done - before)
             if trainer.steps_done in marks:
                 f = marks[trainer.steps_done]
-                twin = _annealed(trainer, texts, snapshot_anneal_share) if snapshot_anneal_share else trainer
-                snapshots[f], snapshot_steps[f] = copy.deepcopy(twin.model).eval(), twin.steps_done
+                twin = _annealed(trainer, texts, snapshot_anneal_share) if snapshot_anneal_share else None
+                snapshots[f] = twin.model.eval() if twin else copy.deepcopy(trainer.model).eval()
+                snapshot_steps[f] = (twin or trainer).steps_done
     decay_start = budget + 1 - trainer.settings.decay_steps if settings.schedule == "wsd" else None
     return BaseModel(trainer.model.eval(), tokenizer, n_parameters, round(budget * tokens_per_step), snapshots,
                      tuple(trainer.losses), decay_start,
