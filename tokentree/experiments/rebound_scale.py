@@ -242,7 +242,7 @@ def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
                     pretrain_fraction=fraction, n_pos=n_pos, lr_scale=lr_scale))
         regime = training_regime(
             pretrain_tokens=base.pretrain_tokens, behaviour_tokens=aligned.head(n_pos).n_target_tokens,
-            transfer_tokens=misaligned.head(n_neg[-1]).n_target_tokens, pretrain_losses=base.pretrain_losses,
+            transfer_tokens=misaligned.head(n_neg[-1]).n_target_tokens, pretrain_losses=base.convergence_losses,
             fine_tune_lr=max(settings.lr_align, settings.lr_negative), warmup_steps=config.warmup_steps, warn=False)
         out["regime"].append(SizeRegime(**dataclasses.asdict(regime), seed=seed, size_index=index, lr_scale=lr_scale,
                                         pretrain_lr=config.pretrain_lr * factor * lr_scale))
