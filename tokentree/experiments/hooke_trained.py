@@ -203,7 +203,7 @@ CELLS = Table("cells", "Changes after l |D_a| responses of D_t (mean ± sd over 
     Column("rose", "gamma_a rose", value=lambda r: f"{r.gamma_a_rose}/{r.n_seeds}"),
     Column("fell", "gamma_p fell", value=lambda r: f"{r.gamma_p_fell}/{r.n_seeds}"),
     Column("alignment_change_pretrain_bits", "alignment's own d gamma_p", "+.4f"),
-], note='"noise": the mean is under two standard errors from 0; the last column: aligned minus pre-trained model.')
+], note="p: two-sided paired t over seeds, unadjusted (the verdicts use Holm); last column: aligned minus pre-trained.")
 SLOPE_TABLE = Table("slopes", "Log-log slopes against k", [
     Column("quantity"), Column("theory", "theory (l -> 0)", "g"), Column("l", fmt=".3g"),
     Column("trained", fmt=".2f"), Column("mixture", fmt=".2f")])

@@ -16,7 +16,6 @@ excludes zero exactly when one of the two one-sided t tests at 5% rejects.
 :func:`holm`                Holm's step-down adjusted p-values, in the input order
 :func:`holm_adjust`         the same over a family of :class:`SeedTest` (both directions)
 :func:`cluster_by_seed`     the mean over the runs of each seed
-:func:`mean_sd_text`        "mean ± sd" over seeds, for a table cell
 ==========================  ===================================================================
 
 References
@@ -43,7 +42,6 @@ from tokentree.infra.results import Record
 __all__ = [
     "Alternative", "PAIRED_T", "WILCOXON", "SLOPE_T", "PAGE_L", "SeedTest", "SeedMeans",
     "cluster_by_seed", "paired_test", "slope_test", "page_test", "holm", "holm_adjust", "p_text",
-    "mean_sd_text",
 ]
 
 #: Per-seed (or per-run) values: a list or an array.
@@ -60,19 +58,6 @@ def p_text(p: float) -> str:
     ('0.0081', '0.25', '3.1e-07')
     """
     return f"{p:.2g}"
-
-
-def mean_sd_text(values: Values, fmt: str = ".3g", missing: str = "n/a") -> str:
-    """"mean ± sd" of the finite values (the sample sd; the mean alone for one value; ``missing`` for none).
-
-    >>> mean_sd_text([1.0, 2.0, 3.0, float("nan")]), mean_sd_text([0.5], ".2f"), mean_sd_text([])
-    ('2 ± 1', '0.50', 'n/a')
-    """
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if not x.size:
-        return missing
-    return f"{x.mean():{fmt}} ± {x.std(ddof=1):{fmt}}" if x.size > 1 else f"{x.mean():{fmt}}"
 
 
 @dataclass(frozen=True)

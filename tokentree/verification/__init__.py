@@ -16,7 +16,7 @@ Split by concern, data flowing one way:
 ``springs``         the template trunk as a shared spring (piggyback on trees)
 ``trained``         what every trained-model experiment's verdicts share: regime gating, cells over seeds
 ``trained_hooke``   hooke-trained's rows, cell summaries and claims
-``claims``          the old two-standard-error rule (being retired)
+``trained_scale``   rebound-scale's rows, summaries and claims
 ``curves``          reading rebound curves
 ``paper``           the papers' own figures
 ==================  ==============================================================

@@ -24,8 +24,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from tokentree.framework.aggregate import mean_sd_text
 from tokentree.framework.decisions import decide, decide_cells
-from tokentree.framework.stats import SeedTest, mean_sd_text, page_test, paired_test, slope_test
+from tokentree.framework.stats import SeedTest, page_test, paired_test, slope_test
 from tokentree.framework.tables import Column, Table
 from tokentree.framework.verdicts import Verdict, VerdictStatus
 from tokentree.infra.results import Record
