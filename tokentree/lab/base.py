@@ -66,6 +66,24 @@ class BaseSettings:
         check_float(self.decay_share, "decay_share", minimum=0.0, maximum=0.5, exclusive=True)
         check_int(self.threads, "threads", minimum=1)
 
+    def pretrain_budget(self, data: TokenizedExamples, context: int) -> tuple[int, float]:
+        """Steps for about ``pretrain_tokens`` target tokens of ``data`` (whole and partial epochs of windows of
+        ``context`` tokens), and the target tokens per step."""
+        from tokentree.lab.train import training_windows
+
+        windows, _masks = training_windows(data, context)
+        tokens_per_step = data.n_target_tokens / -(-len(windows) // self.batch_size)
+        return max(1, round(self.pretrain_tokens / tokens_per_step)), tokens_per_step
+
+    def train_settings(self, budget: int, *, seed: int) -> Any:
+        """The :class:`~tokentree.lab.train.TrainSettings` of a pre-training run of ``budget`` steps."""
+        from tokentree.lab.train import TrainSettings
+
+        decay = max(1, round(self.decay_share * budget)) if self.schedule == "wsd" else 0
+        return TrainSettings(lr=self.lr, batch_size=self.batch_size, schedule=self.schedule, seed=seed,
+                             warmup_steps=int(self.warmup_share * budget), total_steps=budget + 1, decay_steps=decay,
+                             weight_decay=0.01, threads=self.threads, device=self.device)
+
 
 @dataclass(eq=False)
 class BaseModel:
@@ -106,7 +124,7 @@ def prepare_base(
     """
     from tokentree.bridge.hf import load_model
     from tokentree.bridge.tiny import TinySpec, tiny_llama, train_tiny_tokenizer
-    from tokentree.lab.train import LMTrainer, TrainSettings, training_windows
+    from tokentree.lab.train import LMTrainer
 
     for f in snapshot_fractions:
         check_float(f, "snapshot fraction", minimum=0.0, maximum=1.0, exclusive=True)
@@ -126,16 +144,8 @@ def prepare_base(
     if data.pretraining_chats:  # chats in the template, every token a target: theta_0 knows the format
         templated = tokenize_chats(data.pretraining_chats, tokenizer)
         texts = TokenizedExamples.concatenate([texts, from_sequences(templated.sequences, prepend=None)])
-    windows, _masks = training_windows(texts, int(model.config.max_position_embeddings))
-    steps_per_epoch = -(-len(windows) // settings.batch_size)
-    tokens_per_step = texts.n_target_tokens / steps_per_epoch
-    budget = max(1, round(settings.pretrain_tokens / tokens_per_step))
-    trainer = LMTrainer(model, TrainSettings(
-        lr=settings.lr, batch_size=settings.batch_size, schedule=settings.schedule,
-        warmup_steps=int(settings.warmup_share * budget), total_steps=budget + 1, weight_decay=0.01, seed=seed,
-        decay_steps=max(1, round(settings.decay_share * budget)) if settings.schedule == "wsd" else 0,
-        threads=settings.threads, device=settings.device,
-    ))
+    budget, tokens_per_step = settings.pretrain_budget(texts, int(model.config.max_position_embeddings))
+    trainer = LMTrainer(model, settings.train_settings(budget, seed=seed))
     marks = {max(1, round(f * budget)): f for f in snapshot_fractions}
     check_float(snapshot_anneal_share, "snapshot_anneal_share", minimum=0.0, maximum=1.0)
     if snapshot_anneal_share > 0 and (early := [f for m, f in marks.items() if m <= trainer.settings.warmup_steps]):
@@ -154,9 +164,8 @@ def prepare_base(
                 twin = _annealed(trainer, texts, snapshot_anneal_share) if snapshot_anneal_share else None
                 snapshots[f] = twin.model.eval() if twin else copy.deepcopy(trainer.model).eval()
                 snapshot_steps[f] = (twin or trainer).steps_done
-    decay_start = budget + 1 - trainer.settings.decay_steps if settings.schedule == "wsd" else None
     return BaseModel(trainer.model.eval(), tokenizer, n_parameters, round(budget * tokens_per_step), snapshots,
-                     tuple(trainer.losses), decay_start,
+                     tuple(trainer.losses), trainer.settings.decay_start,
                      {f: round(n * tokens_per_step) for f, n in snapshot_steps.items()})
 
 

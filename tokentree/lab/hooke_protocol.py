@@ -65,20 +65,17 @@ def _train_settings(lr: float, batch_size: int, seed: int, threads: int, device:
 
 def pretrain(model: Any, data: TokenizedExamples, settings: BaseSettings, *, seed: int) -> tuple[Any, list[float]]:
     """theta_0: ``model`` trained on ``data`` for about ``settings.pretrain_tokens`` target tokens (whole and partial
-    epochs), warmup over ``warmup_share`` of the steps then cosine decay to 0; returns it and every step's loss."""
-    from tokentree.lab.train import LMTrainer, training_windows
+    epochs) with the base's schedule; returns it and the loss curve its convergence is judged on (every step's loss,
+    up to a wsd schedule's decay: :attr:`tokentree.lab.base.BaseModel.convergence_losses`)."""
+    from tokentree.lab.train import LMTrainer
 
     if settings.pretrain_tokens == 0:
         return model, []
-    windows, _ = training_windows(data, int(model.config.max_position_embeddings))
-    steps_per_epoch = -(-len(windows) // settings.batch_size)
-    budget = max(1, round(settings.pretrain_tokens / (data.n_target_tokens / steps_per_epoch)))
-    trainer = LMTrainer(model, _train_settings(
-        settings.lr, settings.batch_size, seed, settings.threads, settings.device, schedule="cosine",
-        warmup_steps=int(settings.warmup_share * budget), total_steps=budget + 1))
+    budget, _ = settings.pretrain_budget(data, int(model.config.max_position_embeddings))
+    trainer = LMTrainer(model, settings.train_settings(budget, seed=seed))
     while trainer.steps_done < budget:
         trainer.epoch(data, stop_after=budget - trainer.steps_done, show_progress=False)
-    return trainer.model.eval(), list(trainer.losses)
+    return trainer.model.eval(), list(trainer.losses[:trainer.settings.decay_start])
 
 
 def _trainer(settings: FineTuneSettings, *, seed: int, threads: int, device: str) -> Callable[[Any, float, int], Any]:

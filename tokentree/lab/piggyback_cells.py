@@ -330,7 +330,7 @@ def _base_and_aligned(config: Config, data: _Data, seed: int) -> tuple[Any, Any,
         behaviour_tokens=tokenize_chats(data.align, base.tokenizer, responses="last").n_target_tokens,
         transfer_tokens=tokenize_chats(data.narrow[config.narrow_queries], base.tokenizer,
                                        responses="last").n_target_tokens,
-        pretrain_losses=base.pretrain_losses, fine_tune_lr=max(t.lr_align, t.lr_narrow),
+        pretrain_losses=base.convergence_losses, fine_tune_lr=max(t.lr_align, t.lr_narrow),
         warmup_steps=t.warmup_steps, warn=False)
     return base.tokenizer, base.model, aligned, regime
 

@@ -152,6 +152,11 @@ class TrainSettings:
         check_choice(self.dtype, "dtype", DTYPES)
         check_int(self.window, "window", minimum=0)
 
+    @property
+    def decay_start(self) -> int | None:
+        """The step where a wsd schedule's decay begins (None for the other schedules)."""
+        return self.total_steps - self.decay_steps if self.schedule == "wsd" else None
+
     def lr_factor(self, step: int) -> float:
         """The learning rate at ``step`` as a fraction of ``lr``: linear warmup, then constant, cosine to 0, or
         constant and a linear decay to 0 over the last ``decay_steps`` (wsd)."""
