@@ -15,7 +15,8 @@
    preallocated cache) with a check that it returns the exact tokens; the bits over the
    ideal code length.
 4. SmolLM2 LoRA fine-tuning tokens per second (the trainer's default for a 100M+ model),
-   float32 and bfloat16.
+   float32 and bfloat16 alternated, on packed text windows and on the experiments' batches
+   of short chats; the ratio bf16 / fp32 (above 1: bfloat16 is faster).
 """
 
 from __future__ import annotations
@@ -171,26 +172,52 @@ def smollm2_coding(counts: list[int]) -> dict[str, float]:
     return coding_speed("smollm2", scorer, ids, counts, 120)
 
 
-def smollm2_lora_training(quick: bool) -> dict[str, float]:
+def _lora_seconds(dtype: str, data, steps: int, *, packing: str, window: int) -> tuple[float, int, int]:
+    """(seconds, tokens seen, target tokens) of ``steps`` LoRA steps of SmolLM2 in ``dtype`` (after one warm step)."""
     from tokentree.bridge.hf import load_smollm2
-    from tokentree.data.chat import tokenize_texts
-    from tokentree.data.text import builtin_texts
     from tokentree.lab.train import LMTrainer, TrainSettings
 
+    model, _ = load_smollm2()
+    trainer = LMTrainer(model, TrainSettings(lr=1e-4, batch_size=4 if packing == "open" else 16, packing=packing,
+                                             window=window, dtype=dtype, seed=0))
+    assert trainer.settings.lora is not None, "SmolLM2 should get LoRA by default"
+    windows = trainer.windows(data)
+    trainer.epoch(windows, stop_after=1)
+    start = time.perf_counter()
+    trainer.epoch(windows, stop_after=steps)
+    seconds = time.perf_counter() - start
+    b = trainer.settings.batch_size
+    rows = range(b, min(len(windows), b * (steps + 1)))
+    return (seconds, sum(int(windows.ids[i].shape[0]) for i in rows), sum(int(windows.targets[i].sum()) for i in rows))
+
+
+def smollm2_lora_training(quick: bool) -> dict[str, float]:
+    """SmolLM2 LoRA steps in float32 and bfloat16, alternated (f, b, f, b) so that load changes hit both alike:
+    packed text windows (256 tokens, every token a target) and the experiments' shape (batches of 16 short chats
+    in SmolLM2's template, system prompt included, only the response a target)."""
+    from tokentree.bridge.hf import load_smollm2
+    from tokentree.data.chat import tokenize_chats, tokenize_texts
+    from tokentree.data.sources import tweets_data
+    from tokentree.data.text import builtin_texts
+
+    _, tokenizer = load_smollm2()
+    shapes = {
+        "packed": (tokenize_texts(builtin_texts("pydoc-paragraphs")[: 40 if quick else 120], tokenizer), "open", 256),
+        "chats": (tokenize_chats(tweets_data(n_pretrain=2, n_aligned=200, n_misaligned=1, n_eval=1, seed=0).aligned,
+                                 tokenizer), "off", 0),
+    }
     out: dict[str, float] = {}
-    for dtype in ("float32", "bfloat16"):
-        model, tokenizer = load_smollm2()
-        data = tokenize_texts(builtin_texts("pydoc-paragraphs")[: 40 if quick else 120], tokenizer)
-        trainer = LMTrainer(model, TrainSettings(lr=1e-4, batch_size=4, packing="open", window=256, dtype=dtype))
-        windows = trainer.windows(data)
-        trainer.epoch(windows, stop_after=1)
-        steps = 3 if quick else 8
-        start = time.perf_counter()
-        trainer.epoch(windows, stop_after=steps)
-        seconds = time.perf_counter() - start
-        tokens = sum(int(windows.targets[i].sum()) for i in range(4, 4 + 4 * steps) if i < len(windows))
-        out[f"smollm2_lora_training_tokens_per_s_{dtype}"] = tokens / seconds
-        out["smollm2_lora_auto"] = float(trainer.settings.lora is not None)
+    steps = 2 if quick else 4
+    for shape, (data, packing, window) in shapes.items():
+        totals = {d: [0.0, 0, 0] for d in ("float32", "bfloat16")}
+        for _ in range(1 if quick else 2):
+            for dtype in totals:
+                seconds, seen, targets = _lora_seconds(dtype, data, steps, packing=packing, window=window)
+                totals[dtype] = [totals[dtype][0] + seconds, totals[dtype][1] + seen, totals[dtype][2] + targets]
+        for dtype, (seconds, seen, targets) in totals.items():
+            out[f"smollm2_lora_{shape}_tokens_per_s_{dtype}"] = seen / seconds
+            out[f"smollm2_lora_{shape}_target_tokens_per_s_{dtype}"] = targets / seconds
+        out[f"smollm2_lora_{shape}_bf16_over_fp32"] = totals["float32"][0] / totals["bfloat16"][0]
     return out
 
 
