@@ -38,7 +38,7 @@ def test_rebound_from_a_loaded_model_uses_tweets_and_lora_and_records_the_regime
 def test_a_loaded_model_refuses_the_synthetic_language_and_a_pre_training_sweep():
     from tokentree.experiments.rebound import Config
 
-    with pytest.raises(InputError, match="no continued pre-training.*use --data tweets"):
+    with pytest.raises(InputError, match=r"no continued pre-training.*use --data tweets"):
         Config(data="synthetic", base=BaseSettings(model="smollm2"))
     with pytest.raises(InputError, match="used as pre-trained elsewhere: drop pretrain_scales"):
         Config(base=BaseSettings(model="smollm2"), pretrain_scales=(0.1, 0.3, 1.0, 3.0))

@@ -96,7 +96,7 @@ def test_a_model_folder_is_loaded_as_is_but_not_counted_as_pre_trained_elsewhere
 def test_the_synthetic_language_is_refused_for_a_loaded_model_with_the_fix():
     from tokentree.experiments.resistance import Config
 
-    with pytest.raises(InputError, match="no continued pre-training.*use --data tweets"):
+    with pytest.raises(InputError, match=r"no continued pre-training.*use --data tweets"):
         Config(data="synthetic", base=BaseSettings(model="smollm2"))
     assert Config().source == "synthetic" and Config(data="files", positive="a.jsonl").source == "files"
     assert Config(base=BaseSettings(model="./my-model")).source == "tweets"
