@@ -105,8 +105,9 @@ class Config(SeededTraining, Checked):
 
     @classmethod
     def quick(cls) -> Config:
-        """Two seeds, a small grid and a small model: about half a minute; outside the premise (k about 4)."""
-        return cls(n_seeds=2, scale=0.02, n_pretrain_docs=1000, n_eval=24, max_new_tokens=24, lr_align=1e-3,
+        """Two seeds, a small grid and model: seconds, minutes with ``--model smollm2``; outside the premise."""
+        return cls(n_seeds=2, scale=0.02, n_pos_values=(1000, 2000), n_neg_values=(0, 100, 200, 500),
+                   n_pretrain_docs=1000, n_eval=8, max_new_tokens=16, lr_align=1e-3,
                    lr_negative=1e-3, warmup_steps=1,
                    base=BaseSettings(pretrain_tokens=30_000, d_model=32, n_heads=2, vocab_size=600, device="auto"))
 
@@ -127,7 +128,7 @@ def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
     from tokentree.data.chat import tokenize_chats
     from tokentree.lab.base import prepare_base
     from tokentree.lab.probe import BehaviourProbe
-    from tokentree.lab.rebound_protocol import ReboundSettings, pretraining_shares, rebound_curve, stage_one
+    from tokentree.lab.rebound_protocol import ReboundSettings, pretraining_shares, rebound_curve, seed_floor
     from tokentree.lab.regime import training_regime
 
     settings = ReboundSettings(**{k: getattr(config, k) for k in ReboundSettings.OPTIONS},
@@ -137,13 +138,12 @@ def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {"records": [], "curves": [], "regime": [], "shares": [pretraining_shares(data)]}
     for tokens in config.levels:
         base = prepare_base(data, dataclasses.replace(config.base, pretrain_tokens=tokens), seed=seed)
-        probe = BehaviourProbe(data, base.tokenizer, base.model, max_new_tokens=config.max_new_tokens,
-                               temperature=config.temperature, seed=seed, threads=config.base.threads)
+        probe = BehaviourProbe(data, base.tokenizer, base.model, max_new_tokens=config.max_new_tokens, seed=seed,
+                               temperature=config.temperature, threads=config.base.threads,
+                               n_pretrain_eval=config.n_eval)
         aligned = tokenize_chats(data.aligned, base.tokenizer)
         misaligned = tokenize_chats(data.misaligned, base.tokenizer)
-        twins = [stage_one(base.model, aligned, n_pos=n_pos_values[0], settings=settings, seed=seed + s)
-                 for s in (1000, 2000)]
-        floor = probe.decision_kl(twins[0], twins[1])
+        floor = seed_floor(base.model, probe, aligned, n_pos=n_pos_values[0], settings=settings, seed=seed)
         for i, n_pos in enumerate(n_pos_values):
             curve = rebound_curve(base.model, probe, aligned, misaligned, n_pos=n_pos,
                                   n_neg=config.scaled(config.n_neg_values), settings=settings, seed=seed)

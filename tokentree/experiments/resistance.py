@@ -105,8 +105,8 @@ class Config(SeededTraining, Checked):
 
     @classmethod
     def quick(cls) -> Config:
-        """Two seeds, one dataset, a small model: about a minute; outside the premise (k about 10)."""
-        return cls(n_seeds=2, axes=("safety",), n_pretrain_docs=1000, n_align=96, n_samples=32, max_new_tokens=24,
+        """Two seeds, one dataset, a small model: seconds, minutes with ``--model smollm2``; outside the premise."""
+        return cls(n_seeds=2, axes=("safety",), n_pretrain_docs=1000, n_align=48, n_samples=16, max_new_tokens=16,
                    align_epochs=1, transfer_epochs=1, lr_align=1e-3, lr_transfer=1e-3, warmup_steps=2,
                    base=BaseSettings(pretrain_tokens=30_000, d_model=32, n_heads=2, vocab_size=600, device="auto"))
 

@@ -39,7 +39,8 @@ from tokentree.lab.transfer import merge_adapters
 
 __all__ = ["ReboundSettings", "ReboundCurve", "PointRecord", "point_record", "CountModelRecord", "rebound_curve",
            "stage_one", "count_model_records",
-           "pretraining_shares", "scaled_amounts", "scaled_grid", "initial_drop_rho", "check_pretrain_scales"]
+           "pretraining_shares", "scaled_amounts", "scaled_grid", "initial_drop_rho", "check_pretrain_scales",
+           "seed_floor"]
 
 
 def scaled_amounts(values: Sequence[int], scale: float) -> list[int]:
@@ -183,6 +184,14 @@ def stage_one(base_model: Any, aligned: TokenizedExamples, *, n_pos: int, settin
     for _ in range(settings.align_epochs):
         trainer.epoch(aligned.head(n_pos))
     return merge_adapters(trainer.model).eval()
+
+
+def seed_floor(base_model: Any, probe: BehaviourProbe, aligned: TokenizedExamples, *, n_pos: int,
+               settings: ReboundSettings, seed: int) -> float:
+    """The seed-to-seed floor of the decision KL: between two stage-1 runs on the first ``n_pos`` aligned examples
+    that differ only in data order (seeds ``seed + 1000`` and ``seed + 2000``)."""
+    twins = [stage_one(base_model, aligned, n_pos=n_pos, settings=settings, seed=seed + s) for s in (1000, 2000)]
+    return probe.decision_kl(twins[0], twins[1])
 
 
 @dataclass(frozen=True)
