@@ -16,12 +16,15 @@
    ideal code length.
 4. SmolLM2 LoRA fine-tuning tokens per second (the trainer's default for a 100M+ model),
    float32 and bfloat16 alternated, on packed text windows and on the experiments' batches
-   of short chats; the ratio bf16 / fp32 (above 1: bfloat16 is faster).
+   of short chats; the ratio bf16 / fp32 (above 1: bfloat16 is faster); and what bf16 costs in
+   precision (the KL of the rounded model from itself; the share of a small merged change that
+   survives rounding).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -215,11 +218,35 @@ def smollm2_lora_training(quick: bool) -> dict[str, float]:
         for _ in range(1 if quick else 2):
             for dtype in totals:
                 seconds, seen, targets = _lora_seconds(dtype, data, steps, packing=packing, window=window)
+                print(f"  ({shape}, {dtype}: {seen / seconds:.1f} tokens/s)", file=sys.stderr, flush=True)
                 totals[dtype] = [totals[dtype][0] + seconds, totals[dtype][1] + seen, totals[dtype][2] + targets]
         for dtype, (seconds, seen, targets) in totals.items():
             out[f"smollm2_lora_{shape}_tokens_per_s_{dtype}"] = seen / seconds
             out[f"smollm2_lora_{shape}_target_tokens_per_s_{dtype}"] = targets / seconds
         out[f"smollm2_lora_{shape}_bf16_over_fp32"] = totals["float32"][0] / totals["bfloat16"][0]
+    return {**out, **_bf16_rounding(shapes["chats"][0])}
+
+
+def _bf16_rounding(chats) -> dict[str, float]:
+    """What training in bfloat16 costs in precision (why float32 stays the trainer's default): the KL of SmolLM2
+    with its weights rounded to bf16 from itself, and the share (cosine) of a small weight change, as a merged
+    earlier stage leaves it, that survives the next stage's rounding to bf16."""
+    import copy
+
+    import torch
+
+    from tokentree.bridge.hf import load_smollm2
+    from tokentree.lab.measure import kl_to_reference
+
+    model, _ = load_smollm2()
+    rounded = copy.deepcopy(model).to(torch.bfloat16).float()
+    out = {"smollm2_bf16_rounding_kl_nats": kl_to_reference(rounded, model, chats.head(16)).mean_kl_nats}
+    w = model.model.layers[0].mlp.down_proj.weight.detach()
+    for rel in (1e-4, 1e-3, 1e-2):
+        delta = rel * w.abs().mean() * torch.randn(w.shape, generator=torch.Generator().manual_seed(0))
+        kept = (w + delta).to(torch.bfloat16).float() - w.to(torch.bfloat16).float()
+        out[f"bf16_keeps_a_change_of_{rel:g}_cosine"] = float(torch.cosine_similarity(kept.flatten(), delta.flatten(),
+                                                                                      dim=0))
     return out
 
 
