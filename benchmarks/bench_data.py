@@ -141,6 +141,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--readers-only", action="store_true", help="only the reader cases")
     ap.add_argument("--repeat", type=int, default=3, help="rounds of the readers; the best time is kept")
+    ap.add_argument("--formats", default="parquet,jsonl,csv", help="the reader cases to run (comma-separated)")
     ap.add_argument("--case", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
@@ -152,7 +153,7 @@ def main() -> None:
         folder = Path(tmp)
         if not args.readers_only:
             ids_cases(folder, n_tokens)
-        readers_cases(folder, megabytes, args.repeat)
+        readers_cases(folder, megabytes, args.repeat, args.formats.split(","))
 
 
 def ids_cases(folder: Path, n_tokens: int) -> None:
@@ -174,7 +175,7 @@ def ids_cases(folder: Path, n_tokens: int) -> None:
           f"{results[8]['seconds'] / results[1]['seconds']:.2f}")
 
 
-def readers_cases(folder: Path, megabytes: int, repeat: int) -> None:
+def readers_cases(folder: Path, megabytes: int, repeat: int, formats: list[str]) -> None:
     jsonl, parquet, csv = write_records(folder, megabytes)
     print(f"\nreading the text field of {jsonl.stat().st_size / 2**20:.0f} MB of JSONL "
           f"({parquet.stat().st_size / 2**20:.1f} MB as Parquet, which dictionary-encodes repeated texts; "
@@ -182,7 +183,7 @@ def readers_cases(folder: Path, megabytes: int, repeat: int) -> None:
     print(f"{'file':<8} {'responses':>10} {'tokentree':>10} {'pyarrow':>8} {'pandas':>8} {'/ pyarrow':>10} "
           f"{'/ pandas':>9}  goal")
     goals = {".parquet": ("pyarrow", 0.8), ".jsonl": ("pyarrow", 0.8), ".csv": ("pandas", 1.0)}
-    for path in (parquet, jsonl, csv):
+    for path in (p for p in (parquet, jsonl, csv) if p.suffix[1:] in formats):
         runs: dict[str, dict] = {}
         for _ in range(repeat):  # rounds of the three readers, so a burst of load on the machine hits all of them
             for reader in ("tokentree", "pyarrow", "pandas"):

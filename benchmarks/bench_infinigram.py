@@ -3,6 +3,8 @@
     pip install "tokentree[bench]"                  # infini-gram==2.6.0 (Liu et al. 2024)
     python benchmarks/bench_infinigram.py           # 10M Zipf tokens (vocab 32,000), d = 8
     python benchmarks/bench_infinigram.py --tokens 1000000 --depth 8
+    python benchmarks/bench_infinigram.py --tokens 100000000 --tree-only   # goal: whole process under 4 GiB
+    python benchmarks/bench_infinigram.py --corpus gpt2   # real English text, GPT-2 ids (vocab 50,257)
 
 Both builds run in fresh subprocesses, one after the other, on the same corpus
 (:func:`tokentree.data.synthetic.zipf_corpus`, seed 0: i.i.d. Zipf(1) ids cut into
@@ -20,6 +22,10 @@ responses of 20-200 tokens), and are measured the same way:
 
 infini-gram writes its index to disk (here a temporary folder); the tree is held in
 memory. infini-gram answers every n-gram length, the tree only up to d.
+
+``--corpus gpt2`` replaces the Zipf ids by real English text in GPT-2's BPE (offline: the
+built-in corpora, pydoc paragraphs, tweets and chatterbot dialogues, each text a response,
+repeated in a seeded order up to ``--tokens``): the counts check on real text.
 
 Then counts are checked: 300 n-grams of lengths 1..d, cut at random places inside
 responses (seed 1), counted by the tree (``tree.count``) and by infini-gram's engine
@@ -43,7 +49,30 @@ if TYPE_CHECKING:
     from tokentree.data.sequences import TokenSequences
 
 VOCAB = 32_000
+GPT2_VOCAB = 50_257
 N_QUERIES = 300
+GPT2_SOURCES = ("pydoc-paragraphs", "tweets-positive", "tweets-negative", "tweets-neutral", "chatterbot")
+
+
+def bench_corpus(kind: str, n_tokens: int) -> tuple[TokenSequences, int]:
+    """The benchmark's tokens and vocabulary size: seeded Zipf ids, or GPT-2 ids of real English text."""
+    from tokentree.data.synthetic import zipf_corpus
+
+    if kind == "zipf":
+        return zipf_corpus(n_tokens, vocab_size=VOCAB, rng=0), VOCAB
+    import numpy as np
+
+    from tokentree.data.sequences import TokenSequences
+    from tokentree.data.text import encode_builtin_corpora, gpt2_tokenizer
+
+    texts = TokenSequences.concatenate(encode_builtin_corpora(GPT2_SOURCES, gpt2_tokenizer(), show_progress=False))
+    gen, parts, total = np.random.default_rng(0), [], 0
+    while total < n_tokens:  # whole passes in seeded orders, the last one cut where the budget ends
+        order = gen.permutation(texts.n_sequences)
+        cut = int(np.searchsorted(np.cumsum(texts.lengths[order]), n_tokens - total, side="left")) + 1
+        parts.append(texts.select(order[:cut]))
+        total += parts[-1].n_tokens
+    return TokenSequences.concatenate(parts).with_vocab_size(GPT2_VOCAB), GPT2_VOCAB
 
 
 def _rss_bytes(pid: int) -> int:
@@ -110,18 +139,18 @@ def queries(corpus: TokenSequences, depth: int) -> list[list[int]]:
     return out
 
 
-def case_tokentree(n_tokens: int, depth: int) -> dict:
+def case_tokentree(kind: str, n_tokens: int, depth: int) -> dict:
     from tokentree import build_tree
     from tokentree.data.synthetic import zipf_corpus
 
-    corpus = zipf_corpus(n_tokens, vocab_size=VOCAB, rng=0)
+    corpus, vocab = bench_corpus(kind, n_tokens)
     build_tree(zipf_corpus(10_000, vocab_size=VOCAB, rng=1), depth=depth, mode="window")  # warm-up
     before = _rss_bytes(os.getpid())
     with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
         f.write("5")  # reset VmHWM
     with PeakSampler() as sampler:
         t0 = time.perf_counter()
-        tree = build_tree(corpus, depth=depth, mode="window", vocab_size=VOCAB)
+        tree = build_tree(corpus, depth=depth, mode="window", vocab_size=vocab, force=True)  # its estimate is a bound
         seconds = time.perf_counter() - t0
     hwm = _status_bytes("VmHWM:")
     counts = [tree.count(q) for q in queries(corpus, depth)]
@@ -129,14 +158,12 @@ def case_tokentree(n_tokens: int, depth: int) -> dict:
             "baseline_bytes": before, "nodes": tree.n_nodes, "tree_bytes": tree.nbytes, "counts": counts}
 
 
-def case_infinigram(n_tokens: int, depth: int) -> dict:
+def case_infinigram(kind: str, n_tokens: int, depth: int) -> dict:
     import numpy as np
     from infini_gram import indexing
     from infini_gram.engine import InfiniGramEngine
 
-    from tokentree.data.synthetic import zipf_corpus
-
-    corpus = zipf_corpus(n_tokens, vocab_size=VOCAB, rng=0)
+    corpus, _vocab = bench_corpus(kind, n_tokens)
     with tempfile.TemporaryDirectory(prefix="bench_infinigram.") as d:
         # infini-gram's token file: 0xFFFF before every response, u16 little-endian; offsets in bytes (u64)
         sep = np.full(corpus.n_sequences, 0xFFFF, dtype=np.uint16)
@@ -169,8 +196,8 @@ def case_infinigram(n_tokens: int, depth: int) -> dict:
             "largest_child_bytes": largest_child, "index_bytes": index_bytes, "counts": counts}
 
 
-def run_case(kind: str, n_tokens: int, depth: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--case", kind, str(n_tokens), str(depth)],
+def run_case(kind: str, corpus: str, n_tokens: int, depth: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--case", kind, corpus, str(n_tokens), str(depth)],
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"the {kind} case failed:\n{out.stderr[-3000:]}")
@@ -181,13 +208,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=10_000_000)
     ap.add_argument("--depth", type=int, default=8)
-    ap.add_argument("--case", nargs=3, metavar=("KIND", "TOKENS", "DEPTH"), help=argparse.SUPPRESS)
+    ap.add_argument("--tree-only", action="store_true",
+                    help="build only the tree; report its whole-process peak against the 4 GiB goal (issue 26)")
+    ap.add_argument("--corpus", choices=("zipf", "gpt2"), default="zipf",
+                    help="zipf: seeded Zipf ids (vocab 32,000); gpt2: real English text in GPT-2's BPE")
+    ap.add_argument("--case", nargs=4, metavar=("KIND", "CORPUS", "TOKENS", "DEPTH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
-        kind, n, depth = args.case[0], int(args.case[1]), int(args.case[2])
+        kind, corpus, n, depth = args.case[0], args.case[1], int(args.case[2]), int(args.case[3])
         real_stdout = sys.stdout
         sys.stdout = sys.stderr  # infini-gram prints progress; keep stdout for the JSON line
-        result = case_tokentree(n, depth) if kind == "tokentree" else case_infinigram(n, depth)
+        case = case_tokentree if kind == "tokentree" else case_infinigram
+        result = case(corpus, n, depth)
         print(json.dumps(result), file=real_stdout)
         return
     try:
@@ -195,10 +227,22 @@ def main() -> None:
     except ImportError:
         raise SystemExit('infini-gram is not installed: pip install "tokentree[bench]" (infini-gram==2.6.0)') from None
     n, depth = args.tokens, args.depth
-    ig = run_case("infinigram", n, depth)
-    tt = run_case("tokentree", n, depth)
+    what = (f"Zipf tokens, vocab {VOCAB:,}" if args.corpus == "zipf" else
+            f"GPT-2 tokens of English text, vocab {GPT2_VOCAB:,}")
+    if args.tree_only:
+        tt = run_case("tokentree", args.corpus, n, depth)
+        whole = tt["baseline_bytes"] + tt["peak_above_bytes"]
+        print(f"{n / 1e6:g}M {what}, window tree d = {depth}, one process; "
+              f"machine: {os.cpu_count()} CPUs")
+        print(f"  build {tt['seconds']:.1f} s; {tt['nodes']:,} nodes, tree {tt['tree_bytes'] / 2**30:.2f} GiB "
+              f"({tt['tree_bytes'] / tt['nodes']:.2f} B/node); peak above the baseline "
+              f"{tt['peak_above_bytes'] / 2**30:.2f} GiB, baseline (corpus) {tt['baseline_bytes'] / 2**30:.2f} GiB")
+        print(f"  whole-process peak {whole / 2**30:.2f} GiB (goal < 4 GiB: {whole < 4 * 2**30})")
+        return
+    ig = run_case("infinigram", args.corpus, n, depth)
+    tt = run_case("tokentree", args.corpus, n, depth)
     mib = 2**20
-    print(f"{n / 1e6:g}M Zipf tokens, vocab {VOCAB:,}, window tree d = {depth}; "
+    print(f"{n / 1e6:g}M {what}, window tree d = {depth}; "
           f"machine: {os.cpu_count()} CPUs (numba threads and infini-gram jobs use all of them)")
     print(f"{'':<28} {'build s':>8} {'peak above baseline MiB':>24} {'baseline MiB':>13} {'output MiB':>11}")
     print(f"{'infini-gram 2.6.0 (SA)':<28} {ig['seconds']:>8.2f} {ig['peak_above_bytes'] / mib:>24.0f} "

@@ -88,9 +88,12 @@ def test_choices_come_from_the_code():
     from tokentree.bridge.hf import DEVICES
 
     assert choices == {
-        "builtin": sorted(BUILTIN_CORPORA), "mode": MODES, "weight": WEIGHTINGS, "alphabet": ALPHABETS, "split": SPLITS,
+        "builtin": sorted(BUILTIN_CORPORA), "mode": MODES, "weight": WEIGHTINGS, "alphabet": ALPHABETS,
         "device": DEVICES, "chat": CHAT_TURNS, "format": FORMATS,
+        **{f"{name}_chat": CHAT_TURNS for name in ("pretrain", "align", "perturb")},
     }
+    split = next(a for name, _, a in _options(_parser()) if name == "build" and a.dest == "split")
+    assert all(how in split.help for how in SPLITS)  # not a choice: any DatasetDict split name goes too
 
 
 def test_version(capsys):

@@ -3,6 +3,7 @@ and the joint-compression mixture as a scorer (docs/theory.md §4)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -149,11 +150,12 @@ def test_run_stages_measures_at_the_start_and_after_every_piece_with_a_fresh_tra
 
 def test_seed_statistics():
     s = seed_stats([0.1, 0.12, 0.08, 0.11, 0.09])
-    assert s.mean == pytest.approx(0.1) and s.n_positive == 5 and s.resolved
+    assert s.mean == pytest.approx(0.1) and s.n_positive == 5
+    assert s.standard_error == pytest.approx(s.std / math.sqrt(5))
     noisy = seed_stats([0.1, -0.12, 0.05, -0.02])
-    assert not noisy.resolved and noisy.n_negative == 2
+    assert noisy.n_negative == 2 and noisy.n_positive == 2
     one = seed_stats([3.0])
-    assert math.isnan(one.std) and not one.resolved
+    assert math.isnan(one.std) and math.isnan(one.standard_error)
     assert loglog_slope([10, 100, 1000], [1e-2, 1e-4, 1e-6]) == pytest.approx(-2.0)
     assert math.isnan(loglog_slope([10, 100], [0.0, 1.0]))
 
@@ -162,3 +164,22 @@ def test_every_tolerance_says_why():
     assert len(tolerances.TOLERANCES) == len({t.name for t in tolerances.TOLERANCES}) >= 8
     for t in tolerances.TOLERANCES:
         assert t.value > 0 and len(t.reason) > 40 and float(t) == t.value
+
+
+def test_a_wsd_base_keeps_its_decay_out_of_the_convergence_curve():
+    from tokentree.data.sources import behaviour_data
+    from tokentree.lab.base import BaseSettings, prepare_base
+
+    data = behaviour_data("synthetic", axis="safety", positive="", negative="", n_pretrain=60, n_aligned=4,
+                          n_misaligned=1, n_eval=2, seed=0)
+    settings = BaseSettings(pretrain_tokens=4000, d_model=16, n_heads=2, vocab_size=300, batch_size=4,
+                            schedule="wsd", decay_share=0.25)
+    wsd = prepare_base(data, settings, seed=0, show_progress=False)
+    steps = len(wsd.pretrain_losses)
+    assert wsd.decay_start == steps + 1 - round(0.25 * steps)
+    assert wsd.convergence_losses == wsd.pretrain_losses[:wsd.decay_start] and len(wsd.convergence_losses) < steps
+    cosine = prepare_base(data, dataclasses.replace(settings, schedule="cosine"), seed=0, show_progress=False)
+    assert cosine.decay_start is None and cosine.convergence_losses == cosine.pretrain_losses
+    assert cosine.pretrain_losses[0] == wsd.pretrain_losses[0]  # the same model and first batch
+    with pytest.raises(InputError, match="schedule"):
+        BaseSettings(schedule="linear")

@@ -1,4 +1,4 @@
-"""The paper's empirical claims on trained models: rebound, resistance, rebound-scale (docs/experiments.md §E4r-§E4x).
+"""The paper's empirical claims on trained models: rebound, resistance (docs/experiments.md §E4r, §E4s).
 
 The `--quick` runs come from the session fixture `quick_runs` (the command line, as a user
 runs them); these tests check that what they report is consistent with what they measured,
@@ -239,37 +239,4 @@ def test_the_k_sweeps_run_quick_with_a_verdict_per_k_and_on_the_trend(tmp_path):
         assert (out / ("contrast_vs_k.png" if name == "resistance" else "rebound_vs_k.png")).stat().st_size > 0
 
 
-# ----------------------------------------------------------------------------- rebound-scale
-def test_rebound_scale_sweeps_size_and_pre_training(quick_runs):
-    r = _result(quick_runs, "rebound-scale")
-    config, rows = r["config"], r["records"]
-    for seed in range(config["n_seeds"]):
-        size = sorted((x for x in rows if x["seed"] == seed and x["sweep"] == "size"), key=lambda x: x["size_index"])
-        volume = sorted((x for x in rows if x["seed"] == seed and x["sweep"] == "volume"),
-                        key=lambda x: x["pretrain_fraction"])
-        assert [x["size_index"] for x in size] == list(range(len(config["sizes"])))
-        assert [x["n_parameters"] for x in size] == sorted({x["n_parameters"] for x in size})
-        assert [x["pretrain_fraction"] for x in volume] == config["fractions"]
-        assert [x["pretrain_tokens"] for x in volume] == sorted({x["pretrain_tokens"] for x in volume})
-        # the end of the volume sweep is the middle model of the size sweep: the same model, the same curve
-        middle = size[len(size) // 2]
-        same = [k for k in middle if k != "sweep"]
-        assert [volume[-1][k] for k in same] == [middle[k] for k in same]
-        for x in rows:
-            if x["initial_drop_normalised"] is not None:
-                assert x["initial_drop_normalised"] == pytest.approx(x["initial_drop"] / x["stage1_gain_nats"])
-    assert [v["item"] for v in r["verdicts"]] == ["S1", "S2", "S3"]
-    assert {v["status"] for v in r["verdicts"]} <= EMPIRICAL
-
-
-@pytest.mark.parametrize(("changes", "message"), [
-    (dict(sizes=((1, 32, 2),)), "at least two models"),
-    (dict(sizes=((1, 32),)), "layers, width, heads"),
-    (dict(fractions=(0.5, 0.9)), "end at 1.0"),
-    (dict(negative="bad.jsonl"), "read only with data = 'files'"),
-])
-def test_bad_rebound_scale_configs_are_refused(changes, message):
-    from tokentree.experiments.rebound_scale import Config
-
-    with pytest.raises(InputError, match=message):
-        Config(**changes)
+# rebound-scale: tests/test_rebound_scale.py (its own quick run and claims on fabricated rows)

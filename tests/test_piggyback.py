@@ -127,9 +127,18 @@ def test_the_quick_run_reports_every_variant_and_verdict(quick_runs):
     assert all(r["in_domain_bits"] > 0 for r in plain)  # the narrow fine-tune took
     assert all(r["patch_prefix_removed"] is not None and r["drift_prefix"] > 0 for r in plain)
     assert all(r["swap_query_removed"] is not None and r["alt_system_removed"] is not None for r in plain)
-    assert {v["item"] for v in result["verdicts"]} == {"i", "ii", "i-attn", "ii-attn", "i-attn+mlp", "ii-attn+mlp",
-                                                       "iii", "iii-kl", "iv", "v", "vi", "vii"}
+    assert {v["item"] for v in result["verdicts"]} == {"s", "i", "ii", "s-attn", "i-attn", "ii-attn", "s-attn+mlp",
+                                                       "i-attn+mlp", "ii-attn+mlp", "iii", "iii-kl", "iv", "v", "vi",
+                                                       "vii"}
+    assert result["config"]["domain_remarks"] and result["config"]["persona_share"] > 0  # the redesigned data
     assert {row["part"] for row in result["tables"]["drift"]} == {"prefix", "query", "postfix"}
+    # two seeds, k far below 100, lr 1e-3: every claim is "not detectable at this regime", with its numbers
+    assert {v["status"] for v in result["verdicts"]} == {"not detectable at this regime"}
+    assert all(v["values"] and all(isinstance(x, float | None) for x in v["values"].values())
+               for v in result["verdicts"])
+    regime = result["tables"]["regime"]
+    assert len(regime) == 2 and all(not r["premise_met"] and r["k"] < 100 for r in regime)
+    assert "Regime (first seed): k = " in (quick_runs["piggyback"] / "summary.md").read_text()
 
 
 def test_smollm2_smoke_lora_treft_and_patching():

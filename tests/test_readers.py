@@ -219,3 +219,11 @@ def test_folders_read_every_known_format_in_order(tmp_path):
     assert list(read_responses([tmp_path])) == ["from text", "from jsonl", "from csv"]
     where = [w for w, _ in read_records([tmp_path])]
     assert where[0].endswith("a.txt:1") and where[2].endswith("c.csv:2")
+
+
+def test_the_columnar_choice_asks_infra_optional_whether_pyarrow_is_there():
+    from tokentree.data import readers
+    from tokentree.infra.optional import installed
+
+    assert installed("json") and not installed("tokentree_no_such_module")
+    assert not hasattr(readers, "_has_pyarrow") and readers.installed is installed

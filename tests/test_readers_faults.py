@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tokentree.data.readers import ReadStats, read_examples
-from tokentree.data.sequences import as_token_sequences
+from tokentree.data.sequences import TokenSequences, as_token_sequences
 from tokentree.data.text import encode_texts, read_responses, train_bpe
 from tokentree.infra.errors import InputError, InputTypeError
 
@@ -229,3 +229,11 @@ def test_token_sequences_can_be_sliced():
     assert seqs[-1].tolist() == [5, 6, 7]
     with pytest.raises(InputTypeError, match=r"use \.select"):
         seqs[[0, 1]]  # type: ignore[call-overload]
+
+
+def test_selecting_and_joining_keep_the_vocabulary_size():
+    seqs = as_token_sequences([[1], [2, 3], [4]]).with_vocab_size(10)
+    assert seqs.select([2, 0]).vocab_size == 10
+    assert TokenSequences.concatenate([seqs, seqs.select([1])]).vocab_size == 10
+    assert TokenSequences.concatenate([seqs, as_token_sequences([[5]])]).vocab_size is None  # not shared: unknown
+    assert TokenSequences.concatenate([seqs, seqs.with_vocab_size(12)]).vocab_size is None

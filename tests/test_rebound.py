@@ -17,9 +17,8 @@ from tokentree.compression.count_rebound import (
     count_model_rebound,
     count_model_return_count,
 )
-from tokentree.framework.verdicts import VerdictStatus
 from tokentree.infra.errors import InputError
-from tokentree.verification import claims, curves, paper
+from tokentree.verification import curves, paper
 
 shares = st.tuples(
     st.one_of(st.just(0.0), st.floats(0.01, 0.8)), st.floats(0.05, 1.0), st.floats(0.05, 1.0)
@@ -128,27 +127,6 @@ def test_curve_readings_interpolate_between_measured_points():
     for bad_n in ([1, 100], [0, 100, 100], [0]):
         with pytest.raises(InputError, match="increasing amounts starting from 0"):
             curves.initial_slope(bad_n, [1.0] * len(bad_n))
-
-
-# ----------------------------------------------------------------------------- judging claims
-def test_an_ordering_holds_only_when_every_step_stands_out_of_the_noise():
-    rng = np.random.default_rng(0)
-    seeds = rng.normal(0, 1, size=5)  # a seed effect shared by every group: pairing removes it
-    rising = [seeds + level + rng.normal(0, 0.01, 5) for level in (0.0, 0.5, 1.0)]
-    assert claims.ordered(rising) == VerdictStatus.HOLDS
-    assert claims.ordered(rising[::-1]) == VerdictStatus.FAILS
-    assert claims.ordered([rising[0], rising[1], rising[1] + rng.normal(0, 0.3, 5)]) == VerdictStatus.WITHIN_NOISE
-    # unpaired, the same means would be lost in the seed spread
-    assert claims.direction(rising[1] - rng.permutation(rising[0])) == VerdictStatus.WITHIN_NOISE
-    assert claims.direction([0.1]) == VerdictStatus.WITHIN_NOISE  # one seed never decides
-
-
-def test_threshold_and_sign_test():
-    assert claims.at_least([0.8, 0.7, 0.75], 0.5) == VerdictStatus.HOLDS
-    assert claims.at_least([0.2, 0.3, 0.25], 0.5) == VerdictStatus.FAILS
-    assert claims.sign_test(27, 27) == pytest.approx(2 * 0.5**27)
-    assert claims.sign_test(5, 10) == pytest.approx(1.0)
-    assert math.isnan(claims.sign_test(0, 0))
 
 
 # ----------------------------------------------------------------------------- the redesigned claims (issue 25)

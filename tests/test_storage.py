@@ -116,7 +116,8 @@ def test_file_is_a_zip_of_plain_arrays(tmp_path, tree):
     path = save_tree(tree, tmp_path / "t.npz")
     with zipfile.ZipFile(path) as z:
         assert sorted(z.namelist()) == sorted(
-            f"{k}.npy" for k in ("header", "tokens", "flags", "counts", "leaf_eos", "level_offsets")
+            f"{k}.npy" for k in ("header", "tokens", "flags", "counts", "count_overflow_at", "count_overflow",
+                                 "leaf_eos", "level_offsets")
         )
 
 
@@ -162,13 +163,61 @@ def test_version_1_files_still_open_and_equal_todays_build(tmp_path):
     assert again == old and again.digest() == old.digest()
 
 
-def test_version_2_stores_the_narrow_dtypes(tmp_path, tree):
-    """uint16 ids (vocabulary <= 65,536) and uint32 counts (total mass < 2**32) on disk and in memory."""
+def test_version_3_stores_the_narrow_dtypes(tmp_path, tree):
+    """uint16 ids (vocabulary <= 65,536), one byte per count with an empty table of large counts, uint32 leaf EOS
+    counts (total mass < 2**32) on disk and in memory."""
     path = save_tree(tree, tmp_path / "t.npz")
     with np.load(path, allow_pickle=False) as npz:
-        assert json.loads(npz["header"].tobytes())["version"] == FORMAT_VERSION == 2
-        assert npz["tokens"].dtype == np.uint16 and npz["counts"].dtype == np.uint32
-        assert npz["leaf_eos"].dtype == np.uint32
+        assert json.loads(npz["header"].tobytes())["version"] == FORMAT_VERSION == 3
+        assert npz["tokens"].dtype == np.uint16 and npz["counts"].dtype == np.uint8
+        assert npz["count_overflow_at"].shape == (0,) and npz["leaf_eos"].dtype == np.uint32
     loaded = load_tree(path)
     assert loaded.stored_arrays["tokens"].dtype == np.uint16 and loaded.nbytes == tree.nbytes
     assert loaded.tokens.tolist() == [-1, *tree.tokens[1:].tolist()] and loaded.counts.dtype == np.int64
+
+
+#: Written by tokentree's format-version-2 code (commit 5a469c6: uint32 counts, no table of large counts):
+#: the tree of tree_v1_window.npz, compressed, and
+#: build_tree([[1, 2, 3]] * 300 + [[4], [1, 5]], depth=3, mode="window", vocab_size=10); digests from that code.
+V2_DIGESTS = {
+    "tree_v2_window.npz": "53ed28862af5151907263ce788496c23db9feebec435eebaf95ca0fcae853358",
+    "tree_v2_large_counts.npz": "d9e953f6ec277a5f24263ae9e41d105f396b562530a0daeec27f93fedc27e860",
+}
+
+
+def test_version_2_files_still_open_and_equal_todays_build(tmp_path):
+    """A version-2 file's dense uint32 counts are narrowed on loading where that pays (one byte and a table of the
+    large counts), kept dense where it does not; the same tree, digest and answers either way."""
+    from tokentree.data.synthetic import zipf_corpus
+
+    old = load_tree(DATA / "tree_v2_window.npz")
+    with np.load(DATA / "tree_v2_window.npz", allow_pickle=False) as npz:
+        assert json.loads(npz["header"].tobytes())["version"] == 2 and npz["counts"].dtype == np.uint32
+    rebuilt = build_tree(zipf_corpus(3000, vocab_size=500, rng=7), depth=4, mode="window", vocab_size=500)
+    assert old == rebuilt and old.digest() == rebuilt.digest() == V2_DIGESTS["tree_v2_window.npz"]
+    assert old.stored_arrays["counts"].dtype == np.uint8 and old.stored_arrays["count_overflow_at"].shape[0] > 0
+    large = load_tree(DATA / "tree_v2_large_counts.npz")
+    assert large.digest() == V2_DIGESTS["tree_v2_large_counts.npz"]
+    assert large.stored_arrays["counts"].dtype == np.uint32  # most counts are large: dense pays
+    assert large.count([1, 2]) == 300 and large.count([1]) == 301 and large.total_mass == 903
+    for t in (old, large):
+        again = load_tree(save_tree(t, tmp_path / "v3.npz"))  # re-saved in today's format
+        assert again == t and again.digest() == t.digest()
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda a: {"count_overflow_at": a["count_overflow_at"][::-1].copy()}, "not sorted"),
+    (lambda a: {"count_overflow": a["count_overflow"] - 255}, "does not list exactly"),
+    (lambda a: {"count_overflow_at": a["count_overflow_at"][1:], "count_overflow": a["count_overflow"][1:]},
+     "does not list exactly"),
+    (lambda a: {"count_overflow": a["count_overflow"][1:]}, "does not match the counts"),
+])
+def test_corrupt_table_of_large_counts(tmp_path, change, match):
+    rest = [[a, b, c] for a in range(4, 10) for b in range(10) for c in range(10)]
+    big = build_tree([[1, 2, 3]] * 300 + rest, depth=3, mode="window", vocab_size=10)
+    stored = big.stored_arrays
+    assert stored["counts"].dtype == np.uint8 and stored["count_overflow_at"].shape[0] >= 2
+    path = save_tree(big, tmp_path / "t.npz")
+    _rewrite(path, **change(stored))
+    with pytest.raises(TreeFileError, match=match):
+        load_tree(path)

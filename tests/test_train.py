@@ -115,6 +115,10 @@ def test_schedules():
     assert factors[:4] == [0.25, 0.5, 0.75, 1.0] and factors[4] == 1.0
     assert factors[9] == pytest.approx(0.5) and factors[14] == pytest.approx(0.0) and factors[15] == 0.0
     assert TrainSettings().lr_factor(1000) == 1.0
+    wsd = TrainSettings(schedule="wsd", warmup_steps=2, total_steps=12, decay_steps=4)
+    assert [wsd.lr_factor(i) for i in range(14)] == [0.5, 1.0] + [1.0] * 6 + [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    with pytest.raises(InputError, match="wsd schedule needs 0 < decay_steps"):
+        TrainSettings(schedule="wsd", warmup_steps=2, total_steps=12)
 
 
 def test_a_progress_bar_shows_the_loss(capsys):

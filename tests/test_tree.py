@@ -71,17 +71,39 @@ def test_prune_rejects_deeper_or_invalid_depths():
         small_tree().prune(0)
 
 
-def test_memory_is_about_7_bytes_per_node_resident():
-    """uint16 token + uint8 flags (parent links derived) + uint32 count for a 32k vocabulary (issue 26; 16 bytes
-    before); deepest-level EOS counts are stored sparsely."""
+def test_memory_is_about_4_bytes_per_node_resident():
+    """uint16 token + uint8 flags (parent links derived) + uint8 count with a table of the counts of 255 or more, for
+    a 32k vocabulary (issue 26; 16 bytes before, then 7); deepest-level EOS counts are stored sparsely."""
     from tokentree.data.synthetic import zipf_corpus
 
     tree = build_tree(zipf_corpus(200_000, rng=0), depth=8, mode="window")
     assert tree.n_nodes > 1_000_000
-    assert tree.nbytes / tree.n_nodes <= 7.05
+    assert tree.nbytes / tree.n_nodes <= 4.05
     stored = tree.stored_arrays
-    assert (stored["tokens"].dtype, stored["flags"].dtype, stored["counts"].dtype) == (np.uint16, np.uint8, np.uint32)
+    assert (stored["tokens"].dtype, stored["flags"].dtype, stored["counts"].dtype) == (np.uint16, np.uint8, np.uint8)
     assert "parents" not in stored and tree.parents.dtype == np.int32
+    large = np.flatnonzero(tree.counts >= 255)
+    assert large.shape[0] > 10 and np.array_equal(stored["count_overflow_at"], large)
+    assert np.array_equal(stored["count_overflow"], tree.counts[large]) and tree.count([]) == tree.total_mass
+
+
+def test_counts_layout_is_canonical():
+    """One byte per count while the table of large counts is smaller than dense counts, dense otherwise; however a
+    tree's counts arrive (dense, narrow, or narrow where dense pays), equal counts give equal stored arrays."""
+    from tokentree.trees.counts_layout import canonical_counts, narrow_counts, narrow_pays
+
+    mostly_small = np.array([1000, 600, 300, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    stored, at, big = narrow_counts(mostly_small)
+    assert stored.dtype == np.uint8 and at.tolist() == [0, 1, 2] and big.tolist() == [1000, 600, 300]
+    mostly_large = np.array([3000, 1000, 2000, 1])
+    assert not narrow_pays(4, 3, 3000) and narrow_counts(mostly_large)[0].dtype == np.uint32
+    forced = (np.minimum(mostly_large, 255).astype(np.uint8), np.array([0, 1, 2]), mostly_large[:3])
+    dense, at, big = canonical_counts(*forced)
+    assert dense.dtype == np.uint32 and dense.tolist() == mostly_large.tolist() and at.shape == big.shape == (0,)
+    assert narrow_counts(np.array([2**40, 2**39]))[0].dtype == np.int64
+    tree = build_tree([[1, 2, 3]] * 300 + [[4]], depth=3, mode="prefix")  # 4 nodes of 300 or more among 5: dense
+    assert tree.stored_arrays["counts"].dtype == np.uint32 and tree.count([1, 2]) == 300
+    assert tree.prune(1).count([1]) == 300 and tree.total_mass == 301
 
 
 @given(token_sequences(), depths, modes)

@@ -111,9 +111,10 @@ def _dataset_dict_split(folder: Path, split: str | None) -> Path:
     if split is None:
         raise InputError(f"{folder} is a DatasetDict with splits {splits}; give one split's folder, "
                          f"e.g. {folder / (splits[0] if splits else 'train')}, or the split name "
-                         "(split='train', as in datasets)")
+                         f"(split='train', as in datasets), e.g. --split {splits[0] if splits else 'train'}")
     if split not in splits:
-        raise InputError(f"{folder} is a DatasetDict with splits {splits}; it has no split {split!r}")
+        raise InputError(f"{folder} is a DatasetDict with splits {splits}; it has no split {split!r}: pass one of "
+                         f"them (--split {splits[0] if splits else 'train'})")
     return folder / split
 
 

@@ -15,11 +15,12 @@ format         files                                      what a record is
 
 Text-like files may be compressed: ``.gz`` and ``.zst``/``.zstd`` are read transparently
 (zstandard needs ``tokentree[data]``). ``-`` reads standard input (the format is given or
-sniffed: ``{`` starts JSONL, ``[`` a JSON array, anything else text; CSV needs
-``format="csv"``). A folder is read recursively, file by file in sorted order, unless it
-is a ``datasets`` folder; a ``DatasetDict`` folder needs a split name (``split="train"``,
-as in ``datasets``) or the split's own folder. Lines end at ``\n``, ``\r\n`` or a lone
-``\r``.
+sniffed: ``{`` starts JSONL, ``[`` a JSON array, a first line of column names separated by
+commas or tabs, one of them the field read, CSV or TSV (``text,label``), anything else text;
+``format=`` says it when sniffing would guess wrong). A folder is read recursively, file by
+file in sorted order, unless it is a ``datasets`` folder; a ``DatasetDict`` folder needs a
+split name, any it holds (``split="train"``, as in ``datasets``), or the split's own
+folder. Lines end at ``\n``, ``\r\n`` or a lone ``\r``.
 
 From a record, ``field`` picks the response: a column or key, or a dotted path into
 nested records (``meta.answer``, ``messages.1.content``). With ``chat``, the field holds a
@@ -43,6 +44,7 @@ and errors as record by record (:mod:`tokentree.data.records`).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -58,6 +60,7 @@ from tokentree.data.formats import (
 )
 from tokentree.data.records import Bad, ReadStats, source_records
 from tokentree.infra.errors import InputError, TextInputError
+from tokentree.infra.optional import installed
 
 __all__ = [
     "FORMATS",
@@ -87,7 +90,7 @@ class Example:
 
 
 def _sources(paths: Sequence[str | os.PathLike[str]], format: str | None, split: str | None,
-             stats: ReadStats) -> Iterator[tuple[Source, str]]:
+             stats: ReadStats, columns: Sequence[str] | None = None) -> Iterator[tuple[Source, str]]:
     """(source, its format) of every input, the options checked against each."""
     if format is not None and format not in FORMATS:
         raise InputError(f"format must be one of {FORMATS}; got {format!r}")
@@ -95,24 +98,34 @@ def _sources(paths: Sequence[str | os.PathLike[str]], format: str | None, split:
         raise InputError(f"split must be one of {SPLITS}, or a DatasetDict split name; got {split!r}")
     text_split = split if split in SPLITS else None
     for source in expand_inputs(paths, format, None if split is None or split in SPLITS else split):
-        kind = source.format or _sniff_stdin()
+        kind = source.format or _sniff_stdin(columns or ())
         stats.files.append(source.label)
         if text_split is not None and kind != "text":
             raise InputError(f"{source.label}: split applies to plain text only; this is {kind} (drop --split)")
         yield source, kind
 
 
-def _sniff_stdin() -> str:
+_COLUMN_NAME = re.compile(r'"?[A-Za-z_][A-Za-z0-9_.-]*"?')
+
+
+def _sniff_stdin(columns: Sequence[str]) -> str:
+    """Standard input's format from its first bytes: JSONL, JSON, a CSV/TSV header naming a wanted column, or text."""
     import sys
 
     stream = sys.stdin.buffer
     peek = getattr(stream, "peek", None)
-    head = peek(64) if peek is not None else b""
+    head = peek(4096) if peek is not None else b""
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if text.startswith(b"{"):
         return "jsonl"
     if text.startswith(b"["):
         return "json"
+    first = text.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
+    for delimiter, kind in (("\t", "tsv"), (",", "csv")):
+        cells = first.split(delimiter)
+        if (len(cells) >= 2 and all(_COLUMN_NAME.fullmatch(c) for c in cells)
+                and any(c.strip('"') in columns for c in cells)):
+            return kind  # a header line of column names, one of them the field read: a table, not prose
     return "text"
 
 
@@ -148,7 +161,7 @@ def read_records(
     the read, or with ``skip_bad_lines`` is counted in ``stats`` and skipped.
     """
     stats = ReadStats() if stats is None else stats
-    for source, kind in _sources(paths, format, split, stats):
+    for source, kind in _sources(paths, format, split, stats, columns):
         text_split = split if split in SPLITS else "line"
         yield from _checked(source_records(source, kind, text_split, columns), skip_bad_lines, stats)
 
@@ -255,14 +268,6 @@ def _examples(record: Any, where: str, field_path: str, chat: str | None, stats:
     raise InputError(f"{where}: field {field_path!r} is {type(value).__name__}, not text{hint}")
 
 
-def _has_pyarrow() -> bool:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def response_batches(
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -282,9 +287,9 @@ def response_batches(
     field_path = field or ("messages" if chat else "text")
     top = _CHAT_COLUMNS if chat is not None and field is None else [field_path.split(".")[0]]
     text_split = split if split in SPLITS else "line"
-    for source, kind in _sources(paths, format, split, stats):
+    for source, kind in _sources(paths, format, split, stats, top):
         columnar = (chat is None and "." not in field_path and source.path is not None and kind in COLUMN_FORMATS
-                    and (kind in BINARY_FORMATS or _has_pyarrow()))
+                    and (kind in BINARY_FORMATS or installed("pyarrow")))
         items = (column_responses(source, field_path, stats) if columnar
                  else source_records(source, kind, text_split, top))
         for item in items:

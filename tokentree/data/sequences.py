@@ -126,7 +126,7 @@ class TokenSequences(ArrayResult):
     __hash__ = None  # type: ignore[assignment]
 
     def select(self, indices: np.ndarray | Sequence[int]) -> TokenSequences:
-        """Return the responses at ``indices`` (in that order) as a new dataset.
+        """Return the responses at ``indices`` (in that order) as a new dataset, of the same ``vocab_size``.
 
         >>> as_token_sequences([[1], [2, 3], [4]]).select([2, 0]).tokens.tolist()
         [4, 1]
@@ -138,11 +138,12 @@ class TokenSequences(ArrayResult):
         # Gather all token positions at once: start of each response + position inside it.
         within = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], lengths)
         positions = np.repeat(self.offsets[idx], lengths) + within
-        return _frozen(self.tokens[positions], offsets)
+        picked = _frozen(self.tokens[positions], offsets)
+        return picked if self.vocab_size is None else picked.with_vocab_size(self.vocab_size)
 
     @staticmethod
     def concatenate(parts: Iterable[TokenSequences]) -> TokenSequences:
-        """Join several datasets into one, keeping response order.
+        """Join several datasets into one, keeping response order (and their ``vocab_size`` when they share one).
 
         >>> a = as_token_sequences([[1, 2]]); b = as_token_sequences([[3]])
         >>> TokenSequences.concatenate([a, b]).offsets.tolist()
@@ -155,7 +156,10 @@ class TokenSequences(ArrayResult):
         lengths = np.concatenate([p.lengths for p in parts])
         offsets = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        return _frozen(tokens, offsets)
+        joined = _frozen(tokens, offsets)
+        vocab = {p.vocab_size for p in parts}
+        shared = vocab.pop() if len(vocab) == 1 else None
+        return joined if shared is None else joined.with_vocab_size(shared)
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -23,18 +23,17 @@ import numpy as np
 
 from tokentree.compression.elasticity import l_star_disjoint
 from tokentree.compression.mixture import Shares, check_size
-from tokentree.data.readers import CHAT_TURNS
 from tokentree.data.scenario import sample_from_pools, scenario_sources
 from tokentree.data.sequences import TokenSequences
 from tokentree.data.synthetic import markov_corpus
 from tokentree.data.text import BUILTIN_CORPORA, encode_builtin_corpora, load_tokenizer
-from tokentree.framework.config import Checked, bounded
+from tokentree.experiments.hooke_files import OwnData, run_files
+from tokentree.framework.config import Checked, bounded, group
 from tokentree.framework.report import ExperimentReport, Section
 from tokentree.framework.runner import run_cases
 from tokentree.framework.tables import Column, Table
 from tokentree.infra.checks import check_list
 from tokentree.infra.errors import InputError
-from tokentree.trees.tree import MODES
 from tokentree.verification import (
     HookeControls,
     HookeInputs,
@@ -85,8 +84,8 @@ class Config(Checked):
     corpora, tokenizer, max_responses
         The real-text variant: D_1, D_2, D_3 corpora (``tokentree.data.text.BUILTIN_CORPORA``),
         the tokenizer, and a cap on responses per corpus (0: all).
-    pretrain, align, perturb, field, chat, mode
-        Your own data (``data = "files"``, set by ``--pretrain``; :mod:`~tokentree.experiments.hooke_files`).
+    files
+        Your own data (``data = "files"``, set by ``--pretrain``): :class:`~tokentree.experiments.hooke_files.OwnData`.
     """
 
     data: str = bounded("synthetic", choices=DATA_SOURCES)
@@ -111,19 +110,10 @@ class Config(Checked):
                                        choices=sorted(BUILTIN_CORPORA))
     tokenizer: str = "gpt2"
     max_responses: int = bounded(0, minimum=0)
-    pretrain: tuple[str, ...] = ()
-    align: tuple[str, ...] = ()
-    perturb: tuple[str, ...] = ()
-    field: str = ""
-    chat: str = bounded("", choices=("", *CHAT_TURNS))
-    mode: str = bounded("chunk", choices=MODES)
+    files: OwnData = group(OwnData)
 
     def validate(self) -> None:
-        given = [bool(self.pretrain), bool(self.align), bool(self.perturb)]
-        if self.data == "files" and not all(given):
-            raise InputError("data = 'files' needs your three datasets: --pretrain FILES --align FILES --perturb FILES")
-        if self.data != "files" and any(given):
-            raise InputError("pretrain, align and perturb files are read with data = 'files' (drop --data)")
+        self.files.check_used(self.data == "files")
         ks = check_list(self.k_values, "k_values", check_size)
         if len(set(ks)) < 2:
             raise InputError(f"k_values needs at least two different k (the ratio's slope in k); got {list(ks)}")
@@ -280,8 +270,6 @@ def _one_job(config: Config, job: tuple[HookeInputs, tuple[float, ...]]) -> dict
 def run(config: Config, *, show_progress: bool | None = None) -> ExperimentReport:
     """Sweep, run the controls, check the Pareto lemma, and judge (see the module docstring)."""
     if config.data == "files":
-        from tokentree.experiments.hooke_files import run_files
-
         return run_files(config, show_progress=show_progress)
     start = time.perf_counter()
     pools, vocab = _pools(config, show_progress)

@@ -32,6 +32,7 @@ from tokentree.framework.claims import judge_claims
 from tokentree.framework.config import Checked, bounded, group
 from tokentree.framework.report import ExperimentReport, Section
 from tokentree.framework.runner import run_cases
+from tokentree.framework.stats import p_text
 from tokentree.framework.tables import Column, Table
 from tokentree.framework.verdicts import Verdict
 from tokentree.infra.checks import check_choice
@@ -186,8 +187,8 @@ def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
 # ----------------------------------------------------------------------------- report
 def _change(key: str) -> Any:
     def text(r: CellSummary) -> str:
-        flag = "" if getattr(r, f"{key}_resolved") else " (noise)"
-        return f"{getattr(r, f'{key}_bits_mean'):+.4f} ± {getattr(r, f'{key}_bits_std'):.4f}{flag}"
+        mean, sd, p = (getattr(r, f"{key}{suffix}") for suffix in ("_bits_mean", "_bits_std", "_p"))
+        return f"{mean:+.4f} ± {sd:.4f} (p {p_text(p)})"
     return text
 
 
@@ -202,7 +203,7 @@ CELLS = Table("cells", "Changes after l |D_a| responses of D_t (mean ± sd over 
     Column("rose", "gamma_a rose", value=lambda r: f"{r.gamma_a_rose}/{r.n_seeds}"),
     Column("fell", "gamma_p fell", value=lambda r: f"{r.gamma_p_fell}/{r.n_seeds}"),
     Column("alignment_change_pretrain_bits", "alignment's own d gamma_p", "+.4f"),
-], note='"noise": the mean is under two standard errors from 0; the last column: aligned minus pre-trained model.')
+], note="p: two-sided paired t over seeds, unadjusted (the verdicts use Holm); last column: aligned minus pre-trained.")
 SLOPE_TABLE = Table("slopes", "Log-log slopes against k", [
     Column("quantity"), Column("theory", "theory (l -> 0)", "g"), Column("l", fmt=".3g"),
     Column("trained", fmt=".2f"), Column("mixture", fmt=".2f")])

@@ -1,8 +1,7 @@
-"""Aggregation over seeds: means, spreads, and whether a change stands out of the seed noise.
+"""Descriptive summaries over seeds: means, spreads, signs, log-log slopes.
 
-Trained models vary from seed to seed; a change is reported with its sign only when
-its mean is at least :data:`RESOLVED_STANDARD_ERRORS` standard errors away from zero
-(docs/experiments.md §noise). Shared by the lab and the verification layer.
+Only descriptions: whether a change stands out of the seed noise is a test
+(:mod:`tokentree.framework.stats`) and a verdict (:mod:`tokentree.framework.decisions`).
 """
 
 from __future__ import annotations
@@ -15,19 +14,15 @@ import numpy as np
 
 from tokentree.infra.errors import InputError
 
-__all__ = ["RESOLVED_STANDARD_ERRORS", "SeedStats", "seed_stats", "mean_sd_text", "loglog_slope"]
-
-#: A mean change this many standard errors from zero has a sign worth reporting; inside
-#: it, the change is "within noise".
-RESOLVED_STANDARD_ERRORS = 2.0
+__all__ = ["SeedStats", "seed_stats", "mean_sd_text", "loglog_slope"]
 
 
 @dataclass(frozen=True)
 class SeedStats:
     """Mean and spread of one quantity over seeds.
 
-    ``std`` is the sample standard deviation (nan for one seed); ``resolved`` is True
-    when |mean| >= 2 standard errors (never for one seed).
+    ``std`` is the sample standard deviation (nan for one seed); ``n_positive`` and
+    ``n_negative`` count the seeds on each side of zero.
     """
 
     n: int
@@ -40,17 +35,13 @@ class SeedStats:
     def standard_error(self) -> float:
         return self.std / math.sqrt(self.n) if self.n > 1 else math.nan
 
-    @property
-    def resolved(self) -> bool:
-        return self.n > 1 and abs(self.mean) >= RESOLVED_STANDARD_ERRORS * self.standard_error
-
 
 def seed_stats(values: Sequence[float] | np.ndarray) -> SeedStats:
     """:class:`SeedStats` of one value per seed.
 
     >>> s = seed_stats([1.0, 2.0, 3.0])
-    >>> s.mean, s.std, s.resolved
-    (2.0, 1.0, True)
+    >>> s.mean, s.std, s.standard_error
+    (2.0, 1.0, 0.5773502691896258)
     """
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or x.shape[0] == 0:

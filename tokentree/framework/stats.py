@@ -112,6 +112,15 @@ class SeedTest(Record):
     null: float = 0.0
     cells: int = 1
 
+    @property
+    def p_two_sided(self) -> float:
+        """The two-sided p-value, unadjusted: twice the smaller one-sided one (at most 1; nan for one seed).
+
+        >>> round(paired_test([0.1, 0.2, 0.15]).p_two_sided, 4)
+        0.0351
+        """
+        return float(np.minimum(1.0, 2 * np.minimum(self.p_value, self.p_opposite)))
+
     def values(self) -> dict[str, float]:
         """The numbers of this test by name (a :class:`~tokentree.framework.verdicts.Verdict`'s ``values``)."""
         names = ("n", "statistic", "df", "p_value", "p_opposite", "p_adjusted", "p_opposite_adjusted", "effect",

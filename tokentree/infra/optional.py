@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["optional_import", "torch_module"]
+__all__ = ["installed", "optional_import", "torch_module"]
 
 
 def optional_import(module: str, needed_for: str, install: str, error: type[Exception] = ImportError) -> ModuleType:
@@ -19,6 +19,15 @@ def optional_import(module: str, needed_for: str, install: str, error: type[Exce
         return importlib.import_module(module)
     except ImportError:
         raise error(f"{needed_for} needs {module}: {install}") from None
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported (for a choice between two ways, not for an error: see above)."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def torch_module() -> ModuleType:

@@ -1,4 +1,4 @@
-"""The training lab shared by trained-model experiments (statistics over seeds: :mod:`tokentree.framework.aggregate`;
+"""The training lab shared by trained-model experiments (tests over seeds: :mod:`tokentree.framework.stats`;
 the data it trains on: :mod:`tokentree.data`).
 
 ==================  ===============================================================
@@ -22,13 +22,12 @@ from __future__ import annotations
 from tokentree.data.behaviour import BehaviourScorer, CallableScorer, RuleScorer, VaderScorer, aligned_share
 from tokentree.data.chat import TokenizedExamples, as_messages, from_sequences, tokenize_chats, tokenize_texts
 from tokentree.data.language import AXES, DEFAULT_BASE_RATES, BehaviourLanguage, Example
-from tokentree.framework.aggregate import RESOLVED_STANDARD_ERRORS, SeedStats, loglog_slope, seed_stats
+from tokentree.framework.aggregate import SeedStats, loglog_slope, seed_stats
 from tokentree.lab.protocol import Stage, StageMeasurement, Trainer, run_stages
 
 __all__ = [
     "AXES",
     "DEFAULT_BASE_RATES",
-    "RESOLVED_STANDARD_ERRORS",
     "BehaviourLanguage",
     "BehaviourScorer",
     "CallableScorer",

@@ -3,8 +3,9 @@
 :func:`prepare_base` either trains a tokenizer and a tiny Llama from scratch on the
 data's pre-training text and chats (a warmup + cosine schedule over a token budget,
 with snapshots of the model at chosen fractions of the run, for the pre-training volume
-experiment), or loads SmolLM2, a model folder or a hub model with its own tokenizer
-(which may then be trained further on the same text).
+experiment, optionally each briefly annealed: a copy of the run, optimiser state included,
+continued with its learning rate decayed linearly to 0), or loads SmolLM2, a model folder
+or a hub model with its own tokenizer (which may then be trained further on the same text).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from typing import Any
 
 from tokentree.data.chat import TokenizedExamples, from_sequences, tokenize_chats, tokenize_texts
 from tokentree.data.sources import BehaviourData
-from tokentree.infra.checks import check_float, check_int
+from tokentree.infra.checks import check_choice, check_float, check_int
 from tokentree.infra.errors import InputError
 from tokentree.infra.progress import progress_bar
 
-__all__ = ["BaseSettings", "BaseModel", "prepare_base"]
+__all__ = ["PRETRAIN_SCHEDULES", "BaseSettings", "BaseModel", "prepare_base"]
+
+#: How theta_0's learning rate falls after the warmup (:class:`~tokentree.lab.train.TrainSettings`).
+PRETRAIN_SCHEDULES = ("cosine", "wsd")
 
 
 @dataclass(frozen=True)
@@ -28,8 +32,11 @@ class BaseSettings:
     """How theta_0 is made. ``model``: "tiny" (trained here) or what :func:`~tokentree.bridge.hf.load_model` reads.
 
     For the tiny model: the tokenizer's ``vocab_size``, the shape, and pre-training on about
-    ``pretrain_tokens`` tokens of the data's text with ``lr`` (warmup over ``warmup_share`` of
-    the steps, then cosine decay). For a loaded model, ``pretrain_tokens`` > 0 trains it further.
+    ``pretrain_tokens`` tokens of the data's text with ``lr``: warmup over ``warmup_share`` of
+    the steps, then ``schedule`` "cosine" (decay to 0) or "wsd" (constant, then a linear decay
+    to 0 over the last ``decay_share`` of the steps; the constant part's loss curve is the one
+    the convergence check reads, :attr:`BaseModel.convergence_losses`). For a loaded model,
+    ``pretrain_tokens`` > 0 trains it further.
     """
 
     model: str = "tiny"
@@ -42,6 +49,8 @@ class BaseSettings:
     lr: float = 3e-3
     batch_size: int = 16
     warmup_share: float = 0.05
+    schedule: str = "cosine"
+    decay_share: float = 0.2
     device: str = "cpu"
     threads: int = 1
 
@@ -53,13 +62,17 @@ class BaseSettings:
         check_float(self.lr, "lr", minimum=0.0, exclusive=True)
         check_int(self.batch_size, "batch_size", minimum=1)
         check_float(self.warmup_share, "warmup_share", minimum=0.0, maximum=0.5)
+        check_choice(self.schedule, "schedule", PRETRAIN_SCHEDULES)
+        check_float(self.decay_share, "decay_share", minimum=0.0, maximum=0.5, exclusive=True)
         check_int(self.threads, "threads", minimum=1)
 
 
 @dataclass(eq=False)
 class BaseModel:
     """theta_0 and its tokenizer; ``snapshots`` maps a fraction of the pre-training run to the model then;
-    ``pretrain_losses`` is the loss of every pre-training step (nats per token; empty for a loaded model)."""
+    ``pretrain_losses`` is the loss of every pre-training step (nats per token; empty for a loaded model);
+    ``decay_start`` the step where a wsd schedule's decay began (the length of the curve otherwise);
+    ``snapshot_tokens`` the pre-training tokens each snapshot saw (its annealing steps included)."""
 
     model: Any
     tokenizer: Any
@@ -67,6 +80,13 @@ class BaseModel:
     pretrain_tokens: int
     snapshots: dict[float, Any] = field(default_factory=dict)
     pretrain_losses: tuple[float, ...] = ()
+    decay_start: int | None = None
+
+    @property
+    def convergence_losses(self) -> tuple[float, ...]:
+        """The part of the loss curve that shows convergence: before a wsd decay, or the whole curve (cosine)."""
+        return self.pretrain_losses[:self.decay_start]
+    snapshot_tokens: dict[float, int] = field(default_factory=dict)
 
 
 def prepare_base(
@@ -75,9 +95,15 @@ def prepare_base(
     *,
     seed: int,
     snapshot_fractions: Sequence[float] = (),
+    snapshot_anneal_share: float = 0.0,
     show_progress: bool | None = None,
 ) -> BaseModel:
-    """theta_0 for ``data`` (see the module docstring); the same seed gives the same model."""
+    """theta_0 for ``data`` (see the module docstring); the same seed gives the same model.
+
+    ``snapshot_anneal_share`` > 0: every snapshot is annealed for that share of its own steps (at least one),
+    its learning rate falling linearly from the run's to 0 on the data the run sees next; snapshots must then
+    lie after the warmup. At 0 (the default) a snapshot is the run's model at that step.
+    """
     from tokentree.bridge.hf import load_model
     from tokentree.bridge.tiny import TinySpec, tiny_llama, train_tiny_tokenizer
     from tokentree.lab.train import LMTrainer, TrainSettings, training_windows
@@ -105,12 +131,18 @@ def prepare_base(
     tokens_per_step = texts.n_target_tokens / steps_per_epoch
     budget = max(1, round(settings.pretrain_tokens / tokens_per_step))
     trainer = LMTrainer(model, TrainSettings(
-        lr=settings.lr, batch_size=settings.batch_size, schedule="cosine",
+        lr=settings.lr, batch_size=settings.batch_size, schedule=settings.schedule,
         warmup_steps=int(settings.warmup_share * budget), total_steps=budget + 1, weight_decay=0.01, seed=seed,
+        decay_steps=max(1, round(settings.decay_share * budget)) if settings.schedule == "wsd" else 0,
         threads=settings.threads, device=settings.device,
     ))
     marks = {max(1, round(f * budget)): f for f in snapshot_fractions}
+    check_float(snapshot_anneal_share, "snapshot_anneal_share", minimum=0.0, maximum=1.0)
+    if snapshot_anneal_share > 0 and (early := [f for m, f in marks.items() if m <= trainer.settings.warmup_steps]):
+        raise InputError(f"snapshot fraction {early[0]} lies inside the warmup ({settings.warmup_share:.0%} of the "
+                         "steps): an annealed snapshot must come after it; raise the fraction or lower warmup_share")
     snapshots: dict[float, Any] = {}
+    snapshot_steps: dict[float, int] = {}
     with progress_bar(budget, desc=f"pre-training theta_0 (seed {seed})", show=show_progress, unit="step") as bar:
         while trainer.steps_done < budget:
             before = trainer.steps_done
@@ -118,6 +150,25 @@ def prepare_base(
             trainer.epoch(texts, stop_after=next_mark - before, show_progress=False)
             bar.update(trainer.steps_done - before)
             if trainer.steps_done in marks:
-                snapshots[marks[trainer.steps_done]] = copy.deepcopy(trainer.model).eval()
+                f = marks[trainer.steps_done]
+                twin = _annealed(trainer, texts, snapshot_anneal_share) if snapshot_anneal_share else None
+                snapshots[f] = twin.model.eval() if twin else copy.deepcopy(trainer.model).eval()
+                snapshot_steps[f] = (twin or trainer).steps_done
+    decay_start = budget + 1 - trainer.settings.decay_steps if settings.schedule == "wsd" else None
     return BaseModel(trainer.model.eval(), tokenizer, n_parameters, round(budget * tokens_per_step), snapshots,
-                     tuple(trainer.losses))
+                     tuple(trainer.losses), decay_start,
+                     {f: round(n * tokens_per_step) for f, n in snapshot_steps.items()})
+
+
+def _annealed(trainer: Any, texts: TokenizedExamples, share: float) -> Any:
+    """A copy of ``trainer`` (model and optimiser state) trained on for ``share`` of its steps so far (at least
+    one), the learning rate falling linearly from its current value to 0; ``trainer`` is left as it was."""
+    from tokentree.infra.optional import torch_module
+
+    twin, steps = copy.deepcopy(trainer), max(1, round(share * trainer.steps_done))
+    start, stop = twin.settings.lr_factor(twin.steps_done), twin.steps_done + steps
+    twin.scheduler = torch_module().optim.lr_scheduler.LambdaLR(
+        twin.optimizer, lambda step: start * (1 - step / steps))
+    while twin.steps_done < stop:
+        twin.epoch(texts, stop_after=stop - twin.steps_done, show_progress=False)
+    return twin

@@ -73,7 +73,7 @@ __all__ = [
 ]
 
 TRAINABLE = ("all", "attention", "attention+mlp")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "wsd")
 ATTENTION_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
 #: The kind of output folder a trainer checkpoint is (see tokentree.infra.outputs).
@@ -106,7 +106,10 @@ class LoraSettings:
 class TrainSettings:
     """How a :class:`LMTrainer` trains (see the module docstring).
 
-    ``total_steps`` is the length of the cosine schedule (needed for ``schedule="cosine"``);
+    ``total_steps`` is the length of a decaying schedule (needed for ``schedule="cosine"`` and ``"wsd"``);
+    ``"wsd"`` (warmup, stable, decay) holds ``lr`` after the warmup and decays it linearly to 0
+    over the last ``decay_steps`` of ``total_steps``: the curve before the decay shows whether
+    the model has converged at that learning rate, which a cosine's falling rate hides;
     ``device`` is "cpu", "cuda", "mps" or "auto"; ``threads`` is torch's CPU thread count;
     ``packing`` is "off", "confined" or "open" and ``bucketed`` groups windows of similar
     length (:mod:`tokentree.lab.packing`); ``auto_lora``: a model of
@@ -122,6 +125,7 @@ class TrainSettings:
     schedule: str = "constant"
     warmup_steps: int = 0
     total_steps: int = 0
+    decay_steps: int = 0
     trainable: str = "all"
     lora: LoraSettings | None = None
     grad_clip: float = 1.0
@@ -146,6 +150,10 @@ class TrainSettings:
             raise InputError(
                 f"a cosine schedule needs total_steps ({self.total_steps}) above warmup_steps ({self.warmup_steps})"
             )
+        check_int(self.decay_steps, "decay_steps", minimum=0)
+        if self.schedule == "wsd" and not 0 < self.decay_steps <= self.total_steps - self.warmup_steps:
+            raise InputError(f"a wsd schedule needs 0 < decay_steps ({self.decay_steps}) <= total_steps - "
+                             f"warmup_steps ({self.total_steps} - {self.warmup_steps})")
         check_choice(self.trainable, "trainable", TRAINABLE)
         check_float(self.grad_clip, "grad_clip", minimum=0.0, exclusive=True)
         check_int(self.seed, "seed", minimum=0)
@@ -155,11 +163,14 @@ class TrainSettings:
         check_int(self.window, "window", minimum=0)
 
     def lr_factor(self, step: int) -> float:
-        """The learning rate at ``step`` as a fraction of ``lr``: linear warmup, then constant or cosine to 0."""
+        """The learning rate at ``step`` as a fraction of ``lr``: linear warmup, then constant, cosine to 0, or
+        constant and a linear decay to 0 over the last ``decay_steps`` (wsd)."""
         if step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
         if self.schedule == "constant":
             return 1.0
+        if self.schedule == "wsd":
+            return min(1.0, max(0.0, (self.total_steps - step) / self.decay_steps))
         done = min(1.0, (step - self.warmup_steps) / (self.total_steps - self.warmup_steps))
         return 0.5 * (1.0 + math.cos(math.pi * done))
 

@@ -319,6 +319,20 @@ def common_prefixes(
 
 FIRST_CHILD = 1  # node flag: the node is its parent's first child (its children block starts here)
 HAS_CHILDREN = 2  # node flag: the node has at least one child
+SATURATED = 255  # a uint8 count of this value: the count is in the table (tokentree.trees.counts_layout)
+
+
+@njit(cache=True, nogil=True)
+def set_count(node: int, count: int, node_count: np.ndarray, big_at: np.ndarray, big_count: np.ndarray,
+              n_big: int) -> int:  # pragma: no cover
+    """Store ``count`` as node ``node``'s byte, and in the table when it does not fit; returns the table's size."""
+    if count < SATURATED:
+        node_count[node] = count
+        return n_big
+    node_count[node] = SATURATED
+    big_at[n_big] = node
+    big_count[n_big] = count
+    return n_big + 1
 
 
 @njit(cache=True, nogil=True)
@@ -340,7 +354,9 @@ def emit_chunk(
     node_count: np.ndarray,
     eos_at: np.ndarray,
     eos_count: np.ndarray,
-) -> int:  # pragma: no cover
+    big_at: np.ndarray,
+    big_count: np.ndarray,
+) -> tuple[int, int]:  # pragma: no cover
     """Write the nodes of sorted windows ``lo:hi``; the chunk's first node of depth j goes to ``first_node[j]``.
 
     Each level keeps one open node: the prefix of that length that the current window
@@ -352,7 +368,10 @@ def emit_chunk(
     a node's flags say whether it is its parent's first child and whether it has
     children, which is enough to derive them (:func:`parents_from_flags`). EOS counts of
     deepest nodes are written sparsely, (node - ``deepest``, count) pairs in ``eos_at`` and
-    ``eos_count`` (room for one per window ending there); returns how many. The root's
+    ``eos_count`` (room for one per window ending there). Counts are one byte per node, those
+    of :data:`SATURATED` or more also (node, count) pairs in ``big_at`` and ``big_count``, in
+    the order the nodes close (room for ``depth * weight // 255`` of them: the counts of one
+    level sum to at most the chunk's weight). Returns how many of each. The root's
     flags are the caller's (every chunk adds children to it); ``root_has_child``: an earlier chunk
     holds windows (so gave the root its first child).
     """
@@ -364,11 +383,12 @@ def emit_chunk(
     total = 0
     prev_length = 0
     used = 0
+    n_big = 0
     for i in range(lo, hi):
         start, length, ends = unpack(sorted_places[i], info_bits)
         c = shared[i]
         for j in range(c + 1, prev_length + 1):
-            node_count[current[j]] = total - opened_at[j]
+            n_big = set_count(current[j], total - opened_at[j], node_count, big_at, big_count, n_big)
         parent = current[c]
         for j in range(c + 1, length + 1):
             k = current[j] + 1
@@ -396,8 +416,8 @@ def emit_chunk(
         total += w
         prev_length = length
     for j in range(1, prev_length + 1):
-        node_count[current[j]] = total - opened_at[j]
-    return used
+        n_big = set_count(current[j], total - opened_at[j], node_count, big_at, big_count, n_big)
+    return used, n_big
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -417,10 +437,12 @@ def emit_nodes(
     node_flags: np.ndarray,
     node_count: np.ndarray,
     deep_ends: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
     """Write every node but the root's token, the chunks from :func:`common_prefixes` in parallel.
 
-    Returns the deepest level's EOS counts, sparse: (index in the level, count), sorted by index.
+    Returns the deepest level's EOS counts, sparse: (index in the level, count), sorted by
+    index, and the table of counts of :data:`SATURATED` or more, (node, count) in the
+    order the chunks closed them (not sorted), the root's first.
     """
     n_chunks = bounds.shape[0] - 1
     first_node = np.empty((n_chunks, depth + 2), np.int64)
@@ -431,12 +453,23 @@ def emit_nodes(
     room[1:] = np.cumsum(deep_ends)
     eos_at = np.empty(room[-1], np.int64)
     eos_count = np.empty(room[-1], np.int64)
+    big_room = np.zeros(n_chunks + 1, np.int64)
+    big_room[0] = 1  # the root's entry
+    for t in range(n_chunks):
+        weight = bounds[t + 1] - bounds[t]
+        if has_weights:
+            weight = sorted_weights[bounds[t] : bounds[t + 1]].sum()
+        big_room[t + 1] = big_room[t] + min(depth * (weight // SATURATED), chunk_nodes[t].sum())
+    big_at = np.empty(big_room[-1], np.int64)
+    big_count = np.empty(big_room[-1], np.int64)
     used = np.zeros(n_chunks, np.int64)
+    n_big = np.zeros(n_chunks, np.int64)
     for t in prange(n_chunks):
-        used[t] = emit_chunk(
+        used[t], n_big[t] = emit_chunk(
             bounds[t], bounds[t + 1], first_node[t], bounds[t] > 0, shared, sorted_places, info_bits, sorted_weights,
             has_weights, tokens, depth, level_offsets[depth], node_token, node_flags, node_count,
             eos_at[room[t] : room[t + 1]], eos_count[room[t] : room[t + 1]],
+            big_at[big_room[t] : big_room[t + 1]], big_count[big_room[t] : big_room[t + 1]],
         )
     n_eos = used.sum()
     at = 0
@@ -445,9 +478,15 @@ def emit_nodes(
             eos_at[at] = eos_at[room[t] + e]
             eos_count[at] = eos_count[room[t] + e]
             at += 1
-    node_count[0] = sorted_weights.sum() if has_weights else n_windows
+    total = sorted_weights.sum() if has_weights else n_windows
+    at = set_count(0, total, node_count, big_at, big_count, 0)
+    for t in range(n_chunks):  # close the gaps in the table likewise
+        for e in range(n_big[t]):
+            big_at[at] = big_at[big_room[t] + e]
+            big_count[at] = big_count[big_room[t] + e]
+            at += 1
     node_flags[0] = HAS_CHILDREN if node_flags.shape[0] > 1 else 0
-    return eos_at[:n_eos].copy(), eos_count[:n_eos].copy()
+    return eos_at[:n_eos].copy(), eos_count[:n_eos].copy(), big_at[:at].copy(), big_count[:at].copy()
 
 
 @njit(cache=True, nogil=True)

@@ -52,7 +52,6 @@ from tokentree.trees.tree import (
     TokenTree,
     TreeInfo,
     _check_depth,
-    count_dtype,
     token_dtype,
 )
 
@@ -62,7 +61,7 @@ __all__ = [
 ]
 
 PARALLEL_FROM = 2**16  # occurrences from which the build uses all of numba's threads
-BYTES_PER_NODE = 16  # at most: int32 token + int32 parent + int64 count (10 for a 32k vocabulary and uint32 counts)
+BYTES_PER_NODE = 6  # at most: int32 token + flags byte + count byte (4 for a 32k vocabulary); large counts are few
 BYTES_PER_OCCURRENCE = 48  # working arrays per occurrence while sorting (at most 44 B)
 #: The modes in the order :func:`tokentree.trees._kernels.cut_by_part` numbers them.
 CUT_MODES = ("prefix", "chunk", "window")
@@ -476,27 +475,29 @@ def build_from_occurrences(
         np.cumsum(chunk_nodes.sum(axis=0)[1 : depth + 1], out=level_offsets[2:])
         level_offsets[2:] += 1
         n_nodes = int(level_offsets[-1])
-        total_mass = int(sorted_weights.sum()) if has_weights else n
-        # The tree's stored dtypes (tokentree.trees.tree): uint16 ids for a vocabulary that fits, uint32 counts
-        # when the total mass (the largest count) does.
+        # The tree's stored dtypes (tokentree.trees.tree): uint16 ids for a vocabulary that fits, one byte per
+        # count.
         node_token = np.empty(n_nodes, dtype=token_dtype(info.vocab_size))
         node_flags = np.empty(n_nodes, dtype=np.uint8)  # parent links, derived from these (tree.py)
-        node_count = np.empty(n_nodes, dtype=count_dtype(total_mass))
+        node_count = np.empty(n_nodes, dtype=np.uint8)  # and a table of the large counts (counts_layout.py)
         # Touch the pages in order first: first-touching them from the emit pass's
         # depth + 1 interleaved write streams measured 2-3x slower on this VM.
         for a in (node_token, node_flags, node_count):
             _kernels.zero(a, n_chunks)
         node_token[0] = 0 if node_token.dtype == np.uint16 else -1  # the root's slot (its id is -1)
-        leaf_eos = _kernels.emit_nodes(  # sparse: (index in the deepest level, count)
+        eos_at, eos_count, big_at, big_count = _kernels.emit_nodes(  # sparse: (index in the deepest level, count)
             n, shared, sorted_places, info_bits, sorted_weights, has_weights, tokens, depth,
             level_offsets, bounds, chunk_nodes, node_token, node_flags, node_count, deep_ends,
         )
         step()
+        order = np.argsort(big_at, kind="stable")
     return TokenTree._from_arrays(
         tokens=node_token,
         flags=node_flags,
         counts=node_count,
-        leaf_eos=leaf_eos,
+        count_overflow_at=big_at[order],
+        count_overflow=big_count[order],
+        leaf_eos=(eos_at, eos_count),
         level_offsets=level_offsets,
         info=info,
     )

@@ -56,7 +56,6 @@ from tokentree.infra.optional import optional_import
 from tokentree.infra.outputs import check_output_folder, write_output_folder
 from tokentree.infra.progress import progress_bar
 from tokentree.trees.build import (
-    BYTES_PER_NODE,
     BYTES_PER_OCCURRENCE,
     CUT_MODES,
     Occurrences,
@@ -80,6 +79,10 @@ from tokentree.trees.tree import TreeInfo
 __all__ = ["IdsSource", "build_partitioned", "local_client", "parse_memory", "KEEP_FREED_MEMORY", "OUTPUT_KIND"]
 
 OUTPUT_KIND = "partitioned tree"
+
+#: A part's bytes per node, at most, on disk and while a worker holds it (the in-memory builder's own bound is
+#: smaller, tokentree.trees.build.BYTES_PER_NODE): int32 ids, dense leaf EOS counts, the tables.
+BYTES_PER_NODE = 16
 #: A part, or a shard being cut, is planned to take at most this share of a worker's memory limit.
 PART_SHARE_OF_MEMORY = 0.4
 #: Working memory per token while a shard's occurrences are cut and grouped by part (an upper bound).

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokentree.infra.errors import InputError
+from tokentree.trees.counts_layout import SATURATED
 from tokentree.trees.tree import FIRST_CHILD, HAS_CHILDREN, TokenTree, TreeInfo, count_dtype, token_dtype
 
 __all__ = ["plan_partitions", "first_token_mass", "PartKey", "split_heavy", "stitch_trees"]
@@ -177,10 +178,12 @@ def stitch_trees(parts: Sequence[TokenTree] | list[TokenTree], info: TreeInfo, *
     else:
         links = np.empty(n_nodes, dtype=np.int32 if n_nodes < 2**31 else np.int64)
         links[0] = -1
-    counts = np.empty(n_nodes, dtype=count_dtype(total_mass))
+    counts = np.empty(n_nodes, dtype=np.uint8)  # one byte per node and a table of the large counts (counts_layout.py)
+    level_1 = np.zeros(int(level_size[1]), dtype=np.int64)  # level 1, where parts merge, held wide
+    big_at: list[np.ndarray] = []
+    big_count: list[np.ndarray] = []
     tokens[0] = 0 if tokens.dtype == np.uint16 else -1
-    counts[0] = total_mass
-    leaf_eos = np.zeros(int(level_size[-1]), dtype=counts.dtype)
+    leaf_eos = np.zeros(int(level_size[-1]), dtype=count_dtype(total_mass))
     before = np.vstack([np.zeros(depth + 1, dtype=np.int64), np.cumsum(sizes, axis=0)[:-1]])  # nodes of earlier parts
     before[:, 1] -= np.cumsum(merges)  # a merged part's first level-1 node is its predecessor's last
     for i in range(len(parts)):
@@ -193,14 +196,16 @@ def stitch_trees(parts: Sequence[TokenTree] | list[TokenTree], info: TreeInfo, *
             if hi == lo:
                 continue
             at = int(level_offsets[j] + before[i, j])
+            if j == 1:
+                level_1[at - 1 : at - 1 + hi - lo] += p.level_counts(1)  # a merged node adds both halves
             if j == 1 and merges[i]:
-                counts[at] += part["counts"][lo]
                 if use_flags:  # the merged node has children if either half has
                     merged_had_children = bool(links[at] & HAS_CHILDREN)
                     links[at] |= part_links[lo] & HAS_CHILDREN
                 at, lo = at + 1, lo + 1
             tokens[at : at + hi - lo] = part["tokens"][lo:hi]
-            counts[at : at + hi - lo] = part["counts"][lo:hi]
+            if j > 1:
+                _copy_counts(part, lo, hi, at, counts, big_at, big_count)
             if use_flags:
                 links[at : at + hi - lo] = part_links[lo:hi]
                 if j == 2 and merged_had_children and part_links[p.level_offsets[1]] & HAS_CHILDREN:
@@ -219,11 +224,37 @@ def stitch_trees(parts: Sequence[TokenTree] | list[TokenTree], info: TreeInfo, *
         if consume:
             del p, part, part_links, deepest
             parts[i] = None  # type: ignore[call-overload]  # this part's arrays are free from here on
+    counts[0] = min(total_mass, SATURATED)
+    counts[1 : level_offsets[2]] = np.minimum(level_1, SATURATED)
+    wide = np.concatenate([[total_mass], level_1])
+    large = np.flatnonzero(wide >= SATURATED)
+    big_at.insert(0, large)
+    big_count.insert(0, wide[large])
+    table_at, table_count = np.concatenate(big_at), np.concatenate(big_count)
+    order = np.argsort(table_at, kind="stable")
     if use_flags:  # level 1 is the root's one block of children
         links[1 : level_offsets[2]] &= np.uint8(0xFF ^ FIRST_CHILD)
         if n_nodes > 1:
             links[1] |= FIRST_CHILD
     link_arg = {"flags": links} if use_flags else {"parents": links}
     return TokenTree._from_arrays(
-        tokens=tokens, **link_arg, counts=counts, leaf_eos=leaf_eos, level_offsets=level_offsets, info=info
+        tokens=tokens, **link_arg, counts=counts, count_overflow_at=table_at[order], count_overflow=table_count[order],
+        leaf_eos=leaf_eos, level_offsets=level_offsets, info=info,
     )
+
+
+def _copy_counts(part: dict[str, np.ndarray], lo: int, hi: int, at: int, counts: np.ndarray,
+                 big_at: list[np.ndarray], big_count: list[np.ndarray]) -> None:
+    """Nodes ``lo:hi`` of a part's stored counts into ``counts[at:]`` (one byte each), their large counts appended."""
+    stored = part["counts"]
+    if stored.dtype == np.uint8:  # narrow: bytes as they are, the table's entries in the range moved
+        counts[at : at + hi - lo] = stored[lo:hi]
+        a, b = np.searchsorted(part["count_overflow_at"], [lo, hi])
+        big_at.append(part["count_overflow_at"][a:b] + (at - lo))
+        big_count.append(np.asarray(part["count_overflow"][a:b]))
+        return
+    dense = np.asarray(stored[lo:hi])
+    np.minimum(dense, SATURATED, out=counts[at : at + hi - lo], casting="unsafe")
+    large = np.flatnonzero(dense >= SATURATED)
+    big_at.append(large + at)
+    big_count.append(dense[large].astype(np.int64))

@@ -6,7 +6,8 @@ Layout of a partitioned tree folder (written by :mod:`tokentree.trees.distribute
     part-00000/tokens.npy    the part's arrays, as a TokenTree of the part's occurrences
     part-00000/flags.npy     node flags, from which parent links derive (tree.py); folders written
                              before issue 26 hold parents.npy instead (indexing the part's own nodes)
-    part-00000/counts.npy
+    part-00000/counts.npy    uint8 counts, with count_overflow_at.npy and count_overflow.npy (the
+                             large ones; tokentree.trees.counts_layout), or dense in older folders
     part-00000/leaf_eos.npy
     part-00000/level_offsets.npy
     ...
@@ -56,6 +57,8 @@ MANIFEST = "manifest.json"
 FORMAT_NAME = "tokentree.PartitionedTree"
 FORMAT_VERSION = 2  # 2: parts may cut a heavy first token by its second token
 PART_ARRAYS = ("tokens", "counts", "leaf_eos", "level_offsets")  # and flags.npy, or (older folders) parents.npy
+#: The table of large counts beside one-byte counts (tokentree.trees.counts_layout); folders written before lack it.
+COUNT_TABLE = ("count_overflow_at", "count_overflow")
 
 
 def part_name(index: int) -> str:
@@ -144,7 +147,8 @@ class PartitionedTree:
         folder = self.folder / p.name
         arrays = {}
         links = "flags" if (folder / "flags.npy").exists() else "parents"
-        for name in (*PART_ARRAYS, links):
+        table = COUNT_TABLE if (folder / f"{COUNT_TABLE[0]}.npy").exists() else ()  # folders before issue 26 lack it
+        for name in (*PART_ARRAYS, links, *table):
             try:
                 arrays[name] = np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as exc:

@@ -14,8 +14,11 @@ Format versions
    counts when the total mass is below 2**32; ``flags`` (uint8 per node: first child, has
    children) in place of ``parents`` for trees that store them (built and stitched trees),
    the parent links being derived from them. The same checks otherwise.
+3. (issue 26) counts as the tree stores them (:mod:`tokentree.trees.counts_layout`): uint8
+   with ``count_overflow_at`` (int64 node indices, sorted) and ``count_overflow`` (their
+   counts, 255 or more), or dense as in version 2 with both tables empty.
 
-Version-1 files still open (their arrays are narrowed on loading).
+Version-1 and version-2 files still open (their arrays are narrowed on loading).
 """
 
 from __future__ import annotations
@@ -33,13 +36,15 @@ import numpy as np
 from tokentree.infra.errors import TreeFileError
 from tokentree.infra.output_lock import pid_alive, pid_of_temporary, temporary_prefix
 from tokentree.infra.outputs import umask_mode
+from tokentree.trees.counts_layout import SATURATED
 from tokentree.trees.tree import ALPHABETS, MAX_DEPTH, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, TreeInfo
 
 __all__ = ["save_tree", "load_tree", "FORMAT_NAME", "FORMAT_VERSION", "atomic_write"]
 
 FORMAT_NAME = "tokentree.TokenTree"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _ARRAYS = ("tokens", "counts", "leaf_eos", "level_offsets")  # and "parents", or (version 2) "flags"
+_COUNT_TABLE = ("count_overflow_at", "count_overflow")  # version 3
 
 
 def atomic_write(path: str | os.PathLike[str], write: Any, *, suffix: str = "") -> Path:
@@ -133,10 +138,11 @@ def load_tree(path: str | os.PathLike[str]) -> TokenTree:
                     )
                 header = _read_header(path, npz["header"])
                 links = "flags" if "flags" in names and header["version"] >= 2 else "parents"
-                missing = [k for k in (*_ARRAYS, links) if k not in names]
+                wanted = (*_ARRAYS, links, *(_COUNT_TABLE if header["version"] >= 3 else ()))
+                missing = [k for k in wanted if k not in names]
                 if missing:
                     raise TreeFileError(f"{path}: corrupt tree file, missing arrays {missing}; rebuild it")
-                arrays = {k: npz[k] for k in (*_ARRAYS, links)}
+                arrays = {k: npz[k] for k in wanted}
                 tokenizer_json = zlib.decompress(bytes(npz["tokenizer"])).decode() if "tokenizer" in names else None
     except TreeFileError:
         raise
@@ -220,6 +226,24 @@ def _parents_of_flags(flags: np.ndarray, bad: Any) -> np.ndarray:
     return parents
 
 
+def _wide_counts(a: dict[str, np.ndarray], bad: Any) -> np.ndarray:
+    """The counts as int64, the table of large counts (version 3) checked and applied."""
+    counts = a["counts"].astype(np.int64)
+    if "count_overflow_at" not in a:
+        return counts
+    at, big = a["count_overflow_at"], a["count_overflow"]
+    narrow = a["counts"].dtype == np.uint8
+    if at.shape != big.shape or (at.shape[0] and not narrow):
+        raise bad("a table of large counts that does not match the counts")
+    if narrow:
+        if np.any(np.diff(at) <= 0) or (at.shape[0] and (at[0] < 0 or at[-1] >= counts.shape[0])):
+            raise bad("the table of large counts is not sorted or points outside the tree")
+        if np.any(big < SATURATED) or not np.array_equal(np.flatnonzero(counts == SATURATED), at):
+            raise bad(f"the table of large counts does not list exactly the nodes whose byte is {SATURATED}")
+        counts[at] = big
+    return counts
+
+
 def _validate_arrays(path: Path, a: dict[str, np.ndarray], info: TreeInfo) -> None:
     def bad(why: str) -> TreeFileError:
         return TreeFileError(f"{path}: corrupt tree file ({why}); rebuild it")
@@ -247,7 +271,7 @@ def _validate_arrays(path: Path, a: dict[str, np.ndarray], info: TreeInfo) -> No
     key = parents[1:] * (int(info.vocab_size) + 1) + a["tokens"][1:].astype(np.int64)
     if np.any(np.diff(key) <= 0) or np.any(a["tokens"][1:] < 0) or np.any(a["tokens"][1:] >= info.vocab_size):
         raise bad("children not sorted by token or tokens out of range")
-    counts = a["counts"]
+    counts = _wide_counts(a, bad)
     child_sum = np.bincount(parents[1:], weights=counts[1:].astype(np.float64), minlength=n)
     eos = a["leaf_eos"]
     if np.any(counts < 0) or np.any(child_sum > counts) or np.any(eos < 0) or np.any(eos > counts[lo[-2] :]):

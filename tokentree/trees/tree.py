@@ -16,12 +16,14 @@ continue beyond the pruning depth.
 
 Stored layout (issue 26): the narrowest dtypes that hold the data. Tokens are uint16 when
 the vocabulary has at most 65,536 ids (else int32), the root's slot holding 0; counts are
-uint32 when the total mass is below 2**32 (a node counts at most the total; else int64).
+one byte per node with a sparse table of the counts of 255 or more
+(:mod:`tokentree.trees.counts_layout`), or dense (uint32 when the total mass is below
+2**32, else int64) where that table would cost more.
 Parent links are derived where the order allows: in breadth-first order the children
 blocks follow one another in the order of their parents, so one byte of flags per node
 (:data:`~tokentree.trees._kernels.FIRST_CHILD`: the node starts its parent's children;
 :data:`~tokentree.trees._kernels.HAS_CHILDREN`) determines every parent. Built and
-stitched trees store those flags (7 bytes per node for a 32k vocabulary instead of 16);
+stitched trees store those flags (4 bytes per node for a 32k vocabulary instead of 16);
 trees made from explicit parent links (unions, older files) keep the int32 links. The
 public arrays (:attr:`TokenTree.tokens`, :attr:`TokenTree.parents`,
 :attr:`TokenTree.counts`) keep their documented dtypes (int32 with root -1, int32 or
@@ -43,6 +45,14 @@ import numpy as np
 
 from tokentree.infra.errors import InputError
 from tokentree.infra.results import ArrayResult
+from tokentree.trees.counts_layout import (
+    SATURATED,
+    canonical_counts,
+    count_at,
+    count_dtype,
+    narrow_counts,
+    wide_slice,
+)
 
 if TYPE_CHECKING:
     import networkx
@@ -61,8 +71,6 @@ MAX_DEPTH = 2**16
 FIRST_CHILD, HAS_CHILDREN = 1, 2
 #: Largest vocabulary whose ids the tree stores as uint16.
 MAX_U16_VOCAB = 2**16
-#: Total masses below this are stored as uint32 counts.
-MAX_U32_MASS = 2**32
 Mode = Literal["prefix", "chunk", "window"]
 
 
@@ -182,27 +190,14 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16 if int(vocab_size) <= MAX_U16_VOCAB else np.int32)
 
 
-def count_dtype(total_mass: int) -> np.dtype:
-    """Dtype of stored node counts: uint32 when the total mass (the root's count, the largest) fits, else int64."""
-    return np.dtype(np.uint32 if int(total_mass) < MAX_U32_MASS else np.int64)
-
-
-def compact_node_arrays(
-    tokens: np.ndarray, counts: np.ndarray, leaf_eos: np.ndarray, vocab_size: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``tokens``, ``counts`` and ``leaf_eos`` in the stored dtypes (unchanged when they already are)."""
-    total = int(counts[0]) if counts.shape[0] else 0
-    want_t, want_c = token_dtype(vocab_size), count_dtype(total)
-    if tokens.dtype != want_t:
-        narrow = tokens.astype(want_t)
-        if narrow.shape[0]:
-            narrow[0] = 0 if want_t == np.uint16 else -1
-        tokens = narrow
-    if counts.dtype != want_c:
-        counts = counts.astype(want_c)
-    if leaf_eos.dtype != want_c:
-        leaf_eos = leaf_eos.astype(want_c)
-    return tokens, counts, leaf_eos
+def compact_tokens(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
+    """``tokens`` in the stored dtype (unchanged when they already are)."""
+    want = token_dtype(vocab_size)
+    if tokens.dtype != want:
+        tokens = tokens.astype(want)
+        if tokens.shape[0]:
+            tokens[0] = 0 if want == np.uint16 else -1
+    return tokens
 
 
 def _update_int64(h: Any, a: np.ndarray, chunk: int = 1 << 22) -> None:
@@ -237,14 +232,16 @@ class TokenTree:
     """
 
     __slots__ = (
-        "_tokens", "_parents", "_flags", "_counts", "_leaf_eos_at", "_leaf_eos_count", "_level_offsets", "_info",
-        "__dict__",
+        "_tokens", "_parents", "_flags", "_counts", "_over_at", "_over_count", "_leaf_eos_at", "_leaf_eos_count",
+        "_level_offsets", "_info", "__dict__",
     )
 
     _tokens: np.ndarray
     _parents: np.ndarray | None  # explicit parent links, or
     _flags: np.ndarray | None  # uint8 node flags they derive from (exactly one of the two is set)
-    _counts: np.ndarray
+    _counts: np.ndarray  # uint8 with the table below, or dense (uint32, int64) with an empty table
+    _over_at: np.ndarray  # int64 nodes whose count is 255 or more (sorted), and
+    _over_count: np.ndarray  # their counts (counts_layout.py)
     _leaf_eos_at: np.ndarray
     _leaf_eos_count: np.ndarray
     _level_offsets: np.ndarray
@@ -264,21 +261,35 @@ class TokenTree:
         info: TreeInfo,
         parents: np.ndarray | None = None,
         flags: np.ndarray | None = None,
+        count_overflow_at: np.ndarray | None = None,
+        count_overflow: np.ndarray | None = None,
     ) -> TokenTree:
+        """``counts`` dense (any integer dtype), or stored (uint8 or dense) with its table ``count_overflow_at``,
+        ``count_overflow`` (:mod:`tokentree.trees.counts_layout`); either way stored canonically."""
         if (parents is None) == (flags is None):
             raise TypeError("pass exactly one of parents= and flags=")
+        if (count_overflow_at is None) != (count_overflow is None):
+            raise TypeError("pass both or neither of count_overflow_at= and count_overflow=")
         self = object.__new__(cls)
+        tokens = compact_tokens(tokens, info.vocab_size)
+        if count_overflow_at is None or count_overflow is None:
+            counts, over_at, over_count = narrow_counts(counts)
+        elif counts.dtype == np.uint8:
+            counts, over_at, over_count = canonical_counts(counts, count_overflow_at, count_overflow)
+        else:  # stored dense: canonical already when it came from a tree; narrow it if it is not
+            counts, over_at, over_count = narrow_counts(counts)
         if isinstance(leaf_eos, tuple):  # already sparse: (index in the deepest level, count), by index
             at, at_count = leaf_eos
-            tokens, counts, _ = compact_node_arrays(tokens, counts, np.zeros(0, counts.dtype), info.vocab_size)
         else:  # dense; mostly zero: keep it sparse
-            tokens, counts, dense = compact_node_arrays(tokens, counts, np.asarray(leaf_eos), info.vocab_size)
+            dense = np.asarray(leaf_eos)
             at = np.flatnonzero(dense)
             at_count = dense[at]
         object.__setattr__(self, "_tokens", _readonly(tokens))
         object.__setattr__(self, "_parents", None if parents is None else _readonly(parents))
         object.__setattr__(self, "_flags", None if flags is None else _readonly(flags))
         object.__setattr__(self, "_counts", _readonly(counts))
+        object.__setattr__(self, "_over_at", _readonly(np.asarray(over_at)))
+        object.__setattr__(self, "_over_count", _readonly(np.asarray(over_count)))
         object.__setattr__(self, "_leaf_eos_at", _readonly(np.asarray(at).astype(np.int64)))
         object.__setattr__(self, "_leaf_eos_count", _readonly(np.asarray(at_count).astype(np.int64)))
         object.__setattr__(self, "_level_offsets", _readonly(level_offsets))
@@ -322,9 +333,21 @@ class TokenTree:
     def counts(self) -> np.ndarray:
         """Occurrences passing through every node (int64); the root holds the total mass.
 
-        Widened from the stored counts (uint32 for a total mass below 2**32) on first use.
+        Widened from the stored counts (one byte per node and a table of the large ones) on first use.
         """
-        return self._counts if self._counts.dtype == np.int64 else _readonly(self._counts.astype(np.int64))
+        if self._counts.dtype == np.int64:
+            return self._counts
+        return _readonly(self._wide_counts(0, self.n_nodes))
+
+    def _wide_counts(self, lo: int, hi: int) -> np.ndarray:
+        """The counts of nodes ``lo:hi`` as a new int64 array (the cached :attr:`counts` when it is there)."""
+        cached = self.__dict__.get("counts")
+        if cached is not None:
+            return np.array(cached[lo:hi])
+        return wide_slice(self._counts, self._over_at, self._over_count, lo, hi)
+
+    def _count_of(self, node: int) -> int:
+        return count_at(self._counts, self._over_at, self._over_count, node)
 
     @property
     def stored_tokens(self) -> np.ndarray:
@@ -338,10 +361,20 @@ class TokenTree:
 
     @property
     def stored_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays as stored (narrow dtypes, root token slot 0 when uint16, ``flags`` or ``parents``): what
-        :func:`~tokentree.trees.storage.save_tree` writes."""
-        return {"tokens": self._tokens, **self._links, "counts": self._counts,
-                "leaf_eos": self._dense_leaf_eos(self._counts.dtype), "level_offsets": self._level_offsets}
+        """The arrays as stored (narrow dtypes, root token slot 0 when uint16, ``flags`` or ``parents``, the counts'
+        table, leaf EOS counts dense): what :func:`~tokentree.trees.storage.save_tree` writes."""
+        return {"tokens": self._tokens, **self._links, "counts": self._counts, **self._count_table,
+                "leaf_eos": self._dense_leaf_eos(count_dtype(self.total_mass)), "level_offsets": self._level_offsets}
+
+    @property
+    def _count_table(self) -> dict[str, np.ndarray]:
+        """The table of large counts as keyword arguments of :meth:`_from_arrays`."""
+        return {"count_overflow_at": self._over_at, "count_overflow": self._over_count}
+
+    def level_counts(self, level: int) -> np.ndarray:
+        """The counts of the nodes of depth ``level`` (a new int64 array)."""
+        lo = self._level_offsets
+        return self._wide_counts(int(lo[level]), int(lo[level + 1]))
 
     @property
     def _links(self) -> dict[str, np.ndarray]:
@@ -384,10 +417,10 @@ class TokenTree:
     @cached_property
     def eos_counts(self) -> np.ndarray:
         """Occurrences ending exactly at every node: the weight of its EOS leaf (int64)."""
+        eos = self._wide_counts(0, self.n_nodes)
         cumulative = np.zeros(self.n_nodes + 1, dtype=np.int64)
-        np.cumsum(self._counts, dtype=np.int64, out=cumulative[1:])
+        np.cumsum(eos, out=cumulative[1:])
         co = self.child_offsets
-        eos = self._counts.astype(np.int64)
         eos -= cumulative[co[1:]] - cumulative[co[:-1]]
         eos[self._level_offsets[-2] :] = self.leaf_eos
         return _readonly(eos)
@@ -417,7 +450,7 @@ class TokenTree:
     @property
     def total_mass(self) -> int:
         """Total count: responses (prefix), blocks (chunk) or windows (window); tokens if so weighted."""
-        return int(self._counts[0])
+        return self._count_of(0) if self.n_nodes else 0
 
     @property
     def nbytes(self) -> int:
@@ -425,8 +458,8 @@ class TokenTree:
         return sum(
             a.nbytes
             for a in (
-                self._tokens, *self._links.values(), self._counts, self._leaf_eos_at, self._leaf_eos_count,
-                self._level_offsets,
+                self._tokens, *self._links.values(), self._counts, self._over_at, self._over_count,
+                self._leaf_eos_at, self._leaf_eos_count, self._level_offsets,
             )
         )
 
@@ -447,10 +480,16 @@ class TokenTree:
             and np.array_equal(self._level_offsets, other._level_offsets)
             and np.array_equal(self._tokens[1:], other._tokens[1:])  # the root's slot holds no id
             and self._same_links(other)
-            and np.array_equal(self._counts, other._counts)
+            and self._same_counts(other)
             and np.array_equal(self._leaf_eos_at, other._leaf_eos_at)
             and np.array_equal(self._leaf_eos_count, other._leaf_eos_count)
         )
+
+    def _same_counts(self, other: TokenTree) -> bool:
+        if self._counts.dtype == other._counts.dtype:  # both stored canonically: equal counts, equal arrays
+            return (np.array_equal(self._counts, other._counts) and np.array_equal(self._over_at, other._over_at)
+                    and np.array_equal(self._over_count, other._over_count))
+        return self.n_nodes == other.n_nodes and np.array_equal(self.counts, other.counts)
 
     def _same_links(self, other: TokenTree) -> bool:
         if self._flags is not None and other._flags is not None:
@@ -479,8 +518,12 @@ class TokenTree:
             h.update(np.int64(-1).tobytes())
         parents = self._parents if self._parents is not None else self.__dict__.get("parents", None)
         parents = self._derive_parents() if parents is None else parents
-        for a in (self._tokens[1:], parents, self._counts, self._leaf_eos_at, self._leaf_eos_count):
-            _update_int64(h, a)
+        _update_int64(h, self._tokens[1:])
+        _update_int64(h, parents)
+        for i in range(0, self.n_nodes, 1 << 22):  # the counts as int64, a chunk at a time
+            h.update(self._wide_counts(i, min(i + (1 << 22), self.n_nodes)).tobytes())
+        _update_int64(h, self._leaf_eos_at)
+        _update_int64(h, self._leaf_eos_count)
         return h.hexdigest()
 
     # ------------------------------------------------------------- pruning
@@ -512,10 +555,13 @@ class TokenTree:
             links = {"flags": flags}
         else:
             links = {"parents": self._parents[:end]}  # type: ignore[index]
+        kept = int(np.searchsorted(self._over_at, end))
         return TokenTree._from_arrays(
             tokens=self._tokens[:end],
             **links,
             counts=self._counts[:end],
+            count_overflow_at=self._over_at[:kept],
+            count_overflow=self._over_count[:kept],
             leaf_eos=np.array(self.eos_counts[start:end]),
             level_offsets=np.array(self._level_offsets[: depth + 2]),
             info=replace(self._info, depth=depth),
@@ -527,12 +573,15 @@ class TokenTree:
         eos = self.eos_counts
         deepest = int(self._level_offsets[-2])
         ending = np.flatnonzero(eos[1:] > 0) + 1
-        continuing = np.flatnonzero(self._counts[deepest:] - eos[deepest:] > 0) + deepest
+        continuing = np.flatnonzero(self._wide_counts(deepest, self.n_nodes) - eos[deepest:] > 0) + deepest
         node = np.concatenate([ending, continuing])
         ends = np.concatenate([np.ones(ending.shape[0], bool), np.zeros(continuing.shape[0], bool)])
         order = np.argsort(node * 2 + (~ends), kind="stable")
         node, ends = node[order], ends[order]
-        mass = np.where(ends, eos[node], self._counts[node] - eos[node])
+        counts = self._counts[node].astype(np.int64)
+        large = np.flatnonzero(counts == SATURATED) if self._counts.dtype == np.uint8 else np.zeros(0, np.int64)
+        counts[large] = self._over_count[np.searchsorted(self._over_at, node[large])]
+        mass = np.where(ends, eos[node], counts - eos[node])
         return Symbols(
             node=_readonly(node.astype(np.int64)),
             ends=_readonly(ends),
@@ -560,11 +609,12 @@ class TokenTree:
         """Node count, mass, EOS mass and entropy (bits) of every layer 0..depth."""
         lo = self._level_offsets
         eos = self.eos_counts
-        mass = np.array([self._counts[lo[j] : lo[j + 1]].sum(dtype=np.int64) for j in range(self.depth + 1)], np.int64)
+        mass = np.zeros(self.depth + 1, np.int64)
+        ent = np.zeros(self.depth + 1)
+        for j in range(self.depth + 1):  # one level's counts widened at a time
+            level = self.level_counts(j)
+            mass[j], ent[j] = level.sum(), entropy_bits_of_counts(level)
         eos_mass = np.array([eos[lo[j] : lo[j + 1]].sum() for j in range(self.depth + 1)], np.int64)
-        ent = np.array(
-            [entropy_bits_of_counts(self._counts[lo[j] : lo[j + 1]]) for j in range(self.depth + 1)]
-        )
         return LayerStats(nodes=np.diff(lo), mass=mass, eos_mass=eos_mass, entropy_bits=ent)
 
     def find(self, prefix: Any) -> int:
@@ -585,7 +635,7 @@ class TokenTree:
     def count(self, prefix: Any) -> int:
         """Occurrences that start with ``prefix``: token ids, or text when the tree records its tokenizer."""
         node = self.find(self.ids_of(prefix))
-        return 0 if node < 0 else int(self._counts[node])
+        return 0 if node < 0 else self._count_of(node)
 
     def eos_count(self, prefix: Any) -> int:
         """Occurrences that are exactly ``prefix`` (ids or text) followed by EOS."""
@@ -602,8 +652,8 @@ class TokenTree:
     def with_provenance(self, provenance: dict[str, Any], tokenizer_json: str | None = None) -> TokenTree:
         """The same tree, recording how it was made and (as ``tokenizer.json`` text) the tokenizer that made it."""
         out = TokenTree._from_arrays(
-            tokens=self._tokens, **self._links, counts=self._counts,
-            leaf_eos=self._dense_leaf_eos(self._counts.dtype),
+            tokens=self._tokens, **self._links, counts=self._counts, **self._count_table,
+            leaf_eos=(self._leaf_eos_at, self._leaf_eos_count),
             level_offsets=self._level_offsets, info=self._info,
         )
         out.__dict__["_provenance"] = dict(provenance)
@@ -664,12 +714,13 @@ class TokenTree:
         """Every non-root node in depth-first lexicographic order with its counts."""
         co = self.child_offsets
         eos = self.eos_counts
+        counts = self.counts
         stack: list[tuple[int, tuple[int, ...]]] = [
             (c, (int(self._tokens[c]),)) for c in range(int(co[1]) - 1, int(co[0]) - 1, -1)
         ]
         while stack:
             node, path = stack.pop()
-            yield PathCount(path, int(self._counts[node]), int(eos[node]))
+            yield PathCount(path, int(counts[node]), int(eos[node]))
             for c in range(int(co[node + 1]) - 1, int(co[node]) - 1, -1):
                 stack.append((c, (*path, int(self._tokens[c]))))
 
@@ -678,12 +729,12 @@ class TokenTree:
         import networkx as nx
 
         g = nx.DiGraph()
-        eos = self.eos_counts
+        eos, counts = self.eos_counts, self.counts
         for i in range(self.n_nodes):
             g.add_node(
                 i,
                 token=None if i == 0 else int(self._tokens[i]),
-                count=int(self._counts[i]),
+                count=int(counts[i]),
                 eos=int(eos[i]),
                 depth=int(self.depths[i]),
             )

@@ -10,7 +10,13 @@ Split by concern, data flowing one way:
 ``judges``          one verdict per claim of docs/theory.md §5-§6
 ``tolerances``      every threshold a judge uses, named, with its reason
 ``trees``           Theorem 4.2 on a user's own three trees, with the regime they are in
-``claims``          empirical claims over seeds: holds, fails or within noise
+``own_data``        a user's three datasets: how each is read, as token sequences or a tree file
+``depth``           the capacity depth and the Pareto normalisation (E1)
+``measured``        a real model's bits per token against token-tree rates (E3)
+``springs``         the template trunk as a shared spring (piggyback on trees)
+``trained``         what every trained-model experiment's verdicts share: regime gating, cells over seeds
+``trained_hooke``   hooke-trained's rows, cell summaries and claims
+``trained_scale``   rebound-scale's rows, summaries and claims
 ``curves``          reading rebound curves
 ``paper``           the papers' own figures
 ==================  ==============================================================

@@ -84,7 +84,7 @@ _SUMMARISED = (
 class CellSummary(Record):
     """One (k, step of D_t) cell over seeds: means and sample standard deviations.
 
-    ``delta_*_resolved``: the mean change is at least two standard errors from zero.
+    ``delta_*_p``: the two-sided paired t p-value of the mean change over seeds (nan for one seed).
     ``gamma_a_rose`` / ``gamma_p_fell``: seeds in which gamma_a rose / gamma_p fell.
     ``alignment_change_*_bits``: the alignment step's own change (aligned minus pre-trained), mean.
     """
@@ -107,8 +107,8 @@ class CellSummary(Record):
     mixture_ratio_std: float
     mixture_ratio_l0_mean: float
     mixture_ratio_l0_std: float
-    delta_align_resolved: bool
-    delta_pretrain_resolved: bool
+    delta_align_p: float
+    delta_pretrain_p: float
     gamma_a_rose: int
     gamma_p_fell: int
     alignment_change_align_bits: float
@@ -172,8 +172,8 @@ def summarise(records: Sequence[TrainedRecord]) -> list[CellSummary]:
                 step=step,
                 l=float(np.mean([r.l for r in cell])),
                 n_seeds=len(cell),
-                delta_align_resolved=stats["delta_align_bits"].resolved,
-                delta_pretrain_resolved=stats["delta_pretrain_bits"].resolved,
+                delta_align_p=paired_test([r.delta_align_bits for r in cell]).p_two_sided,
+                delta_pretrain_p=paired_test([r.delta_pretrain_bits for r in cell]).p_two_sided,
                 gamma_a_rose=stats["delta_align_bits"].n_positive,
                 gamma_p_fell=stats["delta_pretrain_bits"].n_negative,
                 alignment_change_align_bits=float(
