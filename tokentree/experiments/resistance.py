@@ -47,9 +47,8 @@ STANDS_FOR = {"style": "Alpaca", "truth": "TruthfulQA", "safety": "BeaverTails",
 class Config(SeededTraining, Checked):
     """Options of ``tokentree run resistance`` (``[base]``: theta_0, :class:`~tokentree.lab.base.BaseSettings`).
 
-    data/axes/positive: the alignment datasets ("auto": synthetic for the tiny model, tweets for a loaded one, which
-    is used as pre-trained elsewhere: no continued pre-training, no barely pre-trained control); barely/barely_share:
-    the control base; n_align/lr_align/align_epochs:
+    data/axes/positive: the alignment datasets ("auto": synthetic for tiny, tweets for a loaded model, §E4smol);
+    barely/barely_share: the control base (the tiny model's only); n_align/lr_align/align_epochs:
     the alignment run (theta_1..3 at its thirds); align_values: a sweep of the alignment set size, hence of k
     (T-claims judged at n_align); n_samples/heldout_share/max_new_tokens/temperature: the slices;
     lr_transfer/warmup_steps/transfer_epochs/batch_size: every fine-tune; tail_share: the raw "final loss".
@@ -86,8 +85,7 @@ class Config(SeededTraining, Checked):
                              f"where the T-claims are judged; got {list(self.align_values)}")
 
     @property
-    def source(self) -> str:
-        """The data source run (``data`` with "auto" resolved for ``base.model``)."""
+    def source(self) -> str:  # "auto" resolved for base.model
         return source_for(self.data, self.base.model)
 
     @property
