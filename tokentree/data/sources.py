@@ -15,6 +15,11 @@ the smooth log-odds and the KL to the base model), and the scorer of sampled res
 * ``files`` (:func:`files_data`): the user's JSONL of aligned and of misaligned
   examples (prompt/response pairs or chat messages); pre-training text as for tweets;
   VADER scores the samples unless the caller gives a scorer.
+
+``auto`` (:func:`source_for`, the default of the resistance and rebound experiments)
+picks ``synthetic`` for the tiny model trained here and ``tweets`` for a loaded model
+(SmolLM2, a folder, a hub name), which is fine-tuned as it was pre-trained elsewhere and
+has never seen the synthetic language.
 """
 
 from __future__ import annotations
@@ -32,10 +37,13 @@ from tokentree.infra.checks import check_int
 from tokentree.infra.errors import InputError
 
 __all__ = [
-    "SOURCES", "Chat", "BehaviourData", "check_source", "behaviour_data", "synthetic_data", "tweets_data", "files_data",
+    "SOURCES", "DATA_CHOICES", "Chat", "BehaviourData", "check_source", "source_for", "behaviour_data",
+    "synthetic_data", "tweets_data", "files_data",
 ]
 
 SOURCES = ("synthetic", "tweets", "files")
+#: What a ``data`` option accepts: a source, or "auto" (:func:`source_for`).
+DATA_CHOICES = ("auto", *SOURCES)
 Chat = tuple[dict[str, str], ...]
 _TWEET_PROMPTS = (
     "write a tweet about driverless cars .",
@@ -228,7 +236,7 @@ def check_source(data: str, positive: str, negative: str | None = "") -> None:
     """
     from tokentree.infra.checks import check_choice
 
-    check_choice(data, "data", SOURCES)
+    check_choice(data, "data", DATA_CHOICES)
     wanted = "positive and negative JSONL files (--positive FILE --negative FILE)" if negative is not None else (
         "the alignment set as a JSONL file (--positive FILE)")
     given = [positive] if negative is None else [positive, negative]
@@ -236,6 +244,29 @@ def check_source(data: str, positive: str, negative: str | None = "") -> None:
         raise InputError(f"data = 'files' needs {wanted}")
     if data != "files" and any(given):
         raise InputError("positive and negative files are read only with data = 'files'")
+
+
+def source_for(data: str, model: str) -> str:
+    """The source ``data`` means for theta_0 ``model``: "auto" is synthetic for "tiny", tweets for a loaded model.
+
+    A loaded model is fine-tuned as it was pre-trained elsewhere (no continued pre-training),
+    so the synthetic language, which it has never seen, is refused with the fix.
+
+    >>> source_for("auto", "tiny"), source_for("auto", "smollm2"), source_for("files", "smollm2")
+    ('synthetic', 'tweets', 'files')
+    """
+    from tokentree.infra.checks import check_choice
+
+    check_choice(data, "data", DATA_CHOICES)
+    if data == "auto":
+        return "synthetic" if model == "tiny" else "tweets"
+    if data == "synthetic" and model != "tiny":
+        raise InputError(
+            f"data = 'synthetic' needs theta_0 trained here on the behaviour language (model = 'tiny'); model "
+            f"{model!r} is fine-tuned as it was pre-trained elsewhere, with no continued pre-training on a language it "
+            "has never seen: use --data tweets (the default for a loaded model, real English) or --data files"
+        )
+    return data
 
 
 def behaviour_data(
@@ -250,7 +281,11 @@ def behaviour_data(
     n_eval: int,
     seed: int,
 ) -> BehaviourData:
-    """The data of a behaviour experiment from its ``data`` source (see the module docstring)."""
+    """The data of a behaviour experiment from its ``data`` source (see the module docstring; "auto" is resolved
+    by :func:`source_for` first)."""
+    from tokentree.infra.checks import check_choice
+
+    check_choice(data, "data", SOURCES)
     check_source(data, positive, negative)
     if data == "synthetic":
         return synthetic_data(BehaviourLanguage(seed=0), axis, n_pretrain=n_pretrain, n_aligned=n_aligned,

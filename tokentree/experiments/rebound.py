@@ -7,6 +7,7 @@ runs that differ only in data order). The count model (docs/theory.md §7) is a 
 
     tokentree run rebound                        # synthetic safety, tiny Llama, 8 seeds
     tokentree run rebound --config experiments/rebound-k-sweep.toml
+    tokentree run rebound --model smollm2          # tweets, LoRA, no continued pre-training (rebound-smollm2.toml)
 """
 
 from __future__ import annotations
@@ -20,18 +21,19 @@ from typing import Any
 import numpy as np
 
 from tokentree.data.language import AXES
-from tokentree.data.sources import SOURCES, check_source
+from tokentree.data.sources import DATA_CHOICES, check_source, source_for
 from tokentree.framework.config import Checked, bounded, group
 from tokentree.framework.report import ExperimentReport, Section
 from tokentree.framework.runner import run_cases
 from tokentree.framework.tables import Table
 from tokentree.framework.verdicts import Verdict
-from tokentree.infra.errors import InputError
 from tokentree.lab.base import BaseSettings
 from tokentree.lab.rebound_protocol import (
     CountModelRecord,
     PointRecord,
+    check_pretrain_scales,
     count_model_records,
+    initial_drop_rho,
     point_record,
     scaled_amounts,
     scaled_grid,
@@ -53,9 +55,11 @@ class Config(SeededTraining, Checked):
 
     pretrain_scales sweeps theta_0's pre-training tokens (multiples of base.pretrain_tokens), hence k; the
     R-claims are judged at 1. epsilon_share: the old log-odds-KL threshold, a share of the KL after stage 1.
+    data "auto": synthetic for the tiny model, tweets for a loaded one (used as pre-trained elsewhere: no
+    continued pre-training, so base.pretrain_tokens and pretrain_scales do not apply to it).
     """
 
-    data: str = bounded("synthetic", choices=SOURCES)
+    data: str = bounded("auto", choices=DATA_CHOICES)
     axis: str = bounded("safety", choices=AXES)
     positive: str = ""
     negative: str = ""
@@ -78,17 +82,22 @@ class Config(SeededTraining, Checked):
     epsilon_share: float = bounded(paper.TABLE_3_KL_THRESHOLD / 0.24, minimum=0.0, maximum=1.0, exclusive=True)
 
     def validate(self) -> None:
-        check_source(self.data, self.positive, self.negative)
+        check_source(self.source, self.positive, self.negative)
         scaled_grid(self.n_pos_values, self.n_neg_values, self.scale)
-        sweep = self.pretrain_scales
-        if sweep and (1.0 not in sweep or len(set(sweep)) < 4 or min(sweep) <= 0 or len(set(self.levels)) < 4):
-            raise InputError(f"pretrain_scales sweeps k: give at least 4 positive multiples of base.pretrain_tokens, "
-                             f"including 1 (where the R-claims are judged); got {list(sweep)}")
+        check_pretrain_scales(self.pretrain_scales, self.levels, self.base.model)
+
+    @property
+    def source(self) -> str:  # "auto" resolved for base.model
+        return source_for(self.data, self.base.model)
+
+    @property
+    def judged(self) -> int:  # the pre-training budget the R-claims are judged at (0: a loaded model, none here)
+        return self.base.pretrain_tokens if self.base.model == "tiny" else 0
 
     @property
     def levels(self) -> list[int]:
         """theta_0's pre-training token budgets run (``pretrain_scales`` x base.pretrain_tokens), increasing."""
-        return sorted({max(1, round(s * self.base.pretrain_tokens)) for s in self.pretrain_scales or (1.0,)})
+        return sorted({max(1, round(s * self.judged)) if self.judged else 0 for s in self.pretrain_scales or (1.0,)})
 
     def scaled(self, values: Sequence[int]) -> list[int]:
         """``values`` (n_pos_values or n_neg_values) times ``scale``, rounded."""
@@ -96,45 +105,45 @@ class Config(SeededTraining, Checked):
 
     @classmethod
     def quick(cls) -> Config:
-        """Two seeds, a small grid and a small model: about half a minute; outside the premise (k about 4)."""
-        return cls(n_seeds=2, scale=0.02, n_pretrain_docs=1000, n_eval=24, max_new_tokens=24, lr_align=1e-3,
+        """Two seeds, a small grid and model: seconds, minutes with ``--model smollm2``; outside the premise."""
+        return cls(n_seeds=2, scale=0.02, n_pos_values=(1000, 2000), n_neg_values=(0, 100, 200),
+                   n_pretrain_docs=1000, n_eval=8, max_new_tokens=16, lr_align=1e-3,
                    lr_negative=1e-3, warmup_steps=1,
                    base=BaseSettings(pretrain_tokens=30_000, d_model=32, n_heads=2, vocab_size=600, device="auto"))
 
 
 # ----------------------------------------------------------------------------- wiring
-def _data(config: Any, seed: int) -> Any:
+def _data(config: Any, seed: int, source: str = "") -> Any:
     """The behaviour data of a rebound config (also rebound-scale's), sized for its largest amounts."""
     from tokentree.data.sources import behaviour_data
 
-    return behaviour_data(config.data, axis=config.axis, positive=config.positive, negative=config.negative,
+    return behaviour_data(source or config.data, axis=config.axis, positive=config.positive, negative=config.negative,
                           n_pretrain=config.n_pretrain_docs, n_aligned=max(config.scaled(config.n_pos_values)),
                           n_misaligned=max(config.scaled(config.n_neg_values)), n_eval=config.n_eval, seed=seed)
 
 
 def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
     """For every pre-training budget: theta_0, the KL floor, a rebound curve per n_pos; the count model's shares."""
+    from tokentree.bridge.hf import pretraining_elsewhere
     from tokentree.data.chat import tokenize_chats
     from tokentree.lab.base import prepare_base
     from tokentree.lab.probe import BehaviourProbe
-    from tokentree.lab.rebound_protocol import ReboundSettings, pretraining_shares, rebound_curve, stage_one
+    from tokentree.lab.rebound_protocol import ReboundSettings, pretraining_shares, rebound_curve, seed_floor
     from tokentree.lab.regime import training_regime
 
-    settings = ReboundSettings(lr_align=config.lr_align, lr_negative=config.lr_negative,
-                               align_epochs=config.align_epochs, batch_size=config.batch_size,
-                               threads=config.base.threads, device=config.base.device,
-                               warmup_steps=config.warmup_steps)
-    data, n_pos_values = _data(config, seed), config.scaled(config.n_pos_values)
+    settings = ReboundSettings(**{k: getattr(config, k) for k in ReboundSettings.OPTIONS},
+                               threads=config.base.threads, device=config.base.device)
+    data, n_pos_values = _data(config, seed, config.source), config.scaled(config.n_pos_values)
+    elsewhere = pretraining_elsewhere(config.base.model)  # tokens; 0 for a model pre-trained here (or unknown)
     out: dict[str, list[Any]] = {"records": [], "curves": [], "regime": [], "shares": [pretraining_shares(data)]}
     for tokens in config.levels:
         base = prepare_base(data, dataclasses.replace(config.base, pretrain_tokens=tokens), seed=seed)
-        probe = BehaviourProbe(data, base.tokenizer, base.model, max_new_tokens=config.max_new_tokens,
-                               temperature=config.temperature, seed=seed, threads=config.base.threads)
+        probe = BehaviourProbe(data, base.tokenizer, base.model, max_new_tokens=config.max_new_tokens, seed=seed,
+                               temperature=config.temperature, threads=config.base.threads,
+                               n_pretrain_eval=config.n_eval)
         aligned = tokenize_chats(data.aligned, base.tokenizer)
         misaligned = tokenize_chats(data.misaligned, base.tokenizer)
-        twins = [stage_one(base.model, aligned, n_pos=n_pos_values[0], settings=settings, seed=seed + s)
-                 for s in (1000, 2000)]
-        floor = probe.decision_kl(twins[0], twins[1])
+        floor = seed_floor(base.model, probe, aligned, n_pos=n_pos_values[0], settings=settings, seed=seed)
         for i, n_pos in enumerate(n_pos_values):
             curve = rebound_curve(base.model, probe, aligned, misaligned, n_pos=n_pos,
                                   n_neg=config.scaled(config.n_neg_values), settings=settings, seed=seed)
@@ -143,7 +152,8 @@ def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
                                for n, p in zip(curve.n_neg, curve.points, strict=True)]
             out["curves"].append(read_curve(seed, curve, config.epsilon_share, floor=floor, pretrain_tokens=tokens))
         out["regime"].append(training_regime(
-            pretrain_tokens=base.pretrain_tokens, behaviour_tokens=aligned.head(n_pos_values[-1]).n_target_tokens,
+            pretrain_tokens=elsewhere or base.pretrain_tokens, pretrained_elsewhere=elsewhere > 0,
+            behaviour_tokens=aligned.head(n_pos_values[-1]).n_target_tokens,
             transfer_tokens=misaligned.head(config.scaled(config.n_neg_values)[-1]).n_target_tokens,
             pretrain_losses=base.pretrain_losses, fine_tune_lr=max(config.lr_align, config.lr_negative),
             warmup_steps=config.warmup_steps, alignment_kl_nats=out["curves"][-1].kl_after_stage1_nats, warn=False))
@@ -185,27 +195,13 @@ def judge(curves: Sequence[CurveRecord], regimes: Sequence[TrainingRegime], n_po
                       for item, claim, key, alternative, extra in ORDERINGS[1:])]
 
 
-def _sweep_effects(curves: Sequence[CurveRecord], seeds: Sequence[int], levels: Sequence[int],
-                   n_pos: Sequence[int]) -> np.ndarray:
-    """Per seed and pre-training budget: Spearman's rho of the initial score drop on n_pos (0 where undefined)."""
-    from scipy import stats
-
-    def slope(s: int, n: int, t: int) -> float:
-        return next(c.score_initial_slope for c in curves if (c.seed, c.n_pos, c.pretrain_tokens) == (s, n, t))
-
-    def rho(values: list[float]) -> float:
-        return float(np.nan_to_num(stats.spearmanr(n_pos, values).statistic)) if np.ptp(values) > 0 else 0.0
-
-    return np.array([[rho([slope(s, n, t) for n in n_pos]) for t in levels] for s in seeds])
-
-
 def judge_sweep(curves: Sequence[CurveRecord], regimes: Sequence[TrainingRegime], levels: Sequence[int],
                 n_pos: list[int]) -> list[Verdict]:
     """K2 per pre-training budget (rho > 0 over seeds) and K2-trend: rho grows with log k."""
     per_level = [regimes[i::len(levels)] for i in range(len(levels))]
     return trained.sweep_verdicts("K2", "more alignment, faster initial rebound (Spearman rho of the score drop on "
                                   "n_pos > 0)", [float(np.mean([r.k for r in lv])) for lv in per_level],
-                                  _sweep_effects(curves, sorted({c.seed for c in curves}), levels, n_pos), SECTION,
+                                  initial_drop_rho(curves, sorted({c.seed for c in curves}), levels, n_pos), SECTION,
                                   untestable=[trained.premise_problems(lv) for lv in per_level], unit="")
 
 
@@ -232,7 +228,7 @@ class Result(ExperimentReport):
         return sorted({c.n_pos for c in self.curves})
 
     def _at(self) -> list[CurveRecord]:
-        return [c for c in self.curves if c.pretrain_tokens == self.config.base.pretrain_tokens]
+        return [c for c in self.curves if c.pretrain_tokens == self.config.judged]
 
     def table3_ratios(self) -> tuple[list[float], list[float]]:
         """Negatives to the KL floor over the smallest n_pos's (means of finite values); the count model's to its
@@ -241,16 +237,20 @@ class Result(ExperimentReport):
             normalised_counts([[m.negatives_to_epsilon] for m in sorted(self.count_model, key=lambda m: m.n_pos)])
 
     def title(self) -> str:
-        return f"rebound: more alignment, faster collapse? ({self.config.data}, model {self.config.base.model})"
+        return f"rebound: more alignment, faster collapse? ({self.config.source}, model {self.config.base.model})"
 
     def intro(self) -> str:
+        from tokentree.bridge.hf import loaded_model_words
+
         c = self.config
         words = self.regime[-1].words if self.regime else ""
-        return (f"Seeds {c.seeds}; axis {c.axis}. Grid: n_pos {c.scaled(c.n_pos_values)} (the paper's "
-                f"{list(c.n_pos_values)} x {c.scale:g}), then n_neg {c.scaled(c.n_neg_values)} in one pass; lr "
-                f"{c.lr_align:g} / {c.lr_negative:g} with {c.warmup_steps} warmup steps. The claims read the sampled "
-                f"score on {c.n_eval} held-out prompts and the KL to theta_0 at the decision positions; the threshold "
-                f"is the seed-to-seed floor. Regime: {words}. Run time {self.seconds:.0f} s. Columns: {SECTION}.")
+        axis = c.axis if c.source == "synthetic" else "sentiment"
+        return (f"{loaded_model_words(c.base.model)}Seeds {c.seeds}; axis {axis}. Grid: n_pos "
+                f"{c.scaled(c.n_pos_values)} (the paper's {list(c.n_pos_values)} x {c.scale:g}), then n_neg "
+                f"{c.scaled(c.n_neg_values)} in one pass; lr {c.lr_align:g} / {c.lr_negative:g} with {c.warmup_steps} "
+                f"warmup steps. The claims read the sampled score on {c.n_eval} held-out prompts and the KL to "
+                f"theta_0 at the decision positions; the threshold is the seed-to-seed floor. Regime: {words}. Run "
+                f"time {self.seconds:.0f} s. Columns: {SECTION}.")
 
     def sections(self) -> Sequence[Section]:
         model = {m.n_pos: m for m in self.count_model}
@@ -269,16 +269,16 @@ class Result(ExperimentReport):
         c = self.config
         panels = (("score", "sampled behaviour score"), ("decision_kl_nats", "KL to theta_0 at decision positions"),
                   ("log_odds_nats", "log-odds aligned vs misaligned (nats)"))
-        plot_rebound_curves([r for r in self.records if r.pretrain_tokens == c.base.pretrain_tokens], self.n_pos,
+        plot_rebound_curves([r for r in self.records if r.pretrain_tokens == c.judged], self.n_pos,
                             panels, base_line=("log_odds_nats", "score"),
-                            title=f"Rebound after alignment ({c.data}, {c.axis}; bands: seed sd)",
+                            title=f"Rebound after alignment ({c.source}, {c.axis}; bands: seed sd)",
                             path=folder / "rebound_curves.png")
         ours, counted = self.table3_ratios()
         plot_table3(self.n_pos, ours, counted, {name: paper.table_3_normalised(name) for name in
                                                 paper.TABLE_3_NEGATIVES},
                     ylabel="negatives to the KL floor, / smallest n_pos", path=folder / "table3.png")
         plot_effect_vs_k(np.array([r.k for r in self.regime]).reshape(len(c.seeds), len(c.levels)),
-                         _sweep_effects(self.curves, c.seeds, c.levels, self.n_pos),
+                         initial_drop_rho(self.curves, c.seeds, c.levels, self.n_pos),
                          ylabel="Spearman rho: initial score drop on n_pos", path=folder / "rebound_vs_k.png")
 
 
@@ -287,8 +287,8 @@ def run(config: Config, *, show_progress: bool | None = None) -> Result:
     t, n_pos = runs.tables, config.scaled(config.n_pos_values)
     shares = tuple(float(x) for x in np.mean(np.array(t["shares"]), axis=0))
     model = count_model_records(config.n_pretrain_docs, shares, n_pos, config.epsilon_share)  # type: ignore[arg-type]
-    at = config.levels.index(config.base.pretrain_tokens)
-    judged = [c for c in t["curves"] if c.pretrain_tokens == config.base.pretrain_tokens]
+    at = config.levels.index(config.judged)
+    judged = [c for c in t["curves"] if c.pretrain_tokens == config.judged]
     verdicts = judge(judged, t["regime"][at::len(config.levels)], n_pos)
     if len(config.levels) > 1:
         verdicts += judge_sweep(t["curves"], t["regime"], config.levels, n_pos)

@@ -8,6 +8,7 @@ it the paper's raw comparison (final training loss) and a KL measure (Table 2). 
 
     tokentree run resistance                         # synthetic, tiny Llama, 8 seeds
     tokentree run resistance --config experiments/resistance-k-sweep.toml
+    tokentree run resistance --model smollm2         # tweets, LoRA, no continued pre-training (resistance-smollm2.toml)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tokentree.data.sources import SOURCES, check_source
+from tokentree.data.sources import DATA_CHOICES, check_source, source_for
 from tokentree.framework.config import Checked, bounded, group
 from tokentree.framework.report import ExperimentReport, Section
 from tokentree.framework.runner import run_cases
@@ -46,13 +47,14 @@ STANDS_FOR = {"style": "Alpaca", "truth": "TruthfulQA", "safety": "BeaverTails",
 class Config(SeededTraining, Checked):
     """Options of ``tokentree run resistance`` (``[base]``: theta_0, :class:`~tokentree.lab.base.BaseSettings`).
 
-    data/axes/positive: the alignment datasets; barely/barely_share: the control base; n_align/lr_align/align_epochs:
+    data/axes/positive: the alignment datasets ("auto": synthetic for tiny, tweets for a loaded model, §E4smol);
+    barely/barely_share: the control base (the tiny model's only); n_align/lr_align/align_epochs:
     the alignment run (theta_1..3 at its thirds); align_values: a sweep of the alignment set size, hence of k
     (T-claims judged at n_align); n_samples/heldout_share/max_new_tokens/temperature: the slices;
     lr_transfer/warmup_steps/transfer_epochs/batch_size: every fine-tune; tail_share: the raw "final loss".
     """
 
-    data: str = bounded("synthetic", choices=SOURCES)
+    data: str = bounded("auto", choices=DATA_CHOICES)
     axes: tuple[str, ...] = bounded(("style", "truth", "safety"), choices=tuple(STANDS_FOR))
     positive: str = ""
     seed: int = bounded(0, minimum=0)
@@ -76,15 +78,19 @@ class Config(SeededTraining, Checked):
     tail_share: float = bounded(0.1, minimum=0.0, maximum=1.0, exclusive=True)
 
     def validate(self) -> None:
-        check_source(self.data, self.positive, negative=None)
+        check_source(self.source, self.positive, negative=None)
         if self.align_values and (self.n_align not in self.align_values or len(set(self.align_values)) < 4
                                   or min(self.align_values) < 3):
             raise InputError(f"align_values sweeps k: give at least 4 sizes >= 3, including n_align ({self.n_align}) "
                              f"where the T-claims are judged; got {list(self.align_values)}")
 
     @property
+    def source(self) -> str:  # "auto" resolved for base.model
+        return source_for(self.data, self.base.model)
+
+    @property
     def datasets(self) -> tuple[str, ...]:
-        return self.axes if self.data == "synthetic" else ("sentiment",)
+        return self.axes if self.source == "synthetic" else ("sentiment",)
 
     @property
     def levels(self) -> list[int]:
@@ -97,8 +103,8 @@ class Config(SeededTraining, Checked):
 
     @classmethod
     def quick(cls) -> Config:
-        """Two seeds, one dataset, a small model: about a minute; outside the premise (k about 10)."""
-        return cls(n_seeds=2, axes=("safety",), n_pretrain_docs=1000, n_align=96, n_samples=32, max_new_tokens=24,
+        """Two seeds, one dataset, a small model: seconds, minutes with ``--model smollm2``; outside the premise."""
+        return cls(n_seeds=2, axes=("safety",), n_pretrain_docs=1000, n_align=48, n_samples=16, max_new_tokens=16,
                    align_epochs=1, transfer_epochs=1, lr_align=1e-3, lr_transfer=1e-3, warmup_steps=2,
                    base=BaseSettings(pretrain_tokens=30_000, d_model=32, n_heads=2, vocab_size=600, device="auto"))
 
@@ -106,6 +112,7 @@ class Config(SeededTraining, Checked):
 # ----------------------------------------------------------------------------- wiring
 def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
     """Both bases of one seed; for every dataset and alignment size: checkpoints, slices and the transfer grid."""
+    from tokentree.bridge.hf import pretraining_elsewhere
     from tokentree.data.chat import tokenize_chats
     from tokentree.data.sources import behaviour_data
     from tokentree.lab.base import prepare_base
@@ -113,12 +120,15 @@ def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
     from tokentree.lab.transfer import transfer_run
 
     # one misaligned example is drawn (none is trained on); with files, the alignment set stands in for it
-    datasets = {name: behaviour_data(config.data, axis=name, positive=config.positive, negative=config.positive,
+    datasets = {name: behaviour_data(config.source, axis=name, positive=config.positive, negative=config.positive,
                                      n_pretrain=config.n_pretrain_docs, n_aligned=max(config.levels), n_misaligned=1,
                                      n_eval=config.n_samples, seed=seed) for name in config.datasets}
-    base = prepare_base(datasets[config.datasets[0]], config.base, seed=seed,
-                        snapshot_fractions=(config.barely_share,) if config.barely else ())
-    bases = {"full": base.model, **({"barely": base.snapshots[config.barely_share]} if config.barely else {})}
+    here = config.base.model == "tiny"  # else a loaded model, used as pre-trained elsewhere
+    barely = config.barely and here
+    base = prepare_base(datasets[config.datasets[0]], config.base if here else dataclasses.replace(
+        config.base, pretrain_tokens=0), seed=seed, snapshot_fractions=(config.barely_share,) if barely else ())
+    bases = {"full": base.model, **({"barely": base.snapshots[config.barely_share]} if barely else {})}
+    elsewhere = pretraining_elsewhere(config.base.model)  # tokens; 0 for a model pre-trained here (or unknown)
     align, transfer = config.fine_tune(config.lr_align, config.align_epochs), config.fine_tune(
         config.lr_transfer, config.transfer_epochs)
     out: dict[str, list[Any]] = {"records": [], "slices": [], "regime": []}
@@ -131,7 +141,8 @@ def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
         out["slices"].append(done.slices)
         if label == "full" and name == config.datasets[0]:
             out["regime"].append(training_regime(
-                pretrain_tokens=base.pretrain_tokens, behaviour_tokens=aligned.n_target_tokens,
+                pretrain_tokens=elsewhere or base.pretrain_tokens, pretrained_elsewhere=elsewhere > 0,
+                behaviour_tokens=aligned.n_target_tokens,
                 transfer_tokens=done.transfer_tokens, pretrain_losses=base.pretrain_losses,
                 fine_tune_lr=max(config.lr_align, config.lr_transfer), warmup_steps=config.warmup_steps,
                 alignment_kl_nats=done.alignment_kl_nats, warn=False))
@@ -227,16 +238,18 @@ class Result(ExperimentReport):
         return [(d, p, [r for r in at if (r.dataset, r.pair) == (d, p)]) for d, p in keys]
 
     def title(self) -> str:
-        return f"resistance: forward vs inverse alignment ({self.config.data}, model {self.config.base.model})"
+        return f"resistance: forward vs inverse alignment ({self.config.source}, model {self.config.base.model})"
 
     def intro(self) -> str:
+        from tokentree.bridge.hf import loaded_model_words
+
         c = self.config
         words = self.regime[0].words if self.regime else ""
-        return (f"Seeds {c.seeds}; alignment sets of {c.levels} examples ({c.align_epochs} epoch(s) at lr "
-                f"{c.lr_align:g}), D_k sampled from theta_k on {c.n_samples} prompts, {c.heldout_share:.0%} held "
-                f"out; every transfer: {c.transfer_epochs} epoch(s) at lr {c.lr_transfer:g}, {c.warmup_steps} warmup "
-                f"steps, batch {c.batch_size}. Regime (first seed): {words}. Run time {self.seconds:.0f} s. "
-                f"Columns: {SECTION}.")
+        return (f"{loaded_model_words(c.base.model, 'no barely pre-trained control')}Seeds {c.seeds}; alignment sets "
+                f"of {c.levels} examples ({c.align_epochs} epoch(s) at lr {c.lr_align:g}), D_k sampled from theta_k "
+                f"on {c.n_samples} prompts, {c.heldout_share:.0%} held out; every transfer: {c.transfer_epochs} "
+                f"epoch(s) at lr {c.lr_transfer:g}, {c.warmup_steps} warmup steps, batch {c.batch_size}. Regime "
+                f"(first seed): {words}. Run time {self.seconds:.0f} s. Columns: {SECTION}.")
 
     def sections(self) -> Sequence[Section]:
         out: list[Section] = [(Table(CELL_TABLE.name, f"Cells, {base} pre-trained base, n_align {self.config.n_align} "
@@ -246,8 +259,9 @@ class Result(ExperimentReport):
         keys = sorted({(s.dataset, s.base, s.n_align) for s in self.slices})
         out.append((SLICE_TABLE, [{"dataset": d, "base": b, "n_align": n, "rows": [
             s for s in self.slices if (s.dataset, s.base, s.n_align) == (d, b, n)]} for d, b, n in keys]))
+        beside = "style" if "style" in self.config.datasets else self.config.datasets[0]  # Alpaca, else ours
         ours = {p: ([r.inverse_loss for r in rows], [r.forward_loss for r in rows]) for d, p, rows in self.cells()
-                if d == "style"}
+                if d == beside}
         return [*out, (trained.REGIME_TABLE, self.regime), (paper.TABLE_1_SIDE_BY_SIDE, paper.table_1_rows(ours))]
 
     def terminal_tables(self) -> Sequence[tuple[Table, Sequence[Any]]]:

@@ -35,10 +35,12 @@ from tokentree.infra.errors import InputError
 from tokentree.infra.results import Record
 from tokentree.lab.probe import BehaviourProbe, ProbeResult
 from tokentree.lab.protocol import Stage, run_stages
+from tokentree.lab.transfer import merge_adapters
 
 __all__ = ["ReboundSettings", "ReboundCurve", "PointRecord", "point_record", "CountModelRecord", "rebound_curve",
            "stage_one", "count_model_records",
-           "pretraining_shares", "scaled_amounts", "scaled_grid"]
+           "pretraining_shares", "scaled_amounts", "scaled_grid", "initial_drop_rho", "check_pretrain_scales",
+           "seed_floor"]
 
 
 def scaled_amounts(values: Sequence[int], scale: float) -> list[int]:
@@ -63,10 +65,24 @@ def scaled_grid(n_pos: Sequence[int], n_neg: Sequence[int], scale: float) -> tup
     return out
 
 
+def check_pretrain_scales(scales: Sequence[float], levels: Sequence[int], model: str) -> None:
+    """Refuse a sweep of theta_0's pre-training (``scales`` of the budget, giving the token ``levels``) that has
+    fewer than 4 distinct levels, lacks 1 (where the claims are judged), or is asked of a loaded ``model``."""
+    if scales and model != "tiny":
+        raise InputError("pretrain_scales sweeps theta_0's pre-training, which happens here only for model = 'tiny'; "
+                         f"{model!r} is used as pre-trained elsewhere: drop pretrain_scales")
+    if scales and (1.0 not in scales or len(set(scales)) < 4 or min(scales) <= 0 or len(set(levels)) < 4):
+        raise InputError(f"pretrain_scales sweeps k: give at least 4 positive multiples of base.pretrain_tokens, "
+                         f"including 1 (where the R-claims are judged); got {list(scales)}")
+
+
 @dataclass(frozen=True)
 class ReboundSettings:
     """Learning rates of the two stages, epochs of stage 1, batch size, threads, device, and the linear warmup
     steps of each stage's fresh optimiser."""
+
+    #: The fields an experiment's config of the same names sets.
+    OPTIONS: ClassVar[tuple[str, ...]] = ("lr_align", "lr_negative", "align_epochs", "batch_size", "warmup_steps")
 
     lr_align: float = 1e-3
     lr_negative: float = 1e-3
@@ -121,10 +137,10 @@ def rebound_curve(
     if increments:
         stages.append(Stage("negative", increments, lr=settings.lr_negative, seed=seed + 1))
 
-    def new_trainer(model: Any, stage: Stage) -> LMTrainer:
-        return LMTrainer(model, TrainSettings(lr=stage.lr, batch_size=settings.batch_size, seed=stage.seed,
-                                              warmup_steps=settings.warmup_steps, threads=settings.threads,
-                                              device=settings.device))
+    def new_trainer(model: Any, stage: Stage) -> LMTrainer:  # the last stage's adapters merged, fresh ones here
+        return LMTrainer(merge_adapters(model), TrainSettings(
+            lr=stage.lr, batch_size=settings.batch_size, seed=stage.seed, warmup_steps=settings.warmup_steps,
+            threads=settings.threads, device=settings.device))
 
     measured = run_stages(base_model, stages, new_trainer=new_trainer, measure=lambda m: asdict(probe(m)))
     results = [ProbeResult(**{k: v for k, v in m.values.items()}) for m in measured]  # type: ignore[arg-type]
@@ -167,7 +183,15 @@ def stage_one(base_model: Any, aligned: TokenizedExamples, *, n_pos: int, settin
         threads=settings.threads, device=settings.device))
     for _ in range(settings.align_epochs):
         trainer.epoch(aligned.head(n_pos))
-    return trainer.model.eval()
+    return merge_adapters(trainer.model).eval()
+
+
+def seed_floor(base_model: Any, probe: BehaviourProbe, aligned: TokenizedExamples, *, n_pos: int,
+               settings: ReboundSettings, seed: int) -> float:
+    """The seed-to-seed floor of the decision KL: between two stage-1 runs on the first ``n_pos`` aligned examples
+    that differ only in data order (seeds ``seed + 1000`` and ``seed + 2000``)."""
+    twins = [stage_one(base_model, aligned, n_pos=n_pos, settings=settings, seed=seed + s) for s in (1000, 2000)]
+    return probe.decision_kl(twins[0], twins[1])
 
 
 @dataclass(frozen=True)
@@ -214,3 +238,18 @@ def pretraining_shares(data: BehaviourData) -> tuple[float, float, float]:
     aligned, misaligned = float(np.sum(scores > 0.5)), float(np.sum(scores < 0.5))
     total = float(len(texts))
     return (total - aligned - misaligned) / total, aligned / total, misaligned / total
+
+
+def initial_drop_rho(curves: Sequence[Any], seeds: Sequence[int], levels: Sequence[int],
+                     n_pos: Sequence[int]) -> np.ndarray:
+    """Per seed (rows) and pre-training budget (columns): Spearman's rho of the initial score drop
+    (``score_initial_slope`` of the curve records) on n_pos, 0 where undefined (a constant drop)."""
+    from scipy import stats
+
+    def slope(s: int, n: int, t: int) -> float:
+        return next(c.score_initial_slope for c in curves if (c.seed, c.n_pos, c.pretrain_tokens) == (s, n, t))
+
+    def rho(values: list[float]) -> float:
+        return float(np.nan_to_num(stats.spearmanr(n_pos, values).statistic)) if np.ptp(values) > 0 else 0.0
+
+    return np.array([[rho([slope(s, n, t) for n in n_pos]) for t in levels] for s in seeds])

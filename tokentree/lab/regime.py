@@ -71,7 +71,8 @@ class TrainingRegime(Record):
     ``k`` is pre-training tokens per behaviour (alignment) token; ``transfer_tokens`` the
     tokens of the later fine-tune (negatives, the inverse direction); ``plateau_slope`` of
     the pre-training loss (:func:`plateau_slope`); ``alignment_kl_nats`` how far the
-    alignment moved the model (KL to theta_0 on held-out prompts, nan if not measured).
+    alignment moved the model (KL to theta_0 on held-out prompts, nan if not measured);
+    ``pretrained_elsewhere``: theta_0 is a loaded model whose k and convergence come from its own pre-training.
     """
 
     NONFINITE_REASONS: ClassVar[dict[str, str]] = {
@@ -89,12 +90,14 @@ class TrainingRegime(Record):
     alignment_kl_nats: float
     premise_met: bool
     problems: str
+    pretrained_elsewhere: bool = False
 
     @property
     def words(self) -> str:
         """The regime in one line, for a summary."""
         met = "premise met" if self.premise_met else f"premise NOT met ({self.problems})"
-        return (f"k = {self.k:.3g} ({self.pretrain_tokens:,} pre-training / {self.behaviour_tokens:,} behaviour "
+        where = " elsewhere" if self.pretrained_elsewhere else ""
+        return (f"k = {self.k:.3g} ({self.pretrain_tokens:,} pre-training{where} / {self.behaviour_tokens:,} behaviour "
                 f"tokens), plateau slope {self.plateau_slope:+.3g} per doubling, fine-tuning lr "
                 f"{self.fine_tune_lr:g} with {self.warmup_steps} warmup steps: {met}")
 
@@ -132,7 +135,7 @@ def training_regime(
         problems.append("no warmup")
     regime = TrainingRegime(int(pretrain_tokens), int(behaviour_tokens), int(transfer_tokens), float(k), slope,
                             float(fine_tune_lr), int(warmup_steps), float(alignment_kl_nats), not problems,
-                            "; ".join(problems))
+                            "; ".join(problems), bool(pretrained_elsewhere))
     if warn and problems:
         warnings.warn(RegimeWarning(f"outside the theory's premise: {regime.problems}; the verdicts of this run "
                                     "cannot detect the claimed effects (docs/experiments.md §regime)"), stacklevel=2)

@@ -8,6 +8,11 @@ on a target slice with one set of :class:`TransferSettings` (:func:`train_on`): 
 is theta_k on D_l (k < l), *inverse* theta_l on D_k. :func:`transfer_grid` trains every
 start on every target (the 2x2 design of each pair is four of its nine cells) and
 measures each result on the target's held-out part and by its KL to the base.
+
+A model of 100M+ parameters (SmolLM2) is fine-tuned with LoRA adapters by default
+(:data:`~tokentree.lab.train.AUTO_LORA_PARAMETERS`); :func:`merge_adapters` folds each
+fine-tune's adapters into the weights, so every checkpoint is a plain model in float32
+that the next fine-tune gives fresh adapters of its own.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from tokentree.infra.results import Record
 
 __all__ = ["PAIRS", "TransferSettings", "Slices", "TransferCell", "TransferRecord", "SliceRecord",
            "TransferRun", "alignment_checkpoints", "sample_slices", "train_on", "heldout_loss", "transfer_grid",
-           "pair_records", "transfer_run"]
+           "pair_records", "transfer_run", "merge_adapters"]
 
 #: The checkpoint pairs k < l of Table 1.
 PAIRS = ((1, 2), (1, 3), (2, 3))
@@ -62,13 +67,24 @@ class TransferSettings:
             device=self.device))
 
 
+def merge_adapters(model: Any) -> Any:
+    """``model`` with its LoRA adapters (peft) merged into the weights, as a plain model in float32 (in place).
+
+    A model without adapters is only cast to float32, so that checkpoints are measured alike whatever
+    dtype they were trained in.
+    """
+    if type(model).__module__.startswith("peft."):
+        model = model.float().merge_and_unload()
+    return model.float()
+
+
 def train_on(model: Any, data: TokenizedExamples, settings: TransferSettings, seed: int) -> tuple[Any, float]:
     """A copy of ``model`` trained on ``data``; (the model, the mean loss of the last ``tail_share`` of the steps)."""
     trainer = settings.trainer(model, seed)
     for _ in range(settings.epochs):
         trainer.epoch(data)
     tail = max(1, math.ceil(settings.tail_share * len(trainer.losses)))
-    return trainer.model, float(np.mean(trainer.losses[-tail:]))
+    return merge_adapters(trainer.model), float(np.mean(trainer.losses[-tail:]))
 
 
 def alignment_checkpoints(base: Any, aligned: TokenizedExamples, settings: TransferSettings, seed: int) -> list[Any]:
@@ -82,7 +98,7 @@ def alignment_checkpoints(base: Any, aligned: TokenizedExamples, settings: Trans
     for mark in [max(1, round(steps * k / 3)) for k in (1, 2, 3)]:
         while trainer.steps_done < mark:
             trainer.epoch(aligned, stop_after=mark - trainer.steps_done)
-        out.append(copy.deepcopy(trainer.model).eval())
+        out.append(merge_adapters(copy.deepcopy(trainer.model)).eval())
     return out
 
 
