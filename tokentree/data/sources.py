@@ -95,12 +95,15 @@ def synthetic_data(
     rates: Mapping[str, float] | None = None,
     held_out_share: float = 0.2,
     chat_share: float = 0.5,
+    remark_share: float = 1.0,
 ) -> BehaviourData:
     """One axis of the behaviour language; for advice axes a share of the queries is kept for evaluation.
 
     Pre-training is ``n_pretrain`` documents: a ``chat_share`` of them chats of every axis
     with aligned behaviour at the base ``rates`` (default
-    :data:`~tokentree.data.language.DEFAULT_BASE_RATES`), the rest untemplated text.
+    :data:`~tokentree.data.language.DEFAULT_BASE_RATES`), the rest untemplated text, of which a
+    ``remark_share`` carries a behaviour remark
+    (:meth:`~tokentree.data.language.BehaviourLanguage.pretraining_text`).
     """
     for name, value in (("n_pretrain", n_pretrain), ("n_aligned", n_aligned), ("n_misaligned", n_misaligned),
                         ("n_eval", n_eval)):
@@ -144,7 +147,8 @@ def synthetic_data(
     return BehaviourData(
         name=f"synthetic {axis}",
         axis=axis,
-        pretraining_texts=tuple(language.pretraining_text(max(1, n_pretrain - n_chats), seed=seed, rates=base)),
+        pretraining_texts=tuple(language.pretraining_text(max(1, n_pretrain - n_chats), seed=seed, rates=base,
+                                                          remark_share=remark_share)),
         pretraining_chats=tuple(draw(n_chats, None, train_queries, 4)),
         aligned=tuple(draw(n_aligned, True, train_queries, 1)),
         misaligned=tuple(draw(n_misaligned, False, train_queries, 2)),
@@ -280,16 +284,21 @@ def behaviour_data(
     n_misaligned: int,
     n_eval: int,
     seed: int,
+    remark_share: float = 1.0,
 ) -> BehaviourData:
     """The data of a behaviour experiment from its ``data`` source (see the module docstring; "auto" is resolved
-    by :func:`source_for` first)."""
+    by :func:`source_for` first); ``remark_share`` < 1 (synthetic only) leaves the behaviour remark out of the
+    rest of the untemplated pre-training texts."""
     from tokentree.infra.checks import check_choice
 
     check_choice(data, "data", SOURCES)
     check_source(data, positive, negative)
+    if remark_share != 1.0 and data != "synthetic":
+        raise InputError(f"remark_share < 1 drops remarks of the synthetic language; {data!r} data has none: "
+                         "leave remark_share at 1")
     if data == "synthetic":
         return synthetic_data(BehaviourLanguage(seed=0), axis, n_pretrain=n_pretrain, n_aligned=n_aligned,
-                              n_misaligned=n_misaligned, n_eval=n_eval, seed=seed)
+                              n_misaligned=n_misaligned, n_eval=n_eval, seed=seed, remark_share=remark_share)
     if data == "tweets":
         return tweets_data(n_pretrain=n_pretrain, n_aligned=n_aligned, n_misaligned=n_misaligned, n_eval=n_eval,
                            seed=seed)

@@ -113,13 +113,14 @@ class Config(SeededTraining, Checked):
 
 
 # ----------------------------------------------------------------------------- wiring
-def _data(config: Any, seed: int, source: str = "") -> Any:
+def rebound_data(config: Any, seed: int, source: str = "", **options: Any) -> Any:
     """The behaviour data of a rebound config (also rebound-scale's), sized for its largest amounts."""
     from tokentree.data.sources import behaviour_data
 
     return behaviour_data(source or config.data, axis=config.axis, positive=config.positive, negative=config.negative,
                           n_pretrain=config.n_pretrain_docs, n_aligned=max(config.scaled(config.n_pos_values)),
-                          n_misaligned=max(config.scaled(config.n_neg_values)), n_eval=config.n_eval, seed=seed)
+                          n_misaligned=max(config.scaled(config.n_neg_values)), n_eval=config.n_eval, seed=seed,
+                          **options)
 
 
 def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
@@ -133,7 +134,7 @@ def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
 
     settings = ReboundSettings(**{k: getattr(config, k) for k in ReboundSettings.OPTIONS},
                                threads=config.base.threads, device=config.base.device)
-    data, n_pos_values = _data(config, seed, config.source), config.scaled(config.n_pos_values)
+    data, n_pos_values = rebound_data(config, seed, config.source), config.scaled(config.n_pos_values)
     elsewhere = pretraining_elsewhere(config.base.model)  # tokens; 0 for a model pre-trained here (or unknown)
     out: dict[str, list[Any]] = {"records": [], "curves": [], "regime": [], "shares": [pretraining_shares(data)]}
     for tokens in config.levels:
@@ -155,7 +156,7 @@ def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
             pretrain_tokens=elsewhere or base.pretrain_tokens, pretrained_elsewhere=elsewhere > 0,
             behaviour_tokens=aligned.head(n_pos_values[-1]).n_target_tokens,
             transfer_tokens=misaligned.head(config.scaled(config.n_neg_values)[-1]).n_target_tokens,
-            pretrain_losses=base.pretrain_losses, fine_tune_lr=max(config.lr_align, config.lr_negative),
+            pretrain_losses=base.convergence_losses, fine_tune_lr=max(config.lr_align, config.lr_negative),
             warmup_steps=config.warmup_steps, alignment_kl_nats=out["curves"][-1].kl_after_stage1_nats, warn=False))
     return out
 

@@ -195,26 +195,17 @@ class Result(ExperimentReport):
         plot_rebound_scale(size, volume, path=folder / "rebound_scale.png")
 
 
-def _pretraining_data(config: Config, seed: int) -> Any:
-    """The data of :func:`tokentree.experiments.rebound._data`, its untemplated texts at ``remark_share``."""
-    from tokentree.data.language import BehaviourLanguage
-    from tokentree.experiments.rebound import _data
-
-    data = _data(config, seed)
-    return data if config.remark_share == 1.0 else dataclasses.replace(data, pretraining_texts=tuple(
-        BehaviourLanguage(seed=0).pretraining_text(len(data.pretraining_texts), seed=seed,
-                                                   remark_share=config.remark_share)))
-
-
 def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
     """Every size pre-trained at every lr level (the middle at 1 with snapshots): its regime, a curve per n_pos."""
     from tokentree.data.chat import tokenize_chats
+    from tokentree.experiments.rebound import rebound_data
     from tokentree.lab.base import BaseSettings, prepare_base
     from tokentree.lab.probe import BehaviourProbe
     from tokentree.lab.rebound_protocol import ReboundSettings, rebound_curve
     from tokentree.lab.regime import training_regime
 
-    n_neg, middle, data = config.scaled(config.n_neg_values), len(config.sizes) // 2, _pretraining_data(config, seed)
+    n_neg, middle, data = config.scaled(config.n_neg_values), len(config.sizes) // 2, rebound_data(
+        config, seed, remark_share=config.remark_share)
     out: dict[str, list[Any]] = {"records": [], "regime": []}
     for lr_scale, (index, (layers, width, heads)) in itertools.product(config.lr_levels, enumerate(config.sizes)):
         factor, snap = config.factors[index], config.fractions[:-1] if (index, lr_scale) == (middle, 1.0) else ()

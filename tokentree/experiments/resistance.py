@@ -143,7 +143,7 @@ def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
             out["regime"].append(training_regime(
                 pretrain_tokens=elsewhere or base.pretrain_tokens, pretrained_elsewhere=elsewhere > 0,
                 behaviour_tokens=aligned.n_target_tokens,
-                transfer_tokens=done.transfer_tokens, pretrain_losses=base.pretrain_losses,
+                transfer_tokens=done.transfer_tokens, pretrain_losses=base.convergence_losses,
                 fine_tune_lr=max(config.lr_align, config.lr_transfer), warmup_steps=config.warmup_steps,
                 alignment_kl_nats=done.alignment_kl_nats, warn=False))
     return out
