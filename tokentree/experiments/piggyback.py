@@ -32,17 +32,12 @@ from tokentree.lab.base import BaseSettings
 from tokentree.lab.piggyback_cells import DriftRecord, TuneSettings, VariantRecord, one_seed, treft_at
 from tokentree.lab.regime import TrainingRegime
 from tokentree.lab.seeded import SeededTraining
-from tokentree.verification import trained
+from tokentree.verification import paper, trained
 
 __all__ = ["NAME", "Config", "VariantRecord", "DriftRecord", "Result", "run", "judge"]
 
 NAME = "piggyback"
 SECTION = "docs/experiments.md §E5"
-PAPER = ("The paper's figures, from secondary write-ups of Zhao et al. (not its tables): general alignment after the "
-         "narrow fine-tune 39.7 -> 86.5 with the prefix keys/values patched (Qwen-2.5-7B), 40.8 -> 90.4 "
-         "(Llama-3.1-8B); query patching helps less. EM-F1 on Llama legal: TReFT on the prefix 78.4, on query tokens "
-         "34.1, on all tokens 36.9, 20% data interleaving 73.0, plain fine-tuning 61.4. Without a fixed prefix the "
-         "carrier moves to the postfix (the assistant header).")
 
 
 @dataclass(frozen=True)
@@ -154,8 +149,7 @@ def treft_beats(records: Sequence[Any], rival: str, untestable: str, item: str =
 
 
 #: (item, claim, cells: label -> ((variant, column), (variant, column) or None)) of the claims "a - b > 0".
-DIFFERENCES = (
-    ("iv", "spill grows as the template alignment data shrink and as distinct fine-tuning queries grow",
+DIFFERENCES = (("iv", "spill grows as the template alignment data shrink and as distinct fine-tuning queries grow",
      {v: ((v, "spill"), ("fine-tune", "spill")) for v in ("less alignment", "more queries")}),
     ("v", "without a system prompt the carrier moves to the postfix (postfix patching removes more)",
      {"postfix, no system - with": (("no system prompt", "patch_postfix_removed"),
@@ -259,7 +253,8 @@ class Result(ExperimentReport):
         keys = list(dict.fromkeys((r.variant, r.parameter) for r in self.records))
         rows = [{"variant": v, "parameter": p, "rows": [r for r in self.records if (r.variant, r.parameter) == (v, p)]}
                 for v, p in keys]
-        return [(VARIANT_TABLE, rows), (trained.REGIME_TABLE, self.regime), ["## The paper", "", PAPER]]
+        return [(VARIANT_TABLE, rows), (trained.REGIME_TABLE, self.regime),
+                ["## The paper", "", paper.PIGGYBACK_FIGURES]]
 
     def terminal_tables(self) -> Sequence[tuple[Table, Sequence[Any]]]:
         return [(trained.REGIME_TABLE, self.regime)]

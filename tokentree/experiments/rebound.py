@@ -107,8 +107,7 @@ class Config(SeededTraining, Checked):
     def quick(cls) -> Config:
         """Two seeds, a small grid and model: seconds, minutes with ``--model smollm2``; outside the premise."""
         return cls(n_seeds=2, scale=0.02, n_pos_values=(1000, 2000), n_neg_values=(0, 100, 200),
-                   n_pretrain_docs=1000, n_eval=8, max_new_tokens=16, lr_align=1e-3,
-                   lr_negative=1e-3, warmup_steps=1,
+                   n_pretrain_docs=1000, n_eval=8, max_new_tokens=16, lr_align=1e-3, lr_negative=1e-3, warmup_steps=1,
                    base=BaseSettings(pretrain_tokens=30_000, d_model=32, n_heads=2, vocab_size=600, device="auto"))
 
 

@@ -241,8 +241,7 @@ def one_seed(config: Config, seed: int) -> dict[str, list[Any]]:
 
 
 def run(config: Config, *, show_progress: bool | None = None) -> Result:
-    runs = run_cases(config.seeds, lambda seed: one_seed(config, seed), desc="rebound-scale seeds",
-                     show=show_progress)
+    runs = run_cases(config.seeds, lambda seed: one_seed(config, seed), desc="rebound-scale seeds", show=show_progress)
     records, regime = runs.tables["records"], runs.tables["regime"]
     gate = {s: premise_problems([r for r in regime if r.lr_scale == s]) for s in config.lr_levels}
     middle = premise_problems([r for r in regime if r.lr_scale == 1.0 and r.size_index == len(config.sizes) // 2])

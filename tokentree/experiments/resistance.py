@@ -201,16 +201,13 @@ def judge_sweep(records: Sequence[TransferRecord], regimes: Sequence[TrainingReg
 
 
 # ----------------------------------------------------------------------------- report
-def _ms(key: str, fmt: str = ".4f") -> Any:
-    return trained.mean_sd_cell(key, fmt)
-
-
+_ms = trained.mean_sd_cell
 CELL_TABLE = Table("cells", "Cells (mean ± sd over seeds, nats per token)", [
     Column("dataset", "dataset (stands for)", value=lambda row: f"{row['dataset']} ({STANDS_FOR[row['dataset']]})"),
-    Column("pair"), Column("gap", "raw gap forward - inverse", value=_ms("gap")),
-    Column("contrast", "2x2 contrast (held-out)", value=_ms("contrast_nats")),
-    Column("difficulty", "target difficulty D_l - D_k", value=_ms("target_difficulty_nats")),
-    Column("kl", "KL return excess", value=_ms("kl_return_excess_nats")),
+    Column("pair"), Column("gap", "raw gap forward - inverse", value=_ms("gap", ".4f")),
+    Column("contrast", "2x2 contrast (held-out)", value=_ms("contrast_nats", ".4f")),
+    Column("difficulty", "target difficulty D_l - D_k", value=_ms("target_difficulty_nats", ".4f")),
+    Column("kl", "KL return excess", value=_ms("kl_return_excess_nats", ".4f")),
 ])
 SLICE_TABLE = Table("slices", "Aligned share of each slice (mean ± sd over seeds)", [
     Column("dataset"), Column("base"), Column("n_align"),

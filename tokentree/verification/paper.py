@@ -21,6 +21,7 @@ __all__ = [
     "TABLE_1_INVERSE_WINS",
     "TABLE_1_ALPACA_LLAMA2_7B",
     "REBOUND_NEGATIVES",
+    "PIGGYBACK_FIGURES",
     "table_3_normalised",
     "TABLE_1_SIDE_BY_SIDE",
     "table_1_rows",
@@ -44,6 +45,13 @@ TABLE_1_INVERSE_WINS = 27
 TABLE_1_ALPACA_LLAMA2_7B = (("1-2", 0.159, 0.202), ("2-3", 0.195, 0.214), ("1-3", 0.167, 0.235))
 #: The rebound grid: negative examples after each amount of positive ones.
 REBOUND_NEGATIVES = (0, 100, 200, 500, 1000, 2000)
+#: Zhao et al.'s figures in words, for the piggyback report.
+PIGGYBACK_FIGURES = (
+    "The paper's figures, from secondary write-ups of Zhao et al. (not its tables): general alignment after the "
+    "narrow fine-tune 39.7 -> 86.5 with the prefix keys/values patched (Qwen-2.5-7B), 40.8 -> 90.4 (Llama-3.1-8B); "
+    "query patching helps less. EM-F1 on Llama legal: TReFT on the prefix 78.4, on query tokens 34.1, on all tokens "
+    "36.9, 20% data interleaving 73.0, plain fine-tuning 61.4. Without a fixed prefix the carrier moves to the "
+    "postfix (the assistant header).")
 
 
 def table_3_normalised(model: str) -> tuple[float, ...]:
