@@ -113,3 +113,13 @@ def test_the_python_result_gives_the_same_table(quick_runs):
     assert "hooke result: 42 records" in repr(result) and len(repr(result)) < 300
     with pytest.raises(ValueError, match="no table 'nosuch'"):
         result.to_pandas("nosuch")
+
+
+@pytest.mark.parametrize("name", QUICK_EXPERIMENTS)
+def test_every_verdict_carries_its_numbers(quick_runs, name):
+    """Issue 24: each verdict has a non-empty ``values`` mapping of numbers (null for nan); depth-pareto and
+    measured-vs-theory describe and judge nothing."""
+    verdicts = json.loads((quick_runs[name] / "result.json").read_text())["verdicts"]
+    assert bool(verdicts) == (name not in ("depth-pareto", "measured-vs-theory")), name
+    for v in verdicts:
+        assert v["values"] and all(x is None or isinstance(x, (int, float)) for x in v["values"].values()), (name, v)
