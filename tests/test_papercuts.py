@@ -181,3 +181,24 @@ def test_a_dask_task_whose_worker_dies_every_time_is_one_line(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert "a Dask worker died on every attempt at task tokentree-part-3-abc" in err and err.count("\n") == 1
     assert "--memory-limit" in err and sorted(os.listdir(tmp_path)) == []  # no lock, no folder left
+
+
+def test_a_hub_name_without_a_hub_fails_in_seconds_not_a_minute(monkeypatch):
+    """Offline, transformers retries for about a minute; an unreachable hub sends a name to the local cache at once."""
+    import socket
+
+    from tokentree.bridge import hf
+
+    def refused(*args, **kwargs):
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(socket, "create_connection", refused)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    assert not hf.hub_reachable()
+    for load in (hf.load_chat_tokenizer, hf.load_model):
+        with pytest.raises(InputError, match="hub cannot be reached .* not in the local cache; give a local folder"):
+            load("no-such-owner/no-such-model-tokentree")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert hf.hub_reachable()  # behind a proxy the connection is not probed

@@ -20,6 +20,7 @@ cached (``$TOKENTREE_CACHE`` or ``~/.cache/tokentree``) and reloaded in seconds.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -318,7 +319,7 @@ def load_causal_lm(
     if path.suffix == ".gguf":
         if not path.is_file():
             raise InputError(f"model file {os.fspath(path)!r} does not exist")
-        kw = {"gguf_file": path.name}
+        kw: dict[str, Any] = {"gguf_file": path.name}
         where: str | Path = path.parent
     elif path.is_dir():
         kw, where = {}, path
@@ -327,7 +328,7 @@ def load_causal_lm(
     else:
         if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise InputError(f"{source!r} is not a local folder or .gguf file, and HF_HUB_OFFLINE=1 forbids the hub")
-        kw, where = {}, str(source)
+        kw, where = ({} if hub_reachable() else {"local_files_only": _cached_or_refused(str(source))}), str(source)
     if path.is_dir() and not (path / "config.json").is_file():
         raise InputError(
             f"{os.fspath(path)!r} is not a Hugging Face model folder (it has no config.json); save models with "
@@ -358,6 +359,8 @@ def load_causal_lm(
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise InputError(f"{source!s} is not a causal language model that transformers can load ({first})") from None
     except OSError as exc:
+        if kw.get("local_files_only"):
+            raise InputError(unreachable_words(str(source))) from None
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise InputError(
             f"{source!s}: its weights cannot be read ({first}); the folder is incomplete or corrupt"
@@ -372,6 +375,51 @@ def load_causal_lm(
     return model, tokenizer
 
 
+#: How long a hub name waits for a connection before it is read from the local cache alone.
+HUB_PROBE_SECONDS = 3.0
+
+
+def _hub_host() -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+
+
+def hub_reachable(timeout: float = HUB_PROBE_SECONDS) -> bool:
+    """Whether the Hugging Face hub accepts a connection within ``timeout`` seconds (behind a proxy: assumed).
+
+    Offline, ``transformers`` retries for about a minute before it falls back to its cache; a name
+    whose hub is unreachable is read from the cache at once instead (``local_files_only``).
+    """
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    try:
+        socket.create_connection((_hub_host(), 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _cached_or_refused(name: str) -> bool:
+    """True when the hub model ``name`` is in the local cache (its config.json); else the one-line error."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid repository name
+        cached = False
+    if not cached:
+        raise InputError(unreachable_words(name))
+    return True
+
+
+def unreachable_words(name: str) -> str:
+    """The one-line error for a hub name that is neither reachable nor in the local cache."""
+    return (f"{name!r}: the Hugging Face hub cannot be reached ({_hub_host()}:443 gave no connection in "
+            f"{HUB_PROBE_SECONDS:g} s) and it is not in the local cache; give a local folder (saved with "
+            "save_pretrained), or run once online to cache it")
+
+
 def load_chat_tokenizer(source: str | os.PathLike[str]) -> Any:
     """A ``transformers`` tokenizer with a chat template: a tokenizer or model folder, or a hub name (online)."""
     from transformers import AutoTokenizer
@@ -382,9 +430,12 @@ def load_chat_tokenizer(source: str | os.PathLike[str]) -> Any:
             raise InputError(f"{text!r} is not a tokenizer folder; give a folder saved with save_pretrained")
         if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise InputError(f"{text!r} is not a local folder, and HF_HUB_OFFLINE=1 forbids the hub")
+    local_only = not path.is_dir() and not hub_reachable()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(text)
+        tokenizer = AutoTokenizer.from_pretrained(text, local_files_only=local_only)
     except (OSError, ValueError, TypeError) as exc:
+        if local_only:
+            raise InputError(unreachable_words(text)) from None
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise InputError(f"{text!r} has no tokenizer transformers can read ({first})") from None
     if not getattr(tokenizer, "chat_template", None):

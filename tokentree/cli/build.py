@@ -217,8 +217,7 @@ def _encode_in_context(args: argparse.Namespace, stats: Any) -> tuple[Any, Any, 
     if args.tokenizer is not None or args.train_bpe is not None:
         raise InputError("--template's tokenizer is the tokenizer; drop --tokenizer and --train-bpe")
     if not os.path.isdir(args.template) and os.environ.get("HF_HUB_OFFLINE") != "1":
-        say(f"fetching the chat tokenizer {args.template} from the Hugging Face hub (offline, this retries for about "
-             "a minute; set HF_HUB_OFFLINE=1 to fail at once)")
+        say(f"fetching the chat tokenizer {args.template} from the Hugging Face hub (or its local cache)")
     chat_tokenizer = load_chat_tokenizer(args.template)
     examples = read_examples(args.inputs, field=args.field, chat=args.chat, split=args.split, format=args.format,
                              skip_bad_lines=args.skip_bad_lines, stats=stats)
