@@ -198,7 +198,7 @@ def test_a_hub_name_without_a_hub_fails_in_seconds_not_a_minute(monkeypatch):
         monkeypatch.delenv(proxy, raising=False)
     assert not hf.hub_reachable()
     for load in (hf.load_chat_tokenizer, hf.load_model):
-        with pytest.raises(InputError, match="hub cannot be reached .* not in the local cache; give a local folder"):
+        with pytest.raises(InputError, match=r"hub cannot be reached .* not in the local cache; give a local folder"):
             load("no-such-owner/no-such-model-tokentree")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     assert hf.hub_reachable()  # behind a proxy the connection is not probed
