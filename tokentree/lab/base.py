@@ -89,7 +89,7 @@ class BaseSettings:
 class BaseModel:
     """theta_0 and its tokenizer; ``snapshots`` maps a fraction of the pre-training run to the model then;
     ``pretrain_losses`` is the loss of every pre-training step (nats per token; empty for a loaded model);
-    ``decay_start`` the step where a wsd schedule's decay began (the length of the curve otherwise);
+    ``decay_start`` the step where a wsd schedule's decay began (None for a cosine schedule);
     ``snapshot_tokens`` the pre-training tokens each snapshot saw (its annealing steps included)."""
 
     model: Any
@@ -99,12 +99,12 @@ class BaseModel:
     snapshots: dict[float, Any] = field(default_factory=dict)
     pretrain_losses: tuple[float, ...] = ()
     decay_start: int | None = None
+    snapshot_tokens: dict[float, int] = field(default_factory=dict)
 
     @property
     def convergence_losses(self) -> tuple[float, ...]:
         """The part of the loss curve that shows convergence: before a wsd decay, or the whole curve (cosine)."""
         return self.pretrain_losses[:self.decay_start]
-    snapshot_tokens: dict[float, int] = field(default_factory=dict)
 
 
 def prepare_base(
