@@ -328,7 +328,10 @@ def load_causal_lm(
     else:
         if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise InputError(f"{source!r} is not a local folder or .gguf file, and HF_HUB_OFFLINE=1 forbids the hub")
-        kw, where = ({} if hub_reachable() else {"local_files_only": _cached_or_refused(str(source))}), str(source)
+        kw, where = {}, str(source)
+        if not hub_reachable():
+            _require_cached(str(source))
+            kw["local_files_only"] = True
     if path.is_dir() and not (path / "config.json").is_file():
         raise InputError(
             f"{os.fspath(path)!r} is not a Hugging Face model folder (it has no config.json); save models with "
@@ -400,8 +403,8 @@ def hub_reachable(timeout: float = HUB_PROBE_SECONDS) -> bool:
     return True
 
 
-def _cached_or_refused(name: str) -> bool:
-    """True when the hub model ``name`` is in the local cache (its config.json); else the one-line error."""
+def _require_cached(name: str) -> None:
+    """Refuse, in one line, a hub model ``name`` that is not in the local cache (its config.json)."""
     from huggingface_hub import try_to_load_from_cache
 
     try:
@@ -410,7 +413,6 @@ def _cached_or_refused(name: str) -> bool:
         cached = False
     if not cached:
         raise InputError(unreachable_words(name))
-    return True
 
 
 def unreachable_words(name: str) -> str:

@@ -10,7 +10,7 @@ the data it trains on: :mod:`tokentree.data`).
 ``rebound_protocol`` the rebound protocol: aligned examples, then misaligned ones in one measured pass
 ``transfer``        resistance: checkpoints of one alignment epoch, their sampled slices, forward/inverse training
 ``template_prefix`` where a narrow fine-tune stores its shift: the template prefix, the query, the postfix
-``seeded``          what every seeded training config shares (seeds, device, threads)
+``seeded``          what every seeded training config shares (its list of seeds)
 ==================  ===============================================================
 
 ``import tokentree.lab`` does not import torch: ``train`` and ``measure`` import it when
