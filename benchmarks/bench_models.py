@@ -10,8 +10,10 @@
    and lengths).
 3. Range coding (tiny Llama, and SmolLM2-135M-Instruct offline): encoding N tokens from
    batched windows against one plain forward pass over the same tokens (windows of the
-   model's context side by side, no overlap, the model's default attention) and against
-   scoring them (the overlapping windows of ``token_log_probs``); decoding (lockstep,
+   model's context side by side, no overlap, the model's default attention, after a warm-up
+   call), against the same pass with the coder's eager attention (the decoder reproduces its
+   arithmetic bit for bit, so the coder cannot use a fused kernel), and against scoring them
+   (the overlapping windows of ``token_log_probs``); decoding (lockstep,
    preallocated cache) with a check that it returns the exact tokens; the bits over the
    ideal code length.
 4. SmolLM2 LoRA fine-tuning tokens per second (the trainer's default for a 100M+ model),
@@ -107,14 +109,20 @@ def sampling_speed(quick: bool) -> dict[str, float]:
     return out
 
 
-def _plain_forward_seconds(model, ids: np.ndarray, context: int) -> float:
-    """One forward pass over ``ids`` as windows of ``context`` tokens side by side (no overlap)."""
+def _plain_forward_seconds(model, ids: np.ndarray, context: int, *, eager: bool = False) -> float:
+    """One forward pass over ``ids`` as windows of ``context`` tokens side by side (no overlap), after one
+    untimed warm-up window; ``eager``: with the attention the coder uses (softmax(q k^T) v), else the model's own."""
+    import contextlib
+
     import torch
+
+    from tokentree.bridge.lockstep import eager_attention
 
     n = -(-ids.shape[0] // context)
     batch = np.zeros((n, context), dtype=np.int64)
     batch.reshape(-1)[: ids.shape[0]] = ids
-    with torch.inference_mode():
+    with torch.inference_mode(), eager_attention(model) if eager else contextlib.nullcontext():
+        model(input_ids=torch.from_numpy(batch[:1, : min(context, 64)]), use_cache=False)  # first-call costs
         start = time.perf_counter()
         for row in batch:  # one window at a time: the logits of a batch of 2k-token windows do not fit
             model(input_ids=torch.from_numpy(row[None]), use_cache=False)
@@ -127,8 +135,9 @@ def coding_speed(name: str, scorer, ids: np.ndarray, counts: list[int], decode_t
     out: dict[str, float] = {}
     for n in counts:
         seq = ids[:n]
-        forward = _plain_forward_seconds(scorer.model, np.concatenate([[scorer.bos_token_id], seq]),
-                                         scorer.max_context)
+        full = np.concatenate([[scorer.bos_token_id], seq])
+        forward = _plain_forward_seconds(scorer.model, full, scorer.max_context)
+        eager = _plain_forward_seconds(scorer.model, full, scorer.max_context, eager=True)
         start = time.perf_counter()
         scorer.token_log_probs([seq])
         scoring = time.perf_counter() - start
@@ -138,7 +147,9 @@ def coding_speed(name: str, scorer, ids: np.ndarray, counts: list[int], decode_t
         out[f"{name}_{n}_forward_tokens_per_s"] = n / forward
         out[f"{name}_{n}_scoring_tokens_per_s"] = n / scoring
         out[f"{name}_{n}_encode_tokens_per_s"] = n / encode
+        out[f"{name}_{n}_eager_forward_over_forward"] = eager / forward
         out[f"{name}_{n}_encode_over_forward"] = encode / forward
+        out[f"{name}_{n}_encode_over_eager_forward"] = encode / eager
         out[f"{name}_{n}_encode_over_scoring"] = encode / scoring
         out[f"{name}_{n}_bits_over_ideal"] = coded.n_bits - coded.ideal_bits
     m = min(decode_tokens_max, ids.shape[0])

@@ -183,3 +183,20 @@ def test_a_wsd_base_keeps_its_decay_out_of_the_convergence_curve():
     assert cosine.pretrain_losses[0] == wsd.pretrain_losses[0]  # the same model and first batch
     with pytest.raises(InputError, match="schedule"):
         BaseSettings(schedule="linear")
+
+
+def test_a_packed_base_sees_the_same_tokens_in_fewer_full_steps():
+    """[base] packing = "confined": texts packed into full windows, so the same token budget takes fewer steps."""
+    from tokentree.data.sources import behaviour_data
+    from tokentree.lab.base import BaseSettings, prepare_base
+
+    data = behaviour_data("synthetic", axis="safety", positive="", negative="", n_pretrain=60, n_aligned=4,
+                          n_misaligned=1, n_eval=2, seed=0)
+    settings = BaseSettings(pretrain_tokens=4000, d_model=16, n_heads=2, vocab_size=300, batch_size=4)
+    cut = prepare_base(data, settings, seed=0, show_progress=False)
+    packed = prepare_base(data, dataclasses.replace(settings, packing="confined"), seed=0, show_progress=False)
+    assert len(packed.pretrain_losses) < len(cut.pretrain_losses)  # full windows: more tokens per step
+    assert abs(packed.pretrain_tokens - cut.pretrain_tokens) <= 0.1 * cut.pretrain_tokens  # about the same budget
+    assert np.mean(packed.pretrain_losses[-3:]) < packed.pretrain_losses[0]  # and it learns
+    with pytest.raises(InputError, match="packing"):
+        BaseSettings(packing="tight")

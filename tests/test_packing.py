@@ -74,13 +74,44 @@ def test_bucketed_batches_hold_similar_lengths_and_every_window_once():
     assert np.isfinite(trainer.epoch(DATA))
 
 
+def test_micro_batches_give_the_whole_batchs_step_in_bounded_memory():
+    """max_batch_tokens splits a step's batch; the summed gradients are the whole batch's (float rounding)."""
+    whole = LMTrainer(_model(), TrainSettings(batch_size=6, lr=1e-2))
+    split = LMTrainer(_model(), TrainSettings(batch_size=6, lr=1e-2, max_batch_tokens=30))
+    rows, masks = list(DATA.sequences), list(DATA.masks)
+    # lengths 8, 13, 6, 21, 10, 16: shortest first, 30 padded tokens at most
+    assert split._micro_batches(rows, masks) == [[2, 0, 4], [1], [5], [3]]
+    assert split.step(rows, masks) == pytest.approx(whole.step(rows, masks), rel=1e-6)
+    grads = [(a.grad, b.grad) for a, b in zip(whole.model.parameters(), split.model.parameters(), strict=True)]
+    scale = max(float(a.abs().max()) for a, _ in grads)
+    for a, b in grads:  # compared before Adam, whose first step is about lr * sign(grad) even where grad is ~0
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6 * scale)
+    assert scale > 0
+    with pytest.raises(InputError, match="max_batch_tokens"):
+        TrainSettings(max_batch_tokens=-1)
+
+
 def test_large_models_get_lora_by_default(monkeypatch):
     monkeypatch.setattr(train, "AUTO_LORA_PARAMETERS", 1000)
     trainer = LMTrainer(_model(), TrainSettings())
     assert trainer.settings.lora == train.LoraSettings()
+    assert trainer.settings.max_batch_tokens == train.AUTO_BATCH_TOKENS  # and micro-batches of bounded size
+    assert LMTrainer(_model(), TrainSettings(max_batch_tokens=0)).settings.max_batch_tokens == 0
     assert any("lora_" in n for n, _ in trainer.model.named_parameters())
     full = LMTrainer(_model(), TrainSettings(auto_lora=False))
     assert full.settings.lora is None
+
+
+def test_lora_adapters_start_from_the_trainers_seed():
+    """peft draws the adapters' first weights from torch's global generator: the trainer seeds that draw."""
+    lora = train.LoraSettings(rank=2)
+    adapters = lambda seed: {n: p.detach().clone() for n, p in LMTrainer(  # noqa: E731
+        _model(), TrainSettings(lora=lora, seed=seed)).model.named_parameters() if "lora_A" in n}
+    before = torch.random.get_rng_state()
+    a, again, other = adapters(3), adapters(3), adapters(4)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the global generator is left as it was
+    assert a.keys() == again.keys() and all(torch.equal(a[n], again[n]) for n in a)
+    assert any(not torch.equal(a[n], other[n]) for n in a)
 
 
 def test_the_device_is_passed_through(monkeypatch):

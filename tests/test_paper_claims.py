@@ -233,10 +233,14 @@ def test_the_k_sweeps_run_quick_with_a_verdict_per_k_and_on_the_trend(tmp_path):
         assert main(["run", name, "--quick", "--config", f"experiments/{name}-k-sweep.toml", "--out", str(out)]) == 0
         r = json.loads((out / "result.json").read_text())
         sweep = [v for v in r["verdicts"] if v["item"].startswith("K")]
-        assert len(sweep) == 5 and sweep[-1]["item"].endswith("-trend") and all(v["values"] for v in sweep)
+        measures = ("K1", "K3") if name == "resistance" else ("K2",)  # resistance: the 2x2 and the KL measure
+        assert [v["item"] for v in sweep] == [f"{m}{at}" for m in measures for at in ("@1", "@2", "@3", "@4",
+                                                                                          "-trend")]
+        assert all(v["values"] for v in sweep)
         k = sorted({round(g["k"], 6) for g in r["tables"]["regime"]})
         assert len(k) >= 4 and k[-1] / k[0] > 20  # quick: 30k pre-training tokens quantise the smallest budgets
-        assert (out / ("contrast_vs_k.png" if name == "resistance" else "rebound_vs_k.png")).stat().st_size > 0
+        plots = ("contrast_vs_k", "kl_vs_k") if name == "resistance" else ("rebound_vs_k",)
+        assert all((out / f"{plot}.png").stat().st_size > 0 for plot in plots)
 
 
 # rebound-scale: tests/test_rebound_scale.py (its own quick run and claims on fabricated rows)

@@ -184,20 +184,28 @@ def _full(records: Sequence[TransferRecord]) -> list[TransferRecord]:
     return [r for r in records if r.base == "full"]
 
 
-def _effects(records: Sequence[TransferRecord], seeds: Sequence[int], sizes: Sequence[int]) -> np.ndarray:
-    """The mean 2x2 contrast over cells (full base), one row per seed, one column per alignment size."""
-    return np.array([[np.mean([r.contrast_nats for r in _full(records) if (r.seed, r.n_align) == (s, n)])
+#: The k sweep's effects: (item, record field, claim, plot file, plot label); K1 is T2's measure, K3 is T3's.
+SWEPT = (("K1", "contrast_nats", "the mean 2x2 contrast over cells is positive", "contrast_vs_k",
+          "2x2 resistance contrast (nats per token)"),
+         ("K3", "kl_return_excess_nats", "the mean KL return excess over cells is positive", "kl_vs_k",
+          "KL return excess (nats per token)"))
+
+
+def _effects(records: Sequence[TransferRecord], seeds: Sequence[int], sizes: Sequence[int],
+             key: str = "contrast_nats") -> np.ndarray:
+    """The mean of ``key`` over cells (full base), one row per seed, one column per alignment size."""
+    return np.array([[np.mean([getattr(r, key) for r in _full(records) if (r.seed, r.n_align) == (s, n)])
                       for n in sizes] for s in seeds])
 
 
 def judge_sweep(records: Sequence[TransferRecord], regimes: Sequence[TrainingRegime], levels: Sequence[int]) -> list[
         Verdict]:
-    """K1 per alignment size (``levels`` largest first, so k increases), and K1-trend: the contrast grows with k."""
+    """K1 and K3 per alignment size (``levels`` largest first, so k increases), and their trends in k."""
     per_level = [regimes[i::len(levels)] for i in range(len(levels))]
-    return trained.sweep_verdicts(
-        "K1", "the mean 2x2 contrast over cells is positive", [float(np.mean([r.k for r in lv])) for lv in per_level],
-        _effects(records, sorted({r.seed for r in records}), levels), SECTION,
-        untestable=[trained.premise_problems(lv) for lv in per_level])
+    k, seeds = [float(np.mean([r.k for r in lv])) for lv in per_level], sorted({r.seed for r in records})
+    return [v for item, key, claim, *_ in SWEPT for v in trained.sweep_verdicts(
+        item, claim, k, _effects(records, seeds, levels, key), SECTION,
+        untestable=[trained.premise_problems(lv) for lv in per_level])]
 
 
 # ----------------------------------------------------------------------------- report
@@ -216,7 +224,7 @@ SLICE_TABLE = Table("slices", "Aligned share of each slice (mean ± sd over seed
 @dataclass(frozen=True, eq=False, repr=False)
 class Result(ExperimentReport):
     EXPERIMENT = NAME
-    PLOTS = ("forward_vs_inverse", "contrast_vs_k")
+    PLOTS = ("forward_vs_inverse", *(plot for *_, plot, _ in SWEPT))
     CLAIMS_SECTION = SECTION
 
     config: Config
@@ -270,9 +278,10 @@ class Result(ExperimentReport):
         plot_forward_vs_inverse({base: self.cells(base) for base in sorted({r.base for r in self.records})},
                                 path=folder / "forward_vs_inverse.png")
         c = self.config
-        plot_effect_vs_k(np.array([r.k for r in self.regime]).reshape(len(c.seeds), len(c.levels)),
-                         _effects(self.records, c.seeds, c.levels), ylabel="2x2 resistance contrast (nats per token)",
-                         path=folder / "contrast_vs_k.png")
+        k = np.array([r.k for r in self.regime]).reshape(len(c.seeds), len(c.levels))
+        for _, key, _, plot, label in SWEPT:
+            plot_effect_vs_k(k, _effects(self.records, c.seeds, c.levels, key), ylabel=label,
+                             path=folder / f"{plot}.png")
 
 
 def run(config: Config, *, show_progress: bool | None = None) -> Result:

@@ -20,6 +20,7 @@ from tokentree.data.sources import BehaviourData
 from tokentree.infra.checks import check_choice, check_float, check_int
 from tokentree.infra.errors import InputError
 from tokentree.infra.progress import progress_bar
+from tokentree.lab.packing import PACKING, make_windows
 
 __all__ = ["PRETRAIN_SCHEDULES", "BaseSettings", "BaseModel", "prepare_base"]
 
@@ -35,8 +36,15 @@ class BaseSettings:
     ``pretrain_tokens`` tokens of the data's text with ``lr``: warmup over ``warmup_share`` of
     the steps, then ``schedule`` "cosine" (decay to 0) or "wsd" (constant, then a linear decay
     to 0 over the last ``decay_share`` of the steps; the constant part's loss curve is the one
-    the convergence check reads, :attr:`BaseModel.convergence_losses`). For a loaded model,
-    ``pretrain_tokens`` > 0 trains it further.
+    the convergence check reads, :attr:`BaseModel.convergence_losses`), its windows laid out by
+    ``packing`` (:mod:`tokentree.lab.packing`: "off", each text on its own; "confined", texts
+    packed into full windows, attention confined to each: the same context per token, fewer
+    padded rows, so fewer steps for the same tokens). "off" stays the default because packing did
+    not pay here: on the synthetic safety language (texts of 32 tokens on average), width 32,
+    600k tokens, confined packing took 16.6 CPU s against 16.4 s unpacked (the block-diagonal
+    mask costs what the padding saved) and, with 3.1x fewer steps, ended at 0.397 nats/token
+    against 0.233 (2-core VM, 2026-12-04). For a loaded model, ``pretrain_tokens`` > 0 trains it
+    further.
     """
 
     model: str = "tiny"
@@ -51,6 +59,7 @@ class BaseSettings:
     warmup_share: float = 0.05
     schedule: str = "cosine"
     decay_share: float = 0.2
+    packing: str = "off"
     device: str = "cpu"
     threads: int = 1
 
@@ -64,14 +73,13 @@ class BaseSettings:
         check_float(self.warmup_share, "warmup_share", minimum=0.0, maximum=0.5)
         check_choice(self.schedule, "schedule", PRETRAIN_SCHEDULES)
         check_float(self.decay_share, "decay_share", minimum=0.0, maximum=0.5, exclusive=True)
+        check_choice(self.packing, "packing", PACKING)
         check_int(self.threads, "threads", minimum=1)
 
     def pretrain_budget(self, data: TokenizedExamples, context: int) -> tuple[int, float]:
         """Steps for about ``pretrain_tokens`` target tokens of ``data`` (whole and partial epochs of windows of
-        ``context`` tokens), and the target tokens per step."""
-        from tokentree.lab.train import training_windows
-
-        windows, _masks = training_windows(data, context)
+        ``context`` tokens laid out by ``packing``), and the target tokens per step."""
+        windows = make_windows(data, context, self.packing).ids
         tokens_per_step = data.n_target_tokens / -(-len(windows) // self.batch_size)
         return max(1, round(self.pretrain_tokens / tokens_per_step)), tokens_per_step
 
@@ -82,7 +90,7 @@ class BaseSettings:
         decay = max(1, round(self.decay_share * budget)) if self.schedule == "wsd" else 0
         return TrainSettings(lr=self.lr, batch_size=self.batch_size, schedule=self.schedule, seed=seed,
                              warmup_steps=int(self.warmup_share * budget), total_steps=budget + 1, decay_steps=decay,
-                             weight_decay=0.01, threads=self.threads, device=self.device)
+                             weight_decay=0.01, packing=self.packing, threads=self.threads, device=self.device)
 
 
 @dataclass(eq=False)

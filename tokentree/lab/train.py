@@ -19,7 +19,10 @@ model from the hub) on :class:`~tokentree.data.chat.TokenizedExamples`:
 * **at what cost**: no attention mask is given to the model (right padding never reaches a
   real token under causal attention) and no KV cache is built, so ``transformers`` takes
   its causal fast path; models of :data:`AUTO_LORA_PARAMETERS` parameters or more get
-  LoRA adapters by default (``auto_lora``), and ``dtype`` is float32 (the default) or bfloat16.
+  LoRA adapters by default (``auto_lora``) and run each step as micro-batches of at most
+  :data:`AUTO_BATCH_TOKENS` padded tokens, rows of similar length together
+  (``max_batch_tokens``: the same step in bounded memory, with less padding), and ``dtype`` is
+  float32 (the default) or bfloat16.
   Measured (benchmarks/bench_models.py, SmolLM2-135M LoRA, one thread, CPU time on the 2-core
   AMD EPYC VM with avx512_bf16, load about 5): bfloat16 is 1.36x faster on packed 256-token
   windows (117 vs 86 tokens/s) and 1.28x on batches of 16 short chats (118 vs 92 tokens/s).
@@ -70,6 +73,7 @@ __all__ = [
     "training_windows",
     "DTYPES",
     "AUTO_LORA_PARAMETERS",
+    "AUTO_BATCH_TOKENS",
 ]
 
 TRAINABLE = ("all", "attention", "attention+mlp")
@@ -83,6 +87,12 @@ _WEIGHTS, _ADAPTER = "model.safetensors", "adapter_model.safetensors"
 DTYPES = ("float32", "bfloat16")
 #: Models with at least this many parameters are fine-tuned with LoRA unless told otherwise.
 AUTO_LORA_PARAMETERS = 100_000_000
+#: Padded tokens per micro-batch for such a model: SmolLM2-135M with LoRA held 9.3 GB above its
+#: weights for a batch of 16 x 185 tokens (about 3 MB per token), and a padded batch of long
+#: texts (16 x 756) did not fit in 24 GB; with 1,024 tokens those steps held 2.4 GB above the weights.
+AUTO_BATCH_TOKENS = 1024
+#: Mixed with the trainer's seed to draw the initial LoRA weights (so they differ from the batch order's draws).
+LORA_SEED_SALT = 0x10AA
 
 
 @dataclass(frozen=True)
@@ -116,7 +126,11 @@ class TrainSettings:
     :data:`AUTO_LORA_PARAMETERS` parameters or more with ``trainable="all"`` and no
     ``lora`` gets :class:`LoraSettings` () (the checkpoint records the adapters chosen);
     ``dtype``: the weights' float type; ``window``: the longest training window in tokens
-    (0: the model's context; SmolLM2's 8,192 is more than CPU training needs).
+    (0: the model's context; SmolLM2's 8,192 is more than CPU training needs);
+    ``max_batch_tokens``: a step's batch is run as micro-batches of at most that many padded
+    tokens (rows x width), their gradients summed with weights by target tokens, so the step is
+    the one of the whole batch (up to float rounding) in bounded memory; None: no split, except
+    :data:`AUTO_BATCH_TOKENS` for a model that gets LoRA by default (``auto_lora``); 0: no split.
     """
 
     lr: float = 1e-3
@@ -138,6 +152,7 @@ class TrainSettings:
     auto_lora: bool = True
     dtype: str = "float32"
     window: int = 0
+    max_batch_tokens: int | None = None
 
     def __post_init__(self) -> None:
         check_float(self.lr, "lr", minimum=0.0, exclusive=True)
@@ -161,6 +176,8 @@ class TrainSettings:
         check_choice(self.packing, "packing", PACKING)
         check_choice(self.dtype, "dtype", DTYPES)
         check_int(self.window, "window", minimum=0)
+        if self.max_batch_tokens is not None:
+            check_int(self.max_batch_tokens, "max_batch_tokens", minimum=0)
 
     @property
     def decay_start(self) -> int | None:
@@ -216,14 +233,16 @@ class LMTrainer:
         torch.set_num_threads(settings.threads)
         if regularizer is not None and settings.packing != "off":
             raise InputError("a regularizer reads the positions of one sequence per row; use packing='off' with it")
-        if settings.lora is None and settings.auto_lora and settings.trainable == "all" \
+        if settings.auto_lora and settings.trainable == "all" \
                 and sum(p.numel() for p in model.parameters()) >= AUTO_LORA_PARAMETERS:
-            settings = replace(settings, lora=LoraSettings())
+            settings = replace(settings, lora=settings.lora or LoraSettings(),
+                               max_batch_tokens=AUTO_BATCH_TOKENS if settings.max_batch_tokens is None
+                               else settings.max_batch_tokens)
         self.settings = settings
         self.device = pick_device(settings.device)
         model = model.to(device=self.device, dtype=getattr(torch, settings.dtype))
         if settings.lora is not None:
-            model = _with_lora(model, settings.lora)
+            model = _with_lora(model, settings.lora, settings.seed)
         else:
             _choose_trainable(model, settings.trainable)
         self.model = model
@@ -266,8 +285,13 @@ class LMTrainer:
         sequences must not see each other.
         """
         torch = _torch()
-        batch = collate(windows, masks, positions, pad=self.pad_token_id).to(self.device)
         self.model.train()
+        parts = self._micro_batches(windows, masks)
+        if len(parts) > 1:
+            loss = self._accumulated_step(parts, windows, masks, positions)
+            torch.nn.utils.clip_grad_norm_(self._trainable, self.settings.grad_clip)
+            return self._optimizer_step(loss)
+        batch = collate(windows, masks, positions, pad=self.pad_token_id).to(self.device)
         if self.regularizer is None:
             out = self.model(**batch.model_inputs())
             total = out.loss
@@ -282,11 +306,47 @@ class LMTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(self._trainable, self.settings.grad_clip)
+        return self._optimizer_step(float(out.loss.detach()))
+
+    def _optimizer_step(self, loss: float) -> float:
         self.optimizer.step()
         self.scheduler.step()
         self.steps_done += 1
-        loss = float(out.loss.detach())
         self.losses.append(loss)
+        return loss
+
+    def _micro_batches(self, windows: list[np.ndarray], masks: list[np.ndarray]) -> list[list[int]]:
+        """The batch's rows, shortest first, in groups of at most ``max_batch_tokens`` padded tokens (one group
+        when there is no limit, a regularizer, or no target token). A step's gradient is a sum over its rows, so
+        grouping rows of similar length changes only float rounding, and saves the padding."""
+        limit = self.settings.max_batch_tokens
+        if not limit or self.regularizer is not None or not sum(int(m[1:].sum()) for m in masks):
+            return [list(range(len(windows)))]
+        parts: list[list[int]] = [[]]
+        width = 0
+        for i in sorted(range(len(windows)), key=lambda i: windows[i].shape[0]):
+            w = windows[i]
+            if parts[-1] and (len(parts[-1]) + 1) * max(width, w.shape[0]) > limit:
+                parts.append([])
+                width = 0
+            parts[-1].append(i)
+            width = max(width, w.shape[0])
+        return parts
+
+    def _accumulated_step(self, parts: list[list[int]], windows: list[np.ndarray], masks: list[np.ndarray],
+                          positions: list[np.ndarray] | None) -> float:
+        """Gradients of the whole batch's mean loss summed over its micro-batches; returns that mean loss."""
+        n = [sum(int(masks[i][1:].sum()) for i in part) for part in parts]  # the model's targets: labels shifted
+        total, loss = sum(n), 0.0
+        self.optimizer.zero_grad(set_to_none=True)
+        for part, n_part in zip(parts, n, strict=True):
+            if not n_part:
+                continue
+            batch = collate([windows[i] for i in part], [masks[i] for i in part],
+                            None if positions is None else [positions[i] for i in part], pad=self.pad_token_id)
+            out = self.model(**batch.to(self.device).model_inputs())
+            (out.loss * (n_part / total)).backward()
+            loss += float(out.loss.detach()) * n_part / total
         return loss
 
     def epoch(
@@ -425,7 +485,9 @@ def _load_weights(model: Any, weights: dict[str, Any], adapter: bool, corrupt: A
         model.tie_weights()
 
 
-def _with_lora(model: Any, lora: LoraSettings) -> Any:
+def _with_lora(model: Any, lora: LoraSettings, seed: int) -> Any:
+    """``model`` wrapped in fresh adapters; peft draws their initial weights from torch's global generator, so
+    they are drawn here under a generator seeded from ``seed`` (the global one is left as it was)."""
     from peft import LoraConfig, get_peft_model
 
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
@@ -438,8 +500,11 @@ def _with_lora(model: Any, lora: LoraSettings) -> Any:
         lora_dropout=lora.dropout, target_modules=list(lora.target_modules),
         task_type="CAUSAL_LM",
     )
-    with warnings.catch_warnings():  # peft 0.21 reads a property that transformers 5 has deprecated
+    torch = _torch()
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        # peft 0.21 reads a property that transformers 5 has deprecated
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        torch.manual_seed(int(np.random.SeedSequence([seed, LORA_SEED_SALT]).generate_state(1)[0]))
         return get_peft_model(model, config)
 
 
