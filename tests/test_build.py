@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tokentree.trees.build
+import tokentree.trees.assemble
 from tests.strategies import depths, modes, token_sequences, weights
 from tokentree import InputError, InputTypeError, MemoryEstimateError, build_tree
 from tokentree.data.synthetic import zipf_corpus
@@ -63,16 +63,16 @@ def test_a_build_cut_into_parallel_chunks_equals_the_reference(seqs, depth, mode
     """The sort and the emit pass split the windows into chunks (one per thread on big builds);
     forcing up to 9 chunks on small inputs also covers chunks left empty."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tokentree.trees.build, "_n_chunks", lambda n: n_chunks)
+        mp.setattr(tokentree.trees.assemble, "_n_chunks", lambda n: n_chunks)
         assert_matches_reference(seqs, depth, mode, weight)
 
 
 def test_chunked_and_single_chunk_builds_are_identical():
     corpus = zipf_corpus(200_000, vocab_size=5_000, rng=4)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tokentree.trees.build, "_n_chunks", lambda n: 1)
+        mp.setattr(tokentree.trees.assemble, "_n_chunks", lambda n: 1)
         single = build_tree(corpus, depth=6, mode="window")
-        mp.setattr(tokentree.trees.build, "_n_chunks", lambda n: 7)
+        mp.setattr(tokentree.trees.assemble, "_n_chunks", lambda n: 7)
         chunked = build_tree(corpus, depth=6, mode="window")
     assert chunked == single and chunked.digest() == single.digest()
 
