@@ -80,7 +80,7 @@ def build_from_occurrences(tokens: np.ndarray, occ: Occurrences, info: TreeInfo,
     keys, places = _sort_kernels.first_keys(tokens, start, length, eos, q, b, info_bits, places_like)
     work = [keys, places, weights]
     del keys, places, weights, start, length, eos
-    return _build_sorted(tokens, work, info, show_progress)
+    return _build_sorted(tokens, work, info, (b, q, info_bits), show_progress)
 
 
 def build_windows(tokens: np.ndarray, response_starts: np.ndarray, response_ends: np.ndarray, info: TreeInfo, *,
@@ -100,19 +100,22 @@ def build_windows(tokens: np.ndarray, response_starts: np.ndarray, response_ends
                                              lo, hi, _n_chunks(tokens.shape[0]), places_like)
     work: list[np.ndarray | None] = [keys, places, None]  # a window stands for one token: weight 1
     del keys, places
-    return _build_sorted(tokens, work, info, show_progress)
+    return _build_sorted(tokens, work, info, (b, q, info_bits), show_progress)
 
 
-def _build_sorted(tokens: np.ndarray, work: list[np.ndarray | None], info: TreeInfo,
+def _build_sorted(tokens: np.ndarray, work: list[np.ndarray | None], info: TreeInfo, layout: tuple[int, int, int],
                   show_progress: bool | None) -> TokenTree:
-    """Sort ``work = [keys, places, weights or None]`` (emptied, so the arrays go once used) and write the tree."""
+    """Sort ``work = [keys, places, weights or None]`` (emptied, so the arrays go once used) and write the tree.
+
+    ``layout``: ``(b, q, info_bits)`` of :func:`_layout`.
+    """
     from tokentree.trees import _kernels, _sort_kernels  # numba: compiled once, cached on disk
 
     keys, places, weights = work
     work.clear()
     assert keys is not None and places is not None
     depth, n = info.depth, int(keys.shape[0])
-    b, q, info_bits, _ = _layout(tokens.shape[0], info)
+    b, q, info_bits = layout
     n_chunks = _n_chunks(n)
     with progress_steps(3, desc="building tree", show=show_progress) as step:
         has_weights = weights is not None

@@ -327,7 +327,7 @@ def build_tree(
             for a, b in progress(list(itertools.pairwise(bounds)), desc="building parts", show=show_progress)
             if mass[a:b].any()
         ]
-        return stitch_trees(parts, info, consume=True)
+        return stitch_trees(parts, info, consume=True, release=True)  # the parts are this build's alone
     return _build_part(seqs, info, None, show_progress=show_progress)
 
 
