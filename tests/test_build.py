@@ -58,12 +58,14 @@ def test_64_bit_window_places_equal_the_reference():
     assert_matches_reference(seqs, 6, "window")  # uint32 places
 
 
-@given(token_sequences(), depths, modes, weights, st.integers(2, 9))
-def test_a_build_cut_into_parallel_chunks_equals_the_reference(seqs, depth, mode, weight, n_chunks):
-    """The sort and the emit pass split the windows into chunks (one per thread on big builds);
-    forcing up to 9 chunks on small inputs also covers chunks left empty."""
+@given(token_sequences(), depths, modes, weights, st.integers(2, 9), st.integers(1, 4))
+def test_a_build_cut_into_parallel_chunks_equals_the_reference(seqs, depth, mode, weight, n_chunks, n_batches):
+    """The sort and the emit pass split the windows into chunks (one per thread on big builds),
+    and the emit pass writes them in batches of chunks, handing back each batch's windows;
+    forcing up to 9 chunks and 4 batches on small inputs also covers chunks left empty."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(tokentree.trees.assemble, "_n_chunks", lambda n: n_chunks)
+        mp.setattr(tokentree.trees.assemble, "_n_batches", lambda n: n_batches)
         assert_matches_reference(seqs, depth, mode, weight)
 
 

@@ -3,10 +3,11 @@
 The windows come sorted lexicographically, a shorter window before its extensions, as
 places (start, length, EOS: see :mod:`tokentree.trees._sort_kernels`, which sorts them);
 the passes here count the nodes of every level and then write the whole tree in one
-pass over them (see :mod:`tokentree.trees.build`). How many tokens a window shares with
-the one before it is computed where it is needed, from the keys in the counting pass and
-from the tokens in the writing pass, not stored (it would be a byte per window beside the
-finished tree).
+pass over them (see :mod:`tokentree.trees.build`), in batches of chunks in window order,
+so that the builder can hand back each batch's windows once they are written. How many
+tokens a window shares with the one before it is computed where it is needed, from the
+keys in the counting pass and from the tokens in the writing pass, not stored (it would
+be a byte per window beside the finished tree).
 
 The passes over all windows run on ``n_chunks`` threads (numba ``prange``): each
 chunk owns a disjoint slice of every array it writes, so the result does not depend
@@ -20,14 +21,6 @@ import numpy as np
 from numba import njit, prange
 
 from tokentree.trees._sort_kernels import unpack
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def zero(a: np.ndarray, n_chunks: int) -> None:  # pragma: no cover
-    """Fill ``a`` with zeros in ``n_chunks`` contiguous parts at once."""
-    n = a.shape[0]
-    for t in prange(n_chunks):
-        a[n * t // n_chunks : n * (t + 1) // n_chunks] = 0
 
 
 @njit(cache=True, nogil=True)
@@ -202,38 +195,30 @@ def emit_chunk(
     return used, n_big
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def emit_nodes(
+@njit(cache=True, nogil=True)
+def emit_plan(
     n_windows: int,
-    sorted_places: np.ndarray,
-    info_bits: int,
     sorted_weights: np.ndarray,
     has_weights: bool,
-    tokens: np.ndarray,
     depth: int,
     level_offsets: np.ndarray,
     bounds: np.ndarray,
     chunk_nodes: np.ndarray,
-    node_token: np.ndarray,
-    node_flags: np.ndarray,
-    node_count: np.ndarray,
     deep_ends: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
-    """Write every node but the root's token, the chunks from :func:`common_prefixes` in parallel.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:  # pragma: no cover
+    """Where every chunk of :func:`common_prefixes` writes: for :func:`emit_nodes`.
 
-    Returns the deepest level's EOS counts, sparse: (index in the level, count), sorted by
-    index, and the table of counts of :data:`SATURATED` or more, (node, count) in the
-    order the chunks closed them (not sorted), the root's first.
+    Returns the first node of every chunk at every depth (row t, column j; row
+    ``n_chunks`` holds the level ends), the offsets of the chunks' room for deepest-level
+    EOS entries and for large counts (the root's entry first), and the total weight.
     """
     n_chunks = bounds.shape[0] - 1
-    first_node = np.empty((n_chunks, depth + 2), np.int64)
+    first_node = np.empty((n_chunks + 1, depth + 2), np.int64)
     first_node[0] = level_offsets
-    for t in range(1, n_chunks):
-        first_node[t] = first_node[t - 1] + chunk_nodes[t - 1]
+    for t in range(n_chunks):
+        first_node[t + 1] = first_node[t] + chunk_nodes[t]
     room = np.zeros(n_chunks + 1, np.int64)
     room[1:] = np.cumsum(deep_ends)
-    eos_at = np.empty(room[-1], np.int64)
-    eos_count = np.empty(room[-1], np.int64)
     big_room = np.zeros(n_chunks + 1, np.int64)
     big_room[0] = 1  # the root's entry
     for t in range(n_chunks):
@@ -241,17 +226,76 @@ def emit_nodes(
         if has_weights:
             weight = sorted_weights[bounds[t] : bounds[t + 1]].sum()
         big_room[t + 1] = big_room[t] + min(depth * (weight // SATURATED), chunk_nodes[t].sum())
-    big_at = np.empty(big_room[-1], np.int64)
-    big_count = np.empty(big_room[-1], np.int64)
-    used = np.zeros(n_chunks, np.int64)
-    n_big = np.zeros(n_chunks, np.int64)
-    for t in prange(n_chunks):
+    total = sorted_weights.sum() if has_weights else n_windows
+    return first_node, room, big_room, total
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def emit_nodes(
+    chunk_lo: int,
+    chunk_hi: int,
+    first_node: np.ndarray,
+    room: np.ndarray,
+    big_room: np.ndarray,
+    sorted_places: np.ndarray,
+    info_bits: int,
+    sorted_weights: np.ndarray,
+    has_weights: bool,
+    tokens: np.ndarray,
+    depth: int,
+    bounds: np.ndarray,
+    node_token: np.ndarray,
+    node_flags: np.ndarray,
+    node_count: np.ndarray,
+    eos_at: np.ndarray,
+    eos_count: np.ndarray,
+    big_at: np.ndarray,
+    big_count: np.ndarray,
+    used: np.ndarray,
+    n_big: np.ndarray,
+) -> None:  # pragma: no cover
+    """Write the nodes of chunks ``chunk_lo:chunk_hi`` (every node but the root's), the chunks in parallel.
+
+    Each chunk first zeroes the node ranges it will write, level by level in order, then
+    writes them: first-touching the pages from the emit pass's depth + 1 interleaved
+    write streams measured 2-3x slower on this VM. Every chunk's EOS entries and large
+    counts go to its room (see :func:`emit_plan`); how many, to ``used`` and ``n_big``.
+    """
+    for t in prange(chunk_lo, chunk_hi):
+        for j in range(1, depth + 1):
+            lo, hi = first_node[t, j], first_node[t + 1, j]
+            node_token[lo:hi] = 0
+            node_flags[lo:hi] = 0
+            node_count[lo:hi] = 0
         used[t], n_big[t] = emit_chunk(
             bounds[t], bounds[t + 1], first_node[t], bounds[t] > 0, sorted_places, info_bits, sorted_weights,
-            has_weights, tokens, depth, level_offsets[depth], node_token, node_flags, node_count,
+            has_weights, tokens, depth, first_node[0, depth], node_token, node_flags, node_count,
             eos_at[room[t] : room[t + 1]], eos_count[room[t] : room[t + 1]],
             big_at[big_room[t] : big_room[t + 1]], big_count[big_room[t] : big_room[t + 1]],
         )
+
+
+@njit(cache=True, nogil=True)
+def finish_emit(
+    total: int,
+    room: np.ndarray,
+    big_room: np.ndarray,
+    used: np.ndarray,
+    n_big: np.ndarray,
+    eos_at: np.ndarray,
+    eos_count: np.ndarray,
+    big_at: np.ndarray,
+    big_count: np.ndarray,
+    node_count: np.ndarray,
+    node_flags: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """The root's count and flags; the chunks' entries laid end to end.
+
+    Returns the deepest level's EOS counts, sparse: (index in the level, count), sorted by
+    index, and the table of counts of :data:`SATURATED` or more, (node, count) in the
+    order the chunks closed them (not sorted), the root's first.
+    """
+    n_chunks = used.shape[0]
     n_eos = used.sum()
     at = 0
     for t in range(n_chunks):  # close the gaps between the chunks' entries
@@ -259,7 +303,6 @@ def emit_nodes(
             eos_at[at] = eos_at[room[t] + e]
             eos_count[at] = eos_count[room[t] + e]
             at += 1
-    total = sorted_weights.sum() if has_weights else n_windows
     at = set_count(0, total, node_count, big_at, big_count, 0)
     for t in range(n_chunks):  # close the gaps in the table likewise
         for e in range(n_big[t]):

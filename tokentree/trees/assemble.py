@@ -29,12 +29,16 @@ from typing import NamedTuple
 import numpy as np
 
 from tokentree.infra.errors import InputError
+from tokentree.infra.pages import release_pages
 from tokentree.infra.progress import progress_steps
 from tokentree.trees.tree import TokenTree, TreeInfo, token_dtype
 
 __all__ = ["Occurrences", "build_from_occurrences", "build_windows", "PARALLEL_FROM"]
 
 PARALLEL_FROM = 2**16  # occurrences from which the build uses all of numba's threads
+#: The emit pass writes the windows in this many batches, handing back each batch's sorted
+#: places (and weights) once written: the tree plus 1/16 of the places at the end.
+EMIT_BATCHES = 16
 
 
 class Occurrences(NamedTuple):
@@ -51,6 +55,11 @@ def _n_chunks(n_occurrences: int) -> int:
     from numba import get_num_threads
 
     return get_num_threads() if n_occurrences >= PARALLEL_FROM else 1
+
+
+def _n_batches(n_occurrences: int) -> int:
+    """Batches of chunks the emit pass writes one after the other: :data:`EMIT_BATCHES`, one for a small build."""
+    return EMIT_BATCHES if n_occurrences >= PARALLEL_FROM else 1
 
 
 def _layout(n_tokens: int, info: TreeInfo) -> tuple[int, int, int, np.ndarray]:
@@ -135,8 +144,9 @@ def _build_sorted(tokens: np.ndarray, work: list[np.ndarray | None], info: TreeI
             del order
         del places, weights
         step()
+        n_batches = _n_batches(n)
         bounds, chunk_nodes, deep_ends = _kernels.common_prefixes(
-            keys, sorted_places, info_bits, tokens, depth, q, b, n_chunks
+            keys, sorted_places, info_bits, tokens, depth, q, b, n_chunks * n_batches
         )
         del keys  # the emit pass reads the tokens themselves: the tree's arrays take the keys' place
         step()
@@ -146,19 +156,27 @@ def _build_sorted(tokens: np.ndarray, work: list[np.ndarray | None], info: TreeI
         level_offsets[2:] += 1
         n_nodes = int(level_offsets[-1])
         # The tree's stored dtypes (tokentree.trees.tree): uint16 ids for a vocabulary that fits, one byte per
-        # count.
+        # count; allocated untouched: each batch of chunks touches its own nodes as it writes them.
         node_token = np.empty(n_nodes, dtype=token_dtype(info.vocab_size))
         node_flags = np.empty(n_nodes, dtype=np.uint8)  # parent links, derived from these (tree.py)
         node_count = np.empty(n_nodes, dtype=np.uint8)  # and a table of the large counts (counts_layout.py)
-        # Touch the pages in order first: first-touching them from the emit pass's
-        # depth + 1 interleaved write streams measured 2-3x slower on this VM.
-        for a in (node_token, node_flags, node_count):
-            _kernels.zero(a, n_chunks)
         node_token[0] = 0 if node_token.dtype == np.uint16 else -1  # the root's slot (its id is -1)
-        eos_at, eos_count, big_at, big_count = _kernels.emit_nodes(  # sparse: (index in the deepest level, count)
-            n, sorted_places, info_bits, sorted_weights, has_weights, tokens, depth,
-            level_offsets, bounds, chunk_nodes, node_token, node_flags, node_count, deep_ends,
-        )
+        first_node, room, big_room, total = _kernels.emit_plan(
+            n, sorted_weights, has_weights, depth, level_offsets, bounds, chunk_nodes, deep_ends)
+        eos_at, eos_count = np.empty(room[-1], np.int64), np.empty(room[-1], np.int64)  # sparse, by node
+        big_at, big_count = np.empty(big_room[-1], np.int64), np.empty(big_room[-1], np.int64)
+        used, n_big = np.zeros(bounds.shape[0] - 1, np.int64), np.zeros(bounds.shape[0] - 1, np.int64)
+        for k in range(n_batches):  # batches in window order: each hands back its windows' pages once written
+            c0, c1 = k * n_chunks, (k + 1) * n_chunks
+            _kernels.emit_nodes(c0, c1, first_node, room, big_room, sorted_places, info_bits, sorted_weights,
+                                has_weights, tokens, depth, bounds, node_token, node_flags, node_count,
+                                eos_at, eos_count, big_at, big_count, used, n_big)
+            lo, hi = int(bounds[c0]), int(bounds[c1])
+            release_pages(sorted_places[lo:hi], hi - lo)
+            if has_weights:
+                release_pages(sorted_weights[lo:hi], hi - lo)
+        eos_at, eos_count, big_at, big_count = _kernels.finish_emit(
+            total, room, big_room, used, n_big, eos_at, eos_count, big_at, big_count, node_count, node_flags)
         step()
         order = np.argsort(big_at, kind="stable")
     return TokenTree._from_arrays(
