@@ -79,6 +79,19 @@ def test_chunked_and_single_chunk_builds_are_identical():
     assert chunked == single and chunked.digest() == single.digest()
 
 
+def test_batches_that_hand_back_their_windows_build_the_one_batch_tree():
+    """Big builds emit in batches and hand each batch's sorted places (and weights) back to the
+    system once written: the tree equals the one written in a single batch by one thread."""
+    corpus = zipf_corpus(300_000, vocab_size=3_000, rng=6)
+    for mode, weight in (("window", "sequences"), ("chunk", "tokens"), ("prefix", "tokens")):
+        batched = build_tree(corpus, depth=3, mode=mode, weight=weight)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(tokentree.trees.assemble, "_n_chunks", lambda n: 1)
+            mp.setattr(tokentree.trees.assemble, "_n_batches", lambda n: 1)
+            single = build_tree(corpus, depth=3, mode=mode, weight=weight)
+        assert batched == single and batched.digest() == single.digest(), (mode, weight)
+
+
 def test_large_random_corpus_equals_reference():
     """Many sort groups, deep singletons and long responses: 20k Zipf tokens at depth 6."""
     corpus = zipf_corpus(20_000, vocab_size=300, min_length=1, max_length=40, rng=3)

@@ -9,17 +9,20 @@ integer); the keys are sorted with the places beside them, and the tree is writt
 pass over the sorted places (:mod:`tokentree.trees._kernels`).
 
 Memory (issue 26), 10M Zipf tokens (vocab 32,000), d = 8, peak above the corpus sampled
-per kernel on the 2-core VM (load 3.7-4): before, the occurrence arrays (start, length, EOS:
+per kernel on the 2-core VM (load 3-5): before, the occurrence arrays (start, length, EOS:
 17 B per window) sat beside the keys (8 B) and places (4 B) as these were made (277 MiB),
-the sort doubled keys and indices (268 MiB), and a byte per window of shared prefix lengths
-sat beside the finished tree in the emit pass (281 MiB). Now window mode makes keys and
-places straight from the response bounds (115 MiB), the sort moves the places themselves
-(no index array, no gather) with scratch space the size of the largest top-level bucket
-(143 MiB), and the shared prefixes are recomputed where they are read: the emit pass, the
-tree (229 MiB) plus the sorted places (4 B per window, 38 MiB), is the peak, 272 MiB
-(bench_infinigram: 281 -> 272 MiB, 2.76 -> 2.18 s; 100M tokens: whole process 3.24 -> 3.10
-GiB, 30.4 -> 26.7 s). The in-place sort lowers only its own phase here (it costs about
-0.1 s more than the buffered distribution): it is the peak where trees share more.
+the sort doubled keys and indices (268 MiB), and the emit pass held the sorted places and
+a byte per window of shared prefix lengths beside the finished tree (281 MiB). Now window
+mode makes keys and places straight from the response bounds (115 MiB); the sort moves
+the places themselves (no index array, no gather), in place, with scratch space the size
+of the largest top-level bucket (143 MiB); shared prefixes are recomputed where they are
+read; and the emit pass writes the windows in :data:`EMIT_BATCHES` batches, each touching
+its own nodes and handing back its places (and weights) once written, so it ends at the
+tree (231 MiB) plus one batch: 238 MiB, 1.03x the tree. ``bench_infinigram.py``: 281 ->
+238 MiB (1.29x -> 1.10x infini-gram's peak), time unchanged within the load's noise
+(2.1-2.3 s -> 2.0-2.2 s); 100M tokens: whole process 3.24 -> 2.78 GiB. The in-place sort
+lowers only its own phase at 10M Zipf tokens (about 0.1 s slower than the buffered
+distribution); it is the peak where windows share more of the tree.
 """
 
 from __future__ import annotations

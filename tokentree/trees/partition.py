@@ -146,10 +146,9 @@ def stitch_trees(parts: Sequence[TokenTree] | list[TokenTree], info: TreeInfo, *
     this call's alone, as in :func:`tokentree.build_tree`'s parts), a part's pages go back to
     the system level by level as they are copied (:func:`tokentree.infra.pages.release_pages`),
     not when the allocator frees the part (glibc kept freed parts in its heap): 10M Zipf
-    tokens at d = 8 in 4 parts peaked at 461 MiB above the corpus, 429 MiB of it in the stitch
-    (the parts 248 MiB, the tree 231 MiB), and now at 301 MiB (the stitch 297 MiB; the rest
-    above the parts is the stitched arrays' 2 MiB huge pages, first touched at every level's
-    start).
+    tokens at d = 8 in 4 parts peaked at 461 MiB above the corpus (429 MiB while stitching:
+    the parts 248 MiB, the tree 231 MiB), and now at 281 MiB (the rest above the parts is the
+    stitched arrays' 2 MiB huge pages, first touched at every level's start).
 
     >>> from tokentree.trees.build import build_tree
     >>> whole = build_tree([[1, 2], [3, 1], [1]], depth=2)
