@@ -82,10 +82,11 @@ def build_from_occurrences(tokens: np.ndarray, occ: Occurrences, info: TreeInfo,
                            show_progress: bool | None = None) -> TokenTree:
     """Count the occurrences ``tokens[start[i] : start[i] + length[i]]`` in a trie.
 
-    The low-level entry point behind :func:`tokentree.build_tree` (no input validation):
-    ``tokens`` is the dataset's flat
-    id array (a stream's, EOS ids and all); ``length[i] <= depth``; occurrence ``i`` counts
-    ``weights[i]`` (1 if ``weights`` is None) and ends in EOS when ``eos[i]``.
+    The low-level entry point behind :func:`tokentree.build_tree` in prefix and chunk modes
+    and behind the parts of a distributed build (no input validation): ``tokens`` is the
+    dataset's flat id array (a stream's, EOS ids and all); ``length[i] <= depth``;
+    occurrence ``i`` counts ``weights[i]`` (1 if ``weights`` is None) and ends in EOS when
+    ``eos[i]``.
     """
     from tokentree.trees import _sort_kernels
 
