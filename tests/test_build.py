@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tokentree.trees.build
+import tokentree.trees.assemble
 from tests.strategies import depths, modes, token_sequences, weights
 from tokentree import InputError, InputTypeError, MemoryEstimateError, build_tree
 from tokentree.data.synthetic import zipf_corpus
@@ -58,23 +58,38 @@ def test_64_bit_window_places_equal_the_reference():
     assert_matches_reference(seqs, 6, "window")  # uint32 places
 
 
-@given(token_sequences(), depths, modes, weights, st.integers(2, 9))
-def test_a_build_cut_into_parallel_chunks_equals_the_reference(seqs, depth, mode, weight, n_chunks):
-    """The sort and the emit pass split the windows into chunks (one per thread on big builds);
-    forcing up to 9 chunks on small inputs also covers chunks left empty."""
+@given(token_sequences(), depths, modes, weights, st.integers(2, 9), st.integers(1, 4))
+def test_a_build_cut_into_parallel_chunks_equals_the_reference(seqs, depth, mode, weight, n_chunks, n_batches):
+    """The sort and the emit pass split the windows into chunks (one per thread on big builds),
+    and the emit pass writes them in batches of chunks, handing back each batch's windows;
+    forcing up to 9 chunks and 4 batches on small inputs also covers chunks left empty."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tokentree.trees.build, "_n_chunks", lambda n: n_chunks)
+        mp.setattr(tokentree.trees.assemble, "_n_chunks", lambda n: n_chunks)
+        mp.setattr(tokentree.trees.assemble, "_n_batches", lambda n: n_batches)
         assert_matches_reference(seqs, depth, mode, weight)
 
 
 def test_chunked_and_single_chunk_builds_are_identical():
     corpus = zipf_corpus(200_000, vocab_size=5_000, rng=4)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tokentree.trees.build, "_n_chunks", lambda n: 1)
+        mp.setattr(tokentree.trees.assemble, "_n_chunks", lambda n: 1)
         single = build_tree(corpus, depth=6, mode="window")
-        mp.setattr(tokentree.trees.build, "_n_chunks", lambda n: 7)
+        mp.setattr(tokentree.trees.assemble, "_n_chunks", lambda n: 7)
         chunked = build_tree(corpus, depth=6, mode="window")
     assert chunked == single and chunked.digest() == single.digest()
+
+
+def test_batches_that_hand_back_their_windows_build_the_one_batch_tree():
+    """Big builds emit in batches and hand each batch's sorted places (and weights) back to the
+    system once written: the tree equals the one written in a single batch by one thread."""
+    corpus = zipf_corpus(300_000, vocab_size=3_000, rng=6)
+    for mode, weight in (("window", "sequences"), ("chunk", "tokens"), ("prefix", "tokens")):
+        batched = build_tree(corpus, depth=3, mode=mode, weight=weight)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(tokentree.trees.assemble, "_n_chunks", lambda n: 1)
+            mp.setattr(tokentree.trees.assemble, "_n_batches", lambda n: 1)
+            single = build_tree(corpus, depth=3, mode=mode, weight=weight)
+        assert batched == single and batched.digest() == single.digest(), (mode, weight)
 
 
 def test_large_random_corpus_equals_reference():

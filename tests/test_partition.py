@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.strategies import depths, modes, token_sequences, weights
+from tokentree.data.synthetic import zipf_corpus
 from tokentree.infra.errors import InputError
 from tokentree.trees.build import build_tree
 from tokentree.trees.partition import plan_partitions, stitch_trees
@@ -65,3 +66,24 @@ def test_a_stream_separated_by_eos_builds_the_tree_of_its_responses(seqs, depth,
     whole = build_tree(seqs, depth=depth, mode=mode, weight=weight, vocab_size=8)
     _same(build_tree(stream, depth=depth, mode=mode, weight=weight, vocab_size=8), whole)
     _same(build_tree(stream, depth=depth, mode=mode, weight=weight, vocab_size=8, partitions=parts), whole)
+
+
+def test_release_needs_consume_and_drops_only_whole_pages_inside_the_range():
+    from tokentree.infra.pages import PAGE_BYTES, release_pages
+
+    parts = [build_tree([[1, 2]], depth=2, vocab_size=4)]
+    with pytest.raises(InputError, match="needs consume=True"):
+        stitch_trees(parts, parts[0].info, release=True)
+    a = np.ones(64 * PAGE_BYTES, dtype=np.uint8)
+    start = a.ctypes.data % PAGE_BYTES and PAGE_BYTES - a.ctypes.data % PAGE_BYTES  # a's first whole page
+    release_pages(a[100:], 20 * PAGE_BYTES)  # a[100 : 100 + 20 pages]: 19 or 20 whole pages inside
+    zero = np.flatnonzero(a == 0)
+    assert zero.shape[0] % PAGE_BYTES == 0 and 19 * PAGE_BYTES <= zero.shape[0] <= 20 * PAGE_BYTES
+    assert zero[0] >= 100 and zero[-1] < 100 + 20 * PAGE_BYTES and (zero[0] - start) % PAGE_BYTES == 0
+
+
+def test_a_big_build_in_parts_hands_back_pages_and_equals_the_single_build():
+    """Parts big enough for whole pages: the stitch drops each part's pages as it copies them."""
+    corpus = zipf_corpus(200_000, vocab_size=2_000, rng=2)
+    whole = build_tree(corpus, depth=4, mode="window")
+    _same(build_tree(corpus, depth=4, mode="window", partitions=3), whole)

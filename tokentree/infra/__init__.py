@@ -9,5 +9,6 @@
 ``npy_direct``      reading ``.npy`` files without pickle, memory-mapped where possible
 ``optional``        optional dependencies imported on first use, with their install line
 ``version``         the package version
+``pages``           handing the pages of arrays a loop is done with back to the system
 ==================  ===============================================================
 """

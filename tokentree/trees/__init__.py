@@ -2,7 +2,8 @@
 
 ==================  ===============================================================
 ``tree``            :class:`TokenTree`: the exact tree of a dataset, layer by layer
-``build``           :func:`build_tree` from token sequences (compiled kernels in ``_kernels``)
+``build``           :func:`build_tree` from token sequences
+``assemble``        the tree from its windows: keys, sort, emit (kernels in ``_sort_kernels``, ``_kernels``)
 ``combine``         the joint tree of several datasets, and mixtures on it
 ``storage``         saving and loading trees (``.npz`` without pickle)
 ``partition``       splitting a build by first tokens

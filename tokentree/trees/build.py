@@ -28,7 +28,8 @@ new ones below; a node's count is the weight of the windows it stayed open for. 
 number of nodes per level is counted first, so the arrays are allocated at their
 exact sizes and written once. Big builds split the sort and both passes into one
 chunk per numba thread (``NUMBA_NUM_THREADS``); the tree does not depend on how
-many. See :mod:`tokentree.trees._kernels`.
+many. See :mod:`tokentree.trees.assemble` (in window mode no occurrence arrays are made: the
+windows follow from the response bounds).
 """
 
 from __future__ import annotations
@@ -36,13 +37,13 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
 import numpy as np
 
 from tokentree.data.sequences import TokenSequences, TokenStream, as_token_sequences, binary_expand
 from tokentree.infra.errors import InputError, MemoryEstimateError
-from tokentree.infra.progress import progress, progress_steps
+from tokentree.infra.progress import progress
+from tokentree.trees.assemble import Occurrences, build_from_occurrences, build_windows
 from tokentree.trees.partition import first_token_mass, plan_partitions, stitch_trees
 from tokentree.trees.tree import (
     ALPHABETS,
@@ -52,7 +53,6 @@ from tokentree.trees.tree import (
     TokenTree,
     TreeInfo,
     _check_depth,
-    token_dtype,
 )
 
 __all__ = [
@@ -60,7 +60,6 @@ __all__ = [
     "occurrence_sizes", "first_token_mass_of", "second_token_mass_of", "second_token_keys", "build_from_occurrences",
 ]
 
-PARALLEL_FROM = 2**16  # occurrences from which the build uses all of numba's threads
 BYTES_PER_NODE = 6  # at most: int32 token + flags byte + count byte (4 for a 32k vocabulary); large counts are few
 BYTES_PER_OCCURRENCE = 48  # working arrays per occurrence while sorting (at most 44 B)
 #: The modes in the order :func:`tokentree.trees._kernels.cut_by_part` numbers them.
@@ -107,15 +106,6 @@ def occurrence_sizes(lengths: np.ndarray, depth: int, mode: str) -> tuple[int, i
         return int((-(-lengths // depth)).sum()), int(lengths.sum())
     short = np.minimum(lengths, depth)  # window: lengths min(depth, m) for m = 1..n
     return int(lengths.sum()), int((short * (short + 1) // 2 + (lengths - short) * depth).sum())
-
-
-class Occurrences(NamedTuple):
-    """Where each symbol occurrence starts, its length, weight, and whether it ends in EOS."""
-
-    start: np.ndarray
-    length: np.ndarray
-    weights: np.ndarray | None  # None when every occurrence counts 1
-    eos: np.ndarray  # bool: the occurrence reaches the end of its response
 
 
 def occurrences(
@@ -333,15 +323,24 @@ def build_tree(
         )
     if mass is not None:
         parts = [
-            build_from_occurrences(seqs.tokens, occurrences(seqs, depth, mode, weight, first_tokens=(a, b)), info,
-                                   show_progress=False)
+            _build_part(seqs, info, (a, b), show_progress=False)
             for a, b in progress(list(itertools.pairwise(bounds)), desc="building parts", show=show_progress)
             if mass[a:b].any()
         ]
-        return stitch_trees(parts, info, consume=True)
+        return stitch_trees(parts, info, consume=True, release=True)  # the parts are this build's alone
+    return _build_part(seqs, info, None, show_progress=show_progress)
+
+
+def _build_part(seqs: TokenSequences | TokenStream, info: TreeInfo, first_tokens: tuple[int, int] | None, *,
+                show_progress: bool | None) -> TokenTree:
+    """The tree of the occurrences whose first token is in ``first_tokens`` (all of them for None)."""
+    if info.mode == "window":  # no occurrence arrays: the windows follow from the response bounds
+        return build_windows(seqs.tokens, seqs.starts, seqs.ends, info, first_tokens=first_tokens,
+                             show_progress=show_progress)
     # The occurrences are passed, not kept: the builder frees them once sorted.
-    return build_from_occurrences(seqs.tokens, occurrences(seqs, depth, mode, weight), info,
-                                  show_progress=show_progress)
+    return build_from_occurrences(
+        seqs.tokens, occurrences(seqs, info.depth, info.mode, info.weighting, first_tokens=first_tokens), info,
+        show_progress=show_progress)
 
 
 def prepare_build(
@@ -419,85 +418,3 @@ def first_token_mass_of(seqs: TokenSequences | TokenStream, depth: int, mode: st
     if mode == "window":
         return first_token_mass(seqs.tokens, vocab_size)
     return first_token_mass(seqs.tokens[occurrences(seqs, depth, mode, "sequences").start], vocab_size)
-
-
-def _n_chunks(n_occurrences: int) -> int:
-    """Parts the build splits its passes into: one per numba thread, one for a small build."""
-    from numba import get_num_threads
-
-    return get_num_threads() if n_occurrences >= PARALLEL_FROM else 1
-
-
-def build_from_occurrences(
-    tokens: np.ndarray, occ: Occurrences, info: TreeInfo, *, show_progress: bool | None = None
-) -> TokenTree:
-    """Count the occurrences ``tokens[start[i] : start[i] + length[i]]`` in a trie.
-
-    The low-level entry point behind :func:`build_tree` (no input validation):
-    ``tokens`` is the dataset's flat id array (a stream's, EOS ids and all);
-    ``length[i] <= depth``; occurrence ``i`` counts ``weights[i]`` (1 if ``weights`` is
-    None) and ends in EOS when ``eos[i]``.
-    """
-    from tokentree.trees import _kernels  # numba: compiled once, cached on disk
-
-    depth, n = info.depth, int(occ.start.shape[0])
-    b = max(int(info.vocab_size).bit_length(), 1)  # bits per symbol, token + 1 (0 = ended)
-    q = 64 // b  # symbols per key word
-    info_bits = int(2 * depth + 1).bit_length()
-    if tokens.shape[0] >= 2 ** (64 - info_bits):
-        raise InputError(
-            f"{tokens.shape[0]} tokens at depth {depth} overflow the builder's 64-bit window records; "
-            "lower the depth or split the dataset and add the trees with tokentree.sum_trees"
-        )
-    n_chunks = _n_chunks(n)
-    with progress_steps(3, desc="building tree", show=show_progress) as step:
-        place_dtype = np.uint32 if tokens.shape[0] < 2 ** (32 - info_bits) else np.uint64  # start, length, EOS
-        keys, places = _kernels.first_keys(tokens, occ.start, occ.length, occ.eos, q, b, info_bits,
-                                           np.zeros(0, place_dtype))
-        weights = occ.weights
-        del occ  # the caller passed it, not kept it: the places replace it
-        order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
-        _kernels.sort_keys(keys, order, q * b, n_chunks)
-        _kernels.refine_ties(keys, order, tokens, places, info_bits, depth, q, b)
-        step()
-        sorted_places = _kernels.gather(places, order)
-        has_weights = weights is not None
-        sorted_weights = _kernels.gather(weights, order) if weights is not None else np.zeros(1, dtype=np.int64)
-        del places, order, weights
-        shared = np.empty(n, dtype=np.min_scalar_type(depth))
-        bounds, chunk_nodes, deep_ends = _kernels.common_prefixes(
-            keys, sorted_places, info_bits, tokens, depth, q, b, shared, n_chunks
-        )
-        del keys  # the emit pass reads the tokens themselves: the tree's arrays take the keys' place
-        step()
-        level_offsets = np.ones(depth + 2, dtype=np.int64)
-        level_offsets[0] = 0
-        np.cumsum(chunk_nodes.sum(axis=0)[1 : depth + 1], out=level_offsets[2:])
-        level_offsets[2:] += 1
-        n_nodes = int(level_offsets[-1])
-        # The tree's stored dtypes (tokentree.trees.tree): uint16 ids for a vocabulary that fits, one byte per
-        # count.
-        node_token = np.empty(n_nodes, dtype=token_dtype(info.vocab_size))
-        node_flags = np.empty(n_nodes, dtype=np.uint8)  # parent links, derived from these (tree.py)
-        node_count = np.empty(n_nodes, dtype=np.uint8)  # and a table of the large counts (counts_layout.py)
-        # Touch the pages in order first: first-touching them from the emit pass's
-        # depth + 1 interleaved write streams measured 2-3x slower on this VM.
-        for a in (node_token, node_flags, node_count):
-            _kernels.zero(a, n_chunks)
-        node_token[0] = 0 if node_token.dtype == np.uint16 else -1  # the root's slot (its id is -1)
-        eos_at, eos_count, big_at, big_count = _kernels.emit_nodes(  # sparse: (index in the deepest level, count)
-            n, shared, sorted_places, info_bits, sorted_weights, has_weights, tokens, depth,
-            level_offsets, bounds, chunk_nodes, node_token, node_flags, node_count, deep_ends,
-        )
-        step()
-        order = np.argsort(big_at, kind="stable")
-    return TokenTree._from_arrays(
-        tokens=node_token,
-        flags=node_flags,
-        counts=node_count,
-        count_overflow_at=big_at[order],
-        count_overflow=big_count[order],
-        leaf_eos=(eos_at, eos_count),
-        level_offsets=level_offsets,
-        info=info,
-    )

@@ -363,8 +363,18 @@ class TokenTree:
     def stored_arrays(self) -> dict[str, np.ndarray]:
         """The arrays as stored (narrow dtypes, root token slot 0 when uint16, ``flags`` or ``parents``, the counts'
         table, leaf EOS counts dense): what :func:`~tokentree.trees.storage.save_tree` writes."""
-        return {"tokens": self._tokens, **self._links, "counts": self._counts, **self._count_table,
-                "leaf_eos": self._dense_leaf_eos(count_dtype(self.total_mass)), "level_offsets": self._level_offsets}
+        return {**self.stored_node_arrays, "leaf_eos": self._dense_leaf_eos(count_dtype(self.total_mass)),
+                "level_offsets": self._level_offsets}
+
+    @property
+    def stored_node_arrays(self) -> dict[str, np.ndarray]:
+        """The per-node arrays of :attr:`stored_arrays` and the counts' table (no dense leaf EOS array is made)."""
+        return {"tokens": self._tokens, **self._links, "counts": self._counts, **self._count_table}
+
+    @property
+    def sparse_leaf_eos(self) -> tuple[np.ndarray, np.ndarray]:
+        """The deepest level's EOS counts as stored: (index in the level, count), by index, counts nonzero."""
+        return self._leaf_eos_at, self._leaf_eos_count
 
     @property
     def _count_table(self) -> dict[str, np.ndarray]:
