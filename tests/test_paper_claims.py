@@ -226,6 +226,27 @@ def test_resistance_claims_on_fabricated_cells():
     assert set(_resistance_statuses(0.01, regime_k=20.0).values()) == {"not detectable at this regime"}
 
 
+def test_a_sweep_level_whose_slices_do_not_differ_is_not_detectable_and_neither_is_the_trend():
+    """Alignment sets too small to move the model leave D_1 = D_3: no level claim there, no trend across it."""
+    from tokentree.experiments.resistance import judge_sweep
+    from tokentree.lab.regime import training_regime
+
+    rng = np.random.default_rng(2)
+    levels, moved = [96, 24, 6, 3], {96: (0.6, 0.9), 24: (0.6, 0.8), 6: (0.7, 0.7), 3: (0.7, 0.7)}
+    records = [dataclasses.replace(_transfer(s, p, 0.0, kl=0.002), n_align=n, kl_return_excess_nats=(
+        0.004 if moved[n][0] < moved[n][1] else -5e-5) + rng.normal(0, 5e-4))
+        for s in range(8) for n in levels for p in ("1-2", "1-3", "2-3")]
+    slices = [dataclasses.replace(_slices(s, moved[n][0] + rng.normal(0, 0.01), moved[n][1] + rng.normal(0, 0.01)),
+                                  n_align=n) for s in range(8) for n in levels]
+    regimes = [training_regime(pretrain_tokens=10**7, behaviour_tokens=100 * n, transfer_tokens=500,
+                               pretrain_losses=[2.0] * 100, fine_tune_lr=1e-4, warmup_steps=5, warn=False)
+               for _ in range(8) for n in levels]
+    status = {v.item: str(v.status) for v in judge_sweep(records, slices, regimes, levels)}
+    assert status["K3@1"] == status["K3@2"] == "holds"
+    assert status["K3@3"] == status["K3@4"] == status["K3-trend"] == "not detectable at this regime"
+    assert status["K1@1"] == "within noise"  # contrast 0 where the slices do differ
+
+
 def test_the_k_sweeps_run_quick_with_a_verdict_per_k_and_on_the_trend(tmp_path):
     """experiments/resistance-k-sweep.toml and rebound-k-sweep.toml with --quick, as a user runs them."""
     for name in ("resistance", "rebound"):

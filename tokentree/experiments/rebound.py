@@ -31,11 +31,11 @@ from tokentree.lab.base import BaseSettings
 from tokentree.lab.rebound_protocol import (
     CountModelRecord,
     PointRecord,
+    ScaledGrid,
     check_pretrain_scales,
     count_model_records,
     initial_drop_rho,
     point_record,
-    scaled_amounts,
     scaled_grid,
 )
 from tokentree.lab.regime import TrainingRegime
@@ -50,7 +50,7 @@ SECTION = "docs/experiments.md §E4r"
 
 
 @dataclass(frozen=True)
-class Config(SeededTraining, Checked):
+class Config(ScaledGrid, SeededTraining, Checked):
     """Options of ``tokentree run rebound`` (``[base]``: theta_0); every field: docs/experiments.md §E4r.
 
     pretrain_scales sweeps theta_0's pre-training tokens (multiples of base.pretrain_tokens), hence k; the
@@ -98,10 +98,6 @@ class Config(SeededTraining, Checked):
     def levels(self) -> list[int]:
         """theta_0's pre-training token budgets run (``pretrain_scales`` x base.pretrain_tokens), increasing."""
         return sorted({max(1, round(s * self.judged)) if self.judged else 0 for s in self.pretrain_scales or (1.0,)})
-
-    def scaled(self, values: Sequence[int]) -> list[int]:
-        """``values`` (n_pos_values or n_neg_values) times ``scale``, rounded."""
-        return scaled_amounts(values, self.scale)
 
     @classmethod
     def quick(cls) -> Config:
@@ -198,11 +194,10 @@ def judge(curves: Sequence[CurveRecord], regimes: Sequence[TrainingRegime], n_po
 def judge_sweep(curves: Sequence[CurveRecord], regimes: Sequence[TrainingRegime], levels: Sequence[int],
                 n_pos: list[int]) -> list[Verdict]:
     """K2 per pre-training budget (rho > 0 over seeds) and K2-trend: rho grows with log k."""
-    per_level = [regimes[i::len(levels)] for i in range(len(levels))]
+    k, untestable = trained.level_regimes(regimes, len(levels))
     return trained.sweep_verdicts("K2", "more alignment, faster initial rebound (Spearman rho of the score drop on "
-                                  "n_pos > 0)", [float(np.mean([r.k for r in lv])) for lv in per_level],
-                                  initial_drop_rho(curves, sorted({c.seed for c in curves}), levels, n_pos), SECTION,
-                                  untestable=[trained.premise_problems(lv) for lv in per_level], unit="")
+                                  "n_pos > 0)", k, initial_drop_rho(curves, sorted({c.seed for c in curves}), levels,
+                                                                    n_pos), SECTION, untestable=untestable, unit="")
 
 
 # ----------------------------------------------------------------------------- report

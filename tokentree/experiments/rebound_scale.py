@@ -31,7 +31,7 @@ from tokentree.framework.runner import run_cases
 from tokentree.framework.tables import Column, Table
 from tokentree.framework.verdicts import Verdict
 from tokentree.infra.errors import InputError
-from tokentree.lab.rebound_protocol import scaled_amounts, scaled_grid
+from tokentree.lab.rebound_protocol import ScaledGrid, scaled_grid
 from tokentree.lab.regime import TrainingRegime
 from tokentree.lab.seeded import SeededTraining
 from tokentree.verification import paper
@@ -47,7 +47,7 @@ TINYLLAMA_FRACTIONS = (0.03, 0.17, 0.33, 0.67, 0.83, 1.0)
 
 
 @dataclass(frozen=True)
-class Config(SeededTraining, Checked):
+class Config(ScaledGrid, SeededTraining, Checked):
     """Options of ``tokentree run rebound-scale`` (flat TOML; the rest as in ``rebound``): docs/experiments.md §E4x.
 
     sizes: (layers, width, heads), smallest first; the middle one is also the volume sweep's model, kept at
@@ -104,10 +104,6 @@ class Config(SeededTraining, Checked):
         if self.remark_share < 1 and self.data != "synthetic":
             raise InputError("remark_share < 1 drops remarks of the synthetic language: set it to 1 for this data")
         scaled_grid(self.n_pos_values, self.n_neg_values, self.scale)
-
-    def scaled(self, values: Sequence[int]) -> list[int]:
-        """``values`` (n_pos_values or n_neg_values) times ``scale``, rounded."""
-        return scaled_amounts(values, self.scale)
 
     @property
     def factors(self) -> list[float]:

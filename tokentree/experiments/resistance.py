@@ -164,48 +164,47 @@ def judge(records: Sequence[TransferRecord], slices: Sequence[SliceRecord], regi
           n_align: int) -> list[Verdict]:
     """T0-T4 at alignment size ``n_align`` (docs/experiments.md §E4s), cells = dataset x pair, seeds the unit."""
     records = [r for r in records if r.n_align == n_align]
-    full = [s for s in slices if s.base == "full" and s.n_align == n_align]
-    regime = trained.premise_problems(regimes)
-    t0, differs = trained.precondition_verdict(
-        "T0", "the slices differ: D_3 is more aligned than D_1 (the design's premise)", [s.seed for s in full],
-        [s.share_3 for s in full], [s.share_1 for s in full], SECTION, untestable=regime)
-    untestable = "; ".join(p for p in (regime, "" if differs else "the slices do not measurably differ (T0)") if p)
+    t0, untestable = _slices_differ(slices, n_align, trained.premise_problems(regimes))
     barely = {(r.seed, r.dataset, r.pair): r.contrast_nats for r in records if r.base == "barely"}
-    rows = {item: _full(records) for item in ("T1", "T2", "T3")}
+    rows = {item: [r for r in records if r.base == "full"] for item in ("T1", "T2", "T3")}
     if barely:
         rows["T4"] = [dataclasses.replace(r, contrast_nats=r.contrast_nats - barely[(r.seed, r.dataset, r.pair)])
-                      for r in _full(records)]
+                      for r in rows["T1"]]
     return [t0, *(trained.gated_verdict(item, claim, trained.cells_decision(trained.cells_of(
         rows[item], key, lambda r: f"{r.dataset} {r.pair}")), SECTION, untestable=untestable)
         for item, claim, key in CLAIMS if item in rows)]
 
 
-def _full(records: Sequence[TransferRecord]) -> list[TransferRecord]:
-    return [r for r in records if r.base == "full"]
+#: The k sweep's measures: (item, record field, plot file, what it is); K1 is T2's measure, K3 is T3's.
+SWEPT = (("K1", "contrast_nats", "contrast_vs_k", "2x2 resistance contrast"),
+         ("K3", "kl_return_excess_nats", "kl_vs_k", "KL return excess"))
 
 
-#: The k sweep's effects: (item, record field, claim, plot file, plot label); K1 is T2's measure, K3 is T3's.
-SWEPT = (("K1", "contrast_nats", "the mean 2x2 contrast over cells is positive", "contrast_vs_k",
-          "2x2 resistance contrast (nats per token)"),
-         ("K3", "kl_return_excess_nats", "the mean KL return excess over cells is positive", "kl_vs_k",
-          "KL return excess (nats per token)"))
+def _slices_differ(slices: Sequence[SliceRecord], n_align: int, regime: str) -> tuple[Verdict, str]:
+    """T0 at alignment size ``n_align``, and why the claims there are untestable ("" when they are testable)."""
+    full = [s for s in slices if s.base == "full" and s.n_align == n_align]
+    t0, differs = trained.precondition_verdict(
+        "T0", "the slices differ: D_3 is more aligned than D_1 (the design's premise)", [s.seed for s in full],
+        [s.share_3 for s in full], [s.share_1 for s in full], SECTION, untestable=regime)
+    return t0, "; ".join(p for p in (regime, "" if differs else "the slices do not measurably differ (T0)") if p)
 
 
-def _effects(records: Sequence[TransferRecord], seeds: Sequence[int], sizes: Sequence[int],
-             key: str = "contrast_nats") -> np.ndarray:
+def _effects(records: Sequence[TransferRecord], seeds: Sequence[int], sizes: Sequence[int], key: str) -> np.ndarray:
     """The mean of ``key`` over cells (full base), one row per seed, one column per alignment size."""
-    return np.array([[np.mean([getattr(r, key) for r in _full(records) if (r.seed, r.n_align) == (s, n)])
+    return np.array([[np.mean([getattr(r, key) for r in records if (r.base, r.seed, r.n_align) == ("full", s, n)])
                       for n in sizes] for s in seeds])
 
 
-def judge_sweep(records: Sequence[TransferRecord], regimes: Sequence[TrainingRegime], levels: Sequence[int]) -> list[
-        Verdict]:
-    """K1 and K3 per alignment size (``levels`` largest first, so k increases), and their trends in k."""
-    per_level = [regimes[i::len(levels)] for i in range(len(levels))]
-    k, seeds = [float(np.mean([r.k for r in lv])) for lv in per_level], sorted({r.seed for r in records})
-    return [v for item, key, claim, *_ in SWEPT for v in trained.sweep_verdicts(
-        item, claim, k, _effects(records, seeds, levels, key), SECTION,
-        untestable=[trained.premise_problems(lv) for lv in per_level])]
+def judge_sweep(records: Sequence[TransferRecord], slices: Sequence[SliceRecord], regimes: Sequence[TrainingRegime],
+                levels: Sequence[int]) -> list[Verdict]:
+    """K1 and K3 per alignment size (``levels`` largest first, so k increases; each gated like T0 gates the
+    T-claims: a size whose slices do not differ cannot show resistance), and their trends in k."""
+    (k, premise), seeds = trained.level_regimes(regimes, len(levels)), sorted({r.seed for r in records})
+    untestable = [_slices_differ(slices, n, problems)[1] for n, problems in zip(levels, premise, strict=True)]
+    alike = [n for n, why, problems in zip(levels, untestable, premise, strict=True) if why != problems]
+    return [v for item, key, _, what in SWEPT for v in trained.sweep_verdicts(
+        item, f"the mean {what} over cells is positive", k, _effects(records, seeds, levels, key), SECTION,
+        untestable=untestable, trend_untestable=f"the slices do not measurably differ at sizes {alike}" * bool(alike))]
 
 
 # ----------------------------------------------------------------------------- report
@@ -224,7 +223,7 @@ SLICE_TABLE = Table("slices", "Aligned share of each slice (mean ± sd over seed
 @dataclass(frozen=True, eq=False, repr=False)
 class Result(ExperimentReport):
     EXPERIMENT = NAME
-    PLOTS = ("forward_vs_inverse", *(plot for *_, plot, _ in SWEPT))
+    PLOTS = ("forward_vs_inverse", *(plot for _, _, plot, _ in SWEPT))
     CLAIMS_SECTION = SECTION
 
     config: Config
@@ -279,8 +278,8 @@ class Result(ExperimentReport):
                                 path=folder / "forward_vs_inverse.png")
         c = self.config
         k = np.array([r.k for r in self.regime]).reshape(len(c.seeds), len(c.levels))
-        for _, key, _, plot, label in SWEPT:
-            plot_effect_vs_k(k, _effects(self.records, c.seeds, c.levels, key), ylabel=label,
+        for _, key, plot, what in SWEPT:
+            plot_effect_vs_k(k, _effects(self.records, c.seeds, c.levels, key), ylabel=f"{what} (nats per token)",
                              path=folder / f"{plot}.png")
 
 
@@ -290,5 +289,5 @@ def run(config: Config, *, show_progress: bool | None = None) -> Result:
     verdicts = judge(t["records"], t["slices"], [r for i, r in enumerate(t["regime"]) if config.levels[
         i % len(config.levels)] == config.n_align], n_align=config.n_align)
     if len(config.levels) > 1:
-        verdicts += judge_sweep(t["records"], t["regime"], config.levels)
+        verdicts += judge_sweep(t["records"], t["slices"], t["regime"], config.levels)
     return Result(config, t["records"], t["slices"], t["regime"], verdicts, seconds=runs.seconds)

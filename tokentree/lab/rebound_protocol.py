@@ -40,12 +40,22 @@ from tokentree.lab.transfer import merge_adapters
 __all__ = ["ReboundSettings", "ReboundCurve", "PointRecord", "point_record", "CountModelRecord", "rebound_curve",
            "stage_one", "count_model_records",
            "pretraining_shares", "scaled_amounts", "scaled_grid", "initial_drop_rho", "check_pretrain_scales",
-           "seed_floor"]
+           "seed_floor", "ScaledGrid"]
 
 
 def scaled_amounts(values: Sequence[int], scale: float) -> list[int]:
     """``values`` times ``scale``, rounded: the amounts a grid scaled down (or up) trains on."""
     return [round(v * scale) for v in values]
+
+
+class ScaledGrid:
+    """A config's rebound grid: ``n_pos_values`` and ``n_neg_values`` trained on ``scale`` times over."""
+
+    scale: float
+
+    def scaled(self, values: Sequence[int]) -> list[int]:
+        """``values`` (n_pos_values or n_neg_values) times ``scale``, rounded."""
+        return scaled_amounts(values, self.scale)
 
 
 def scaled_grid(n_pos: Sequence[int], n_neg: Sequence[int], scale: float) -> tuple[list[int], list[int]]:

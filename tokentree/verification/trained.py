@@ -144,18 +144,27 @@ def precondition_verdict(item: str, claim: str, seeds: Sequence[int], treatment:
     return verdict, decision.status == VerdictStatus.HOLDS
 
 
+def level_regimes(regimes: Sequence[Any], n_levels: int) -> tuple[list[float], list[str]]:
+    """The mean k and the premise problems ("" when met) of each level of a sweep, from regime rows ordered by
+    seed, then level."""
+    per_level = [regimes[i::n_levels] for i in range(n_levels)]
+    return [float(np.mean([r.k for r in lv])) for lv in per_level], [premise_problems(lv) for lv in per_level]
+
+
 def sweep_verdicts(item: str, claim: str, k: Sequence[float], effects: np.ndarray, reference: str, *,
-                   untestable: Sequence[str], unit: str = "nats") -> list[Verdict]:
+                   untestable: Sequence[str], unit: str = "nats", trend_untestable: str = "") -> list[Verdict]:
     """One verdict per level of a k sweep (the effect > 0 over seeds there), then "the effect grows with k".
 
     ``effects`` has one row per seed and one column per level of ``k`` (increasing);
     ``untestable[i]`` is what level i misses of the premise ("" when met). The trend is a per-seed
-    slope on log k (:func:`~tokentree.framework.stats.slope_test`), judged whatever the levels' premise.
+    slope on log k (:func:`~tokentree.framework.stats.slope_test`), judged whatever the levels' premise
+    (low k outside it is what the sweep is for) unless ``trend_untestable`` says why it cannot be
+    (levels where the design itself has no signal, whatever k).
     """
     out = [gated_verdict(f"{item}@{i + 1}", f"{claim} (level {i + 1}, k = {k_i:.3g})",
                          decide(paired_test(effects[:, i], unit=unit)), reference, untestable=untestable[i])
            for i, k_i in enumerate(k)]
     trend = decide(slope_test(k, effects, unit=unit))
     out.append(gated_verdict(f"{item}-trend", f"the effect appears as k grows: {claim} grows with log k", trend,
-                             reference))
+                             reference, untestable=trend_untestable))
     return out
