@@ -118,13 +118,11 @@ def _plain_forward_seconds(model, ids: np.ndarray, context: int, *, eager: bool 
 
     from tokentree.bridge.lockstep import eager_attention
 
-    n = -(-ids.shape[0] // context)
-    batch = np.zeros((n, context), dtype=np.int64)
-    batch.reshape(-1)[: ids.shape[0]] = ids
+    rows = [ids[i : i + context] for i in range(0, ids.shape[0], context)]  # the last one as long as what is left
     with torch.inference_mode(), eager_attention(model) if eager else contextlib.nullcontext():
-        model(input_ids=torch.from_numpy(batch[:1, : min(context, 64)]), use_cache=False)  # first-call costs
+        model(input_ids=torch.from_numpy(rows[0][None, :64]), use_cache=False)  # first-call costs
         start = time.perf_counter()
-        for row in batch:  # one window at a time: the logits of a batch of 2k-token windows do not fit
+        for row in rows:  # one window at a time: the logits of a batch of 2k-token windows do not fit
             model(input_ids=torch.from_numpy(row[None]), use_cache=False)
         return time.perf_counter() - start
 
