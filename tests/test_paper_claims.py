@@ -247,6 +247,17 @@ def test_a_sweep_level_whose_slices_do_not_differ_is_not_detectable_and_neither_
     assert status["K1@1"] == "within noise"  # contrast 0 where the slices do differ
 
 
+def test_the_sweep_plot_marks_the_levels_that_were_not_detectable():
+    from tokentree.plots.resistance import plot_effect_vs_k
+
+    k, effects = np.array([[10.0, 100.0, 1000.0]] * 3), np.arange(9.0).reshape(3, 3)
+    fig = plot_effect_vs_k(k, effects, ylabel="effect", testable=[True, False, False])
+    hollow = [ln for ln in fig.axes[0].lines if ln.get_label() == "not detectable at this regime"]
+    assert len(hollow) == 1 and hollow[0].get_xdata().tolist() == [100.0, 1000.0]
+    plain = plot_effect_vs_k(k, effects, ylabel="effect")
+    assert not [ln for ln in plain.axes[0].lines if ln.get_label() == "not detectable at this regime"]
+
+
 def test_the_k_sweeps_run_quick_with_a_verdict_per_k_and_on_the_trend(tmp_path):
     """experiments/resistance-k-sweep.toml and rebound-k-sweep.toml with --quick, as a user runs them."""
     for name in ("resistance", "rebound"):

@@ -274,7 +274,8 @@ class Result(ExperimentReport):
                     ylabel="negatives to the KL floor, / smallest n_pos", path=folder / "table3.png")
         plot_effect_vs_k(np.array([r.k for r in self.regime]).reshape(len(c.seeds), len(c.levels)),
                          initial_drop_rho(self.curves, c.seeds, c.levels, self.n_pos),
-                         ylabel="Spearman rho: initial score drop on n_pos", path=folder / "rebound_vs_k.png")
+                         ylabel="Spearman rho: initial score drop on n_pos",
+                         testable=trained.level_testable(self.verdicts, "K2"), path=folder / "rebound_vs_k.png")
 
 
 def run(config: Config, *, show_progress: bool | None = None) -> Result:

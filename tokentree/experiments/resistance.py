@@ -278,9 +278,9 @@ class Result(ExperimentReport):
                                 path=folder / "forward_vs_inverse.png")
         c = self.config
         k = np.array([r.k for r in self.regime]).reshape(len(c.seeds), len(c.levels))
-        for _, key, plot, what in SWEPT:
+        for item, key, plot, what in SWEPT:
             plot_effect_vs_k(k, _effects(self.records, c.seeds, c.levels, key), ylabel=f"{what} (nats per token)",
-                             path=folder / f"{plot}.png")
+                             testable=trained.level_testable(self.verdicts, item), path=folder / f"{plot}.png")
 
 
 def run(config: Config, *, show_progress: bool | None = None) -> Result:

@@ -45,11 +45,12 @@ def plot_forward_vs_inverse(cells: Mapping[str, Sequence[tuple[str, str, Sequenc
     return finish(fig, path)
 
 
-def plot_effect_vs_k(k: np.ndarray, effects: np.ndarray, *, ylabel: str,
+def plot_effect_vs_k(k: np.ndarray, effects: np.ndarray, *, ylabel: str, testable: Sequence[bool] | None = None,
                      path: str | os.PathLike[str] | None = None) -> Figure:
     """A per-seed effect against k = |D_pre| / |D_a| (log axis): every seed's points, the mean and a seed-sd bar.
 
-    ``k`` and ``effects`` have one row per seed and one column per level of the sweep.
+    ``k`` and ``effects`` have one row per seed and one column per level of the sweep; a level
+    whose verdict is "not detectable at this regime" (``testable`` False) gets a hollow marker.
     """
     fig, ax = new_figure()
     k, effects = np.atleast_2d(k), np.atleast_2d(effects)
@@ -58,6 +59,10 @@ def plot_effect_vs_k(k: np.ndarray, effects: np.ndarray, *, ylabel: str,
     mean_k, mean = k.mean(axis=0), effects.mean(axis=0)
     sd = effects.std(axis=0, ddof=1) if effects.shape[0] > 1 else np.zeros_like(mean)
     ax.errorbar(mean_k, mean, yerr=sd, fmt="o-", capsize=3, color=COLOURS[0], label="mean ± seed sd")
+    hollow = ~np.asarray(testable or [True] * mean.shape[0], dtype=bool)  # none given (no sweep): all testable
+    if hollow.any():
+        ax.plot(mean_k[hollow], mean[hollow], "o", mfc="white", mec=COLOURS[0], ms=7, zorder=4,
+                label="not detectable at this regime")
     ax.axhline(0, color="0.3", lw=0.8)
     ax.axvline(100, color=COLOURS[1], ls=":", lw=1, label="k = 100 (the premise)")
     ax.set_xscale("log")

@@ -151,6 +151,11 @@ def level_regimes(regimes: Sequence[Any], n_levels: int) -> tuple[list[float], l
     return [float(np.mean([r.k for r in lv])) for lv in per_level], [premise_problems(lv) for lv in per_level]
 
 
+def level_testable(verdicts: Sequence[Verdict], item: str) -> list[bool]:
+    """Per level of the sweep ``item`` (its ``item@i`` verdicts in order): whether the level was testable."""
+    return [v.status != VerdictStatus.NOT_DETECTABLE for v in verdicts if v.item.startswith(f"{item}@")]
+
+
 def sweep_verdicts(item: str, claim: str, k: Sequence[float], effects: np.ndarray, reference: str, *,
                    untestable: Sequence[str], unit: str = "nats", trend_untestable: str = "") -> list[Verdict]:
     """One verdict per level of a k sweep (the effect > 0 over seeds there), then "the effect grows with k".
