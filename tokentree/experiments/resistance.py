@@ -201,10 +201,11 @@ def judge_sweep(records: Sequence[TransferRecord], slices: Sequence[SliceRecord]
     T-claims: a size whose slices do not differ cannot show resistance), and their trends in k."""
     (k, premise), seeds = trained.level_regimes(regimes, len(levels)), sorted({r.seed for r in records})
     untestable = [_slices_differ(slices, n, problems)[1] for n, problems in zip(levels, premise, strict=True)]
-    alike = [n for n, why, problems in zip(levels, untestable, premise, strict=True) if why != problems]
+    alike = [n for n, why, problems in zip(levels, untestable, premise, strict=True) if why != problems]  # T0 added
+    trend = f"the slices do not measurably differ at sizes {alike}" if alike else ""
     return [v for item, key, _, what in SWEPT for v in trained.sweep_verdicts(
         item, f"the mean {what} over cells is positive", k, _effects(records, seeds, levels, key), SECTION,
-        untestable=untestable, trend_untestable=f"the slices do not measurably differ at sizes {alike}" * bool(alike))]
+        untestable=untestable, trend_untestable=trend)]
 
 
 # ----------------------------------------------------------------------------- report
