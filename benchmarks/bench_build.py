@@ -81,14 +81,22 @@ def case(kind: str, n_tokens: int, depth: int, mode: str) -> dict:
     first = time.perf_counter() - t0
     nodes, nbytes = tree.n_nodes, tree.nbytes
     peak = peak_rss_gib()
-    del tree
+    t0 = time.perf_counter()
+    compressed = tree.compressed()
+    compress_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    same = compressed.expanded() == tree
+    expand_s = time.perf_counter() - t0  # the expansion and the comparison
+    paths = {"paths_bytes_per_node": compressed.nbytes / nodes, "compress_s": compress_s, "expand_and_compare_s":
+             expand_s, "paths_equal": bool(same), "explicit_share": compressed.explicit.n_nodes / nodes}
+    del tree, compressed
     again = []
     for _ in range(3):
         t0 = time.perf_counter()
         build_tree(corpus, depth=depth, mode=mode, vocab_size=32_000)
         again.append(time.perf_counter() - t0)
     return {"seconds": first, "seconds_steady": statistics.median(again), "nodes": nodes,
-            "bytes_per_node": nbytes / nodes, "peak_rss_gib": peak, "rss_before_gib": rss_before}
+            "bytes_per_node": nbytes / nodes, "peak_rss_gib": peak, "rss_before_gib": rss_before, **paths}
 
 
 def fresh_memory_case() -> dict:
@@ -133,13 +141,25 @@ def main() -> None:
         ref = run_case("reference", ref_n, depth, "window")
         slice_fast = run_case("fast", ref_n, depth, "window")
         print_row(f"window d={depth} {big / 1e6:g}M numpy+numba", fast, big)
+        print_paths(fast)
         print_row(f"window d={depth} {ref_n / 1e6:g}M numpy+numba", slice_fast, ref_n)
         print_row(f"window d={depth} {ref_n / 1e6:g}M python dicts", ref, ref_n)
         print(f"  -> speed-up vs pure-Python dicts (same {ref_n / 1e6:g}M slice): "
               f"{ref['seconds'] / slice_fast['seconds_steady']:.0f}x; per token at full size: "
               f"{(ref['seconds'] / ref_n) / (fast['seconds_steady'] / big):.0f}x; "
               f"exact counts and parent links: {ref['exact_vs_fast']}")
-    print_row(f"prefix d=16 {prefix_n / 1e6:g}M", run_case("fast", prefix_n, 16, "prefix"), prefix_n)
+    prefix = run_case("fast", prefix_n, 16, "prefix")
+    print_row(f"prefix d=16 {prefix_n / 1e6:g}M", prefix, prefix_n)
+    print_paths(prefix)
+
+
+def print_paths(r: dict) -> None:
+    """The path-compressed layout of the same tree (tokentree.trees.paths)."""
+    ratio = r["paths_bytes_per_node"] / r["bytes_per_node"]
+    print(f"  -> path-compressed: {r['paths_bytes_per_node']:.2f} B/node ({ratio:.2f}x "
+          f"the full layout; explicit nodes {r['explicit_share']:.1%}); compressing {r['compress_s']:.2f} s "
+          f"({r['compress_s'] / r['seconds_steady']:.2f}x the build), expanding and comparing "
+          f"{r['expand_and_compare_s']:.2f} s; equal: {r['paths_equal']}")
 
 
 def print_row(name: str, r: dict, n_tokens: int) -> None:

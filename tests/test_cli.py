@@ -21,6 +21,19 @@ def test_build_then_info_on_builtin_corpus(tmp_path, capsys):
     assert len(info["layers"]["entropy_bits"]) == 5
 
 
+def test_build_with_paths_writes_the_same_tree_path_compressed(tmp_path, capsys):
+    full, paths = tmp_path / "full.npz", tmp_path / "paths.npz"
+    for out, extra in ((full, []), (paths, ["--paths"])):
+        assert main(["build", "--builtin", "pydoc", "--depth", "6", "--mode", "window", "-o", str(out), *extra]) == 0
+    a, b = load_tree(full), load_tree(paths)
+    assert b.is_compressed and not a.is_compressed and a == b and b.nbytes < a.nbytes
+    assert b.count("def ") == a.count("def ") > 0 and b.provenance == a.provenance
+    capsys.readouterr()
+    assert main(["info", str(paths)]) == 0 and "(path-compressed)" in capsys.readouterr().out
+    assert main(["build", "--builtin", "pydoc", "--workers", "1", "--paths", "-o", str(tmp_path / "p")]) == 2
+    assert "drop --paths" in capsys.readouterr().err
+
+
 def test_build_from_jsonl_with_bad_lines(tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     data.write_text('{"text": "hello there"}\nnot json\n{"text": "general kenobi"}\n')

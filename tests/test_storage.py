@@ -168,12 +168,21 @@ def test_version_3_stores_the_narrow_dtypes(tmp_path, tree):
     counts (total mass < 2**32) on disk and in memory."""
     path = save_tree(tree, tmp_path / "t.npz")
     with np.load(path, allow_pickle=False) as npz:
-        assert json.loads(npz["header"].tobytes())["version"] == FORMAT_VERSION == 3
+        assert json.loads(npz["header"].tobytes())["version"] == FORMAT_VERSION == 4  # the full layout as in 3
         assert npz["tokens"].dtype == np.uint16 and npz["counts"].dtype == np.uint8
         assert npz["count_overflow_at"].shape == (0,) and npz["leaf_eos"].dtype == np.uint32
     loaded = load_tree(path)
     assert loaded.stored_arrays["tokens"].dtype == np.uint16 and loaded.nbytes == tree.nbytes
     assert loaded.tokens.tolist() == [-1, *tree.tokens[1:].tolist()] and loaded.counts.dtype == np.int64
+
+
+def test_version_3_files_still_open_and_equal_todays_build():
+    """Written by the format-version-3 code (commit 00b5d8d) from the tree of tree_v2_window.npz: the same tree."""
+    old = load_tree(DATA / "tree_v3_window.npz")
+    with np.load(DATA / "tree_v3_window.npz", allow_pickle=False) as npz:
+        assert json.loads(npz["header"].tobytes())["version"] == 3 and "tail_length" not in npz.files
+    assert not old.is_compressed and old.digest() == V2_DIGESTS["tree_v2_window.npz"]
+    assert old.compressed() == old
 
 
 #: Written by tokentree's format-version-2 code (commit 5a469c6: uint32 counts, no table of large counts):

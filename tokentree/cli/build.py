@@ -111,6 +111,8 @@ def add_build(sub: Any) -> None:
     p.add_argument("--skip-bad-lines", action="store_true", help="skip and count bad records (default: stop)")
     p.add_argument("--force", action="store_true", help="build even if the memory estimate is too high (default: off)")
     p.add_argument("--compress", action="store_true", help="write a compressed .npz (default: uncompressed)")
+    p.add_argument("--paths", action="store_true", help="store chains of one child as pointers into a token array "
+                   "(path compression: smaller in memory and on disk; the same tree) (default: one node per prefix)")
     p.add_argument(
         "--overwrite", action="store_true",
         help="with --workers/--scheduler: replace the output folder even if it is not an earlier partitioned tree "
@@ -187,6 +189,9 @@ def _build(args: argparse.Namespace) -> int:
     if args.workers is not None or args.scheduler is not None:
         from tokentree.trees.distributed import build_partitioned
 
+        if args.paths:
+            raise InputError("--paths writes one tree file; a partitioned build writes a folder of parts: drop "
+                             "--paths, or build without --workers/--scheduler")
         if args.alphabet != "token":
             raise InputError("distributed builds are over token ids (--alphabet token); build binary trees in one "
                              "process")
@@ -201,7 +206,7 @@ def _build(args: argparse.Namespace) -> int:
     tree = build_tree(seqs, depth=args.depth, mode=args.mode, weight=args.weight, alphabet=args.alphabet,
                       force=args.force, partitions=args.partitions)
     tree = tree.with_provenance(record, tokenizer.to_str() if tokenizer is not None else None)
-    path = save_tree(tree, args.output, compress=args.compress)
+    path = save_tree(tree.compressed() if args.paths else tree, args.output, compress=args.compress)
     print(f"wrote {path}: {tree}{read}")
     return 0
 

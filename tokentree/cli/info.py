@@ -68,6 +68,7 @@ def describe_tree(tree: Any) -> dict:
         "total_mass": tree.total_mass,
         "symbols": len(tree.symbols()),
         "memory_bytes": tree.nbytes,
+        "layout": "paths" if tree.is_compressed else "full",
         "layers": tree.layer_stats().to_dict(),
         "provenance": tree.provenance,
     }
@@ -92,7 +93,7 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"  mode {i['mode']}   depth {i['depth']}   weight {i['weighting']}   alphabet {i['alphabet']}")
     where = f"on disk in {d['parts']} parts" if "parts" in d else "memory"
     print(f"  nodes {d['nodes']:,}   symbols {d['symbols']:,}   mass {d['total_mass']:,}   "
-          f"{where} {d['memory_bytes'] / 2**20:.1f} MiB")
+          f"{where} {d['memory_bytes'] / 2**20:.1f} MiB" + (" (path-compressed)" if d.get("layout") == "paths" else ""))
     print(f"  {'depth':>5} {'nodes':>12} {'mass':>12} {'eos':>10} {'entropy (bits)':>15}")
     layers = d["layers"]
     for j in range(len(layers["nodes"])):

@@ -17,8 +17,12 @@ Format versions
 3. (issue 26) counts as the tree stores them (:mod:`tokentree.trees.counts_layout`): uint8
    with ``count_overflow_at`` (int64 node indices, sorted) and ``count_overflow`` (their
    counts, 255 or more), or dense as in version 2 with both tables empty.
+4. (issue 26) a path-compressed tree (:mod:`tokentree.trees.paths`) adds its tails:
+   ``tail_length``, ``tail_text``, ``tail_end_eos_at``, ``tail_end_eos``; the other arrays are
+   then those of its explicit nodes, checked as a tree of their own, whose flags may carry a
+   third bit (4: the node heads a tail). A tree in the full layout is written as in version 3.
 
-Version-1 and version-2 files still open (their arrays are narrowed on loading).
+Version-1, -2 and -3 files still open (their arrays are narrowed on loading).
 """
 
 from __future__ import annotations
@@ -37,12 +41,13 @@ from tokentree.infra.errors import TreeFileError
 from tokentree.infra.output_lock import pid_alive, pid_of_temporary, temporary_prefix
 from tokentree.infra.outputs import umask_mode
 from tokentree.trees.counts_layout import SATURATED
+from tokentree.trees.paths import TAIL_ARRAYS
 from tokentree.trees.tree import ALPHABETS, MAX_DEPTH, MAX_VOCAB, MODES, WEIGHTINGS, TokenTree, TreeInfo
 
 __all__ = ["save_tree", "load_tree", "FORMAT_NAME", "FORMAT_VERSION", "atomic_write"]
 
 FORMAT_NAME = "tokentree.TokenTree"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 _ARRAYS = ("tokens", "counts", "leaf_eos", "level_offsets")  # and "parents", or (version 2) "flags"
 _COUNT_TABLE = ("count_overflow_at", "count_overflow")  # version 3
 
@@ -103,7 +108,7 @@ def save_tree(tree: TokenTree, path: str | os.PathLike[str], *, compress: bool =
     if tree.provenance is not None:
         header["provenance"] = tree.provenance
     arrays = {"header": np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8),
-              **tree.stored_arrays}
+              **tree.file_arrays}
     if tree.tokenizer_json is not None:
         # zlib: a tokenizer.json is mostly repeated vocabulary (GPT-2's: 2.1 MB -> 0.6 MB)
         arrays["tokenizer"] = np.frombuffer(zlib.compress(tree.tokenizer_json.encode(), 6), dtype=np.uint8)
@@ -138,7 +143,9 @@ def load_tree(path: str | os.PathLike[str]) -> TokenTree:
                     )
                 header = _read_header(path, npz["header"])
                 links = "flags" if "flags" in names and header["version"] >= 2 else "parents"
-                wanted = (*_ARRAYS, links, *(_COUNT_TABLE if header["version"] >= 3 else ()))
+                tails = header["version"] >= 4 and "tail_length" in names
+                wanted = (*_ARRAYS, links, *(_COUNT_TABLE if header["version"] >= 3 else ()), *(TAIL_ARRAYS if tails
+                                                                                                else ()))
                 missing = [k for k in wanted if k not in names]
                 if missing:
                     raise TreeFileError(f"{path}: corrupt tree file, missing arrays {missing}; rebuild it")
@@ -152,14 +159,30 @@ def load_tree(path: str | os.PathLike[str]) -> TokenTree:
             "corrupt or not an .npz written by tokentree; rebuild it with `tokentree build`"
         ) from None
     info = _read_info(path, header)
-    _validate_arrays(path, arrays, info)
+    tail_arrays = {k: arrays.pop(k) for k in TAIL_ARRAYS if k in arrays}
+    _validate_arrays(path, arrays, info, heads=bool(tail_arrays))
     tree = TokenTree._from_arrays(info=info, **arrays)
+    if tail_arrays:
+        tree = _compressed(path, tree, tail_arrays)
     provenance = header.get("provenance")
     if provenance is not None or tokenizer_json is not None:
         if provenance is not None and not isinstance(provenance, dict):
             raise TreeFileError(f"{path}: corrupt tree file, its provenance is not a JSON object; rebuild it")
         tree = tree.with_provenance(provenance or {}, tokenizer_json)
     return tree
+
+
+def _compressed(path: Path, explicit: TokenTree, tail_arrays: dict[str, np.ndarray]) -> TokenTree:
+    """The path-compressed tree of ``explicit`` nodes and the file's tails, the tails checked."""
+    from tokentree.trees.paths import from_file_arrays
+
+    def bad(why: str) -> TreeFileError:
+        return TreeFileError(f"{path}: corrupt tree file ({why}); rebuild it")
+
+    for k, v in tail_arrays.items():
+        if v.ndim != 1 or v.dtype.kind not in "iu":
+            raise bad(f"array {k} has shape {v.shape} and dtype {v.dtype}")
+    return from_file_arrays(explicit, tail_arrays, bad)
 
 
 def _read_header(path: Path, raw: np.ndarray) -> dict[str, Any]:
@@ -214,11 +237,11 @@ def _read_info(path: Path, header: dict[str, Any]) -> TreeInfo:
     return TreeInfo(**fields)
 
 
-def _parents_of_flags(flags: np.ndarray, bad: Any) -> np.ndarray:
+def _parents_of_flags(flags: np.ndarray, bad: Any, highest: int = 3) -> np.ndarray:
     """The parent links the node flags stand for, or ``bad(...)`` raised when they stand for none."""
     from tokentree.trees import _kernels
 
-    if flags.dtype != np.uint8 or (flags.shape[0] and int(flags.max()) > 3):
+    if flags.dtype != np.uint8 or (flags.shape[0] and int(flags.max()) > highest):
         raise bad(f"node flags of dtype {flags.dtype} or with bits other than the two flags")
     parents = np.empty(flags.shape[0], dtype=np.int64)
     if not _kernels.parents_from_flags(flags, parents):
@@ -244,7 +267,8 @@ def _wide_counts(a: dict[str, np.ndarray], bad: Any) -> np.ndarray:
     return counts
 
 
-def _validate_arrays(path: Path, a: dict[str, np.ndarray], info: TreeInfo) -> None:
+def _validate_arrays(path: Path, a: dict[str, np.ndarray], info: TreeInfo, *, heads: bool = False) -> None:
+    """Check the node arrays; ``heads``: the flags may mark tail heads (a path-compressed tree's explicit nodes)."""
     def bad(why: str) -> TreeFileError:
         return TreeFileError(f"{path}: corrupt tree file ({why}); rebuild it")
 
@@ -260,7 +284,7 @@ def _validate_arrays(path: Path, a: dict[str, np.ndarray], info: TreeInfo) -> No
         raise bad("level offsets inconsistent with the node count")
     if a["leaf_eos"].shape[0] != lo[-1] - lo[-2]:
         raise bad("leaf EOS counts do not match the deepest level")
-    parents = a["parents"].astype(np.int64) if "parents" in a else _parents_of_flags(a["flags"], bad)
+    parents = a["parents"].astype(np.int64) if "parents" in a else _parents_of_flags(a["flags"], bad, 7 if heads else 3)
     if n and parents[0] != -1:
         raise bad("root has a parent")
     if np.any(parents[1:] < 0) or np.any(parents[1:] >= n):

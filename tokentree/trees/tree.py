@@ -367,6 +367,28 @@ class TokenTree:
                 "level_offsets": self._level_offsets}
 
     @property
+    def file_arrays(self) -> dict[str, np.ndarray]:
+        """What :func:`~tokentree.trees.storage.save_tree` writes: :attr:`stored_arrays`, and a compressed tree's
+        tails (:mod:`tokentree.trees.paths`)."""
+        return self.stored_arrays
+
+    @property
+    def is_compressed(self) -> bool:
+        """Whether the tree stores its tails as pointers into a token array (:meth:`compressed`)."""
+        return False
+
+    def compressed(self) -> TokenTree:
+        """The same tree with its tails (chains of one child with the parent's count, down to a childless end)
+        stored as pointers into a token array (:mod:`tokentree.trees.paths`); equal to this one."""
+        from tokentree.trees.paths import compress
+
+        return compress(self)
+
+    def expanded(self) -> TokenTree:
+        """The same tree in the full layout, one node per prefix (itself when it is not compressed)."""
+        return self
+
+    @property
     def stored_node_arrays(self) -> dict[str, np.ndarray]:
         """The per-node arrays of :attr:`stored_arrays` and the counts' table (no dense leaf EOS array is made)."""
         return {"tokens": self._tokens, **self._links, "counts": self._counts, **self._count_table}
