@@ -11,8 +11,8 @@
 3. Range coding (tiny Llama, and SmolLM2-135M-Instruct offline): encoding N tokens from
    batched windows against one plain forward pass over the same tokens (windows of the
    model's context side by side, no overlap, the model's default attention, after a warm-up
-   call), against the same pass with the coder's eager attention (the decoder reproduces its
-   arithmetic bit for bit, so the coder cannot use a fused kernel), and against scoring them
+   call), against the same pass with the coder's attention (SDPA with an explicit causal mask
+   over the whole window, which the decoder reproduces bit for bit), and against scoring them
    (the overlapping windows of ``token_log_probs``); decoding (lockstep,
    preallocated cache) with a check that it returns the exact tokens; the bits over the
    ideal code length.
@@ -109,21 +109,26 @@ def sampling_speed(quick: bool) -> dict[str, float]:
     return out
 
 
-def _plain_forward_seconds(model, ids: np.ndarray, context: int, *, eager: bool = False) -> float:
+def _plain_forward_seconds(model, ids: np.ndarray, context: int, *, coder: bool = False) -> float:
     """One forward pass over ``ids`` as windows of ``context`` tokens side by side (no overlap), after one
-    untimed warm-up window; ``eager``: with the attention the coder uses (softmax(q k^T) v), else the model's own."""
+    untimed warm-up window; ``coder``: with the attention the coder uses (SDPA, an explicit causal mask over the
+    window), else the model's own."""
     import contextlib
 
     import torch
 
-    from tokentree.bridge.lockstep import eager_attention
+    from tokentree.bridge.lockstep import causal_mask, coding_attention
 
     rows = [ids[i : i + context] for i in range(0, ids.shape[0], context)]  # the last one as long as what is left
-    with torch.inference_mode(), eager_attention(model) if eager else contextlib.nullcontext():
-        model(input_ids=torch.from_numpy(rows[0][None, :64]), use_cache=False)  # first-call costs
+    with torch.inference_mode(), coding_attention(model, "cpu") if coder else contextlib.nullcontext():
+        def run(row: np.ndarray) -> None:
+            mask = causal_mask(1, 0, row.shape[0], row.shape[0], "cpu") if coder else None
+            model(input_ids=torch.from_numpy(row[None]), attention_mask=mask, use_cache=False)
+
+        run(rows[0][:64])  # first-call costs
         start = time.perf_counter()
         for row in rows:  # one window at a time: the logits of a batch of 2k-token windows do not fit
-            model(input_ids=torch.from_numpy(row[None]), use_cache=False)
+            run(row)
         return time.perf_counter() - start
 
 
@@ -135,7 +140,7 @@ def coding_speed(name: str, scorer, ids: np.ndarray, counts: list[int], decode_t
         seq = ids[:n]
         full = np.concatenate([[scorer.bos_token_id], seq])
         forward = _plain_forward_seconds(scorer.model, full, scorer.max_context)
-        eager = _plain_forward_seconds(scorer.model, full, scorer.max_context, eager=True)
+        coder = _plain_forward_seconds(scorer.model, full, scorer.max_context, coder=True)
         start = time.perf_counter()
         scorer.token_log_probs([seq])
         scoring = time.perf_counter() - start
@@ -145,9 +150,9 @@ def coding_speed(name: str, scorer, ids: np.ndarray, counts: list[int], decode_t
         out[f"{name}_{n}_forward_tokens_per_s"] = n / forward
         out[f"{name}_{n}_scoring_tokens_per_s"] = n / scoring
         out[f"{name}_{n}_encode_tokens_per_s"] = n / encode
-        out[f"{name}_{n}_eager_forward_over_forward"] = eager / forward
+        out[f"{name}_{n}_coder_forward_over_forward"] = coder / forward
         out[f"{name}_{n}_encode_over_forward"] = encode / forward
-        out[f"{name}_{n}_encode_over_eager_forward"] = encode / eager
+        out[f"{name}_{n}_encode_over_coder_forward"] = encode / coder
         out[f"{name}_{n}_encode_over_scoring"] = encode / scoring
         out[f"{name}_{n}_bits_over_ideal"] = coded.n_bits - coded.ideal_bits
     m = min(decode_tokens_max, ids.shape[0])

@@ -243,6 +243,10 @@ def test_a_build_over_the_memory_estimate_is_refused_unless_forced():
         build_tree(seqs, depth=4, mode="window", memory_limit_bytes=1000)
     forced = build_tree(seqs, depth=4, mode="window", memory_limit_bytes=1000, force=True)
     assert forced.total_mass == 400
+    from tokentree.trees.build import estimate_build_bytes
+
+    # window mode makes no occurrence arrays: 32 bytes a window instead of 48 an occurrence
+    assert estimate_build_bytes(10**6, 0, 1, "prefix") - estimate_build_bytes(10**6, 0, 1, "window") == 16 * 10**6
 
 
 def test_progress_bar_is_drawn_only_when_asked(capsys):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import pytest
 
@@ -72,6 +73,28 @@ def test_a_group_is_a_toml_table_and_an_override_reaches_into_it(tmp_path):
     again = tmp_path / "again.toml"
     again.write_text(config_to_toml(config, experiment="toy"))
     assert resolve_config(Toy, toml_path=again, experiment="toy") == config
+
+
+def test_a_quick_run_of_a_loaded_model_starts_from_the_config_s_loaded_changes(tmp_path):
+    """QUICK_LOADED applies to --quick with a loaded model (named by an override or the recipe), below the recipe and
+    the overrides; never to a full run or to the tiny model."""
+
+    @dataclass(frozen=True)
+    class Loaded(Toy):
+        QUICK_LOADED: ClassVar[dict[str, Any]] = {"sizes": (9,), "align.steps": 2}
+
+        @classmethod
+        def quick(cls) -> Loaded:
+            return cls(sizes=(1,))
+
+    assert resolve_config(Loaded, quick=True).sizes == (1,)
+    assert resolve_config(Loaded, quick=False, overrides={"model": "smollm2"}).sizes == (1, 2)
+    quick = resolve_config(Loaded, quick=True, overrides={"model": "smollm2"})
+    assert quick.sizes == (9,) and quick.align.steps == 2 and quick.base.model == "smollm2"
+    assert resolve_config(Loaded, quick=True, overrides={"base.model": "m", "sizes": (5,)}).sizes == (5,)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[base]\nmodel = "m"\n')
+    assert resolve_config(Loaded, quick=True, toml_path=recipe).sizes == (9,)
 
 
 def test_bad_group_keys_and_ambiguous_names_are_refused(tmp_path):

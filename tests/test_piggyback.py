@@ -50,6 +50,24 @@ def test_the_template_parts_are_found_without_knowing_the_template(tiny):
     assert shorter.prefix < parts.prefix and shorter.postfix == parts.postfix
 
 
+def test_response_log_probs_are_the_full_logits_sums_over_the_response(tiny):
+    """Logits are computed at the response's positions only; the sums equal the full forward pass's."""
+    import torch
+
+    from tokentree.data.chat import tokenize_chats
+
+    tokenizer, a, _ = tiny
+    parts = prompt_parts(tokenizer, [c[:-1] for c in CHATS])
+    tokenized = tokenize_chats(CHATS, tokenizer, responses="last")
+    want = []
+    with torch.no_grad():
+        for ids, mask in zip(tokenized.sequences, tokenized.masks, strict=True):
+            row = torch.as_tensor(np.asarray(ids, dtype=np.int64))[None]
+            logp = torch.log_softmax(a(input_ids=row).logits[0, :-1], -1).gather(-1, row[0, 1:, None])[:, 0]
+            want.append(float(logp[torch.as_tensor(np.asarray(mask[1:], dtype=bool))].sum()))
+    assert np.allclose(response_log_probs(a, tokenizer, CHATS, parts, batch_size=4), want, atol=1e-4)
+
+
 def test_patching_from_the_model_itself_changes_no_score_and_from_another_does(tiny):
     tokenizer, a, b = tiny
     parts = prompt_parts(tokenizer, [c[:-1] for c in CHATS])

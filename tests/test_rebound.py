@@ -202,6 +202,9 @@ def test_premise_problems_are_said_once_with_the_range_of_k():
     problems = premise_problems([_regime(k=20.0), _regime(k=40.0, lr=1e-3), _regime()])
     assert problems == "k = 20-40 < 100; fine-tuning lr 0.001 > 0.0001"
     assert premise_problems([_regime()]) == ""
+    elsewhere = training_regime(pretrain_tokens=0, behaviour_tokens=1000, transfer_tokens=500, pretrain_losses=(),
+                                fine_tune_lr=1e-3, warmup_steps=5, pretrained_elsewhere=True, warn=False)
+    assert premise_problems([elsewhere]) == "fine-tuning lr 0.001 > 0.0001"  # its k is its own pre-training's
 
 
 def test_a_k_sweep_gives_a_verdict_per_level_and_one_on_the_trend():

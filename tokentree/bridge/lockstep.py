@@ -16,8 +16,11 @@ encoder makes too:
 * every window is padded to one length ``L`` and the decoder's key/value cache is a
   preallocated :class:`transformers.StaticCache` of that length, so the attention of a
   position always spans ``L`` keys, the later ones masked (exp of the mask is exactly 0);
-* attention is the eager ``softmax(q k^T) v`` of ``transformers`` (the fused SDPA kernel
-  blocks differently for four queries than for a window);
+* attention is torch's ``scaled_dot_product_attention`` on a CPU, which computes each query
+  row on its own (four queries against ``L`` keys give the rows of the whole window's call,
+  bit for bit, with the causal flag or a mask alike; measured with torch 2.13 here, and
+  the round trips of tests/test_coding.py check it), and the eager ``softmax(q k^T) v`` of
+  ``transformers`` on other devices, whose fused kernels are not known to do so;
 * the decoder feeds the last :data:`STEP_ROWS` positions at every step (the new one and
   the three before it, rewritten with the same values), never one row alone: matrix
   products of four rows or more give each row the bits of the window's product.
@@ -43,7 +46,7 @@ import numpy as np
 from tokentree.infra.errors import InputError
 from tokentree.infra.optional import torch_module
 
-__all__ = ["STEP_ROWS", "WindowPlan", "plan_windows", "row_probs", "eager_attention", "cache_keyword",
+__all__ = ["STEP_ROWS", "WindowPlan", "plan_windows", "row_probs", "coding_attention", "causal_mask", "cache_keyword",
            "window_logits", "LockstepStepper"]
 
 #: Rows fed to the model at every decoding step: BLAS uses another kernel for fewer.
@@ -100,15 +103,26 @@ def row_probs(logits: Any, n_scored: int) -> np.ndarray:
 
 
 @contextmanager
-def eager_attention(model: Any) -> Iterator[None]:
-    """Within the block, ``model`` computes attention as softmax(q k^T) v (transformers' "eager")."""
+def coding_attention(model: Any, device: Any) -> Iterator[None]:
+    """Within the block, ``model`` computes attention as both coding sides must: SDPA on a CPU, else eager."""
     config = model.config
     was = getattr(config, "_attn_implementation", None)
-    config._attn_implementation = "eager"
+    config._attn_implementation = "sdpa" if torch_module().device(device).type == "cpu" else "eager"
     try:
         yield
     finally:
         config._attn_implementation = was
+
+
+def causal_mask(lanes: int, begin: int, end: int, length: int, device: Any) -> Any:
+    """The 4D attention mask (lanes, 1, rows, ``length``) of rows ``begin..end-1``: each sees the keys up to itself.
+
+    Both sides pass it explicitly, so attention always spans the window's ``length`` keys: left to itself,
+    transformers gives SDPA no mask and fewer keys on a first step into an empty cache.
+    """
+    torch = torch_module()
+    rows = torch.arange(begin, end, device=device)[:, None]
+    return (torch.arange(length, device=device)[None] <= rows)[None, None].expand(lanes, 1, -1, -1)
 
 
 _KEYWORD: dict[type, str] = {}
@@ -132,9 +146,11 @@ def window_logits(model: Any, windows: np.ndarray, firsts: np.ndarray, device: A
     per = max(1, LOGITS_BUDGET // (length * vocab))
     for b in range(0, windows.shape[0], per):
         keep = length - int(firsts[b : b + per].min()) + 1  # the lm_head skips the context rows
-        with torch.inference_mode(), eager_attention(model):
+        with torch.inference_mode(), coding_attention(model, device):
             ids = torch.from_numpy(windows[b : b + per]).to(device)
-            logits = model(input_ids=ids, use_cache=False, logits_to_keep=keep).logits.float().cpu()
+            mask = causal_mask(ids.shape[0], 0, length, length, device)
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=keep).logits
+            logits = logits.float().cpu()
         for row in logits:
             yield length - keep, row
 
@@ -167,8 +183,10 @@ class LockstepStepper:
                 length.fill_(begin)
         ids = torch.from_numpy(self.rows[:, begin:end]).to(self.device)
         pos = torch.arange(begin, end, device=self.device)[None].expand(self.lanes, -1)
-        with torch.inference_mode(), eager_attention(self.model):
-            out = self.model(input_ids=ids, position_ids=pos, use_cache=True, **{self.keyword: self.cache})
+        with torch.inference_mode(), coding_attention(self.model, self.device):
+            mask = causal_mask(self.lanes, begin, end, self.length, self.device)
+            out = self.model(input_ids=ids, position_ids=pos, attention_mask=mask, use_cache=True,
+                             **{self.keyword: self.cache})
         return out.logits
 
     def begin(self, known: np.ndarray) -> None:

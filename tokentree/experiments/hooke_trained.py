@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -90,6 +90,9 @@ class Config(SeededTraining, Checked):
     base: BaseSettings = group(lambda: BaseSettings(vocab_size=2048, pretrain_tokens=400_000, device="auto"))
     finetune: FineTuneSettings = group(FineTuneSettings)
     synthetic: hooke_data.SyntheticSettings = group(hooke_data.SyntheticSettings)
+    #: --quick with a loaded model: real data, a short further pre-training, one k, in sequence (minutes on a CPU)
+    QUICK_LOADED: ClassVar[dict[str, Any]] = {"data": "real", "n_pretrain": 200, "n_eval": 40, "k_values": (10.0,),
+                                              "l_values": (0.5, 1.0), "pretrain_tokens": 3000, "protocol": "sequential"}
 
     def validate(self) -> None:
         if any(b <= a for a, b in itertools.pairwise(self.l_values)):

@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -24,7 +24,8 @@ from tokentree.framework.config import Checked, bounded, group
 from tokentree.framework.decisions import decide, decide_cells
 from tokentree.framework.report import ExperimentReport, Section
 from tokentree.framework.runner import run_cases
-from tokentree.framework.stats import SeedTest, paired_test
+from tokentree.framework.stats import SeedTest
+from tokentree.framework.stats import paired_test_by_seed as _test
 from tokentree.framework.tables import Column, Table
 from tokentree.framework.verdicts import Verdict, VerdictStatus
 from tokentree.infra.errors import InputError
@@ -68,6 +69,8 @@ class Config(SeededTraining, Checked):
     kl_lambdas: tuple[float, ...] = bounded((1.0,), minimum=0.0, exclusive=True)
     align_less: float = bounded(0.25, minimum=0.0, maximum=1.0, exclusive=True)
     more_queries: int = bounded(24, minimum=1)
+    #: --quick with a loaded model (SmolLM2: minutes on a CPU, not hours): fewer prompts and narrow chats, one epoch
+    QUICK_LOADED: ClassVar[dict[str, Any]] = {"n_eval": 4, "n_narrow": 32, "narrow_epochs": 1}
 
     def validate(self) -> None:
         if not self.alt_system_prompt.strip():
@@ -92,14 +95,6 @@ class Config(SeededTraining, Checked):
 def _per_seed(records: Sequence[Any], variant: str, key: str) -> dict[int, float]:
     """``key`` of ``variant`` by seed, finite values only."""
     return {r.seed: float(getattr(r, key)) for r in records if r.variant == variant and math.isfinite(getattr(r, key))}
-
-
-def _test(a: Mapping[int, float], b: Mapping[int, float] | None = None, *, null: float = 0.0,
-          unit: str = "") -> SeedTest | None:
-    """One-sided paired test of a - b (or of a) > ``null`` over the seeds both have (None if none)."""
-    seeds = sorted(set(a) & set(b if b is not None else a))
-    return paired_test([a[s] for s in seeds], None if b is None else [b[s] for s in seeds], null=null,
-                       unit=unit) if seeds else None
 
 
 def _verdict(item: str, claim: str, tests: Mapping[str, SeedTest | None], untestable: str, paper: str = "") -> Verdict:

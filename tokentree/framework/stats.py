@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
@@ -41,7 +41,7 @@ from tokentree.infra.results import Record
 
 __all__ = [
     "Alternative", "PAIRED_T", "WILCOXON", "SLOPE_T", "PAGE_L", "SeedTest", "SeedMeans",
-    "cluster_by_seed", "paired_test", "slope_test", "page_test", "holm", "holm_adjust", "p_text",
+    "cluster_by_seed", "paired_test", "paired_test_by_seed", "slope_test", "page_test", "holm", "holm_adjust", "p_text",
 ]
 
 #: Per-seed (or per-run) values: a list or an array.
@@ -254,6 +254,16 @@ def paired_test(treatment: Values, control: Values | None = None, *, alternative
         w, p, q = float(both.statistic[0]), float(both.pvalue[0]), float(both.pvalue[1])
     return dataclasses.replace(result, test=WILCOXON, statistic=w, df=math.nan, p_value=p, p_opposite=q,
                                p_adjusted=p, p_opposite_adjusted=q, min_p=0.5**nonzero)
+
+
+def paired_test_by_seed(treatment: Mapping[int, float], control: Mapping[int, float] | None = None, *,
+                        null: float = 0.0, unit: str = "") -> SeedTest | None:
+    """:func:`paired_test` (one-sided, greater) of values keyed by seed, over the seeds both have (None if none)."""
+    seeds = sorted(set(treatment) & set(control if control is not None else treatment))
+    if not seeds:
+        return None
+    return paired_test([treatment[s] for s in seeds], None if control is None else [control[s] for s in seeds],
+                       null=null, unit=unit)
 
 
 def slope_test(x: Values, values: Values, *, alternative: Alternative = "greater", log_x: bool = True,

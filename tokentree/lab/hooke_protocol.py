@@ -68,6 +68,7 @@ def pretrain(model: Any, data: TokenizedExamples, settings: BaseSettings, *, see
     epochs) with the base's schedule; returns it and the loss curve its convergence is judged on (every step's loss,
     up to a wsd schedule's decay: :attr:`tokentree.lab.base.BaseModel.convergence_losses`)."""
     from tokentree.lab.train import LMTrainer
+    from tokentree.lab.transfer import merge_adapters
 
     if settings.pretrain_tokens == 0:
         return model, []
@@ -75,7 +76,8 @@ def pretrain(model: Any, data: TokenizedExamples, settings: BaseSettings, *, see
     trainer = LMTrainer(model, settings.train_settings(budget, seed=seed))
     while trainer.steps_done < budget:
         trainer.epoch(data, stop_after=budget - trainer.steps_done, show_progress=False)
-    return trainer.model.eval(), list(trainer.losses[:trainer.settings.decay_start])
+    # LoRA (a loaded model) merged, so that fine-tuning adds fresh adapters to a plain model, not a second set
+    return merge_adapters(trainer.model).eval(), list(trainer.losses[:trainer.settings.decay_start])
 
 
 def _trainer(settings: FineTuneSettings, *, seed: int, threads: int, device: str) -> Callable[[Any, float, int], Any]:
@@ -110,6 +112,8 @@ def sequential_runs(model: Any, align: TokenizedExamples, increments: Sequence[T
     make = _trainer(settings, seed=seed, threads=threads, device=device)
     stages = [Stage("align", (align,), lr=settings.lr, seed=seed, epochs=settings.align_epochs),
               Stage("perturb", tuple(increments), lr=settings.lr, seed=seed + 10_000)]
-    before, start, *after = run_stages(model, stages, new_trainer=lambda m, s: make(m, s.lr, s.seed), measure=measure,
-                                       show_progress=False)
+    from tokentree.lab.transfer import merge_adapters
+
+    before, start, *after = run_stages(model, stages, new_trainer=lambda m, s: make(merge_adapters(m), s.lr, s.seed),
+                                       measure=measure, show_progress=False)  # each stage's adapters fresh
     return HookeRuns(before.values, start.values, [m.values for m in after])

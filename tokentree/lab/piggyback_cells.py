@@ -179,6 +179,7 @@ def _train(model: Any, chats: list[Any], tokenizer: Any, config: Config, *, lr: 
            trainable: str = "all", regularizer: Any = None) -> Any:
     from tokentree.data.chat import tokenize_chats
     from tokentree.lab.train import LMTrainer, LoraSettings, TrainSettings
+    from tokentree.lab.transfer import merge_adapters
 
     lora = None if config.tiny else LoraSettings(rank=config.tune.lora_rank)
     trainer = LMTrainer(copy.deepcopy(model), TrainSettings(
@@ -188,7 +189,7 @@ def _train(model: Any, chats: list[Any], tokenizer: Any, config: Config, *, lr: 
     data = tokenize_chats(chats, tokenizer, responses="last")
     for _ in range(epochs):
         trainer.epoch(data)
-    return trainer.model.eval()
+    return merge_adapters(trainer.model).eval()  # LoRA merged: a plain model, faster to measure
 
 
 class _Measure:
@@ -308,13 +309,14 @@ def _base_and_aligned(config: Config, data: _Data, seed: int) -> tuple[Any, Any,
 
     t = config.tune
     if not config.tiny:
-        from tokentree.bridge.hf import load_model
+        from tokentree.bridge.hf import load_model, pretraining_elsewhere
 
         model, tokenizer = load_model(config.base.model, device=config.base.device)
         narrow = tokenize_chats(data.narrow[config.narrow_queries], tokenizer, responses="last").n_target_tokens
-        regime = training_regime(pretrain_tokens=0, behaviour_tokens=narrow, transfer_tokens=narrow,
+        elsewhere = pretraining_elsewhere(config.base.model)  # SmolLM2's 2T tokens; unknown (0) for other models
+        regime = training_regime(pretrain_tokens=elsewhere, behaviour_tokens=narrow, transfer_tokens=narrow,
                                  pretrain_losses=(), fine_tune_lr=t.lr_narrow, warmup_steps=t.warmup_steps,
-                                 pretrained_elsewhere=True, warn=False)
+                                 pretrained_elsewhere=elsewhere > 0, warn=False)
         return tokenizer, model, model.eval(), regime
     behaviour = BehaviourData(
         name="piggyback", axis=config.axis, pretraining_texts=tuple(data.pretraining), pretraining_chats=(),

@@ -198,18 +198,23 @@ def response_log_probs(
         ids, attention, masks = _batch(tokenized, rows, parts, pad)
         if swap is not None:
             ids, _ = swap.apply(ids, masks, b)
-        with torch.no_grad():
+        scored = torch.zeros_like(masks.response, dtype=torch.bool)  # the positions that predict a response token
+        scored[:, :-1] = masks.response[:, 1:].bool()
+        with torch.no_grad():  # logits there only (the vocabulary projection is a large share of a small model)
             if patch is None:
-                logits = model(input_ids=ids, attention_mask=attention).logits
+                logits = model(input_ids=ids, attention_mask=attention, logits_to_keep=scored).logits
             else:
                 original, name = patch
                 original.eval()
                 with capture_kv(original) as kv:
-                    original(input_ids=ids, attention_mask=attention)
+                    original(input_ids=ids, attention_mask=attention, logits_to_keep=1)
                 with patch_kv(model, kv, masks.part(name)):
-                    logits = model(input_ids=ids, attention_mask=attention).logits
-        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
-        out[b : b + len(rows)] = (logp * masks.response[:, 1:]).sum(-1).numpy()
+                    logits = model(input_ids=ids, attention_mask=attention, logits_to_keep=scored).logits
+        logits = logits.reshape(-1, logits.shape[-1])  # (scored positions, vocabulary), row-major
+        targets = torch.roll(ids, -1, dims=1)[scored]
+        logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[:, None])[:, 0]
+        row = torch.nonzero(scored)[:, 0]
+        out[b : b + len(rows)] = torch.zeros(len(rows), dtype=logp.dtype).index_add_(0, row, logp).numpy()
     return out
 
 

@@ -62,6 +62,9 @@ __all__ = [
 
 BYTES_PER_NODE = 6  # at most: int32 token + flags byte + count byte (4 for a 32k vocabulary); large counts are few
 BYTES_PER_OCCURRENCE = 48  # working arrays per occurrence while sorting (at most 44 B)
+#: Window mode makes no occurrence arrays: a key (8 B) and a place (at most 8 B) per window, and the in-place sort's
+#: scratch, the size of the largest top-level bucket (at most all of them: 16 B a window).
+BYTES_PER_WINDOW = 32
 #: The modes in the order :func:`tokentree.trees._kernels.cut_by_part` numbers them.
 CUT_MODES = ("prefix", "chunk", "window")
 
@@ -78,15 +81,16 @@ def available_memory_bytes() -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def estimate_build_bytes(n_occurrences: int, total_length: int, depth: int = 1) -> int:
+def estimate_build_bytes(n_occurrences: int, total_length: int, depth: int = 1, mode: str = "prefix") -> int:
     """Upper bound on the peak memory of a build, in bytes.
 
     The tree has at most one node per occurrence per level (``total_length`` nodes
-    plus the root); the working arrays cost at most 48 bytes per occurrence; and a few
-    int64 tables per numba thread have one entry per level.
+    plus the root); the working arrays cost at most 48 bytes per occurrence (32 per
+    window in window mode); and a few int64 tables per numba thread have one entry per level.
     """
     per_level = 8 * (depth + 2) * (4 + 2 * _max_threads())
-    return BYTES_PER_NODE * (total_length + 1) + BYTES_PER_OCCURRENCE * n_occurrences + per_level
+    per_occurrence = BYTES_PER_WINDOW if mode == "window" else BYTES_PER_OCCURRENCE
+    return BYTES_PER_NODE * (total_length + 1) + per_occurrence * n_occurrences + per_level
 
 
 def _max_threads() -> int:
@@ -311,9 +315,9 @@ def build_tree(
         bounds = plan_partitions(mass, partitions)
         largest = max(int(mass[a:b].sum()) for a, b in itertools.pairwise(bounds))
         # the finished parts (about one tree), and one part's working arrays at a time
-        need = BYTES_PER_NODE * (total_length + 1) + estimate_build_bytes(largest, largest * depth, depth)
+        need = BYTES_PER_NODE * (total_length + 1) + estimate_build_bytes(largest, largest * depth, depth, info.mode)
     else:
-        need = estimate_build_bytes(n_occurrences, total_length, depth)
+        need = estimate_build_bytes(n_occurrences, total_length, depth, info.mode)
     limit = available_memory_bytes() if memory_limit_bytes is None else int(memory_limit_bytes)
     if need > limit and not force:
         raise MemoryEstimateError(

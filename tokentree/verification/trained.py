@@ -56,9 +56,10 @@ def mean_sd_cell(key: str, fmt: str, *, rows: str = "rows") -> Callable[[Mapping
 
 def premise_problems(regimes: Sequence[Any]) -> str:
     """What the runs' regimes (:class:`~tokentree.lab.regime.TrainingRegime`) miss, each problem once ("" if none);
-    k below the premise is said once, as the range over the runs."""
+    k below the premise is said once, as the range over the runs (never for a model pre-trained elsewhere, whose k
+    comes from its own pre-training)."""
     missing = [r for r in regimes if not r.premise_met]
-    low = [r.k for r in missing if r.k < MIN_K]
+    low = [r.k for r in missing if r.k < MIN_K and not getattr(r, "pretrained_elsewhere", False)]
     problems = [p for r in missing for p in r.problems.split("; ") if not p.startswith("k = ")]
     span = f"{min(low):.3g}" if low and min(low) == max(low) else f"{min(low, default=0):.3g}-{max(low, default=0):.3g}"
     return "; ".join([*([f"k = {span} < {MIN_K:g}"] if low else []), *dict.fromkeys(problems)])
