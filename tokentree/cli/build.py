@@ -111,7 +111,7 @@ def add_build(sub: Any) -> None:
     p.add_argument("--skip-bad-lines", action="store_true", help="skip and count bad records (default: stop)")
     p.add_argument("--force", action="store_true", help="build even if the memory estimate is too high (default: off)")
     p.add_argument("--compress", action="store_true", help="write a compressed .npz (default: uncompressed)")
-    p.add_argument("--paths", action="store_true", help="store chains of one child as pointers into a token array "
+    p.add_argument("--paths", action="store_true", help="store chains of one child as runs in one token array "
                    "(path compression: smaller in memory and on disk; the same tree) (default: one node per prefix)")
     p.add_argument(
         "--overwrite", action="store_true",

@@ -374,12 +374,12 @@ class TokenTree:
 
     @property
     def is_compressed(self) -> bool:
-        """Whether the tree stores its tails as pointers into a token array (:meth:`compressed`)."""
+        """Whether the tree stores its tails as runs of tokens (:meth:`compressed`)."""
         return False
 
     def compressed(self) -> TokenTree:
         """The same tree with its tails (chains of one child with the parent's count, down to a childless end)
-        stored as pointers into a token array (:mod:`tokentree.trees.paths`); equal to this one."""
+        stored as runs in one token array (:mod:`tokentree.trees.paths`); equal to this one."""
         from tokentree.trees.paths import compress
 
         return compress(self)
