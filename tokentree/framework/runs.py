@@ -205,7 +205,7 @@ def resolve_config(
 
 def _model_named(config: Any, table: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None) -> Any:
     """The ``base.model`` the overrides, else the TOML table, else ``config`` give (None without a base group)."""
-    given = {**(overrides or {})}
+    given = overrides or {}
     base = (table or {}).get("base")
     for key in ("base.model", "model"):
         if key in given:
