@@ -152,6 +152,9 @@ def _build(args: argparse.Namespace) -> int:
     from tokentree.trees.build import build_tree
     from tokentree.trees.storage import save_tree
 
+    if args.paths and (args.workers is not None or args.scheduler is not None):  # before any input is read
+        raise InputError("--paths writes one tree file; a partitioned build writes a folder of parts: drop "
+                         "--paths, or build without --workers/--scheduler")
     text_only = {"--field": args.field, "--chat": args.chat, "--split": args.split, "--format": args.format,
                  "--train-bpe": args.train_bpe, "--template": args.template}
     ids_only = {"--dtype": args.dtype, "--eos": args.eos, "--vocab-size": args.vocab_size}
@@ -189,9 +192,6 @@ def _build(args: argparse.Namespace) -> int:
     if args.workers is not None or args.scheduler is not None:
         from tokentree.trees.distributed import build_partitioned
 
-        if args.paths:
-            raise InputError("--paths writes one tree file; a partitioned build writes a folder of parts: drop "
-                             "--paths, or build without --workers/--scheduler")
         if args.alphabet != "token":
             raise InputError("distributed builds are over token ids (--alphabet token); build binary trees in one "
                              "process")
