@@ -246,8 +246,9 @@ class Result(ExperimentReport):
                f"{ft.pooled_epochs} epoch(s), the theorem's setting" if ft.protocol == "pooled" else
                f"sequential (a labelled variant): D_a alone for {ft.align_epochs} epochs, then D_t alone in pieces")
         met, problems = trained_hooke.premise_cells({"regime": self.regime})
-        regime = (f"Premise met at k = {', '.join(f'{k:g}' for k in met) or 'none'}" +
-                  (f"; not met: {problems}" if problems else "") + ".")
+        regime = (f"Premise met at k = {', '.join(f'{k:g}' for k in met) or 'none'}" + (
+            " (theta_0 pre-trained elsewhere: the premise's k is its pre-training's)" if b.model == "smollm2" else "")
+                  + (f"; not met: {problems}" if problems else "") + ".")
         return (f"Data: {c.data}; D_p = {c.n_pretrain} responses (shares {list(c.betas)}); seeds {c.seeds}; model "
                 f"{name}, context {b.context}; pre-training about {b.pretrain_tokens:,} tokens (lr {b.lr:g}, warmup "
                 f"then cosine); fine-tuning {how}, lr {ft.lr:g} after {ft.warmup_steps} warmup steps. {regime} Run "
