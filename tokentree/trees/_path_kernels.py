@@ -13,15 +13,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-FIRST_CHILD = 1  # the same flag bits as tokentree.trees._kernels
-HAS_CHILDREN = 2
+from tokentree.trees._kernels import FIRST_CHILD, HAS_CHILDREN, SATURATED
 
 
 @njit(cache=True, nogil=True)
 def _count(stored: np.ndarray, over_at: np.ndarray, over_count: np.ndarray, v: int) -> int:  # pragma: no cover
     """The count of node ``v`` in the stored layout (tokentree.trees.counts_layout)."""
     c = int(stored[v])
-    if c == 255 and over_at.shape[0]:
+    if c == SATURATED and over_at.shape[0]:
         return int(over_count[np.searchsorted(over_at, v)])
     return c
 

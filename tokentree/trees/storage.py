@@ -32,6 +32,7 @@ import os
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +160,17 @@ def load_tree(path: str | os.PathLike[str]) -> TokenTree:
             "corrupt or not an .npz written by tokentree; rebuild it with `tokentree build`"
         ) from None
     info = _read_info(path, header)
+    bad = _corrupt(path)
+    for k, v in arrays.items():
+        if v.ndim != 1 or v.dtype.kind not in "iu":
+            raise bad(f"array {k} has shape {v.shape} and dtype {v.dtype}")
     tail_arrays = {k: arrays.pop(k) for k in TAIL_ARRAYS if k in arrays}
-    _validate_arrays(path, arrays, info, heads=bool(tail_arrays))
+    _validate_arrays(arrays, info, bad, heads=bool(tail_arrays))
     tree = TokenTree._from_arrays(info=info, **arrays)
     if tail_arrays:
-        tree = _compressed(path, tree, tail_arrays)
+        from tokentree.trees.paths import from_file_arrays
+
+        tree = from_file_arrays(tree, tail_arrays, bad)
     provenance = header.get("provenance")
     if provenance is not None or tokenizer_json is not None:
         if provenance is not None and not isinstance(provenance, dict):
@@ -172,17 +179,9 @@ def load_tree(path: str | os.PathLike[str]) -> TokenTree:
     return tree
 
 
-def _compressed(path: Path, explicit: TokenTree, tail_arrays: dict[str, np.ndarray]) -> TokenTree:
-    """The path-compressed tree of ``explicit`` nodes and the file's tails, the tails checked."""
-    from tokentree.trees.paths import from_file_arrays
-
-    def bad(why: str) -> TreeFileError:
-        return TreeFileError(f"{path}: corrupt tree file ({why}); rebuild it")
-
-    for k, v in tail_arrays.items():
-        if v.ndim != 1 or v.dtype.kind not in "iu":
-            raise bad(f"array {k} has shape {v.shape} and dtype {v.dtype}")
-    return from_file_arrays(explicit, tail_arrays, bad)
+def _corrupt(path: Path) -> Callable[[str], TreeFileError]:
+    """The error of a corrupt file at ``path``, saying ``why``."""
+    return lambda why: TreeFileError(f"{path}: corrupt tree file ({why}); rebuild it")
 
 
 def _read_header(path: Path, raw: np.ndarray) -> dict[str, Any]:
@@ -267,14 +266,10 @@ def _wide_counts(a: dict[str, np.ndarray], bad: Any) -> np.ndarray:
     return counts
 
 
-def _validate_arrays(path: Path, a: dict[str, np.ndarray], info: TreeInfo, *, heads: bool = False) -> None:
-    """Check the node arrays; ``heads``: the flags may mark tail heads (a path-compressed tree's explicit nodes)."""
-    def bad(why: str) -> TreeFileError:
-        return TreeFileError(f"{path}: corrupt tree file ({why}); rebuild it")
-
-    for k, v in a.items():
-        if v.ndim != 1 or v.dtype.kind not in "iu":
-            raise bad(f"array {k} has shape {v.shape} and dtype {v.dtype}")
+def _validate_arrays(a: dict[str, np.ndarray], info: TreeInfo, bad: Callable[[str], TreeFileError], *,
+                     heads: bool = False) -> None:
+    """Check the node arrays (one-dimensional integer arrays); ``heads``: the flags may mark tail heads (a
+    path-compressed tree's explicit nodes)."""
     n = a["tokens"].shape[0]
     lo = a["level_offsets"]
     links = a["parents"] if "parents" in a else a["flags"]
