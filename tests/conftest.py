@@ -22,13 +22,25 @@ QUICK_EXPERIMENTS = (
 
 
 @pytest.fixture(scope="session")
-def quick_runs(tmp_path_factory):
-    """{name: output folder} of `tokentree run NAME --quick` for every experiment."""
+def device_guards():
+    """{name: the PretendAccelerator its quick run ran in}, filled by ``quick_runs``."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def quick_runs(tmp_path_factory, device_guards):
+    """{name: output folder} of `tokentree run NAME --quick` for every experiment.
+
+    Each runs inside a :class:`tests.device_guard.PretendAccelerator`, so that the model code
+    of every experiment is checked to run on a GPU too (the default device is "auto").
+    """
+    from tests.device_guard import PretendAccelerator
     from tokentree.cli import main
 
     root = tmp_path_factory.mktemp("quick-runs")
     folders = {}
     for name in QUICK_EXPERIMENTS:
         folders[name] = root / name
-        assert main(["run", name, "--quick", "--out", str(folders[name])]) == 0
+        with PretendAccelerator() as device_guards[name]:
+            assert main(["run", name, "--quick", "--out", str(folders[name])]) == 0
     return folders

@@ -174,16 +174,16 @@ class LockstepStepper:
 
     def _forward(self, begin: int, end: int) -> Any:
         torch = torch_module()
-        for layer in self.cache.layers:
-            if getattr(layer, "is_initialized", False):
-                if not hasattr(layer, "cumulative_length"):  # pragma: no cover - another transformers layout
-                    raise InputError("this transformers version's StaticCache has no cumulative_length; exact "
-                                     "decoding needs transformers 5.x")
-                length: Any = layer.cumulative_length
-                length.fill_(begin)
         ids = torch.from_numpy(self.rows[:, begin:end]).to(self.device)
         pos = torch.arange(begin, end, device=self.device)[None].expand(self.lanes, -1)
         with torch.inference_mode(), coding_attention(self.model, self.device):
+            for layer in self.cache.layers:  # (inside: off the CPU the cache's length was made in inference mode)
+                if getattr(layer, "is_initialized", False):
+                    if not hasattr(layer, "cumulative_length"):  # pragma: no cover - another transformers layout
+                        raise InputError("this transformers version's StaticCache has no cumulative_length; exact "
+                                         "decoding needs transformers 5.x")
+                    length: Any = layer.cumulative_length
+                    length.fill_(begin)
             mask = causal_mask(self.lanes, begin, end, self.length, self.device)
             out = self.model(input_ids=ids, position_ids=pos, attention_mask=mask, use_cache=True,
                              **{self.keyword: self.cache})

@@ -22,7 +22,7 @@ padded batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -105,6 +105,9 @@ class PartMasks:
             raise InputError(f"part must be one of {(*PARTS, 'all')}; got {name!r}")
         return self.prefix | self.query | self.postfix if name == "all" else getattr(self, name)
 
+    def to(self, device: Any) -> PartMasks:
+        return PartMasks(*(getattr(self, f.name).to(device) for f in fields(self)))
+
 
 def _batch(tokenized: TokenizedExamples, rows: Sequence[int], parts: PromptParts, pad: int) -> tuple[Any, ...]:
     """Padded ids, attention and part masks for ``rows`` of ``tokenized`` (the last response is the target)."""
@@ -145,7 +148,7 @@ def nearest_tokens(model: Any, tokenizer: Any, ids: Sequence[int]) -> np.ndarray
         similarity = unit[wanted] @ unit.T
         similarity[torch.arange(len(wanted)), torch.tensor(wanted)] = -np.inf  # not itself
         similarity[:, special] = -np.inf
-        table[wanted] = similarity.argmax(1).numpy()
+        table[wanted] = similarity.argmax(1).cpu().numpy()
     return table
 
 
@@ -192,12 +195,14 @@ def response_log_probs(
     tokenized = tokenize_chats(chats, tokenizer, responses="last")
     pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
     out = np.empty(len(tokenized.sequences))
+    device = next(model.parameters()).device
     model.eval()
     for b in range(0, len(out), batch_size):
         rows = list(range(b, min(b + batch_size, len(out))))
         ids, attention, masks = _batch(tokenized, rows, parts, pad)
         if swap is not None:
             ids, _ = swap.apply(ids, masks, b)
+        ids, attention, masks = ids.to(device), attention.to(device), masks.to(device)
         scored = torch.zeros_like(masks.response, dtype=torch.bool)  # the positions that predict a response token
         scored[:, :-1] = masks.response[:, 1:].bool()
         with torch.no_grad():  # logits there only (the vocabulary projection is a large share of a small model)
@@ -213,7 +218,7 @@ def response_log_probs(
         logits = logits.reshape(-1, logits.shape[-1])  # (scored positions, vocabulary), row-major
         targets = torch.roll(ids, -1, dims=1)[scored]
         logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[:, None])[:, 0]
-        row = torch.nonzero(scored)[:, 0]
+        row, logp = torch.nonzero(scored)[:, 0].cpu(), logp.cpu()
         out[b : b + len(rows)] = torch.zeros(len(rows), dtype=logp.dtype).index_add_(0, row, logp).numpy()
     return out
 
@@ -225,6 +230,8 @@ def drift(model: Any, original: Any, tokenizer: Any, chats: Sequence[Any], parts
 
     torch = torch_module()
     ids, attention, masks = part_masks(tokenizer, chats, parts)
+    device = next(model.parameters()).device
+    ids, attention = ids.to(device), attention.to(device)
     with torch.no_grad():
         with capture_kv(model) as moved:
             model.eval()(input_ids=ids, attention_mask=attention)
@@ -255,9 +262,10 @@ class TReFT:
 
         torch = torch_module()
         n, width = ids.shape
-        positions = torch.arange(width)[None].expand(n, width)
+        positions = torch.arange(width, device=ids.device)[None].expand(n, width)
         after = (ids == self.end_of_turn) & (positions >= self.parts.prefix)
-        query_end = torch.where(after.any(1), after.float().argmax(1), torch.full((n,), width))  # the user turn's end
+        none = torch.full((n,), width, device=ids.device)
+        query_end = torch.where(after.any(1), after.float().argmax(1), none)  # the user turn's end
         prompt_end = query_end + self.parts.postfix - 1  # the last token of the prompt
         prefix = positions < self.parts.prefix
         query = (positions >= self.parts.prefix) & (positions < query_end[:, None])

@@ -1,0 +1,91 @@
+"""The GPU path checked on the CPU: the guard itself, every trained quick run, and LoRA, sampling and KL on the
+pretend device giving the host's numbers."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from tests.device_guard import DEVICE, HOST, DeviceMixError, PretendAccelerator, side
+from tokentree.bridge.tiny import TinySpec, tiny_llama, train_tiny_tokenizer
+from tokentree.data.chat import tokenize_chats
+from tokentree.data.language import BehaviourLanguage
+from tokentree.lab.measure import kl_to_reference, sample_responses
+from tokentree.lab.train import LMTrainer, LoraSettings, TrainSettings
+
+TRAINED = ("measured-vs-theory", "hooke-trained", "rebound", "resistance", "rebound-scale", "piggyback")
+
+
+def test_the_guard_refuses_what_a_gpu_refuses():
+    with PretendAccelerator() as guard:
+        layer = torch.nn.Linear(3, 2)
+        assert side(layer.weight) == HOST
+        layer.to("cpu")  # the pretend device
+        assert side(layer.weight) == DEVICE and guard.transfers == 2
+        x = torch.zeros(4, 3)
+        with pytest.raises(DeviceMixError, match="linear"):
+            layer(x)  # inputs left on the host
+        y = layer(x.to("cpu"))
+        assert side(y) == DEVICE and side(x) == HOST  # a transfer copies
+        with pytest.raises(DeviceMixError, match="numpy"):
+            y.numpy()
+        with pytest.raises(DeviceMixError, match="numpy"):
+            np.asarray(y.detach())
+        assert y.detach().cpu().numpy().shape == (4, 2)
+        with pytest.raises(DeviceMixError, match="add"):
+            y + torch.arange(2)  # a factory without device= makes a host tensor
+        assert side(y * torch.tensor(2.0)) == DEVICE  # a host scalar is allowed, as CUDA allows it
+        assert side(y + torch.arange(2, device="cpu")) == DEVICE
+        with pytest.raises(DeviceMixError, match="indexed"):
+            torch.zeros(5)[torch.arange(2, device="cpu")]
+        assert side(y[torch.arange(2)]) == DEVICE  # device data, host indices: allowed
+        assert side(copy.deepcopy(layer).weight) == DEVICE
+        y.sum().backward()
+        assert side(layer.weight.grad) == DEVICE
+
+
+def test_a_tensor_moved_in_inference_mode_is_an_inference_tensor_as_on_a_gpu():
+    """The trap the decoder fell into: a GPU copy made in inference mode cannot be updated outside it."""
+    with PretendAccelerator():
+        length = torch.tensor(0)
+        with torch.inference_mode():
+            moved = length.to("cpu")
+        with pytest.raises(RuntimeError, match="inference tensor"):
+            moved.fill_(3)
+        length.fill_(3)  # without the guard (or on the host) the same tensor is a normal one
+
+
+def test_every_trained_quick_run_ran_on_the_pretend_device(quick_runs, device_guards):
+    """The session's quick runs ran in the guard (tests/conftest.py); the trained ones moved their models there."""
+    assert set(device_guards) == set(quick_runs)
+    assert all(device_guards[name].transfers > 10 for name in TRAINED), {n: g.transfers
+                                                                        for n, g in device_guards.items()}
+
+
+def _lora_flow():
+    """LoRA fine-tuning, sampling and the KL to the reference on a tiny model: the numbers a device must agree on."""
+    lang = BehaviourLanguage(seed=0, n_domains=2)
+    tokenizer = train_tiny_tokenizer(lang.pretraining_text(200, seed=0), 300)
+    rng = np.random.default_rng(0)
+    chats = [c.messages for _ in range(6) for c in lang.pair(rng, axis="sentiment", domain=lang.domains[0])]
+    data = tokenize_chats(chats, tokenizer, responses="last")
+    reference = tiny_llama(TinySpec(len(tokenizer), 2, 32, 2, 128), seed=0)
+    trainer = LMTrainer(copy.deepcopy(reference), TrainSettings(lr=1e-2, batch_size=4, device="cpu",
+                                                                lora=LoraSettings(rank=4)))
+    trainer.epoch(data)
+    reference.to(trainer.device)
+    samples = sample_responses(trainer.model, tokenizer, [c[:-1] for c in chats[:4]], max_new_tokens=6, seed=3)
+    kl = kl_to_reference(trainer.model, reference, data)
+    return trainer.losses, samples.token_ids, kl
+
+
+def test_lora_sampling_and_kl_on_the_pretend_device_give_the_host_numbers():
+    on_host = _lora_flow()
+    with PretendAccelerator() as guard:
+        on_device = _lora_flow()
+    assert guard.transfers > 10
+    assert on_device[0] == on_host[0] and on_device[2] == on_host[2]
+    assert all(np.array_equal(a, b) for a, b in zip(on_device[1], on_host[1], strict=True))
