@@ -209,9 +209,9 @@ def forward_with_cache(model: Any, ids: Any, cache: Any) -> tuple[Any, Any]:
     transformers 5 calls the cache ``cache``; earlier versions, and models written for
     them, ``past_key_values``.
     """
-    import inspect
+    from tokentree.bridge.lockstep import cache_keyword
 
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    name = cache_keyword(model)
     out = model(input_ids=ids, use_cache=True, **{name: cache})
     return out.logits, getattr(out, name, None) if name == "cache" else out.past_key_values
 

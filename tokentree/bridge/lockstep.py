@@ -129,7 +129,10 @@ _KEYWORD: dict[type, str] = {}
 
 
 def cache_keyword(model: Any) -> str:
-    """What ``model.forward`` calls its KV cache: "cache" (transformers 5) or "past_key_values" (read once)."""
+    """What ``model.forward`` calls its KV cache: "cache" (transformers 5) or "past_key_values" (read once per
+    class; a peft model passes it on to the model it wraps, whose name it is)."""
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
     kind = type(model)
     if kind not in _KEYWORD:
         params = inspect.signature(kind.forward).parameters
