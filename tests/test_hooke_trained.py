@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from tests.device_guard import PretendAccelerator
 from tokentree.compression.elasticity import disjoint_closed_form
 from tokentree.framework.verdicts import VerdictStatus
 from tokentree.infra.errors import InputError
@@ -123,7 +124,8 @@ def test_hooke_trained_runs_on_a_model_folder(tmp_path):
     folder = save_model(model, tokenizer, tmp_path / "model")
     base = BaseSettings(model=str(folder), device="cpu", pretrain_tokens=4000)
     config = Config(data="real", **{**SMALL, "base": base, "n_seeds": 1, "k_values": (10.0,), "n_eval": 40})
-    result = run(config, show_progress=False)
+    with PretendAccelerator():  # as on a GPU (tests/device_guard.py)
+        result = run(config, show_progress=False)
     assert len(result.records) == 2 and all(math.isfinite(r.ratio) for r in result.records)
     assert result.records[0].n_align == 40 and result.records[0].pretrain_epochs >= 0
     assert result.table("regime")[0]["premise_met"] is False  # only SmolLM2 counts as pre-trained elsewhere

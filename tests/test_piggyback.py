@@ -160,18 +160,22 @@ def test_the_quick_run_reports_every_variant_and_verdict(quick_runs):
 
 
 def test_smollm2_smoke_lora_treft_and_patching():
-    """The real path on SmolLM2-135M-Instruct (offline): its own template, LoRA, TReFT, a patched score."""
+    """The real path on SmolLM2-135M-Instruct (offline): its own template, LoRA, TReFT, a patched score; on the
+    pretend device of tests/device_guard.py, as on a GPU."""
+    from tests.device_guard import PretendAccelerator
     from tokentree.bridge.hf import load_smollm2
     from tokentree.lab.train import LMTrainer, LoraSettings, TrainSettings
 
-    model, tokenizer = load_smollm2()
-    chats = CHATS[:6]
-    parts = prompt_parts(tokenizer, [c[:-1] for c in CHATS])
-    assert isinstance(parts, PromptParts) and parts.prefix > 5  # SmolLM2's default system prompt
-    treft = TReFT(model, 10.0, "prefix", parts, end_of_turn=int(tokenizer.convert_tokens_to_ids("<|im_end|>")))
-    trainer = LMTrainer(copy.deepcopy(model), TrainSettings(lr=1e-3, batch_size=3, lora=LoraSettings()),
-                        regularizer=treft)
-    trainer.epoch(tokenize_chats(chats, tokenizer, responses="last"), stop_after=1)
-    assert len(trainer.penalties) == 1 and trainer.penalties[0] == pytest.approx(0.0, abs=1e-9)  # at the start
-    scores = response_log_probs(trainer.model, tokenizer, chats[:2], parts, patch=(model, "prefix"))
-    assert np.all(np.isfinite(scores)) and np.all(scores < 0)
+    with PretendAccelerator() as guard:
+        model, tokenizer = load_smollm2()
+        model.to("cpu")  # the pretend device
+        chats = CHATS[:6]
+        parts = prompt_parts(tokenizer, [c[:-1] for c in CHATS])
+        assert isinstance(parts, PromptParts) and parts.prefix > 5  # SmolLM2's default system prompt
+        treft = TReFT(model, 10.0, "prefix", parts, end_of_turn=int(tokenizer.convert_tokens_to_ids("<|im_end|>")))
+        trainer = LMTrainer(copy.deepcopy(model), TrainSettings(lr=1e-3, batch_size=3, lora=LoraSettings()),
+                            regularizer=treft)
+        trainer.epoch(tokenize_chats(chats, tokenizer, responses="last"), stop_after=1)
+        assert len(trainer.penalties) == 1 and trainer.penalties[0] == pytest.approx(0.0, abs=1e-9)  # at the start
+        scores = response_log_probs(trainer.model, tokenizer, chats[:2], parts, patch=(model, "prefix"))
+    assert np.all(np.isfinite(scores)) and np.all(scores < 0) and guard.transfers > 100

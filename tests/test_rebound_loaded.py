@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.device_guard import PretendAccelerator
 from tests.test_resistance_loaded import _weights_digest, stand_in  # noqa: F401  (a fixture)
 from tokentree.infra.errors import InputError
 from tokentree.lab.base import BaseSettings
@@ -21,7 +22,8 @@ def test_rebound_from_a_loaded_model_uses_tweets_and_lora_and_records_the_regime
 
     config = Config(**SMALL, base=BaseSettings(model="smollm2", device="cpu", pretrain_tokens=300_000))
     assert config.source == "tweets" and config.levels == [0] and config.judged == 0
-    result = run(config, show_progress=False)
+    with PretendAccelerator():  # as on a GPU (tests/device_guard.py)
+        result = run(config, show_progress=False)
     (model,), (digest,) = stand_in["loaded"]["models"], stand_in["loaded"]["digests"]
     assert _weights_digest(model) == digest  # theta_0 never trained: no continued pre-training
     # two stage-1 twins for the floor, and per n_pos a stage 1 and a stage 2 whose LoRA is merged before the next

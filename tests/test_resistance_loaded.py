@@ -10,6 +10,7 @@ import hashlib
 
 import pytest
 
+from tests.device_guard import PretendAccelerator
 from tokentree.infra.errors import InputError
 from tokentree.lab.base import BaseSettings
 
@@ -69,7 +70,8 @@ def test_a_loaded_model_runs_on_tweets_with_lora_and_is_never_pre_trained_furthe
 
     config = Config(**SMALL, base=BaseSettings(model="smollm2", device="cpu", pretrain_tokens=300_000))
     assert config.source == "tweets" and config.datasets == ("sentiment",)
-    result = run(config, show_progress=False)
+    with PretendAccelerator():  # as on a GPU (tests/device_guard.py)
+        result = run(config, show_progress=False)
     (model,), (digest,) = stand_in["loaded"]["models"], stand_in["loaded"]["digests"]
     assert _weights_digest(model) == digest  # theta_0 as loaded: no continued pre-training, no adapter leaked in
     assert stand_in["merges"]["peft"] == 3 + 9  # theta_1..3 and the nine transfers, each a LoRA fine-tune merged
@@ -87,7 +89,9 @@ def test_a_loaded_model_runs_on_tweets_with_lora_and_is_never_pre_trained_furthe
 def test_a_model_folder_is_loaded_as_is_but_not_counted_as_pre_trained_elsewhere(stand_in):
     from tokentree.experiments.resistance import Config, run
 
-    result = run(Config(**SMALL, base=BaseSettings(model=str(stand_in["folder"]), device="cpu")), show_progress=False)
+    with PretendAccelerator():  # as on a GPU (tests/device_guard.py)
+        result = run(Config(**SMALL, base=BaseSettings(model=str(stand_in["folder"]), device="cpu")),
+                     show_progress=False)
     (regime,) = result.regime
     assert not regime.pretrained_elsewhere and regime.pretrain_tokens == 0 and not regime.premise_met
     assert "k = 0 < 100" in regime.problems
