@@ -77,3 +77,16 @@ def test_bad_coding_input_is_named():
     coded = encode_tokens(_scorer(), SEQS[:1])
     with pytest.raises(InputError, match="decode them with that model's HFScorer"):
         decode_tokens(UniformScorer(301), coded)
+
+
+def test_a_decode_that_fails_the_checksum_is_recorded_as_not_exact(monkeypatch):
+    """measured-vs-theory keeps its records when a platform decodes differently (here: another model decodes)."""
+    from tokentree.data.sequences import as_token_sequences
+    from tokentree.verification import measured
+
+    other = HFScorer(tiny_llama(SPEC, seed=4, bos_token_id=300), bos_token_id=300, max_context=32, stride=20)
+    sample = as_token_sequences(SEQS[:2])
+    assert measured.coding_record(_scorer(), sample, dataset="x").decoded_exactly
+    monkeypatch.setattr(measured, "decode_tokens", lambda scorer, coded: decode_tokens(other, coded))
+    record = measured.coding_record(_scorer(), sample, dataset="x")
+    assert not record.decoded_exactly and record.n_bits > 0

@@ -167,7 +167,8 @@ def decode_tokens(model: NextTokenModel, coded: CodedTokens) -> list[np.ndarray]
     if _checksum(out) != coded.checksum:
         raise DecodingMismatchError(
             "the decoded tokens fail the checksum: the decoder's distributions differ from the encoder's; decode "
-            "with the same model and settings, on a machine whose torch computes the same bits"
+            "with the same model and settings, on a machine whose torch computes the same bits (a GPU's kernels "
+            "can round the encoder's whole windows and the decoder's steps differently: code on the CPU)"
         )
     return out
 
