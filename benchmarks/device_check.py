@@ -7,7 +7,9 @@ the wrong side); this script is what a machine with a GPU runs to see the number
 
 1. every trained experiment's ``--quick`` run (the tiny model) on the device and on the CPU:
    wall time of each, whether every verdict is the same, and the largest difference of the
-   numbers in the records and verdicts;
+   numbers in the records and verdicts; and whether rebound run twice on the device gives the
+   same numbers (the project's promise, same seed same bytes, which a GPU's nondeterministic
+   kernels could break);
 2. range coding 1,000 tokens in 2 lanes with the tiny Llama on the device: encode and decode
    tokens/s against the CPU's, whether decoding returns the exact tokens (the two sides run
    differently shaped passes, which a GPU's kernels need not round alike), the bits over the
@@ -15,7 +17,7 @@ the wrong side); this script is what a machine with a GPU runs to see the number
 3. LoRA fine-tuning of the tiny Llama: the largest difference of the step losses from the CPU's.
 
 Writes ``device_check.json`` into ``--out`` (default: the current folder) and prints it; exits 1
-if a run fails on the device, decoding is not exact, or a verdict differs. On a machine with no
+if a run fails on the device, decoding is not exact, a verdict differs or a repeat does. On a machine with no
 GPU, ``--device cpu`` runs the same steps (the script's own check).
 
 Off this machine: the image of a GPU machine has torch, transformers, peft, scipy and numpy,
@@ -77,6 +79,8 @@ def experiment_runs(device: str, root: Path) -> dict[str, dict]:
             "largest_number_difference": max((abs(a[k] - b[k]) for k in shared), default=0.0),
             "numbers_compared": len(shared),
         }
+        if name == "rebound":  # the same seed: the same numbers on the device too?
+            out[name]["repeat_equal"] = _numbers(_quick_run(name, device, root / "again")[1]) == a
     return out
 
 
@@ -158,7 +162,7 @@ def main() -> int:
             report["lora"] = lora(args.device)
     Path(args.out, "device_check.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
-    ok = all(r["verdicts_equal"] for r in report.get("runs", {}).values()) and all(
+    ok = all(r["verdicts_equal"] and r.get("repeat_equal", True) for r in report.get("runs", {}).values()) and all(
         c["decoded_exactly"] for c in report.get("coding", {}).values())
     return 0 if ok else 1
 
