@@ -14,7 +14,10 @@ the wrong side); this script is what a machine with a GPU runs to see the number
    tokens/s against the CPU's, whether decoding returns the exact tokens (the two sides run
    differently shaped passes, which a GPU's kernels need not round alike), the bits over the
    ideal code length;
-3. LoRA fine-tuning of the tiny Llama: the largest difference of the step losses from the CPU's.
+3. LoRA fine-tuning of the tiny Llama, resumed from a checkpoint, then sampling, the KL to the
+   reference and scoring (tests/test_device_guard.py's ``lora_flow``): the largest differences
+   of the step losses, the KL and the log-probabilities from the CPU's, and whether the samples
+   are the same tokens.
 
 Writes ``device_check.json`` into ``--out`` (default: the current folder) and prints it; exits 1
 if a run fails on the device, decoding is not exact, a verdict differs or a repeat does. On a machine with no
@@ -119,28 +122,17 @@ def coding(device: str, n_tokens: int = 1000) -> dict:
     return out
 
 
-def lora(device: str) -> dict:
-    import copy
+def lora(device: str, root: Path) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, whose tests/ holds the flow
+    from tests.test_device_guard import lora_flow
 
-    from tokentree.bridge.tiny import TinySpec, tiny_llama, train_tiny_tokenizer
-    from tokentree.data.chat import tokenize_chats
-    from tokentree.data.language import BehaviourLanguage
-    from tokentree.lab.train import LMTrainer, LoraSettings, TrainSettings
-
-    lang = BehaviourLanguage(seed=0, n_domains=2)
-    tokenizer = train_tiny_tokenizer(lang.pretraining_text(200, seed=0), 300)
-    rng = np.random.default_rng(0)
-    chats = [c.messages for _ in range(16) for c in lang.pair(rng, axis="sentiment", domain=lang.domains[0])]
-    data = tokenize_chats(chats, tokenizer, responses="last")
-    base = tiny_llama(TinySpec(len(tokenizer), 2, 64, 2, 128), seed=0)
-    losses = {}
-    for where in (device, "cpu"):
-        trainer = LMTrainer(copy.deepcopy(base), TrainSettings(lr=1e-2, batch_size=4, device=where,
-                                                               lora=LoraSettings(rank=4)))
-        trainer.epoch(data)
-        losses[where] = np.array(trainer.losses)
-    return {"steps": int(losses["cpu"].shape[0]),
-            "largest_loss_difference": float(np.abs(losses[device] - losses["cpu"]).max())}
+    there, here = lora_flow(root / "lora-device", device), lora_flow(root / "lora-cpu", "cpu")
+    return {"steps": int(here["losses"].shape[0]),
+            "largest_loss_difference": float(np.abs(there["losses"] - here["losses"]).max()),
+            "kl_difference": abs(there["kl"] - here["kl"]),
+            "largest_log_prob_difference": max(float(np.abs(a - b).max()) for a, b in zip(
+                there["log_probs"], here["log_probs"], strict=True)),
+            "samples_equal": all(np.array_equal(a, b) for a, b in zip(there["samples"], here["samples"], strict=True))}
 
 
 def main() -> int:
@@ -159,7 +151,7 @@ def main() -> int:
         if "coding" in args.only:
             report["coding"] = coding(args.device)
         if "lora" in args.only:
-            report["lora"] = lora(args.device)
+            report["lora"] = lora(args.device, Path(tmp))
     Path(args.out, "device_check.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
     ok = all(r["verdicts_equal"] and r.get("repeat_equal", True) for r in report.get("runs", {}).values()) and all(

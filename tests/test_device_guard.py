@@ -66,40 +66,39 @@ def test_every_trained_quick_run_ran_on_the_pretend_device(quick_runs, device_gu
                                                                         for n, g in device_guards.items()}
 
 
-def _lora_flow(folder):
-    """LoRA fine-tuning with a resumed checkpoint, sampling, the KL to the reference and scoring on a tiny model:
-    the numbers a device must agree on."""
+def lora_flow(folder, device: str = "cpu") -> dict:
+    """LoRA fine-tuning with a resumed checkpoint, sampling, the KL to the reference and scoring on a tiny model,
+    on ``device``: the numbers a device must agree on (benchmarks/device_check.py compares them on a GPU)."""
     lang = BehaviourLanguage(seed=0, n_domains=2)
     tokenizer = train_tiny_tokenizer(lang.pretraining_text(200, seed=0), 300)
     rng = np.random.default_rng(0)
     chats = [c.messages for _ in range(6) for c in lang.pair(rng, axis="sentiment", domain=lang.domains[0])]
     data = tokenize_chats(chats, tokenizer, responses="last")
     reference = tiny_llama(TinySpec(len(tokenizer), 2, 32, 2, 128), seed=0)
-    trainer = LMTrainer(copy.deepcopy(reference), TrainSettings(lr=1e-2, batch_size=4, device="cpu",
+    trainer = LMTrainer(copy.deepcopy(reference), TrainSettings(lr=1e-2, batch_size=4, device=device,
                                                                 lora=LoraSettings(rank=4)))
     trainer.epoch(data, stop_after=2)
     trainer = LMTrainer.resume(trainer.save(folder), copy.deepcopy(reference))
     trainer.epoch(data)
     reference.to(trainer.device)
     samples = sample_responses(trainer.model, tokenizer, [c[:-1] for c in chats[:4]], max_new_tokens=6, seed=3)
-    kl = kl_to_reference(trainer.model, reference, data)
     scorer = HFScorer(trainer.model, bos_token_id=tokenizer.bos_token_id, max_context=128, stride=96)
     cursor = scorer.start(data.sequences[0][:5])
     stepped = [cursor.probs()]
     cursor.push(int(data.sequences[0][5]))
     stepped.append(cursor.probs())
-    return (trainer.losses, samples.token_ids, kl, scorer.token_log_probs(data.sequences[:3]), stepped,
-            scorer.next_token_probs(data.sequences[0][:6]))
+    return {"losses": np.array(trainer.losses), "samples": samples.token_ids,
+            "kl": kl_to_reference(trainer.model, reference, data).mean_kl_nats,
+            "log_probs": scorer.token_log_probs(data.sequences[:3]), "stepped": stepped,
+            "next": scorer.next_token_probs(data.sequences[0][:6])}
 
 
 def test_lora_sampling_kl_and_scoring_on_the_pretend_device_give_the_host_numbers(tmp_path):
-    on_host = _lora_flow(tmp_path / "host")
+    on_host = lora_flow(tmp_path / "host")
     with PretendAccelerator() as guard:
-        on_device = _lora_flow(tmp_path / "device")
+        on_device = lora_flow(tmp_path / "device")
     assert guard.transfers > 10
-    assert on_device[0] == on_host[0] and on_device[2] == on_host[2]
-    for there, here in zip(on_device[1:], on_host[1:], strict=True):
-        if isinstance(there, list):
-            assert all(np.array_equal(a, b) for a, b in zip(there, here, strict=True))
-        else:
-            assert np.array_equal(there, here)
+    for name, here in on_host.items():
+        there = on_device[name]
+        assert all(np.array_equal(a, b) for a, b in zip(there, here, strict=True)) if isinstance(here, list) \
+            else np.array_equal(there, here), name
