@@ -122,7 +122,7 @@ def _plain_forward_seconds(model, ids: np.ndarray, context: int, *, coder: bool 
     rows = [ids[i : i + context] for i in range(0, ids.shape[0], context)]  # the last one as long as what is left
     with torch.inference_mode(), coding_attention(model, "cpu") if coder else contextlib.nullcontext():
         def run(row: np.ndarray) -> None:
-            mask = causal_mask(1, 0, row.shape[0], row.shape[0], "cpu") if coder else None
+            mask = causal_mask(model, 1, 0, row.shape[0], row.shape[0], "cpu") if coder else None
             model(input_ids=torch.from_numpy(row[None]), attention_mask=mask, use_cache=False)
 
         run(rows[0][:64])  # first-call costs

@@ -46,8 +46,8 @@ import numpy as np
 from tokentree.infra.errors import InputError
 from tokentree.infra.optional import torch_module
 
-__all__ = ["STEP_ROWS", "WindowPlan", "plan_windows", "row_probs", "coding_attention", "causal_mask", "cache_keyword",
-           "window_logits", "LockstepStepper"]
+__all__ = ["STEP_ROWS", "WindowPlan", "plan_windows", "row_probs", "attention_for", "coding_attention", "causal_mask",
+           "cache_keyword", "window_logits", "LockstepStepper"]
 
 #: Rows fed to the model at every decoding step: BLAS uses another kernel for fewer.
 STEP_ROWS = 4
@@ -102,27 +102,38 @@ def row_probs(logits: Any, n_scored: int) -> np.ndarray:
     return torch.softmax(rows, dim=-1).numpy()
 
 
+def attention_for(device: Any) -> str:
+    """The attention both coding sides use on ``device``: SDPA on a CPU (checked there to give each query row the
+    same bits whatever the batch of rows), eager elsewhere (no other device has been checked)."""
+    return "sdpa" if torch_module().device(device).type == "cpu" else "eager"
+
+
 @contextmanager
 def coding_attention(model: Any, device: Any) -> Iterator[None]:
-    """Within the block, ``model`` computes attention as both coding sides must: SDPA on a CPU, else eager."""
+    """Within the block, ``model`` computes attention as both coding sides must (:func:`attention_for`)."""
     config = model.config
     was = getattr(config, "_attn_implementation", None)
-    config._attn_implementation = "sdpa" if torch_module().device(device).type == "cpu" else "eager"
+    config._attn_implementation = attention_for(device)
     try:
         yield
     finally:
         config._attn_implementation = was
 
 
-def causal_mask(lanes: int, begin: int, end: int, length: int, device: Any) -> Any:
+def causal_mask(model: Any, lanes: int, begin: int, end: int, length: int, device: Any) -> Any:
     """The 4D attention mask (lanes, 1, rows, ``length``) of rows ``begin..end-1``: each sees the keys up to itself.
 
     Both sides pass it explicitly, so attention always spans the window's ``length`` keys: left to itself,
-    transformers gives SDPA no mask and fewer keys on a first step into an empty cache.
+    transformers gives SDPA no mask and fewer keys on a first step into an empty cache. SDPA takes it as
+    booleans; eager attention adds a 4D mask to the scores as it is, so there it is 0 or the dtype's minimum.
     """
     torch = torch_module()
     rows = torch.arange(begin, end, device=device)[:, None]
-    return (torch.arange(length, device=device)[None] <= rows)[None, None].expand(lanes, 1, -1, -1)
+    seen = (torch.arange(length, device=device)[None] <= rows)[None, None].expand(lanes, 1, -1, -1)
+    if getattr(model.config, "_attn_implementation", None) != "eager":
+        return seen
+    dtype = next(model.parameters()).dtype
+    return torch.zeros(seen.shape, dtype=dtype, device=device).masked_fill(~seen, torch.finfo(dtype).min)
 
 
 _KEYWORD: dict[type, str] = {}
@@ -151,7 +162,7 @@ def window_logits(model: Any, windows: np.ndarray, firsts: np.ndarray, device: A
         keep = length - int(firsts[b : b + per].min()) + 1  # the lm_head skips the context rows
         with torch.inference_mode(), coding_attention(model, device):
             ids = torch.from_numpy(windows[b : b + per]).to(device)
-            mask = causal_mask(ids.shape[0], 0, length, length, device)
+            mask = causal_mask(model, ids.shape[0], 0, length, length, device)
             logits = model(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=keep).logits
             logits = logits.float().cpu()
         for row in logits:
@@ -187,7 +198,7 @@ class LockstepStepper:
                                          "decoding needs transformers 5.x")
                     length: Any = layer.cumulative_length
                     length.fill_(begin)
-            mask = causal_mask(self.lanes, begin, end, self.length, self.device)
+            mask = causal_mask(self.model, self.lanes, begin, end, self.length, self.device)
             out = self.model(input_ids=ids, position_ids=pos, attention_mask=mask, use_cache=True,
                              **{self.keyword: self.cache})
         return out.logits
