@@ -6,10 +6,15 @@ on the *host* (what ``torch.tensor``, ``torch.from_numpy``, ``.cpu()`` and facto
 ``device`` make), and what a GPU would refuse raises :class:`DeviceMixError` at the line that
 does it:
 
-- an operation on device tensors and host tensors together (a host 0-dim tensor is allowed, as
-  CUDA allows it);
-- indexing a host tensor with device indices;
+- an operation on device tensors and host tensors together (a host 0-dim tensor is allowed in
+  element-wise operations, as CUDA allows it, and nowhere else);
+- indexing a host tensor with device indices, and assigning at tensor indices values from the
+  other side;
 - ``.numpy()`` or ``np.asarray`` of a device tensor.
+
+An in-place operation (``copy_``, ``add_``, ...) leaves its target where it was. The pretend device
+is the CPU, so code that branches on the device type takes its CPU branch here (the coder's
+attention: tests/test_coding.py runs the other branch on its own).
 
 ``.to(device)`` of a host tensor and ``.cpu()`` of a device tensor copy, as a transfer does, so a
 tensor left behind keeps its side. Parameters keep their side through ``Module.to`` (which swaps
@@ -32,6 +37,12 @@ _FACTORIES = frozenset({"zeros", "ones", "full", "empty", "arange", "range", "li
                         "tensor", "as_tensor", "rand", "randn", "randint", "randperm", "tril_indices",
                         "triu_indices", "empty_strided", "scalar_tensor", "from_numpy", "frombuffer"})
 _LIKE = frozenset({"zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like", "randint_like"})
+#: Operations that take no host 0-dim tensor beside device ones on CUDA (it allows them in element-wise ones only).
+_NOT_ELEMENTWISE = frozenset({"stack", "cat", "concat", "concatenate", "hstack", "vstack", "index_select", "gather",
+                              "scatter", "scatter_add", "index_add", "index_add_", "index_copy", "embedding", "take",
+                              "take_along_dim", "matmul", "mm", "bmm", "linear", "conv1d", "searchsorted"})
+_IN_PLACE_OPERATORS = frozenset({"__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__", "__imod__",
+                                 "__ipow__", "__iand__", "__ior__", "__ixor__", "__ilshift__", "__irshift__"})
 _UNCHECKED = frozenset({"to", "cpu", "cuda", "copy_", "__set__", "_has_compatible_shallow_copy_type",
                         "__getitem__", "__setitem__"})
 
@@ -65,17 +76,18 @@ def _mark(out: Any, where: str | None) -> None:
         setattr(tensor, _SIDE, where)
 
 
-def _survey(values: Any) -> tuple[bool, bool, bool]:
-    """(any device tensor, any host tensor, any host tensor of one dimension or more) in ``values``."""
-    device = host = host_array = False
+def _survey(values: Any, *, scalars: bool = False) -> tuple[bool, bool, bool]:
+    """(any device tensor, any host tensor, any host tensor a GPU refuses beside device ones: of one dimension or
+    more, or any with ``scalars``) in ``values``."""
+    device = host = refused = False
     for tensor in _tensors(values):
         s = getattr(tensor, _SIDE, None)
         if s == DEVICE:
             device = True
         elif s == HOST:
             host = True
-            host_array = host_array or tensor.dim() > 0
-    return device, host, host_array
+            refused = refused or scalars or tensor.dim() > 0
+    return device, host, refused
 
 
 def _target(args: tuple, kwargs: dict) -> str | None:
@@ -123,8 +135,11 @@ class PretendAccelerator(TorchFunctionMode):
             raise DeviceMixError(f"{name}() of a device tensor: numpy reads only the host; .cpu() it first")
         if name in ("__getitem__", "__setitem__") and side(args[0]) == HOST and _survey(args[1])[0]:
             raise DeviceMixError("a host tensor indexed with device indices")
-        device, host, host_array = _survey((args, kwargs))
-        if device and host_array and name not in _UNCHECKED:
+        advanced = name == "__setitem__" and any(True for _ in _tensors(args[1]))
+        if advanced and side(args[2]) not in (None, side(args[0])) and args[2].dim() > 0:
+            raise DeviceMixError(f"{side(args[2])} values assigned at tensor indices of a {side(args[0])} tensor")
+        device, host, refused = _survey((args, kwargs), scalars=name in _NOT_ELEMENTWISE)
+        if device and refused and name not in _UNCHECKED:
             raise DeviceMixError(f"{name}() of device and host tensors together: "
                                  f"{[side(t) for t in _tensors((args, kwargs)) if side(t)]}")
         out = func(*args, **kwargs)
@@ -144,6 +159,9 @@ class PretendAccelerator(TorchFunctionMode):
         elif name in _FACTORIES or name in _LIKE:
             given = side(args[0]) if name in _LIKE or (args and isinstance(args[0], torch.Tensor)) else None
             _mark(out, DEVICE if kwargs.get("device") is not None else given or HOST)
+        elif (name in _IN_PLACE_OPERATORS or (name.endswith("_") and not name.endswith("__"))) and args \
+                and side(args[0]) is not None:
+            pass  # in place: the target stays where it is
         elif name not in ("numpy", "__array__", "__setitem__"):
             _mark(out, DEVICE if device else HOST if host else None)
         return out

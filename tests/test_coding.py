@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tokentree.bridge.coding import DecodingMismatchError, decode_tokens, encode_tokens
 from tokentree.bridge import lockstep
+from tokentree.bridge.coding import DecodingMismatchError, decode_tokens, encode_tokens
 from tokentree.bridge.hf import HFScorer
 from tokentree.bridge.lockstep import LockstepStepper, plan_windows, window_logits
 from tokentree.bridge.scoring import UniformScorer

@@ -4,11 +4,14 @@ pretend device giving the host's numbers."""
 from __future__ import annotations
 
 import copy
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import tokentree
 from tests.device_guard import DEVICE, HOST, DeviceMixError, PretendAccelerator, side
 from tokentree.bridge.hf import HFScorer
 from tokentree.bridge.tiny import TinySpec, tiny_llama, train_tiny_tokenizer
@@ -44,8 +47,24 @@ def test_the_guard_refuses_what_a_gpu_refuses():
             torch.zeros(5)[torch.arange(2, device="cpu")]
         assert side(y[torch.arange(2)]) == DEVICE  # device data, host indices: allowed
         assert side(copy.deepcopy(layer).weight) == DEVICE
+        with pytest.raises(DeviceMixError, match="stack"):
+            torch.stack([y[0, 0], torch.tensor(1.0)])  # a host scalar only in element-wise operations
+        with pytest.raises(DeviceMixError, match="values assigned"):
+            y.detach()[torch.tensor([0])] = torch.ones(1, 2)
+        host = torch.zeros(4, 2)
+        host.copy_(y.detach())  # a copy between the sides; the target stays on the host
+        assert side(host) == HOST
         y.sum().backward()
         assert side(layer.weight.grad) == DEVICE
+
+
+def test_the_package_names_no_device_by_a_literal():
+    """The pretend device is the CPU: a literal "cpu" device would pass the guard as the device though on a GPU it
+    is the host, so the package names devices only by variables."""
+    literal = re.compile(r"""\.to\(\s*["']cpu["']|device\s*=\s*["']cpu["']|\.cuda\(""")
+    found = [f"{path}:{n}" for path in Path(tokentree.__file__).parent.rglob("*.py")
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if literal.search(line)]
+    assert not found
 
 
 def test_a_tensor_moved_in_inference_mode_is_an_inference_tensor_as_on_a_gpu():

@@ -392,6 +392,7 @@ class LMTrainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
+                **({"cuda_rng": torch.cuda.get_rng_state_all()} if torch.device(self.device).type == "cuda" else {}),
             }
             torch.save(state, tmp / _STATE)
             info = {
@@ -447,10 +448,12 @@ class LMTrainer:
         if not zipfile.is_zipfile(folder / _STATE):
             raise corrupt(_STATE, ValueError("not a torch.save archive: truncated or replaced"))
         try:
-            state = torch.load(folder / _STATE, weights_only=True)
-            trainer.optimizer.load_state_dict(state["optimizer"])
+            state = torch.load(folder / _STATE, weights_only=True, map_location="cpu")  # saved on a GPU or not
+            trainer.optimizer.load_state_dict(state["optimizer"])  # (moves the state to the parameters' device)
             trainer.scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["torch_rng"])
+            if "cuda_rng" in state and torch.device(trainer.device).type == "cuda":  # dropout on a GPU draws there
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
         except pickle.UnpicklingError as exc:
             raise InputError(
                 f"{os.fspath(folder / _STATE)!r} holds objects other than tensors and plain containers; it is not "
@@ -501,7 +504,7 @@ def _with_lora(model: Any, lora: LoraSettings, seed: int) -> Any:
         task_type="CAUSAL_LM",
     )
     torch = _torch()
-    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
         # peft 0.21 reads a property that transformers 5 has deprecated
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         torch.manual_seed(int(np.random.SeedSequence([seed, LORA_SEED_SALT]).generate_state(1)[0]))
