@@ -19,7 +19,9 @@ attention: tests/test_coding.py runs the other branch on its own).
 ``.to(device)`` of a host tensor and ``.cpu()`` of a device tensor copy, as a transfer does, so a
 tensor left behind keeps its side. Parameters keep their side through ``Module.to`` (which swaps
 ``.data``) and ``copy.deepcopy`` (which makes new ``Parameter`` objects). Tensors made before
-the guard was entered are not tracked and never raise: run the whole flow inside it.
+the guard was entered, or by code it does not see (``safetensors.load_file``), are not tracked
+until moved and never raise: run the whole flow inside it. Random generators are not checked
+(a CPU ``torch.Generator`` passed with device tensors fails on a GPU; the package passes none).
 """
 
 from __future__ import annotations
