@@ -199,6 +199,27 @@ def test_sigterm_from_outside_during_a_run_stops_it_cleanly(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and list(out.iterdir()) == []
 
 
+def test_a_sigterm_that_a_library_turns_into_its_own_error_is_still_a_sigterm(monkeypatch, capsys):
+    """numba, imported lazily mid-run, turns the exception a signal handler raises into an ImportError (seen in CI):
+    the run still ends as stopped by SIGTERM, status 143, in one line."""
+    import tokentree.cli as cli
+
+    def importing(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        except cli.Stopped:
+            raise ImportError("numba._devicearray failed to import") from None
+        raise AssertionError("the SIGTERM handler did not run")
+
+    monkeypatch.setattr(cli, "run_experiment", importing)
+    assert cli.main(["run", "hooke", "--quick"]) == 143
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "stopped by SIGTERM" in err, err
+    monkeypatch.setattr(cli, "run_experiment", lambda args: 0)
+    assert cli.main(["run", "hooke", "--quick"]) == 0  # the next command starts with no SIGTERM on record
+
+
 def test_a_second_run_into_a_claimed_folder_is_refused_at_once(tmp_path, capsys):
     """Another process holds the output: `tokentree run` says so before computing anything."""
     from tokentree.cli import main

@@ -73,7 +73,11 @@ class Stopped(KeyboardInterrupt):
     """SIGTERM, raised where the program is, so that every clean-up runs (temporary files go, outputs stay whole)."""
 
 
+_sigterm_received = threading.Event()
+
+
 def _stop(signum: int, frame: Any) -> None:
+    _sigterm_received.set()  # remembered: a library may turn the exception into its own (numba: an ImportError)
     raise Stopped
 
 
@@ -88,6 +92,25 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def _exit_status(args: argparse.Namespace, exc: BaseException) -> int:
+    """The status for what ended a command, after its one line on stderr; what is a bug is raised again."""
+    stopped = isinstance(exc, Stopped) or _sigterm_received.is_set()
+    if isinstance(exc, KeyboardInterrupt) or stopped:  # Ctrl-C or SIGTERM: the clean-ups have run on the way here
+        if args.debug:
+            raise exc
+        how = "SIGTERM" if stopped else "an interrupt"
+        print(f"tokentree {args.command}: stopped by {how}; nothing was half-written (each output is as it was, or "
+              "complete if it was already in place)", file=sys.stderr)
+        return 143 if stopped else 130
+    if isinstance(exc, BrokenPipeError):  # `tokentree info x | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    if isinstance(exc, (InputError, InputTypeError, MemoryEstimateError, OSError)) and not args.debug:
+        print(f"tokentree {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    raise exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad input or an unusable path, with a one-line message).
 
@@ -100,24 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     before = progress.progress_switch()
     progress.set_progress(args.global_progress if args.global_progress is not None else before)
     on_main = threading.current_thread() is threading.main_thread()
+    _sigterm_received.clear()
     sigterm = signal.signal(signal.SIGTERM, _stop) if on_main else None
     try:
         return commands[args.command](args)
-    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the clean-ups have run on the way here
-        if args.debug:
-            raise
-        how = "SIGTERM" if isinstance(exc, Stopped) else "an interrupt"
-        print(f"tokentree {args.command}: stopped by {how}; nothing was half-written (each output is as it was, or "
-              "complete if it was already in place)", file=sys.stderr)
-        return 143 if isinstance(exc, Stopped) else 130
-    except (InputError, InputTypeError, MemoryEstimateError, OSError) as exc:
-        if isinstance(exc, BrokenPipeError):  # `tokentree info x | head`: the reader left, nothing is wrong
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 0
-        if args.debug:
-            raise
-        print(f"tokentree {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+    except BaseException as exc:
+        return _exit_status(args, exc)
     finally:
         progress.set_progress(before)  # main() called from Python leaves the caller's switch as it was
         if on_main:
