@@ -94,7 +94,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _exit_status(args: argparse.Namespace, exc: BaseException) -> int:
     """The status for what ended a command, after its one line on stderr; what is a bug is raised again."""
-    stopped = isinstance(exc, Stopped) or _sigterm_received.is_set()
+    stopped = _sigterm_received.is_set()  # set by the handler before it raises Stopped
     if isinstance(exc, KeyboardInterrupt) or stopped:  # Ctrl-C or SIGTERM: the clean-ups have run on the way here
         if args.debug:
             raise exc
@@ -123,7 +123,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     before = progress.progress_switch()
     progress.set_progress(args.global_progress if args.global_progress is not None else before)
     on_main = threading.current_thread() is threading.main_thread()
-    _sigterm_received.clear()
     sigterm = signal.signal(signal.SIGTERM, _stop) if on_main else None
     try:
         return commands[args.command](args)
@@ -133,3 +132,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.set_progress(before)  # main() called from Python leaves the caller's switch as it was
         if on_main:
             signal.signal(signal.SIGTERM, sigterm)
+            _sigterm_received.clear()  # the next command starts with no SIGTERM on record
